@@ -1,0 +1,5 @@
+"""`python -m tokenplan` runs the CLI."""
+
+from tokenplan.cli import main
+
+main()

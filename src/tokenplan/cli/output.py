@@ -1,0 +1,92 @@
+"""Rendering tidy frames as a rich table, CSV or JSON for the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+import pandas as pd
+from rich.table import Table
+
+
+class OutputFormat(str, Enum):
+    """How a command prints its result."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def iso(ts: Any) -> str:
+    """A naive-UTC or aware timestamp as ISO 8601 with ``Z``."""
+    stamp = pd.Timestamp(ts)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def plain(value: Any) -> Any:
+    """A cell as a JSON/CSV-friendly value: exact decimals as strings, NaN as None."""
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value == value.to_integral() else str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+    if isinstance(value, pd.Timestamp | datetime):
+        return iso(value)
+    if hasattr(value, "item"):
+        return plain(value.item())
+    return value
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of a frame as plain dicts."""
+    return [
+        {col: plain(val) for col, val in zip(frame.columns, row, strict=True)}
+        for row in frame.itertuples(index=False, name=None)
+    ]
+
+
+def to_csv(frame: pd.DataFrame) -> str:
+    """CSV text with exact numbers and ISO timestamps; missing values are empty."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(frame.columns)
+    for row in records(frame):
+        writer.writerow(["" if v is None else v for v in row.values()])
+    return buffer.getvalue()
+
+
+def to_json(frame: pd.DataFrame) -> str:
+    """JSON array of row objects."""
+    return json.dumps(records(frame), indent=2)
+
+
+def to_table(frame: pd.DataFrame, title: str | None = None) -> Table:
+    """A rich table with right-aligned numbers and thousands separators."""
+    table = Table(title=title)
+    numeric = {c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])}
+    for col in frame.columns:
+        table.add_column(str(col), justify="right" if col in numeric else "left")
+    for row in records(frame):
+        table.add_row(*(_cell(v) for v in row.values()))
+    return table
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)

@@ -1,0 +1,47 @@
+"""`tokenplan usage`: metric M at frequency F, split by dimensions, from the store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from tokenplan.cli.app import DbOption, app, console
+from tokenplan.cli.output import OutputFormat, to_csv, to_json, to_table
+from tokenplan.events import parse_timestamp
+from tokenplan.store import open_store
+from tokenplan.store.duckdb_store import resolve_db_path
+
+
+def parse_when(value: str | None, option: str) -> datetime | None:
+    """Parse a ``--since`` / ``--until`` value (ISO 8601; a bare date or time means UTC)."""
+    if value is None:
+        return None
+    from datetime import UTC
+
+    return parse_timestamp(value, source=option, field=option, tz=UTC)
+
+
+@app.command()
+def usage(
+    metric: Annotated[str, typer.Option(help="requests, input_tokens, output_tokens, total_tokens, cost_usd, failed_requests, ...")] = "total_tokens",
+    freq: Annotated[str, typer.Option(help="Bucket width: 1min, 10min, 1h, 1d, 1w.")] = "1h",
+    by: Annotated[list[str] | None, typer.Option(help="Split by model, provider, team, feature, user or key_id (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option(help="Start (inclusive), ISO 8601 UTC.")] = None,
+    until: Annotated[str | None, typer.Option(help="End (exclusive), ISO 8601 UTC.")] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="table, csv or json.")] = OutputFormat.table,
+    db: DbOption = None,
+) -> None:
+    """Show usage from the store: one row per series and bucket."""
+    with open_store(resolve_db_path(db)) as store:
+        frame = store.series(
+            metric, freq, by or (), parse_when(since, "--since"), parse_when(until, "--until"), exact=True
+        )
+    frame = frame.rename(columns={"unique_id": "series", "ds": "timestamp", "y": metric})
+    if fmt is OutputFormat.csv:
+        typer.echo(to_csv(frame), nl=False)
+    elif fmt is OutputFormat.json:
+        typer.echo(to_json(frame))
+    else:
+        console.print(to_table(frame, title=f"{metric} per {freq}"))

@@ -1,0 +1,282 @@
+"""Record types: one API call (`UsageEvent`) and the store's row model (`USAGE_SCHEMA`).
+
+Token convention (same as OpenAI and genai-prices): ``input_tokens`` counts *all* prompt
+tokens, cache reads and cache writes included; ``cache_read_tokens`` and
+``cache_write_tokens`` say how many of them were cached. ``total_tokens`` is
+``input_tokens + output_tokens``.
+
+A store row is "``requests`` calls with these totals at ``ts`` with these dimensions": a raw
+event is a row with ``requests = 1`` and ``bucket_s = 0``; an imported pre-aggregated bucket
+keeps its width in ``bucket_s``. A NULL metric means "the source does not say" (some
+traces have requests but no tokens), which is different from zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, tzinfo
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import pyarrow as pa
+
+from tokenplan.errors import InvalidInput, at
+
+STATUSES = ("ok", "error", "rate_limited")
+DIMENSIONS = ("model", "provider", "team", "feature", "user", "key_id")
+COUNT_METRICS = (
+    "requests",
+    "failed_requests",
+    "rate_limited_requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+)
+METRICS = (*COUNT_METRICS, "total_tokens", "cost_usd")
+COST_TYPE = pa.decimal128(38, 12)
+
+USAGE_SCHEMA = pa.schema(
+    [
+        pa.field("ts", pa.timestamp("us"), nullable=False),  # naive UTC
+        pa.field("bucket_s", pa.int32(), nullable=False),
+        pa.field("provider", pa.string()),
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("team", pa.string()),
+        pa.field("feature", pa.string()),
+        pa.field("user", pa.string()),
+        pa.field("key_id", pa.string()),
+        pa.field("requests", pa.int64()),
+        pa.field("failed_requests", pa.int64()),
+        pa.field("rate_limited_requests", pa.int64()),
+        pa.field("input_tokens", pa.int64()),
+        pa.field("output_tokens", pa.int64()),
+        pa.field("cache_read_tokens", pa.int64()),
+        pa.field("cache_write_tokens", pa.int64()),
+        pa.field("latency_ms_sum", pa.float64()),
+        pa.field("cost_usd", COST_TYPE),
+        pa.field("request_id", pa.string()),
+        pa.field("source", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageEvent:
+    """One LLM API call, validated on construction."""
+
+    ts: datetime
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    latency_ms: float | None = None
+    status: str = "ok"
+    cost_usd: Decimal | None = None
+    team: str | None = None
+    feature: str | None = None
+    user: str | None = None
+    key_id: str | None = None
+    request_id: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_event(self, None, None)
+
+    @classmethod
+    def from_mapping(
+        cls,
+        raw: Mapping[str, Any],
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        tz: tzinfo | None = None,
+    ) -> UsageEvent:
+        """Parse a loosely typed mapping (a CSV row, a JSON object) into a validated event."""
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for name in known:
+            value = raw.get(name)
+            if isinstance(value, str) and value.strip() == "":
+                value = None
+            values[name] = value
+        where = (source, line)
+        if values["ts"] is None:
+            raise InvalidInput(f"{at(*where, 'ts')}: the timestamp is missing.")
+        values["ts"] = parse_timestamp(values["ts"], source=source, line=line, field="ts", tz=tz)
+        for name in ("model", "provider"):
+            if values[name] is None:
+                if name == "provider":
+                    values[name] = "unknown"
+                    continue
+                raise InvalidInput(f"{at(*where, name)}: the {name} is missing.")
+            values[name] = str(values[name])
+        for name in ("input_tokens", "output_tokens"):
+            if values[name] is None:
+                raise InvalidInput(f"{at(*where, name)}: {name} is required.")
+            values[name] = parse_count(values[name], source=source, line=line, field=name)
+        for name in ("cache_read_tokens", "cache_write_tokens"):
+            values[name] = (
+                0
+                if values[name] is None
+                else parse_count(values[name], source=source, line=line, field=name)
+            )
+        if values["latency_ms"] is not None:
+            values["latency_ms"] = _parse_latency(values["latency_ms"], where)
+        values["status"] = "ok" if values["status"] is None else str(values["status"]).strip()
+        if values["cost_usd"] is not None:
+            values["cost_usd"] = parse_money(
+                values["cost_usd"], source=source, line=line, field="cost_usd"
+            )
+        for name in ("team", "feature", "user", "key_id", "request_id"):
+            if values[name] is not None:
+                values[name] = str(values[name])
+        event = object.__new__(cls)
+        for name, value in values.items():
+            object.__setattr__(event, name, value)
+        _check_event(event, source, line)
+        return event
+
+
+def _check_event(event: UsageEvent, source: str | None, line: int | None) -> None:
+    if not isinstance(event.ts, datetime) or event.ts.tzinfo is None:
+        raise InvalidInput(
+            f"{at(source, line, 'ts')}: the timestamp {event.ts!r} has no time zone; "
+            "give it in UTC (e.g. 2025-01-01T12:00:00Z) or configure a time zone."
+        )
+    if not event.model:
+        raise InvalidInput(f"{at(source, line, 'model')}: the model is missing.")
+    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+        value = getattr(event, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidInput(
+                f"{at(source, line, name)}: {value!r} is not a whole number of tokens >= 0."
+            )
+    if event.cache_read_tokens + event.cache_write_tokens > event.input_tokens:
+        raise InvalidInput(
+            f"{at(source, line, 'cache_read_tokens')}: cache reads plus writes "
+            f"({event.cache_read_tokens + event.cache_write_tokens}) exceed input_tokens "
+            f"({event.input_tokens}); input_tokens must include cached tokens."
+        )
+    if event.status not in STATUSES:
+        raise InvalidInput(
+            f"{at(source, line, 'status')}: unknown status {event.status!r}; "
+            f"use one of {', '.join(STATUSES)}."
+        )
+    if event.latency_ms is not None and not (
+        math.isfinite(event.latency_ms) and event.latency_ms >= 0
+    ):
+        raise InvalidInput(f"{at(source, line, 'latency_ms')}: {event.latency_ms!r} is not >= 0.")
+    if event.cost_usd is not None and (
+        not isinstance(event.cost_usd, Decimal) or not event.cost_usd.is_finite()
+    ):
+        raise InvalidInput(f"{at(source, line, 'cost_usd')}: {event.cost_usd!r} is not a number.")
+
+
+def parse_timestamp(
+    value: Any,
+    *,
+    source: str | None = None,
+    line: int | None = None,
+    field: str = "ts",
+    tz: tzinfo | None = None,
+) -> datetime:
+    """Parse an ISO 8601 string, Unix seconds or a datetime into an aware UTC datetime."""
+    where = at(source, line, field)
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise InvalidInput(f"{where}: {value!r} is not a timestamp.")
+        return datetime.fromtimestamp(value, UTC)
+    else:
+        text = str(value).strip()
+        try:
+            parsed = datetime.fromisoformat(text.replace("z", "Z"))
+        except ValueError:
+            raise InvalidInput(
+                f"{where}: {text!r} is not an ISO 8601 timestamp (e.g. 2025-01-01T12:00:00Z)."
+            ) from None
+    if parsed.tzinfo is None:
+        if tz is None:
+            raise InvalidInput(
+                f"{where}: the timestamp {str(value)!r} has no time zone; "
+                "add 'Z' or an offset, or configure a time zone."
+            )
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed.astimezone(UTC)
+
+
+def parse_count(
+    value: Any, *, source: str | None = None, line: int | None = None, field: str = "tokens"
+) -> int:
+    """Parse a non-negative whole number; ``"12"`` and ``12.0`` pass, ``-1`` and ``1.5`` fail."""
+    where = at(source, line, field)
+    if isinstance(value, bool):
+        raise InvalidInput(f"{where}: {value!r} is not a whole number >= 0.")
+    if isinstance(value, int):
+        number = value
+    else:
+        try:
+            dec = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise InvalidInput(f"{where}: {value!r} is not a whole number >= 0.") from None
+        if not dec.is_finite() or dec != dec.to_integral_value():
+            raise InvalidInput(f"{where}: {value!r} is not a whole number >= 0.")
+        number = int(dec)
+    if number < 0:
+        raise InvalidInput(f"{where}: {value!r} is negative; counts must be >= 0.")
+    return number
+
+
+def parse_money(
+    value: Any, *, source: str | None = None, line: int | None = None, field: str = "cost_usd"
+) -> Decimal:
+    """Parse an amount of money exactly (strings and ints; floats via their shortest repr)."""
+    where = at(source, line, field)
+    if isinstance(value, Decimal):
+        dec = value
+    else:
+        try:
+            dec = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise InvalidInput(f"{where}: {value!r} is not an amount of money.") from None
+    if not dec.is_finite():
+        raise InvalidInput(f"{where}: {value!r} is not an amount of money.")
+    return dec
+
+
+def _parse_latency(value: Any, where: tuple[str | None, int | None]) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{at(*where, 'latency_ms')}: {value!r} is not a number.") from None
+
+
+def events_to_table(events: Iterable[UsageEvent], *, source: str | None = None) -> pa.Table:
+    """Turn validated events into store rows (one row per call)."""
+    cols: dict[str, list[Any]] = {name: [] for name in USAGE_SCHEMA.names}
+    for e in events:
+        cols["ts"].append(e.ts.astimezone(UTC).replace(tzinfo=None))
+        cols["bucket_s"].append(0)
+        cols["provider"].append(e.provider)
+        cols["model"].append(e.model)
+        cols["team"].append(e.team)
+        cols["feature"].append(e.feature)
+        cols["user"].append(e.user)
+        cols["key_id"].append(e.key_id)
+        cols["requests"].append(1)
+        cols["failed_requests"].append(0 if e.status == "ok" else 1)
+        cols["rate_limited_requests"].append(1 if e.status == "rate_limited" else 0)
+        cols["input_tokens"].append(e.input_tokens)
+        cols["output_tokens"].append(e.output_tokens)
+        cols["cache_read_tokens"].append(e.cache_read_tokens)
+        cols["cache_write_tokens"].append(e.cache_write_tokens)
+        cols["latency_ms_sum"].append(e.latency_ms)
+        cols["cost_usd"].append(e.cost_usd)
+        cols["request_id"].append(e.request_id)
+        cols["source"].append(source)
+    return pa.Table.from_pydict(cols, schema=USAGE_SCHEMA)

@@ -1,0 +1,306 @@
+"""`DuckDBStore`: usage rows in one DuckDB file, written through Arrow, read as tidy series."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from tokenplan.errors import InvalidInput, StoreError
+from tokenplan.events import DIMENSIONS, USAGE_SCHEMA
+from tokenplan.frequency import Frequency, parse_freq
+from tokenplan.store.schema import COLUMNS, CREATE_USAGE, METRIC_SQL
+
+DEFAULT_DB = "tokenplan.duckdb"
+TOTAL_ID = "total"
+NONE_LABEL = "(none)"
+# A Monday midnight, so that weekly buckets start on Monday and every shorter width aligns.
+_ORIGIN = "TIMESTAMP '2000-01-03 00:00:00'"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What one write did."""
+
+    inserted: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSummary:
+    """Totals over the rows of the store (or of one source)."""
+
+    rows: int
+    requests: int
+    start: datetime | None
+    end: datetime | None
+    models: tuple[str, ...]
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal | None
+    unpriced_models: tuple[str, ...] = field(default=())
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+
+def resolve_db_path(path: str | os.PathLike[str] | None = None) -> str:
+    """The store path: the argument, else ``TOKENPLAN_DB``, else ``tokenplan.duckdb``."""
+    if path is not None:
+        return os.fspath(path)
+    return os.environ.get("TOKENPLAN_DB") or DEFAULT_DB
+
+
+def open_store(path: str | os.PathLike[str] | None = None) -> DuckDBStore:
+    """Open (creating if needed) the store at ``path`` or the configured default."""
+    return DuckDBStore(resolve_db_path(path))
+
+
+class DuckDBStore:
+    """Usage rows in a DuckDB file (``:memory:`` for a throwaway store)."""
+
+    def __init__(self, path: str | os.PathLike[str] = DEFAULT_DB) -> None:
+        self.path = os.fspath(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(self.path)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+        self._run("SET TimeZone = 'UTC'")
+        self._run(CREATE_USAGE)
+        self._in_transaction = False
+
+    def __enter__(self) -> DuckDBStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._con.close()
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The underlying DuckDB connection, for read-only ad hoc queries."""
+        return self._con
+
+    # -- writing -------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all."""
+        if self._in_transaction:
+            yield
+            return
+        self._run("BEGIN TRANSACTION")
+        self._in_transaction = True
+        try:
+            yield
+        except BaseException:
+            self._run("ROLLBACK")
+            raise
+        else:
+            self._run("COMMIT")
+        finally:
+            self._in_transaction = False
+
+    def write(self, rows: pa.Table | pa.RecordBatch | Iterable[pa.RecordBatch]) -> WriteResult:
+        """Insert rows of `USAGE_SCHEMA` in one transaction, skipping known ``request_id``s."""
+        batches: Iterable[pa.RecordBatch | pa.Table]
+        batches = [rows] if isinstance(rows, pa.Table | pa.RecordBatch) else rows
+        inserted = duplicates = 0
+        with self.transaction():
+            for batch in batches:
+                result = self._write_one(batch)
+                inserted += result.inserted
+                duplicates += result.duplicates
+        return WriteResult(inserted, duplicates)
+
+    def _write_one(self, batch: pa.Table | pa.RecordBatch) -> WriteResult:
+        table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+        if table.schema.names != list(COLUMNS):
+            raise StoreError(
+                f"rows have columns {table.schema.names}, expected {list(COLUMNS)} (USAGE_SCHEMA)."
+            )
+        table = table.cast(USAGE_SCHEMA)
+        if table.num_rows == 0:
+            return WriteResult(0, 0)
+        cols = ", ".join(f'"{c}"' for c in COLUMNS)
+        name = "_tokenplan_incoming"
+        self._con.register(name, table)
+        try:
+            if table.column("request_id").null_count == table.num_rows:
+                self._run(f"INSERT INTO usage ({cols}) SELECT {cols} FROM {name}")
+                return WriteResult(table.num_rows, 0)
+            before = self._count()
+            # Idempotency: a request_id already stored, or repeated in this batch, counts once.
+            self._run(
+                f"""
+                INSERT INTO usage ({cols})
+                SELECT {cols} FROM {name} AS n
+                WHERE n.request_id IS NULL
+                   OR NOT EXISTS (SELECT 1 FROM usage u WHERE u.request_id = n.request_id)
+                QUALIFY n.request_id IS NULL
+                     OR row_number() OVER (PARTITION BY n.request_id ORDER BY n.ts) = 1
+                """
+            )
+            inserted = self._count() - before
+            return WriteResult(inserted, table.num_rows - inserted)
+        except duckdb.Error as exc:
+            raise StoreError(f"writing to the store {self.path} failed: {exc}") from exc
+        finally:
+            self._con.unregister(name)
+
+    def _run(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        # DuckDB 2 keeps a statement open until its result is fetched, so always fetch.
+        return self._con.execute(sql, list(params)).fetchall()
+
+    def _count(self) -> int:
+        return int(self._run("SELECT count(*) FROM usage")[0][0])  # type: ignore[call-overload]
+
+    # -- reading -------------------------------------------------------------------------
+
+    def series(
+        self,
+        metric: str,
+        freq: str | Frequency,
+        by: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        exact: bool = False,
+    ) -> pd.DataFrame:
+        """Metric at a frequency, split by dimensions, as a tidy ``unique_id, ds, y`` frame.
+
+        Buckets with no rows are 0; buckets whose rows do not know the metric are NaN.
+        ``since`` is inclusive and ``until`` exclusive; both default to the data's span.
+        With ``exact``, counts are ints and cost is `Decimal` (no float rounding).
+        """
+        if metric not in METRIC_SQL:
+            raise InvalidInput(
+                f"unknown metric {metric!r}; use one of {', '.join(sorted(METRIC_SQL))}."
+            )
+        unknown = [d for d in by if d not in DIMENSIONS]
+        if unknown:
+            raise InvalidInput(
+                f"cannot split by {', '.join(unknown)}; use any of {', '.join(DIMENSIONS)}."
+            )
+        f = freq if isinstance(freq, Frequency) else parse_freq(freq)
+        uid = (
+            " || '|' || ".join(f"coalesce(\"{d}\", '{NONE_LABEL}')" for d in by)
+            if by
+            else f"'{TOTAL_ID}'"
+        )
+        where, params = _range_filter(since, until)
+        bucket = f"time_bucket(INTERVAL '{f.interval}', ts, {_ORIGIN})"
+        lo = f"time_bucket(INTERVAL '{f.interval}', ?::TIMESTAMP, {_ORIGIN})" if since else None
+        hi = "?::TIMESTAMP - INTERVAL '1 microsecond'" if until else None
+        grid_lo = lo or "(SELECT min(ds) FROM b)"
+        grid_hi = (
+            f"time_bucket(INTERVAL '{f.interval}', {hi}, {_ORIGIN})"
+            if hi
+            else "(SELECT max(ds) FROM b)"
+        )
+        grid_params = [p for p in (since, until) if p is not None]
+        y_type = "DECIMAL(38, 12)" if metric == "cost_usd" else "BIGINT"
+        sql = f"""
+            WITH b AS (
+                SELECT {uid} AS unique_id, {bucket} AS ds,
+                       sum({METRIC_SQL[metric]})::{y_type} AS y,
+                       count({METRIC_SQL[metric]}) AS known
+                FROM usage {where}
+                GROUP BY ALL
+            ),
+            ids AS (SELECT DISTINCT unique_id FROM b),
+            grid AS (
+                SELECT ids.unique_id, g.ds
+                FROM ids,
+                     generate_series({grid_lo}, {grid_hi}, INTERVAL '{f.interval}') AS g(ds)
+            )
+            SELECT grid.unique_id, grid.ds,
+                   CASE WHEN b.ds IS NULL THEN 0 WHEN b.known = 0 THEN NULL ELSE b.y END AS y
+            FROM grid LEFT JOIN b USING (unique_id, ds)
+            ORDER BY grid.unique_id, grid.ds
+        """
+        try:
+            table = self._con.sql(sql, params=params + _to_naive(grid_params)).to_arrow_table()
+        except duckdb.Error as exc:
+            raise StoreError(f"querying the store {self.path} failed: {exc}") from exc
+        if isinstance(table, pa.RecordBatchReader):
+            table = table.read_all()
+        frame = table.to_pandas()
+        if frame.empty:
+            return pd.DataFrame(
+                {
+                    "unique_id": pd.Series(dtype=str),
+                    "ds": pd.Series(dtype="datetime64[us]"),
+                    "y": pd.Series(dtype=float),
+                }
+            )
+        if metric == "cost_usd":
+            if not exact:
+                frame["y"] = frame["y"].map(lambda v: float(v) if v is not None else float("nan"))
+        elif exact and frame["y"].notna().all():
+            frame["y"] = frame["y"].astype("int64")
+        else:
+            frame["y"] = frame["y"].astype(float)
+        return frame
+
+    def summary(self, source: str | None = None) -> StoreSummary:
+        """Rows, span, models, token and cost totals (of one ``source`` if given)."""
+        where, params = ("WHERE source = ?", [source]) if source else ("", [])
+        row = self._run(
+            f"""
+            SELECT count(*), coalesce(sum(requests), 0)::BIGINT, min(ts), max(ts),
+                   coalesce(sum(input_tokens), 0)::BIGINT, coalesce(sum(output_tokens), 0)::BIGINT,
+                   sum(cost_usd)
+            FROM usage {where}
+            """,
+            params,
+        )[0]
+        models = self._run(f"SELECT DISTINCT model FROM usage {where} ORDER BY model", params)
+        unpriced = self._run(
+            f"""SELECT DISTINCT model FROM usage {where} {"AND" if where else "WHERE"}
+                cost_usd IS NULL AND (input_tokens > 0 OR output_tokens > 0) ORDER BY model""",
+            params,
+        )
+        return StoreSummary(
+            rows=int(row[0]),
+            requests=int(row[1]),
+            start=row[2],
+            end=row[3],
+            models=tuple(m[0] for m in models),
+            input_tokens=int(row[4]),
+            output_tokens=int(row[5]),
+            cost_usd=row[6],
+            unpriced_models=tuple(m[0] for m in unpriced),
+        )
+
+
+def _to_naive(values: Sequence[datetime]) -> list[datetime]:
+    from datetime import UTC
+
+    return [v.astimezone(UTC).replace(tzinfo=None) if v.tzinfo else v for v in values]
+
+
+def _range_filter(since: datetime | None, until: datetime | None) -> tuple[str, list[datetime]]:
+    clauses, params = [], []
+    if since is not None:
+        clauses.append("ts >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append("ts < ?")
+        params.append(until)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), _to_naive(params)

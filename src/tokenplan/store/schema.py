@@ -1,0 +1,43 @@
+"""The `usage` table, derived from the Arrow row model in `tokenplan.events`."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from tokenplan.events import USAGE_SCHEMA
+
+_SQL_TYPES = {
+    pa.timestamp("us"): "TIMESTAMP",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+    pa.string(): "VARCHAR",
+}
+
+
+def _sql_type(field: pa.Field) -> str:
+    if pa.types.is_decimal(field.type):
+        return f"DECIMAL({field.type.precision}, {field.type.scale})"
+    return _SQL_TYPES[field.type]
+
+
+COLUMNS: tuple[str, ...] = tuple(USAGE_SCHEMA.names)
+
+CREATE_USAGE = "CREATE TABLE IF NOT EXISTS usage (\n    {}\n)".format(
+    ",\n    ".join(
+        f'"{f.name}" {_sql_type(f)}{"" if f.nullable else " NOT NULL"}' for f in USAGE_SCHEMA
+    )
+)
+
+# SQL for each metric; NULL where the source does not know it, so that an unknown is never a 0.
+METRIC_SQL: dict[str, str] = {
+    "requests": "requests",
+    "failed_requests": "failed_requests",
+    "rate_limited_requests": "rate_limited_requests",
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "cache_read_tokens": "cache_read_tokens",
+    "cache_write_tokens": "cache_write_tokens",
+    "total_tokens": "input_tokens + output_tokens",
+    "cost_usd": "cost_usd",
+}
