@@ -144,6 +144,9 @@ class DuckDBStore:
             if table.column("request_id").null_count == table.num_rows:
                 self._run(f"INSERT INTO usage ({cols}) SELECT {cols} FROM {name}")
                 return WriteResult(table.num_rows, 0)
+            if not self._may_hold_duplicates(name):
+                self._run(f"INSERT INTO usage ({cols}) SELECT {cols} FROM {name}")
+                return WriteResult(table.num_rows, 0)
             before = self._count()
             # Idempotency: a request_id already stored, or repeated in this batch, counts once.
             self._run(
@@ -162,6 +165,18 @@ class DuckDBStore:
             raise StoreError(f"writing to the store {self.path} failed: {exc}") from exc
         finally:
             self._con.unregister(name)
+
+    def _may_hold_duplicates(self, name: str) -> bool:
+        # The exact dedupe below sorts and anti-joins; most batches carry only fresh ids, so a
+        # distinct count within the batch and a semi-join probe against the store rule that out.
+        found = self._run(
+            f"""
+            SELECT (SELECT count(DISTINCT request_id) <> count(request_id) FROM {name})
+                OR EXISTS (SELECT 1 FROM usage WHERE request_id IN
+                           (SELECT request_id FROM {name} WHERE request_id IS NOT NULL))
+            """
+        )
+        return bool(found[0][0])
 
     def _run(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
         # DuckDB 2 keeps a statement open until its result is fetched, so always fetch.
