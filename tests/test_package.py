@@ -1,0 +1,39 @@
+"""Package surface: exports, entry points, and that every CLI command is documented."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+import tokenplan
+from tokenplan.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_all_matches_public_names() -> None:
+    public = {n for n in vars(tokenplan) if not n.startswith("_") and n[0].isupper()}
+    assert public <= set(tokenplan.__all__)
+    for name in tokenplan.__all__:
+        assert hasattr(tokenplan, name)
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "tokenplan", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "usage" in out.stdout
+
+
+def test_every_command_has_help_and_is_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    command = typer.main.get_command(app)
+    names = sorted(command.commands)  # type: ignore[attr-defined]
+    assert "usage" in names
+    for name in names:
+        sub = command.commands[name]  # type: ignore[attr-defined]
+        assert sub.help, f"command {name} has no help text"
+        assert f"tokenplan {name}" in readme, f"README does not document `tokenplan {name}`"
