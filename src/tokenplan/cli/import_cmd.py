@@ -1,0 +1,97 @@
+"""`tokenplan import FILE`: load a usage file into the store and print what was imported."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import typer
+from rich.table import Table
+
+from tokenplan.cli.app import DbOption, app, console
+from tokenplan.collect import FORMATS, ImportSummary, import_file
+from tokenplan.errors import InvalidInput
+from tokenplan.store import open_store
+from tokenplan.store.duckdb_store import resolve_db_path
+
+
+def load_prices(overrides: Path | None) -> Any:
+    """The price book (genai-prices plus ``overrides``), or None if pricing is not installed."""
+    try:
+        module = importlib.import_module("tokenplan.prices")
+    except ModuleNotFoundError:
+        if overrides is not None:
+            raise InvalidInput(
+                f"{overrides}: pricing is not available in this build of tokenplan."
+            ) from None
+        return None
+    book = module.PriceBook
+    loader = getattr(book, "load", None) or getattr(module, "load_price_book", None)
+    if loader is not None:
+        return loader(overrides)
+    return book() if overrides is None else book(overrides=overrides)
+
+
+def parse_zone(value: str | None) -> ZoneInfo | None:
+    """A ``--tz`` value as a time zone."""
+    if value is None:
+        return None
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(
+            f"--tz: unknown time zone {value!r}; use an IANA name such as UTC or Asia/Shanghai."
+        ) from None
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="File to import (gzip is read transparently).")],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help=f"One of {', '.join(FORMATS)}; default: detected."),
+    ] = None,
+    tz: Annotated[
+        str | None, typer.Option("--tz", help="Time zone of timestamps that carry none.")
+    ] = None,
+    prices: Annotated[
+        Path | None, typer.Option("--prices", help="TOML file of price overrides.")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Import a usage CSV, raw events, a trace or a provider usage report, in one transaction."""
+    zone = parse_zone(tz)
+    book = load_prices(prices)
+    with open_store(resolve_db_path(db)) as store:
+        summary = import_file(store, file, fmt=fmt, prices=book, tz=zone, progress=True)
+    console.print(summary_table(summary))
+
+
+def summary_table(s: ImportSummary) -> Table:
+    """The import summary as a two-column table."""
+    table = Table(title=f"imported {Path(s.path).name} as {s.format}", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    span = f"{_iso(s.start)} … {_iso(s.end)}" if s.start else "—"
+    rows = [
+        ("rows read", f"{s.rows_read:,}"),
+        ("stored", f"{s.inserted:,} new, {s.duplicates:,} already present"),
+        ("rows rejected", f"{s.rejected}"),
+        ("time span", span),
+        ("models", ", ".join(s.models) or "—"),
+        ("input tokens", f"{s.input_tokens:,}"),
+        ("output tokens", f"{s.output_tokens:,}"),
+        ("total tokens", f"{s.total_tokens:,}"),
+        ("total cost", "unknown" if s.cost_usd is None else f"${s.cost_usd:,.2f}"),
+        ("unpriced models", ", ".join(s.unpriced_models) or "none"),
+    ]
+    rows += [("note", note) for note in s.notes]
+    for what, value in rows:
+        table.add_row(what, value)
+    return table
+
+
+def _iso(value: Any) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else "—"

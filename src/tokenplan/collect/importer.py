@@ -1,0 +1,216 @@
+"""`import_file`: detect a file's format, parse it, price it and store it in one transaction."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tokenplan.collect import detect
+from tokenplan.collect.detect import Source
+
+if TYPE_CHECKING:
+    from tokenplan.store.duckdb_store import DuckDBStore
+
+ProgressCallback = Callable[[int, int], None]
+"""Called with (bytes read so far, file size in bytes)."""
+
+Reader = Callable[..., Iterator[pa.Table]]
+PROGRESS_MIN_BYTES = 8 << 20
+
+
+class PriceBook(Protocol):
+    """What the importer needs from `tokenplan.prices.PriceBook`."""
+
+    def price_rows(self, table: pa.Table) -> Any:
+        """Fill ``cost_usd`` where it is NULL; return ``table``, ``unpriced_models``, ``notes``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSummary:
+    """What one import read and stored."""
+
+    path: str
+    format: str
+    rows_read: int
+    inserted: int
+    duplicates: int
+    start: datetime | None
+    end: datetime | None
+    models: tuple[str, ...]
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: Decimal | None
+    unpriced_models: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    rejected: int = 0
+
+
+_READERS: dict[str, tuple[str, str]] = {
+    detect.USAGE_CSV: ("usage_csv", "read"),
+    detect.EVENTS_CSV: ("events_file", "read_csv"),
+    detect.EVENTS_JSONL: ("events_file", "read_jsonl"),
+    detect.EVENTS_PARQUET: ("events_file", "read_parquet"),
+    detect.AZURE_TRACE: ("traces", "read_azure"),
+    detect.MOONCAKE_TRACE: ("traces", "read_mooncake"),
+    detect.ANTHROPIC_USAGE: ("anthropic_usage", "read"),
+    detect.OPENAI_USAGE: ("openai_usage", "read"),
+}
+
+
+def reader_for(fmt: str) -> Reader:
+    """The function that parses format ``fmt`` into store rows."""
+    module, function = _READERS[fmt]
+    reader: Reader = getattr(importlib.import_module(f"tokenplan.collect.{module}"), function)
+    return reader
+
+
+@dataclass
+class _Totals:
+    rows: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    start: datetime | None = None
+    end: datetime | None = None
+    models: set[str] = field(default_factory=set)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: Decimal | None = None
+    unpriced: set[str] = field(default_factory=set)
+
+    def add(self, table: pa.Table) -> None:
+        self.rows += table.num_rows
+        if not table.num_rows:
+            return
+        lo, hi = pc.min_max(table.column("ts")).values()
+        lo_dt, hi_dt = lo.as_py(), hi.as_py()
+        self.start = lo_dt if self.start is None else min(self.start, lo_dt)
+        self.end = hi_dt if self.end is None else max(self.end, hi_dt)
+        self.models.update(pc.unique(table.column("model")).to_pylist())
+        self.input_tokens += pc.sum(table.column("input_tokens")).as_py() or 0
+        self.output_tokens += pc.sum(table.column("output_tokens")).as_py() or 0
+        cost = pc.sum(table.column("cost_usd")).as_py()
+        if cost is not None:
+            self.cost = cost if self.cost is None else self.cost + cost
+
+
+def import_file(
+    store: DuckDBStore,
+    path: str | Path,
+    *,
+    fmt: str | None = None,
+    prices: PriceBook | None = None,
+    tz: tzinfo | None = None,
+    progress: bool | ProgressCallback = False,
+) -> ImportSummary:
+    """Import one file into ``store`` atomically: all rows, or nothing and an `InvalidInput`."""
+    source = Source(Path(path))
+    name = detect.normalize_format(fmt) if fmt else detect.detect_format(source)
+    notes: list[str] = []
+    totals = _Totals()
+    with _Progress(source, progress) as on_bytes:
+        source.on_bytes = on_bytes
+        with store.transaction():
+            for table in reader_for(name)(source, tz=tz, notes=notes):
+                priced = _price(table, prices, notes, totals)
+                totals.add(priced)
+                result = store.write(priced)
+                totals.inserted += result.inserted
+                totals.duplicates += result.duplicates
+    return ImportSummary(
+        path=source.name,
+        format=name,
+        rows_read=totals.rows,
+        inserted=totals.inserted,
+        duplicates=totals.duplicates,
+        start=_utc(totals.start),
+        end=_utc(totals.end),
+        models=tuple(sorted(totals.models)),
+        input_tokens=totals.input_tokens,
+        output_tokens=totals.output_tokens,
+        total_tokens=totals.input_tokens + totals.output_tokens,
+        cost_usd=totals.cost,
+        unpriced_models=tuple(sorted(totals.unpriced)),
+        notes=tuple(dict.fromkeys(notes)),
+    )
+
+
+def _price(
+    table: pa.Table, prices: PriceBook | None, notes: list[str], totals: _Totals
+) -> pa.Table:
+    cost = table.column("cost_usd")
+    if cost.null_count == 0:
+        return table
+    if prices is None:
+        priced_by_tokens = pc.or_(
+            pc.greater(pc.fill_null(table.column("input_tokens"), 0), 0),
+            pc.greater(pc.fill_null(table.column("output_tokens"), 0), 0),
+        )
+        unpriced = pc.and_(pc.is_null(cost), priced_by_tokens)
+        totals.unpriced.update(pc.unique(pc.filter(table.column("model"), unpriced)).to_pylist())
+        return table
+    result = prices.price_rows(table)
+    totals.unpriced.update(result.unpriced_models)
+    notes.extend(result.notes)
+    priced: pa.Table = result.table
+    return priced
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.replace(tzinfo=UTC)
+
+
+class _Progress:
+    """A rich progress bar by bytes read (or the caller's callback), for large files only."""
+
+    def __init__(self, source: Source, progress: bool | ProgressCallback) -> None:
+        self._source = source
+        self._progress = progress
+        self._bar: Any = None
+        self._done = 0
+
+    def __enter__(self) -> Callable[[int], None] | None:
+        total = self._source.size
+        if callable(self._progress):
+            callback = self._progress
+
+            def report(n: int) -> None:
+                self._done += n
+                callback(self._done, total)
+
+            return report
+        if not self._progress or total < PROGRESS_MIN_BYTES:
+            return None
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn("importing {task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._bar.start()
+        task = self._bar.add_task(self._source.path.name, total=total)
+        return lambda n: self._bar.advance(task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
