@@ -57,14 +57,14 @@ def bucket_ids(fmt: str, table: pa.Table) -> pa.Array:
     )
     if isinstance(base, pa.ChunkedArray):
         base = base.combine_chunks()
-    repeat = _occurrence(base)
+    repeat = occurrence(base)
     if not repeat.any():
         return base
     suffix = pa.array(np.where(repeat > 0, np.char.add("#", repeat.astype(str)), ""))
     return pc.binary_join_element_wise(base, suffix, "")
 
 
-def _occurrence(values: pa.Array) -> np.ndarray:
+def occurrence(values: pa.Array) -> np.ndarray:
     """For each element, how many equal elements come before it."""
     codes = pc.dictionary_encode(values).indices.to_numpy(zero_copy_only=False)
     order = np.argsort(codes, kind="stable")

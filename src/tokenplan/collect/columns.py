@@ -85,11 +85,26 @@ def counts(arr: pa.Array, field: str, *, required: bool) -> pa.Array:
     if pa.types.is_floating(arr.type):
         bad = pc.not_equal(arr, pc.floor(arr))
         check(bad, arr, field, "is not a whole number; counts must be whole numbers >= 0.")
-    values = cast(arr, pa.int64(), field, "a whole number >= 0")
+    try:
+        values = pc.cast(arr, pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        values = _whole_numbers(arr, field)
     if required:
         check(pc.is_null(values), None, field, f"{field} is missing; it is required.")
     check(pc.less(values, 0), values, field, "is negative; counts must be >= 0.")
     return values
+
+
+def _whole_numbers(arr: pa.Array, field: str) -> pa.Array:
+    """Strings such as ``"12.0"`` or ``"1e3"`` that are whole numbers, as int64."""
+    as_decimal = cast(arr, pa.decimal128(38, 9), field, "a whole number >= 0")
+    check(
+        pc.not_equal(as_decimal, pc.floor(as_decimal)),
+        arr,
+        field,
+        "is not a whole number; counts must be whole numbers >= 0.",
+    )
+    return cast(as_decimal, pa.int64(), field, "a whole number >= 0")
 
 
 def tz_name(tz: tzinfo) -> str:
