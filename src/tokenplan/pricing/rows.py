@@ -1,0 +1,316 @@
+"""Pricing store rows in bulk: rates resolved once per (provider, model, day), costs in numpy.
+
+A table may hold 10M rows and a handful of models, so rates are looked up per distinct key and
+the per-row arithmetic is exact int64 in units of 10^-scale of the price currency, falling back
+to Python Decimal for the rare rows whose totals could overflow int64.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tokenplan.events import COST_TYPE
+from tokenplan.pricing.book import day_start
+from tokenplan.pricing.rates import Rates, TierRates, round_usd
+
+if TYPE_CHECKING:
+    from tokenplan.pricing.book import PriceBook
+
+_DAY_US = 86_400_000_000
+_EPOCH = date(1970, 1, 1)
+_SAFE = float(2**61)  # headroom below 2**63 for float error in the overflow estimate
+_MAX_SCALE = 18  # per-token decimals the int64 path handles; finer rates go the slow path
+_DENSE_LIMIT = 20_000_000
+
+
+@dataclass
+class PricedRows:
+    """Rows with ``cost_usd`` filled where it could be, and what could not be priced."""
+
+    table: pa.Table
+    unpriced_models: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+
+
+def price_rows(book: PriceBook, table: pa.Table, *, batch: bool = False) -> PricedRows:
+    """Fill NULL ``cost_usd`` from the book; rows with unknown tokens or prices stay NULL."""
+    n = table.num_rows
+    if n == 0:
+        return PricedRows(table)
+    cost_col = table.column("cost_usd")
+    need = _np_bool(pc.is_null(cost_col))
+    if not need.any():
+        return PricedRows(table)
+    notes: list[str] = []
+
+    models = _uniq("model", table)
+    providers = _uniq("provider", table)
+    model_idx = _np_int(pc.index_in(table.column("model"), value_set=models))
+    prov_col = pc.fill_null(table.column("provider"), "")
+    prov_idx = _np_int(pc.index_in(prov_col, value_set=providers))
+    pm = prov_idx * len(models) + model_idx
+
+    us = _np_int(pc.cast(table.column("ts"), pa.int64()))
+    day = us // _DAY_US
+    d0 = int(day[need].min())
+    n_days = int(day[need].max()) - d0 + 1
+
+    # Time-of-day prices (DeepSeek off-peak): split the day at every point where a price changes.
+    pm_points: dict[int, tuple[int, ...]] = {}
+    for code in np.unique(pm[need]).tolist():
+        prov, model = providers[code // len(models)], models[code % len(models)]
+        pts = book.boundaries(prov.as_py(), model.as_py())
+        if pts:
+            pm_points[code] = pts
+    n_seg = 1 + max((len(p) for p in pm_points.values()), default=0)
+    seg = np.zeros(n, dtype=np.int64)
+    if pm_points:
+        tod = (us % _DAY_US) // 1_000_000
+        for code, pts in pm_points.items():
+            rows = pm == code
+            seg[rows] = np.searchsorted(np.asarray(pts), tod[rows], side="right")
+
+    key = (pm * n_days + (day - d0)) * n_seg + seg
+    key[~need] = -1
+    keys, k = _compact(key, need)
+
+    rates: list[Rates | None] = []
+    for code in keys.tolist():
+        rest, s = divmod(code, n_seg)
+        pm_code, d = divmod(rest, n_days)
+        provider = providers[pm_code // len(models)].as_py() or None
+        model = models[pm_code % len(models)].as_py()
+        seconds = pm_points[pm_code][s - 1] if s else 0
+        when = _EPOCH + timedelta(days=d0 + d)
+        rates.append(book.rates(provider, model, day_start(when, seconds), batch=batch))
+
+    inp, inp_ok = _ints(table, "input_tokens")
+    out, out_ok = _ints(table, "output_tokens")
+    cr, _ = _ints(table, "cache_read_tokens")  # NULL cache counts mean "none reported": 0
+    cw, _ = _ints(table, "cache_write_tokens")
+    req, req_ok = _ints(table, "requests")
+    bucket = _np_int(pc.fill_null(table.column("bucket_s"), 0))
+    req = np.where(req_ok & (req > 0), req, np.where(bucket == 0, 1, 0))
+    uncached = inp - cr - cw
+
+    known = np.array([r is not None for r in rates], dtype=bool)
+    row_known = need & known[np.maximum(k, 0)]
+    tokens_ok = need & inp_ok & out_ok
+    bad_cache = tokens_ok & (uncached < 0)
+    priced = row_known & tokens_ok & ~bad_cache
+
+    plan = _RatePlan(rates)
+    kk = np.where(priced, k, 0)
+    tier = plan.tiers_of(kk, inp, req, priced)
+    flat = kk * plan.width + tier if plan.width > 1 else kk
+    units = plan.units(flat, uncached, cr, cw, out)
+    # Amounts are <= (input + output) x the key's largest rate; check that bound against int64
+    # once for the whole table, and row by row only when it might overflow.
+    total = inp + out
+    bound = float(total.max()) * float(plan.rmax.max()) * float(plan.q.max()) * 2
+    slow = priced & plan.slow[kk]
+    if bound >= _SAFE:
+        est = total.astype(np.float64) * plan.rmax[kk] * plan.q[kk] * 2
+        slow |= priced & (est >= _SAFE)
+    fast = priced & ~slow
+    if plan.all_plain:
+        c12 = units
+    else:
+        q, div = plan.q[kk], plan.div[kk]
+        c12 = (units * q * 2 + div) // (2 * div)  # round half up; costs are never negative
+    fast_arr = pa.array(np.where(fast, c12, 0), mask=~fast).cast(pa.decimal128(38, 0))
+    computed = pa.Array.from_buffers(COST_TYPE, n, fast_arr.buffers(), fast_arr.null_count)
+    if slow.any():
+        idx = np.flatnonzero(slow)
+        exact = [
+            round_usd(
+                rates[k[i]].cost(  # type: ignore[union-attr]
+                    int(inp[i]), int(out[i]), int(cr[i]), int(cw[i]), requests=int(max(req[i], 1))
+                )
+            )
+            for i in idx.tolist()
+        ]
+        mask = np.zeros(n, dtype=bool)
+        mask[idx] = True
+        computed = pc.replace_with_mask(computed, pa.array(mask), pa.array(exact, COST_TYPE))
+    filled = pc.coalesce(cost_col, computed)
+    out_table = table.set_column(table.schema.get_field_index("cost_usd"), "cost_usd", filled)
+
+    unknown_models = {
+        models[int(keys[j]) // n_seg // n_days % len(models)].as_py()
+        for j in np.flatnonzero(~known).tolist()
+    }
+    _explain(notes, rates, k, need, tokens_ok, bad_cache, req_ok, bucket, req, plan, table)
+    return PricedRows(out_table.cast(table.schema), unknown_models, notes)
+
+
+class _RatePlan:
+    """Per-key rate arrays: thresholds and integer rates per tier, FX as a ratio."""
+
+    def __init__(self, rates: list[Rates | None]) -> None:
+        known = [r for r in rates if r is not None]
+        self.ntiers = max((len(r.tiers) for r in known), default=0)
+        self.width = self.ntiers + 1
+        decimals = [_decimals(t) for r in known for t in _all_tiers(r)]
+        self.scale = max([12, *(d for d in decimals if d <= _MAX_SCALE)])
+        size = max(len(rates), 1)
+        self.thr = np.zeros((size, max(self.ntiers, 1)), dtype=np.int64)
+        self.has = np.zeros((size, max(self.ntiers, 1)), dtype=bool)
+        self.r = np.zeros((4, size * self.width), dtype=np.int64)
+        self.q = np.ones(size, dtype=np.int64)
+        self.div = np.ones(size, dtype=np.int64)
+        self.slow = np.zeros(size, dtype=bool)
+        self.tiered = np.zeros(size, dtype=bool)
+        for i, r in enumerate(rates):
+            if r is None:
+                continue
+            self.tiered[i] = bool(r.tiers)
+            for t, (above, _) in enumerate(r.tiers):
+                self.thr[i, t], self.has[i, t] = above, True
+            tiers = [r.base, *(tr for _, tr in r.tiers)]
+            tiers += [tiers[-1]] * (self.width - len(tiers))
+            if max(_decimals(t) for t in tiers) > self.scale:
+                self.slow[i] = True
+                continue
+            for t, tr in enumerate(tiers):
+                for c, value in enumerate((tr.input, tr.cache_read, tr.cache_write, tr.output)):
+                    self.r[c, i * self.width + t] = int(value.scaleb(self.scale))
+            num, den = r.per_usd.as_integer_ratio()
+            # usd = amount / per_usd = amount * den / num, in units of 10^-scale -> 10^-12
+            self.q[i], self.div[i] = den, num * 10 ** (self.scale - 12)
+        self.rmax = self.r.reshape(4, size, self.width).max(axis=(0, 2)).astype(np.float64)
+        self.all_plain = bool((self.q == 1).all() and (self.div == 1).all())
+
+    def tiers_of(
+        self, k: np.ndarray, inp: np.ndarray, req: np.ndarray, rows: np.ndarray
+    ) -> np.ndarray:
+        """Tier index per row from its average request; unknown request counts get the base."""
+        tier = np.zeros(len(k), dtype=np.int64)
+        for t in range(self.ntiers):
+            tier += rows & (req > 0) & self.has[k, t] & (inp > self.thr[k, t] * req)
+        return tier
+
+    def units(
+        self,
+        flat: np.ndarray,
+        uncached: np.ndarray,
+        cr: np.ndarray,
+        cw: np.ndarray,
+        out: np.ndarray,
+    ) -> np.ndarray:
+        """Integer amounts in 10^-scale of the price currency (may wrap: see the bound check)."""
+        with np.errstate(over="ignore"):
+            units = uncached * self.r[0][flat]
+            units += cr * self.r[1][flat]
+            units += cw * self.r[2][flat]
+            units += out * self.r[3][flat]
+        return units
+
+
+def _explain(
+    notes: list[str],
+    rates: list[Rates | None],
+    k: np.ndarray,
+    need: np.ndarray,
+    tokens_ok: np.ndarray,
+    bad_cache: np.ndarray,
+    req_ok: np.ndarray,
+    bucket: np.ndarray,
+    req: np.ndarray,
+    plan: _RatePlan,
+    table: pa.Table,
+) -> None:
+    missing = int((need & ~tokens_ok).sum())
+    if missing:
+        notes.append(
+            f"{missing:,} rows have no input or output token count; their cost stays empty."
+        )
+    if bad_cache.any():
+        notes.append(
+            f"{int(bad_cache.sum()):,} rows have more cached tokens than input tokens; "
+            "their cost stays empty (input_tokens must include cached tokens)."
+        )
+    tiered_rows = need & tokens_ok & plan.tiered[np.maximum(k, 0)] & (k >= 0)
+    averaged = tiered_rows & (req > 1)
+    blind = tiered_rows & (req == 0)
+    model_col = table.column("model")
+    for mask, text in (
+        (
+            averaged,
+            "bucket rows of {m} were priced at the context tier of their average request "
+            "(input_tokens / requests); buckets mixing short and long prompts may cost more",
+        ),
+        (
+            blind,
+            "bucket rows of {m} have no request count, so they were priced at the base context "
+            "tier; long prompts above the tier threshold cost more",
+        ),
+    ):
+        if mask.any():
+            counts = Counter(pc.filter(model_col, pa.array(mask)).to_pylist())
+            for model, count in sorted(counts.items()):
+                notes.append(f"{count:,} " + text.format(m=model) + ".")
+    seen: set[str] = set()
+    for r in rates:
+        if r is not None and r.note and r.note not in seen:
+            seen.add(r.note)
+            notes.append(r.note)
+    del req_ok, bucket
+
+
+def _all_tiers(r: Rates) -> list[TierRates]:
+    return [r.base, *(t for _, t in r.tiers)]
+
+
+def _decimals(t: TierRates) -> int:
+    """Decimal places needed to write every rate of a tier exactly."""
+    return max(
+        max(0, -int(v.normalize().as_tuple().exponent))
+        for v in (t.input, t.output, t.cache_read, t.cache_write)
+    )
+
+
+def _compact(key: np.ndarray, need: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys among needed rows and each row's index into them (-1 where not needed)."""
+    top = int(key.max()) + 1
+    if top <= _DENSE_LIMIT:
+        present = np.zeros(top, dtype=bool)
+        present[key[need]] = True
+        keys = np.flatnonzero(present)
+        lookup = np.full(top, -1, dtype=np.int64)
+        lookup[keys] = np.arange(len(keys))
+        k = np.where(need, lookup[np.maximum(key, 0)], -1)
+        return keys, k
+    arr = pa.array(key[need])
+    keys = pc.unique(arr).to_numpy()
+    k = np.full(len(key), -1, dtype=np.int64)
+    k[need] = _np_int(pc.index_in(arr, value_set=pa.array(keys)))
+    return keys, k
+
+
+def _uniq(name: str, table: pa.Table) -> pa.Array:
+    col = table.column(name)
+    if name == "provider":
+        col = pc.fill_null(col, "")
+    return pc.unique(col)
+
+
+def _ints(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
+    col = table.column(name)
+    ok = _np_bool(pc.is_valid(col))
+    return _np_int(pc.fill_null(col, 0)), ok
+
+
+def _np_int(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(values.to_numpy(), dtype=np.int64)
+
+
+def _np_bool(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
