@@ -11,6 +11,8 @@ bucket once: the store skips a ``request_id`` it already has.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -47,13 +49,23 @@ def infer_width(ts: pa.Array | pa.ChunkedArray, keys: pa.Array) -> int | None:
     return max(1, width_us // 1_000_000)
 
 
-def bucket_ids(fmt: str, table: pa.Table) -> pa.Array:
-    """Deterministic ``request_id``s for the bucket rows of ``table`` (see the module doc)."""
+def bucket_ids(fmt: str, table: pa.Table, extra: Sequence[pa.Array] = ()) -> pa.Array:
+    """Deterministic ``request_id``s for the bucket rows of ``table`` (see the module doc).
+
+    ``extra`` columns (e.g. a provider's service tier) are appended to the key.
+    """
     start = pc.strftime(table.column("ts"), format="%Y-%m-%dT%H:%M:%SZ")
     width = pc.cast(table.column("bucket_s"), pa.string())
     dims = [pc.cast(table.column(d), pa.string()) for d in KEY_DIMENSIONS]
     base = pc.binary_join_element_wise(
-        f"bucket:{fmt}", start, width, *dims, ":", null_handling="replace", null_replacement=""
+        f"bucket:{fmt}",
+        start,
+        width,
+        *dims,
+        *extra,
+        ":",
+        null_handling="replace",
+        null_replacement="",
     )
     if isinstance(base, pa.ChunkedArray):
         base = base.combine_chunks()
