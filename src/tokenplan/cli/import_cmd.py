@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,25 +12,14 @@ from rich.table import Table
 from tokenplan.cli.app import DbOption, app, console
 from tokenplan.collect import FORMATS, ImportSummary, import_file
 from tokenplan.errors import InvalidInput
+from tokenplan.prices import PriceBook
 from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
 
 
-def load_prices(overrides: Path | None) -> Any:
-    """The price book (genai-prices plus ``overrides``), or None if pricing is not installed."""
-    try:
-        module = importlib.import_module("tokenplan.prices")
-    except ModuleNotFoundError:
-        if overrides is not None:
-            raise InvalidInput(
-                f"{overrides}: pricing is not available in this build of tokenplan."
-            ) from None
-        return None
-    book = module.PriceBook
-    loader = getattr(book, "load", None) or getattr(module, "load_price_book", None)
-    if loader is not None:
-        return loader(overrides)
-    return book() if overrides is None else book(overrides=overrides)
+def load_prices(overrides: Path | None) -> PriceBook:
+    """The price book: genai-prices list prices, with the ``overrides`` TOML file on top."""
+    return PriceBook(overrides)
 
 
 def parse_zone(value: str | None) -> ZoneInfo | None:

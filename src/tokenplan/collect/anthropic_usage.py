@@ -12,7 +12,8 @@ Each bucket (``starting_at`` .. ``ending_at``) has ``results[]``; one store row 
 - The report has no request counts, so ``requests`` is unknown (NULL). It has no cost either
   (that is the separate cost report): cost comes from the price book.
 - ``service_tier`` (``batch``, ``priority``) and ``context_window`` are part of the row's
-  ``request_id`` and are reported in the import notes, because they change the price.
+  ``request_id`` and are reported in the import notes, because they change the price; batch
+  rows are priced at the price book's batch rates.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from tokenplan.collect import report_pages
 from tokenplan.collect.detect import ANTHROPIC_USAGE, Source
 
 PROVIDER = "anthropic"
+_BATCH_NOTE = (
+    ": priced at batch rates (unpriced without one; see batch_multiplier in the overrides)"
+)
 TOKENS = (
     "uncached_input_tokens",
     "cache_read_input_tokens",
@@ -72,15 +76,22 @@ def read(source: Source, *, tz: tzinfo | None, notes: list[str]) -> Iterator[pa.
     for tier, count in sorted(tiers.items()):
         if tier != "standard":
             notes.append(
-                f"{count} rows are service_tier={tier}: list prices apply unless the price "
-                f"overrides give a {tier} rate (Anthropic bills batch at 50%)"
+                f"{count} result rows are service_tier={tier}"
+                + (_BATCH_NOTE if tier == "batch" else ": priced at list rates")
             )
     long_rows = sum(c for w, c in windows.items() if w and not w.startswith("0-"))
     if long_rows:
-        notes.append(f"{long_rows} rows are long-context requests (context_window above 200k)")
+        notes.append(
+            f"{long_rows} result rows are long-context requests (context_window above 200k)"
+        )
     if len(rows):
-        yield report_pages.build(
-            ANTHROPIC_USAGE, rows, source, _convert, id_extra=("service_tier", "context_window")
+        yield from report_pages.build(
+            ANTHROPIC_USAGE,
+            rows,
+            source,
+            _convert,
+            id_extra=("service_tier", "context_window"),
+            batch=("service_tier", "batch"),
         )
 
 

@@ -18,6 +18,7 @@ from tokenplan.errors import InvalidInput
 TS_NS = pa.timestamp("ns")
 TS_UTC_NS = pa.timestamp("ns", tz="UTC")
 TS_US = pa.timestamp("us")
+BATCH_KEY = b"tokenplan.batch"
 
 
 class RowError(Exception):
@@ -208,3 +209,13 @@ def usage_table(num_rows: int, columns: dict[str, Any]) -> pa.Table:
         else:
             arrays.append(pc.cast(pa.repeat(pa.scalar(value), num_rows), f.type))
     return pa.Table.from_arrays(arrays, schema=USAGE_SCHEMA)
+
+
+def mark_batch(table: pa.Table) -> pa.Table:
+    """Flag a table of rows billed at batch rates (the importer prices it with ``batch=True``)."""
+    return table.replace_schema_metadata({BATCH_KEY: b"1"})
+
+
+def is_batch(table: pa.Table) -> bool:
+    """Whether `mark_batch` flagged ``table``."""
+    return bool(table.schema.metadata and table.schema.metadata.get(BATCH_KEY) == b"1")

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tokenplan.collect import detect
+from tokenplan.collect.columns import is_batch
 from tokenplan.collect.detect import Source
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ PROGRESS_MIN_BYTES = 8 << 20
 class PriceBook(Protocol):
     """What the importer needs from `tokenplan.prices.PriceBook`."""
 
-    def price_rows(self, table: pa.Table) -> Any:
+    def price_rows(self, table: pa.Table, *, batch: bool = False) -> Any:
         """Fill ``cost_usd`` where it is NULL; return ``table``, ``unpriced_models``, ``notes``."""
         ...
 
@@ -158,7 +159,7 @@ def _price(
         unpriced = pc.and_(pc.is_null(cost), priced_by_tokens)
         totals.unpriced.update(pc.unique(pc.filter(table.column("model"), unpriced)).to_pylist())
         return table
-    result = prices.price_rows(table)
+    result = prices.price_rows(table, batch=is_batch(table))
     totals.unpriced.update(result.unpriced_models)
     notes.extend(result.notes)
     priced: pa.Table = result.table

@@ -9,8 +9,10 @@ per result:
 - ``requests`` = ``num_model_requests``; ``project_id`` → ``team``, ``api_key_id`` →
   ``key_id``, ``user_id`` → ``user``; provider ``openai``.
 - ``batch`` (true for Batch API usage) is part of the row's ``request_id`` and is reported in
-  the import notes, because batch is billed at a discount. The report carries no cost (that is
-  the separate costs endpoint, in dollars): cost comes from the price book.
+  the import notes; those rows are priced at the price book's batch rates (left unpriced when
+  it has none: set ``batch_multiplier`` in the price overrides).
+- The report carries no cost (that is the separate costs endpoint, in dollars): cost comes
+  from the price book.
 """
 
 from __future__ import annotations
@@ -56,11 +58,13 @@ def read(source: Source, *, tz: tzinfo | None, notes: list[str]) -> Iterator[pa.
         notes.append(note)
     if batch_rows:
         notes.append(
-            f"{batch_rows} rows are Batch API usage (batch=true): list prices apply unless "
-            "the price overrides give a batch rate (OpenAI bills batch at 50%)"
+            f"{batch_rows} result rows are Batch API usage (batch=true): priced at batch rates "
+            "(unpriced without one; see batch_multiplier in the price overrides)"
         )
     if len(rows):
-        yield report_pages.build(OPENAI_USAGE, rows, source, _convert, id_extra=("batch",))
+        yield from report_pages.build(
+            OPENAI_USAGE, rows, source, _convert, id_extra=("batch",), batch=("batch", "true")
+        )
 
 
 def _seconds(raw: pa.Array, name: str) -> pa.Array:

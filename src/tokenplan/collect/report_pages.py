@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tokenplan.collect import columns as col
 from tokenplan.collect.buckets import bucket_ids
@@ -118,8 +119,13 @@ def build(
     source: Source,
     convert: Callable[[dict[str, pa.Array]], dict[str, Any]],
     id_extra: tuple[str, ...] = (),
-) -> pa.Table:
-    """Check the collected columns with ``convert`` and make store rows with bucket ids."""
+    batch: tuple[str, str] | None = None,
+) -> Iterator[pa.Table]:
+    """Check the collected columns with ``convert`` and make store rows with bucket ids.
+
+    ``batch`` = (column, value): rows whose column has that value come as a separate table
+    flagged with `columns.mark_batch`, so that they are priced at batch rates.
+    """
     raw = rows.columns()
     try:
         out = convert(raw)
@@ -131,7 +137,18 @@ def build(
     table = col.usage_table(len(rows), out)
     extra = [raw[name] for name in id_extra if name in raw]
     ids = bucket_ids(fmt, table, extra=extra)
-    return table.set_column(table.schema.get_field_index("request_id"), "request_id", ids)
+    table = table.set_column(table.schema.get_field_index("request_id"), "request_id", ids)
+    if batch is None:
+        yield table
+        return
+    mask = pc.fill_null(pc.equal(raw[batch[0]], batch[1]), False) if batch[0] in raw else None
+    if mask is None or not pc.any(mask).as_py():
+        yield table
+        return
+    yield col.mark_batch(table.filter(mask))
+    rest = table.filter(pc.invert(mask))
+    if rest.num_rows:
+        yield rest
 
 
 def _text(value: Any) -> str | None:
