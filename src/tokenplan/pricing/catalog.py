@@ -170,8 +170,9 @@ def _resolve(price: ModelPrice) -> tuple[TierRates, tuple[tuple[int, TierRates],
         "cache_read": price.cache_read_mtok,
         "cache_write": price.cache_write_mtok,
         "cache_write_1h": price.cache_write_1h_mtok,
+        "request": price.requests_kcount,
     }
-    if fields["input"] is None or fields["output"] is None:
+    if fields["input"] is None:
         return None
     starts = sorted(
         {t.start for p in fields.values() if isinstance(p, TieredPrices) for t in p.tiers}
@@ -195,9 +196,10 @@ def _tier(fields: dict[str, _Price], above: int | None) -> TierRates:
 
     per_mtok = {name: at_tier(p) for name, p in fields.items()}
     inp = per_mtok["input"]
-    out = per_mtok["output"]
     assert inp is not None
-    assert out is not None
+    # Input-only models (embeddings) have no output price; genai-prices charges output 0 there.
+    out = per_mtok["output"] or Decimal(0)
+    fee = per_mtok["request"] or Decimal(0)
     # An unpriced cache unit stays inside input_tokens in genai-prices, so it pays the input rate.
     read = per_mtok["cache_read"] if per_mtok["cache_read"] is not None else inp
     write = per_mtok["cache_write"] if per_mtok["cache_write"] is not None else inp
@@ -208,4 +210,5 @@ def _tier(fields: dict[str, _Price], above: int | None) -> TierRates:
         cache_read=read / MTOK,
         cache_write=write / MTOK,
         cache_write_1h=None if hour is None else hour / MTOK,
+        request=fee / 1000,  # genai-prices quotes request fees per thousand requests
     )

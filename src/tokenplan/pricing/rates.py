@@ -68,6 +68,7 @@ class TierRates:
     cache_read: Decimal
     cache_write: Decimal  # 5-minute writes where a provider distinguishes them
     cache_write_1h: Decimal | None = None
+    request: Decimal = Decimal(0)  # a fee per request (Perplexity), not per token
 
     def scaled(self, factor: Decimal) -> TierRates:
         """Every rate multiplied by ``factor`` (a batch discount, a relay's markup)."""
@@ -80,10 +81,16 @@ class TierRates:
                 cache_read=self.cache_read * factor,
                 cache_write=self.cache_write * factor,
                 cache_write_1h=None if hour is None else hour * factor,
+                request=self.request * factor,
             )
 
     def amount(
-        self, input_tokens: int, output_tokens: int, cache_read_tokens: int, cache_write_tokens: int
+        self,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read_tokens: int,
+        cache_write_tokens: int,
+        requests: int = 1,
     ) -> Decimal:
         """Exact charge in the price's currency; ``input_tokens`` includes cached tokens."""
         uncached = input_tokens - cache_read_tokens - cache_write_tokens
@@ -94,6 +101,7 @@ class TierRates:
                 + cache_read_tokens * self.cache_read
                 + cache_write_tokens * self.cache_write
                 + output_tokens * self.output
+                + requests * self.request
             )
 
 
@@ -180,7 +188,9 @@ class Rates:
                 f"input_tokens ({input_tokens}); input_tokens must include cached tokens."
             )
         tier = self.tier_for(input_tokens, max(requests, 1))
-        amount = tier.amount(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+        amount = tier.amount(
+            input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, requests
+        )
         return self.to_usd(amount)
 
     def to_usd(self, amount: Decimal) -> Decimal:
@@ -202,6 +212,7 @@ class Rates:
                 "cache_write_1h": None
                 if t.cache_write_1h is None
                 else (t.cache_write_1h * MTOK).normalize(),
+                "request": t.request.normalize(),
             }
 
     def with_batch(self, multiplier: Decimal, source: str) -> Rates:

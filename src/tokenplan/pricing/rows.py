@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -96,6 +97,7 @@ def price_rows(book: PriceBook, table: pa.Table, *, batch: bool = False) -> Pric
     cr, _ = _ints(table, "cache_read_tokens")  # NULL cache counts mean "none reported": 0
     cw, _ = _ints(table, "cache_write_tokens")
     req, req_ok = _ints(table, "requests")
+    # Events are one request each; a bucket without a count has an unknown average (0 here).
     bucket = _np_int(pc.fill_null(table.column("bucket_s"), 0))
     req = np.where(req_ok & (req > 0), req, np.where(bucket == 0, 1, 0))
     uncached = inp - cr - cw
@@ -104,16 +106,17 @@ def price_rows(book: PriceBook, table: pa.Table, *, batch: bool = False) -> Pric
     row_known = need & known[np.maximum(k, 0)]
     tokens_ok = need & inp_ok & out_ok
     bad_cache = tokens_ok & (uncached < 0)
-    priced = row_known & tokens_ok & ~bad_cache
-
     plan = _RatePlan(rates)
+    # A per-request fee cannot be charged on a bucket that does not say how many requests it had.
+    no_count = row_known & tokens_ok & (req == 0) & plan.fee[np.maximum(k, 0)]
+    priced = row_known & tokens_ok & ~bad_cache & ~no_count
     kk = np.where(priced, k, 0)
     tier = plan.tiers_of(kk, inp, req, priced)
     flat = kk * plan.width + tier if plan.width > 1 else kk
-    units = plan.units(flat, uncached, cr, cw, out)
+    units = plan.units(flat, uncached, cr, cw, out, req)
     # Amounts are <= (input + output) x the key's largest rate; check that bound against int64
     # once for the whole table, and row by row only when it might overflow.
-    total = inp + out
+    total = inp + out + req
     bound = float(total.max()) * float(plan.rmax.max()) * float(plan.q.max()) * 2
     slow = priced & plan.slow[kk]
     if bound >= _SAFE:
@@ -130,11 +133,7 @@ def price_rows(book: PriceBook, table: pa.Table, *, batch: bool = False) -> Pric
     if slow.any():
         idx = np.flatnonzero(slow)
         exact = [
-            round_usd(
-                rates[k[i]].cost(  # type: ignore[union-attr]
-                    int(inp[i]), int(out[i]), int(cr[i]), int(cw[i]), requests=int(max(req[i], 1))
-                )
-            )
+            _exact(rates[k[i]], int(inp[i]), int(out[i]), int(cr[i]), int(cw[i]), int(req[i]))
             for i in idx.tolist()
         ]
         mask = np.zeros(n, dtype=bool)
@@ -147,8 +146,21 @@ def price_rows(book: PriceBook, table: pa.Table, *, batch: bool = False) -> Pric
         models[int(keys[j]) // n_seg // n_days % len(models)].as_py()
         for j in np.flatnonzero(~known).tolist()
     }
-    _explain(notes, rates, k, need, tokens_ok, bad_cache, req_ok, bucket, req, plan, table)
+    if no_count.any():
+        notes.append(
+            f"{int(no_count.sum()):,} bucket rows have no request count but their model charges "
+            "per request; their cost stays empty."
+        )
+    _explain(notes, rates, k, need, tokens_ok, bad_cache, req, plan, table)
     return PricedRows(out_table.cast(table.schema), unknown_models, notes)
+
+
+def _exact(rates: Rates | None, inp: int, out: int, cr: int, cw: int, req: int) -> Decimal:
+    """One row priced with Python Decimal, the same way as the int64 path."""
+    assert rates is not None
+    # req == 0 means "unknown": the base tier, and no request fee (such rows are not priced).
+    tier = rates.tier_for(inp, req) if req > 0 else rates.base
+    return round_usd(rates.to_usd(tier.amount(inp, out, cr, cw, req)))
 
 
 class _RatePlan:
@@ -163,7 +175,8 @@ class _RatePlan:
         size = max(len(rates), 1)
         self.thr = np.zeros((size, max(self.ntiers, 1)), dtype=np.int64)
         self.has = np.zeros((size, max(self.ntiers, 1)), dtype=bool)
-        self.r = np.zeros((4, size * self.width), dtype=np.int64)
+        self.r = np.zeros((5, size * self.width), dtype=np.int64)
+        self.fee = np.zeros(size, dtype=bool)
         self.q = np.ones(size, dtype=np.int64)
         self.div = np.ones(size, dtype=np.int64)
         self.slow = np.zeros(size, dtype=bool)
@@ -172,6 +185,7 @@ class _RatePlan:
             if r is None:
                 continue
             self.tiered[i] = bool(r.tiers)
+            self.fee[i] = any(t.request > 0 for t in _all_tiers(r))
             for t, (above, _) in enumerate(r.tiers):
                 self.thr[i, t], self.has[i, t] = above, True
             tiers = [r.base, *(tr for _, tr in r.tiers)]
@@ -180,12 +194,13 @@ class _RatePlan:
                 self.slow[i] = True
                 continue
             for t, tr in enumerate(tiers):
-                for c, value in enumerate((tr.input, tr.cache_read, tr.cache_write, tr.output)):
+                values = (tr.input, tr.cache_read, tr.cache_write, tr.output, tr.request)
+                for c, value in enumerate(values):
                     self.r[c, i * self.width + t] = int(value.scaleb(self.scale))
             num, den = r.per_usd.as_integer_ratio()
             # usd = amount / per_usd = amount * den / num, in units of 10^-scale -> 10^-12
             self.q[i], self.div[i] = den, num * 10 ** (self.scale - 12)
-        self.rmax = self.r.reshape(4, size, self.width).max(axis=(0, 2)).astype(np.float64)
+        self.rmax = self.r.reshape(5, size, self.width).max(axis=(0, 2)).astype(np.float64)
         self.all_plain = bool((self.q == 1).all() and (self.div == 1).all())
 
     def tiers_of(
@@ -204,6 +219,7 @@ class _RatePlan:
         cr: np.ndarray,
         cw: np.ndarray,
         out: np.ndarray,
+        req: np.ndarray,
     ) -> np.ndarray:
         """Integer amounts in 10^-scale of the price currency (may wrap: see the bound check)."""
         with np.errstate(over="ignore"):
@@ -211,6 +227,8 @@ class _RatePlan:
             units += cr * self.r[1][flat]
             units += cw * self.r[2][flat]
             units += out * self.r[3][flat]
+            if self.fee.any():
+                units += req * self.r[4][flat]
         return units
 
 
@@ -221,8 +239,6 @@ def _explain(
     need: np.ndarray,
     tokens_ok: np.ndarray,
     bad_cache: np.ndarray,
-    req_ok: np.ndarray,
-    bucket: np.ndarray,
     req: np.ndarray,
     plan: _RatePlan,
     table: pa.Table,
@@ -262,7 +278,6 @@ def _explain(
         if r is not None and r.note and r.note not in seen:
             seen.add(r.note)
             notes.append(r.note)
-    del req_ok, bucket
 
 
 def _all_tiers(r: Rates) -> list[TierRates]:
@@ -273,7 +288,7 @@ def _decimals(t: TierRates) -> int:
     """Decimal places needed to write every rate of a tier exactly."""
     return max(
         max(0, -int(v.normalize().as_tuple().exponent))
-        for v in (t.input, t.output, t.cache_read, t.cache_write)
+        for v in (t.input, t.output, t.cache_read, t.cache_write, t.request)
     )
 
 
