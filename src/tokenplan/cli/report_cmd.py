@@ -1,0 +1,88 @@
+"""`tokenplan report`: write the self-contained HTML capacity report (and its numbers as JSON)."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tokenplan.cli.app import DbOption, app, console
+from tokenplan.errors import ConfigError, InvalidInput
+from tokenplan.report import Currency, build_report, write_html, write_json
+from tokenplan.store import open_store
+from tokenplan.store.duckdb_store import resolve_db_path
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report's numbers as JSON.")
+    ] = None,
+    horizon: Annotated[int, typer.Option(help="Hours to forecast ahead.", min=1)] = 168,
+    budgets: Annotated[Path | None, typer.Option(help="Budgets TOML file.")] = None,
+    limits: Annotated[Path | None, typer.Option(help="Rate limits TOML file.")] = None,
+    prices: Annotated[Path | None, typer.Option(help="Price overrides TOML file.")] = None,
+    currency: Annotated[
+        str | None, typer.Option(help="Second currency to show beside USD, e.g. CNY.")
+    ] = None,
+    fx: Annotated[
+        str | None, typer.Option(help="Units of --currency per USD, e.g. 7.3 (required with it).")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Write the capacity report: history, forecast, budgets, headroom, spikes and advice."""
+    rate = _currency(currency, fx)
+    book = _price_book(prices, rate)
+    with open_store(resolve_db_path(db)) as store:
+        result = build_report(
+            store,
+            prices=book,
+            fx=rate,
+            budgets=_load(budgets, "budgets"),
+            limits=_load(limits, "limits"),
+            horizon_hours=horizon,
+        )
+    path = write_html(result, out)
+    if json_out is not None:
+        write_json(result, json_out)
+        console.print(str(json_out), markup=False, highlight=False)
+    console.print(str(path), markup=False, highlight=False)
+
+
+def _currency(code: str | None, fx: str | None) -> Currency | None:
+    """The second currency; the rate is explicit because a stale built-in one would mislead."""
+    if code is None and fx is None:
+        return None
+    if code is None or fx is None:
+        raise InvalidInput("--currency and --fx go together, e.g. --currency CNY --fx 7.3.")
+    try:
+        rate = Decimal(fx)
+    except InvalidOperation:
+        raise InvalidInput(f"--fx {fx!r} is not a number; give units of {code} per USD.") from None
+    if not rate.is_finite() or rate <= 0:
+        raise InvalidInput(f"--fx {fx!r} must be a positive number of {code} per USD.")
+    return Currency(code=code.strip().upper(), rate=float(rate), note="--fx")
+
+
+def _price_book(path: Path | None, rate: Currency | None) -> Any:
+    if path is None:
+        return None
+    from tokenplan.pricing import FxRate, PriceBook
+
+    fx = None if rate is None else FxRate(currency=rate.code, per_usd=Decimal(str(rate.rate)))
+    return PriceBook(path, fx=fx)
+
+
+def _load(path: Path | None, what: str) -> Any:
+    if path is None:
+        return None
+    if not path.is_file():
+        raise InvalidInput(f"the {what} file {path} does not exist.")
+    if what == "limits":
+        from tokenplan.plan.limits import load_limits
+
+        return load_limits(path)
+    raise ConfigError(f"{what} files are not supported by this build of tokenplan yet ({path}).")

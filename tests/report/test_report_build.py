@@ -1,0 +1,91 @@
+"""The report's numbers, hand-checked on a synthetic store whose every day is the same.
+
+Per peak hour: sonnet 600k tokens at $6/M, haiku 300k at $2/M, gpt-4o-mini 200k at $0.5/M,
+so 1.1M tokens and $4.30. The daily profile sums to 8.7 peak-hours (14:00 at 1.0, 13:00 and
+15:00 at 0.8, ten more hours 08-20 at 0.5, eleven night hours at 0.1): 9.57M tokens and
+$37.41 a day; the seasonal-naive stand-in repeats that for the forecast week.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import CLOCK, seasonal_naive
+from tokenplan.report import Currency, Report, build_report, report_to_dict
+from tokenplan.report import build as build_module
+from tokenplan.store import DuckDBStore
+
+
+def _report(store: DuckDBStore, **kw: object) -> Report:
+    return build_report(store, clock=lambda: CLOCK, forecaster=seasonal_naive, **kw)  # type: ignore[arg-type]
+
+
+def test_weekly_totals_and_peak_hour(store: DuckDBStore) -> None:
+    report = _report(store, fx=Currency(code="CNY", rate=7.3))
+    cap = report.capacity.items[0]
+    [week] = cap.weekly
+    assert (week.start, week.end, week.days) == ("2025-03-24T00:00:00Z", "2025-03-31T00:00:00Z", 7)
+    assert week.tokens == pytest.approx(7 * 9_570_000)
+    assert week.cost_usd == pytest.approx(7 * 37.41)
+    assert week.avg_daily_cost_usd == pytest.approx(37.41)
+    assert week.cost_local == pytest.approx(7 * 37.41 * 7.3)
+    assert week.avg_daily_cost_local == pytest.approx(37.41 * 7.3)
+    assert week.peak_hour == "2025-03-24T14:00:00Z"  # the first of seven equal peaks
+    assert week.peak_tokens == pytest.approx(1_100_000)
+    assert [d.hours for d in cap.daily] == [24] * 7
+    assert all(d.tokens == pytest.approx(9_570_000) for d in cap.daily)
+    assert len(cap.hourly) == 168
+    assert cap.hourly[14].tokens == pytest.approx(1_100_000)
+    assert cap.hourly[14].cost_usd == pytest.approx(4.30)
+
+
+def test_cards_and_breakdown(store: DuckDBStore) -> None:
+    report = _report(store)
+    cards = {c.key: c for c in report.cards}
+    # March 3 to 24 is 21 whole days of $37.41.
+    assert cards["spend_to_date"].value == pytest.approx(21 * 37.41)
+    assert cards["next_week"].value == pytest.approx(7 * 9_570_000)
+    assert cards["month_end"].value is None
+    assert cards["month_end"].status == "na"
+    assert "not available" in cards["month_end"].detail
+    rows = {(b.dimension, b.name): b for b in report.breakdown.items}
+    sonnet = rows[("model", "claude-sonnet")]
+    # 14 days of history window: 600k * 8.7 per day.
+    assert sonnet.tokens == pytest.approx(14 * 600_000 * 8.7)
+    assert sonnet.share == pytest.approx(6 / 11)
+    assert sonnet.cost_usd == pytest.approx(14 * 3.6 * 8.7)
+    assert sonnet.forecast_tokens == pytest.approx(7 * 600_000 * 8.7)
+    assert rows[("team", "search")].share == pytest.approx(9 / 11)
+    days = report.daily_by_model.items
+    assert sum(d.forecast for d in days) == 7
+    assert days[0].values["claude-haiku"] == pytest.approx(300_000 * 8.7)
+
+
+def test_missing_sections_say_why_and_hold_no_numbers(store: DuckDBStore) -> None:
+    report = _report(store)
+    for section in (report.budgets, report.headroom, report.spikes, report.advice):
+        assert not section.available
+        assert section.note
+        assert section.items == []
+
+
+def test_without_a_forecaster_history_stays_and_forecast_sections_say_why(
+    store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_engine(notes: list[str]) -> None:
+        notes.append("not available: the forecast engine is missing (test).")
+
+    monkeypatch.setattr(build_module, "_engine", no_engine)
+    report = build_report(store, clock=lambda: CLOCK)
+    assert not report.fans.available
+    assert "forecast engine" in report.fans.note
+    assert report.fans.items[0].history
+    assert not report.fans.items[0].forecast
+    assert not report.capacity.available
+
+
+def test_empty_store() -> None:
+    report = build_report(DuckDBStore(":memory:"), clock=lambda: CLOCK, forecaster=seasonal_naive)
+    assert report.data_start is None
+    assert not report.capacity.available
+    assert report_to_dict(report)["notes"]
