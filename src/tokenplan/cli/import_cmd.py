@@ -72,13 +72,20 @@ def summary_table(s: ImportSummary) -> Table:
         ("input tokens", f"{s.input_tokens:,}"),
         ("output tokens", f"{s.output_tokens:,}"),
         ("total tokens", f"{s.total_tokens:,}"),
-        ("total cost", "unknown" if s.cost_usd is None else f"${s.cost_usd:,.2f}"),
+        ("total cost", _cost(s)),
         ("unpriced models", ", ".join(s.unpriced_models) or "none"),
     ]
     rows += [("note", note) for note in s.notes]
     for what, value in rows:
         table.add_row(what, value)
     return table
+
+
+def _cost(s: ImportSummary) -> str:
+    if s.cost_usd is None:
+        return "unknown"
+    partial = " (without the unpriced models)" if s.unpriced_models else ""
+    return f"${s.cost_usd:,.2f}{partial}"
 
 
 def _iso(value: Any) -> str:

@@ -93,10 +93,13 @@ def json_error(
 ) -> InvalidInput:
     """A one-line message for a JSON syntax error, saying when the file simply ends early."""
     line = exc.lineno + line_offset
-    ends_early = is_last and exc.pos >= len(exc.doc.rstrip())
+    # An unterminated string runs to the end of the text (raw newlines are not allowed in one).
+    ends_early = is_last and (
+        exc.pos >= len(exc.doc.rstrip()) or exc.msg.startswith("Unterminated string")
+    )
     if ends_early:
         return InvalidInput(
-            f"{at(source.name, line)}: the JSON ends early at column {exc.colno} "
-            f"(truncated file?): {exc.msg}; re-export or re-download it."
+            f"{at(source.name, line)}: the JSON ends early (truncated file?): {exc.msg} "
+            f"at column {exc.colno}; re-export or re-download it."
         )
     return InvalidInput(f"{at(source.name, line)}: invalid JSON at column {exc.colno}: {exc.msg}.")
