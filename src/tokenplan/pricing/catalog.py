@@ -51,7 +51,7 @@ class Catalog:
     def __init__(self, snapshot: data_snapshot.DataSnapshot | None = None) -> None:
         self._snapshot = snapshot or data_snapshot.get_snapshot()
         self._found: dict[tuple[str, str], Match | None] = {}
-        self._resolved: dict[tuple[int, bool, tuple[bool, ...]], Rates | None] = {}
+        self._resolved: dict[tuple[object, ...], Rates | None] = {}
 
     def find(self, provider: str | None, model: str) -> Match | None:
         """The genai-prices model for ``model`` (under ``provider`` when it knows it), or None."""
@@ -104,7 +104,7 @@ class Catalog:
         if batch and not has_batch:
             return None
         # Prices change only where a constraint flips, so memoize on which ones are active.
-        state = (id(info), batch, _active(info, at))
+        state = (id(info), id(provider), match.note, batch, _active(info, at))
         if state not in self._resolved:
             self._resolved[state] = self._rates(match, at, batch)
         rates = self._resolved[state]
