@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from tokenplan.cli import import_cmd, report_cmd, usage_cmd  # noqa: F401 (registers)
+from tokenplan.cli import import_cmd, prices_cmd, report_cmd, usage_cmd  # noqa: F401 (registers)
 from tokenplan.cli.app import app, err_console
 from tokenplan.errors import TokenplanError
 
