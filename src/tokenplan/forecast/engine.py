@@ -1,0 +1,341 @@
+"""`Forecaster`: prepare series, run the candidates over backtest windows, choose, calibrate."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from tokenplan.errors import ForecastError, InvalidInput
+from tokenplan.forecast import backtest as bt
+from tokenplan.forecast.baselines import run_baselines
+from tokenplan.forecast.conformal import bounds, cross_coverage
+from tokenplan.forecast.fallbacks import fallback
+from tokenplan.forecast.frequency import make_cadence
+from tokenplan.forecast.hierarchy import add_total, reconcile
+from tokenplan.forecast.preparation import REGULAR, SHORT, Series, classify, to_series, validate
+from tokenplan.forecast.result import ForecastResult, PathModel, level_name
+
+# Local statsforecast models cost ~0.5 s per series and window; above this many series they
+# are skipped unless asked for, and the global LightGBM and the numpy baselines carry on.
+LOCAL_MODELS_MAX_SERIES = 50
+# The global model needs some rows to learn from.
+_MIN_BOOSTING_ROWS = 200
+
+
+@dataclass
+class _Fitted:
+    point: np.ndarray  # usage units, (h,)
+    errors: np.ndarray  # modelling space, (W, h)
+    log: bool
+    note: str
+    method: str
+    variance: float  # mean squared backtest error, usage units (for reconciliation)
+
+
+class Forecaster:
+    """Choose, fit and calibrate a forecaster per series by rolling-origin backtest."""
+
+    def __init__(
+        self,
+        freq: str = "1h",
+        horizon: int = 168,
+        levels: Sequence[float] = (80, 95),
+        *,
+        hierarchy: str | None = None,
+        local_models: bool | None = None,
+        lightgbm: bool = True,
+        n_windows: int | None = None,
+        threads: int = 2,
+    ) -> None:
+        if not isinstance(horizon, int | np.integer) or isinstance(horizon, bool) or horizon < 1:
+            raise InvalidInput(
+                f"horizon must be a positive whole number of buckets, not {horizon!r}."
+            )
+        levels = tuple(float(x) for x in levels)
+        if not levels or any(not 0 < x < 100 for x in levels):
+            raise InvalidInput(
+                f"levels must be percentages strictly between 0 and 100, not {levels}."
+            )
+        self.cadence = make_cadence(freq)
+        self.freq = freq
+        self.horizon = int(horizon)
+        self.levels = tuple(sorted(set(levels)))
+        self.hierarchy = hierarchy
+        self.local_models = local_models
+        self.lightgbm = lightgbm
+        self.n_windows = n_windows
+        self.threads = threads
+        self.result: ForecastResult | None = None
+        self.metadata: dict[str, object] = {}
+
+    def config(self) -> dict[str, object]:
+        """The constructor arguments, as plain values."""
+        return {
+            "freq": self.freq,
+            "horizon": self.horizon,
+            "levels": list(self.levels),
+            "hierarchy": self.hierarchy,
+            "local_models": self.local_models,
+            "lightgbm": self.lightgbm,
+            "n_windows": self.n_windows,
+            "threads": self.threads,
+        }
+
+    def fit(self, df: pd.DataFrame, *, now: datetime | None = None) -> Forecaster:
+        """Backtest every candidate on ``df``, choose per series, calibrate, forecast."""
+        data = validate(df)
+        if data.empty:
+            raise InvalidInput("forecast input has no rows; give at least one value per series.")
+        if self.hierarchy is not None:
+            data = add_total(data, str(self.hierarchy))
+        h = self.horizon
+        series = to_series(data, self.cadence)
+        for s in series:
+            classify(s, self.cadence, h)
+        fitted: dict[str, _Fitted] = {}
+        rows: list[dict[str, object]] = []
+        groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[Series]] = defaultdict(list)
+        max_windows = self.n_windows or bt.default_windows(h)
+        for s in series:
+            if s.kind == REGULAR:
+                seasons, cuts = bt.plan_windows(len(s.y), h, self.cadence, max_windows)
+                if cuts:
+                    groups[(seasons, tuple(cuts))].append(s)
+                    continue
+                s.kind = SHORT
+            point_z, errors, note = fallback(s, h, self.cadence)
+            fitted[s.uid] = _Fitted(
+                s.unz(point_z), errors, s.log, note, note.split(",")[0], _fallback_variance(s)
+            )
+            rows.append({"unique_id": s.uid, "method": "fallback", "chosen": True})
+        n_regular = sum(len(g) for g in groups.values())
+        local = self.local_models
+        if local is None:
+            local = n_regular <= LOCAL_MODELS_MAX_SERIES
+        for (seasons, cuts), members in groups.items():
+            self._fit_group(members, seasons, list(cuts), local, fitted, rows)
+        if self.hierarchy is not None:
+            self._reconcile(series, fitted)
+        self.result = self._assemble(series, fitted, rows)
+        self.metadata = _metadata(data, self.result, now)
+        return self
+
+    def predict(self) -> ForecastResult:
+        """The forecast made by the last `fit` (or stored in a loaded file)."""
+        if self.result is None:
+            raise ForecastError("this Forecaster is not fitted; call fit(df) or load a saved one.")
+        return self.result
+
+    def save(self, path: str, *, key: bytes | None = None) -> None:
+        """Write the fitted forecaster as checksummed JSON (HMAC-signed when ``key`` is given)."""
+        from tokenplan.forecast.persistence import save
+
+        save(self, path, key=key)
+
+    @classmethod
+    def load(cls, path: str, *, key: bytes | None = None) -> Forecaster:
+        """Read a file written by `save`; raise `ModelFileError` if tampered with or foreign."""
+        from tokenplan.forecast.persistence import load
+
+        return load(path, key=key)
+
+    def _fit_group(
+        self,
+        members: list[Series],
+        seasons: tuple[int, ...],
+        cuts: list[int],
+        local: bool,
+        fitted: dict[str, _Fitted],
+        rows: list[dict[str, object]],
+    ) -> None:
+        h = self.horizon
+        all_cuts = [0, *cuts]
+        preds = run_baselines(members, all_cuts, h, seasons)
+        shortest = min(len(s.y) for s in members) - max(cuts)
+        if self.lightgbm and shortest * len(members) >= _MIN_BOOSTING_ROWS:
+            from tokenplan.forecast.boosting import run_boosting
+
+            preds |= run_boosting(members, all_cuts, h, seasons, self.cadence, self.threads)
+        if local:
+            from tokenplan.forecast.statistical import run_statistical
+
+            jobs = 1 if len(members) < 8 else self.threads
+            preds |= run_statistical(members, all_cuts, h, seasons, n_jobs=jobs)
+        actual = bt.actual_windows(members, cuts, h)
+        scale = bt.mase_scale(members, self.cadence)
+        mase: dict[str, np.ndarray] = {}
+        smape: dict[str, np.ndarray] = {}
+        for name, pred in preds.items():
+            mase[name], smape[name] = bt.scores(pred[1:], actual, scale)
+        ensemble_members = bt.add_ensembles(preds, mase)
+        for name in ensemble_members:
+            mase[name], smape[name] = bt.scores(preds[name][1:], actual, scale)
+        chosen = bt.choose(mase)
+        log = np.array([s.log for s in members])[None, :, None]
+        z_actual = _to_model(actual, log)
+        coverage: dict[str, dict[float, np.ndarray]] = {}
+        errors: dict[str, np.ndarray] = {}
+        for name, pred in preds.items():
+            err = (z_actual - _to_model(pred[1:], log)).transpose(1, 0, 2)  # (n, W, h)
+            errors[name] = err
+            coverage[name] = cross_coverage(err, self.levels)
+        for j, s in enumerate(members):
+            method = chosen[j]
+            ranked = sorted(mase, key=lambda m, j=j: mase[m][j])
+            runner = next((m for m in ranked if m != method), None)
+            what = method
+            if method in ensemble_members:
+                what = f"{method} of {', '.join(ensemble_members[method][j])}"
+            note = (
+                f"chose {what}: backtest MASE {mase[method][j]:.3f} over {len(cuts)} window(s)"
+                + (f" (next {runner} {mase[runner][j]:.3f})" if runner else "")
+                + f"; {'log1p' if s.log else 'no'} transform; seasons {list(seasons) or 'none'}"
+            )
+            if s.notes:
+                note += "; " + "; ".join(s.notes)
+            err_raw = actual[:, j, :] - preds[method][1:, j, :]
+            fitted[s.uid] = _Fitted(
+                point=np.maximum(preds[method][0, j], 0.0),
+                errors=errors[method][j],
+                log=s.log,
+                note=note,
+                method=method,
+                variance=float(np.nanmean(err_raw**2)) if np.any(~np.isnan(err_raw)) else 1.0,
+            )
+            for name in mase:
+                row: dict[str, object] = {
+                    "unique_id": s.uid,
+                    "method": name,
+                    "mase": float(mase[name][j]),
+                    "smape": float(smape[name][j]),
+                    "chosen": name == method,
+                }
+                for level in self.levels:
+                    row[f"coverage_{level_name(level)}"] = float(coverage[name][level][j])
+                rows.append(row)
+
+    def _reconcile(self, series: list[Series], fitted: dict[str, _Fitted]) -> None:
+        total_id = str(self.hierarchy)
+        parts = [s.uid for s in series if s.uid != total_id]
+        if not parts:
+            return
+        base_total = fitted[total_id]
+        point_total, point_parts = reconcile(
+            base_total.point,
+            np.stack([fitted[u].point for u in parts]),
+            base_total.variance,
+            np.array([fitted[u].variance for u in parts]),
+        )
+        base_total.point = point_total
+        base_total.note += "; reconciled (MinTrace wls_var) so the parts sum to it"
+        for uid, point in zip(parts, point_parts, strict=True):
+            fitted[uid].point = point
+            fitted[uid].note += f"; reconciled (MinTrace wls_var) to sum to {total_id!r}"
+
+    def _assemble(
+        self, series: list[Series], fitted: dict[str, _Fitted], rows: list[dict[str, object]]
+    ) -> ForecastResult:
+        h = self.horizon
+        frames = []
+        paths: dict[str, PathModel] = {}
+        for s in series:
+            f = fitted[s.uid]
+            model = PathModel(point=np.zeros(h), log=f.log, errors=f.errors)
+            model.point = model.to_model(f.point)
+            paths[s.uid] = model
+            ds = pd.date_range(s.end + s.step, periods=h, freq=s.step)
+            frame = pd.DataFrame({"unique_id": s.uid, "ds": ds, "mean": f.point})
+            band = bounds(f.errors[None], self.levels)
+            inner_lo, inner_hi = f.point, f.point
+            for level in self.levels:  # ascending, so wider levels nest around narrower ones
+                lo_off, hi_off = band[level]
+                lo = np.minimum(model.to_usage(model.point + lo_off[0]), inner_lo)
+                hi = np.maximum(model.to_usage(model.point + hi_off[0]), inner_hi)
+                frame[f"lo_{level_name(level)}"] = lo
+                frame[f"hi_{level_name(level)}"] = hi
+                inner_lo, inner_hi = lo, hi
+            frames.append(frame)
+        frame = pd.concat(frames, ignore_index=True)
+        columns = ["unique_id", "ds", "mean"]
+        for level in self.levels:
+            columns += [f"lo_{level_name(level)}", f"hi_{level_name(level)}"]
+        frame = frame[columns]
+        if not np.all(np.isfinite(frame[columns[2:]].to_numpy())):
+            raise ForecastError(
+                "a forecast came out non-finite; please report this with the input."
+            )
+        table = pd.DataFrame(rows)
+        for col in ("mase", "smape", *(f"coverage_{level_name(x)}" for x in self.levels)):
+            if col not in table:
+                table[col] = np.nan
+        order = ["unique_id", "method", "mase", "smape"]
+        order += [f"coverage_{level_name(x)}" for x in self.levels] + ["chosen"]
+        table = table[order].sort_values(["unique_id", "mase"], kind="stable", ignore_index=True)
+        return ForecastResult(
+            frame=frame,
+            notes={s.uid: fitted[s.uid].note for s in series},
+            chosen={s.uid: fitted[s.uid].method for s in series},
+            backtest=table,
+            levels=self.levels,
+            horizon=h,
+            freq=self.freq,
+            paths=paths,
+        )
+
+
+def _to_model(values: np.ndarray, log: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return np.where(log, np.log1p(np.maximum(values, 0.0)), values)
+
+
+def _fallback_variance(s: Series) -> float:
+    return float(np.var(s.y)) if len(s.y) > 1 else float(s.y[0] ** 2)
+
+
+def _metadata(
+    data: pd.DataFrame, result: ForecastResult, now: datetime | None
+) -> dict[str, object]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for package in ("tokenplan", "statsforecast", "mlforecast", "lightgbm", "numpy", "pandas"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "absent"
+    return {
+        "trained_at": (now or datetime.now(UTC)).isoformat(),
+        "data_start": data["ds"].min().isoformat(),
+        "data_end": data["ds"].max().isoformat(),
+        "series": int(data["unique_id"].nunique()),
+        "rows": len(data),
+        "versions": versions,
+    }
+
+
+def forecast(
+    df: pd.DataFrame,
+    horizon: int = 168,
+    freq: str = "1h",
+    levels: Sequence[float] = (80, 95),
+    hierarchy: str | None = None,
+    **options: object,
+) -> ForecastResult:
+    """Forecast every series in ``df`` (``unique_id, ds, y``) ``horizon`` buckets ahead."""
+    return Forecaster(freq, horizon, levels, hierarchy=hierarchy, **options).fit(df).predict()  # type: ignore[arg-type]
+
+
+def backtest(
+    df: pd.DataFrame,
+    horizon: int = 168,
+    freq: str = "1h",
+    levels: Sequence[float] = (80, 95),
+    **options: object,
+) -> pd.DataFrame:
+    """Per series and candidate: backtest MASE, sMAPE and interval coverage, choice marked."""
+    return forecast(df, horizon, freq, levels, **options).backtest

@@ -1,0 +1,52 @@
+"""Forecasts for series the model zoo cannot handle: all zeros, constant, too short to backtest.
+
+Each returns the point forecast and a residual matrix in the series' modelling space (the
+same shape the backtest produces), so intervals and sample paths work the same way, plus a
+note that says what was done and why.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tokenplan.forecast.baselines import seasonal_median
+from tokenplan.forecast.frequency import Cadence
+from tokenplan.forecast.preparation import CONSTANT, ZEROS, Series, min_history
+
+# Without a backtest the spread of past values understates the error of a forecast made
+# from them, and the more so the fewer values there are: widen by this much.
+_WIDEN = 1.5
+
+
+def fallback(series: Series, h: int, cadence: Cadence) -> tuple[np.ndarray, np.ndarray, str]:
+    """Point forecast ``(h,)``, residuals ``(k, h)`` (modelling space) and a note."""
+    if series.kind == ZEROS:
+        return np.zeros(h), np.zeros((1, h)), "fallback: all-zero history, forecast 0"
+    if series.kind == CONSTANT:
+        value = float(series.y[0])
+        return (
+            np.full(h, series.z(np.array([value]))[0]),
+            np.zeros((1, h)),
+            f"fallback: constant history ({value:g}), forecast repeats it",
+        )
+    z = series.z()
+    n = len(z)
+    need = min_history(cadence, h)
+    season = cadence.primary
+    if season > 1 and n >= 2 * season:
+        point_cycle = seasonal_median(z, season, season)
+        k = min(4, n // season)
+        fitted = np.tile(point_cycle, k)
+        resid = z[n - k * season :] - fitted
+        point = np.resize(point_cycle, h)
+        what = f"median profile of the last {k} cycles of {season}"
+    else:
+        recent = z[-min(n, max(season, 8)) :]
+        level = float(np.median(recent))
+        resid = recent - level
+        point = np.full(h, level)
+        what = f"median of the last {len(recent)} values"
+    # Leave-one-out flavour: every past deviation is a plausible future error, widened.
+    errors = np.repeat((resid * _WIDEN)[:, None], h, axis=1)
+    note = f"fallback: short history ({n} buckets < {need} needed to backtest), {what}"
+    return point, errors, note

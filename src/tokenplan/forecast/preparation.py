@@ -1,0 +1,232 @@
+"""Turn a tidy ``unique_id, ds, y`` frame into clean per-series arrays, and name the hard cases.
+
+Every series comes out on a regular grid with no gaps. Missing values are filled for fitting
+only (they never count in scores), isolated extreme bursts are damped for fitting, and a large
+persistent level shift rescales the older history to the new level. Each repair adds a note.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from tokenplan.errors import InvalidInput
+from tokenplan.forecast.frequency import Cadence
+
+# Kinds that skip the model zoo and get a fallback forecast.
+ZEROS, CONSTANT, SHORT, REGULAR = "zeros", "constant", "short", "regular"
+
+# A point is a burst when it sits this many robust deviations from its local median, and at
+# least a factor of e**_BURST_MIN_LOG away; real swings of bursty LLM traffic stay below it.
+_BURST_Z = 8.0
+_BURST_MIN_LOG = np.log(4.0)
+# Level shifts smaller than 3x are left to the models (weekends alone reach 2x).
+_SHIFT_MIN_LOG = np.log(3.0)
+
+
+@dataclass
+class Series:
+    """One prepared series: ``y`` is gap-free for fitting, ``actual`` keeps NaN where unknown."""
+
+    uid: str
+    start: pd.Timestamp
+    step: pd.Timedelta
+    y: np.ndarray
+    actual: np.ndarray
+    kind: str = REGULAR
+    log: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def end(self) -> pd.Timestamp:
+        """Start of the last bucket."""
+        return self.start + (len(self.y) - 1) * self.step
+
+    def z(self, values: np.ndarray | None = None) -> np.ndarray:
+        """Values in this series' modelling space (log1p or identity)."""
+        v = self.y if values is None else values
+        return np.log1p(np.maximum(v, 0.0)) if self.log else v
+
+    def unz(self, values: np.ndarray) -> np.ndarray:
+        """Back from modelling space to usage units, never negative."""
+        out = np.expm1(values) if self.log else values
+        return np.maximum(out, 0.0)
+
+
+def validate(df: pd.DataFrame) -> pd.DataFrame:
+    """Check the columns and types of a ``unique_id, ds, y`` frame; raise `InvalidInput`."""
+    if not isinstance(df, pd.DataFrame):
+        raise InvalidInput("forecast input must be a pandas DataFrame with unique_id, ds, y.")
+    missing = [c for c in ("unique_id", "ds", "y") if c not in df.columns]
+    if missing:
+        raise InvalidInput(
+            f"forecast input lacks column(s) {', '.join(missing)}; "
+            "pass a tidy frame with unique_id, ds and y."
+        )
+    out = df[["unique_id", "ds", "y"]].copy()
+    out["unique_id"] = out["unique_id"].astype(str)
+    try:
+        ds = pd.to_datetime(out["ds"])
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"column ds has values that are not timestamps: {exc}") from exc
+    if getattr(ds.dt, "tz", None) is not None:
+        ds = ds.dt.tz_convert("UTC").dt.tz_localize(None)
+    out["ds"] = ds
+    y = pd.to_numeric(out["y"], errors="coerce").astype(float)
+    bad = out["y"].notna() & y.isna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InvalidInput(f"column y has a non-numeric value {out['y'].iloc[row]!r} at row {row}.")
+    y[~np.isfinite(y)] = np.nan
+    if (y < 0).any():
+        row = int(np.flatnonzero((y < 0).to_numpy())[0])
+        raise InvalidInput(
+            f"column y is negative ({y.iloc[row]}) at row {row} (series "
+            f"{out['unique_id'].iloc[row]!r}); usage must be zero or more."
+        )
+    out["y"] = y
+    if out["ds"].isna().any():
+        raise InvalidInput("column ds has empty timestamps; drop or fill those rows.")
+    return out
+
+
+def to_series(df: pd.DataFrame, cadence: Cadence) -> list[Series]:
+    """Put each series on a regular grid; missing buckets and NaN become gaps to fill."""
+    step = pd.Timedelta(seconds=cadence.seconds)
+    out: list[Series] = []
+    for uid, part in df.groupby("unique_id", sort=True):
+        # Snap to the bucket grid; duplicates within a bucket are summed (same usage, split).
+        ds = part["ds"].dt.floor(step) if cadence.seconds < 86_400 * 7 else part["ds"]
+        values = part["y"].to_numpy()
+        grouped = pd.Series(values, index=ds).groupby(level=0).sum(min_count=1)
+        notes: list[str] = []
+        if len(grouped) < len(part):
+            notes.append(f"{len(part) - len(grouped)} duplicate bucket(s) summed")
+        grid = pd.date_range(grouped.index.min(), grouped.index.max(), freq=step)
+        actual = grouped.reindex(grid).to_numpy(dtype=float)
+        known = np.flatnonzero(~np.isnan(actual))
+        if len(known) == 0:
+            raise InvalidInput(f"series {uid!r} has no known values; drop it or fill it with 0.")
+        actual = actual[known[0] : known[-1] + 1]
+        start = grid[known[0]]
+        n_missing = int(np.isnan(actual).sum())
+        series = Series(str(uid), start, step, actual.copy(), actual, notes=notes)
+        if n_missing:
+            series.y = _fill_gaps(actual, cadence.seasons)
+            series.notes.append(f"{n_missing} missing bucket(s) filled for fitting, not scored")
+        out.append(series)
+    return out
+
+
+def _fill_gaps(values: np.ndarray, seasons: tuple[int, ...]) -> np.ndarray:
+    """Fill NaN from the same phase of a nearby cycle, else by linear interpolation."""
+    y = values.copy()
+    for season in sorted(seasons, reverse=True):
+        for shift in (season, -season, 2 * season, -2 * season):
+            gaps = np.flatnonzero(np.isnan(y))
+            if len(gaps) == 0:
+                return y
+            src = gaps - shift
+            ok = (src >= 0) & (src < len(y))
+            take = gaps[ok][~np.isnan(y[src[ok]])]
+            y[take] = y[take - shift]
+    gaps = np.isnan(y)
+    if gaps.any():
+        idx = np.arange(len(y))
+        y[gaps] = np.interp(idx[gaps], idx[~gaps], y[~gaps])
+    return y
+
+
+def classify(series: Series, cadence: Cadence, horizon: int) -> None:
+    """Set ``kind`` and ``log`` and repair bursts and level shifts in place (with notes)."""
+    y = series.y
+    if np.all(y == 0):
+        series.kind = ZEROS
+        return
+    if np.ptp(y) == 0:
+        series.kind = CONSTANT
+        return
+    if len(y) < min_history(cadence, horizon):
+        series.kind = SHORT
+        return
+    series.log = _prefers_log(y, cadence)
+    _damp_bursts(series, cadence)
+    _rescale_level_shift(series, cadence)
+
+
+def min_history(cadence: Cadence, horizon: int) -> int:
+    """Fewest buckets for one honest backtest window: a training stretch plus ``horizon``."""
+    return min_train(cadence) + horizon
+
+
+def min_train(cadence: Cadence) -> int:
+    """Shortest training stretch a backtest window may use: two primary cycles, at least 16."""
+    return max(2 * cadence.primary, 16)
+
+
+def _prefers_log(y: np.ndarray, cadence: Cadence) -> bool:
+    """Guerrero's rule on {log, none}: log when spread grows in proportion to the level."""
+    block = max(cadence.primary, 4)
+    n_blocks = len(y) // block
+    if n_blocks < 3:
+        return True
+    blocks = y[len(y) - n_blocks * block :].reshape(n_blocks, block)
+    mean, sd = blocks.mean(axis=1), blocks.std(axis=1)
+    keep = mean > 0
+    if keep.sum() < 3:
+        return True
+
+    def cv(ratio: np.ndarray) -> float:
+        return float(np.std(ratio) / np.mean(ratio)) if np.mean(ratio) > 0 else np.inf
+
+    # Lambda 0 (log) makes sd / mean constant; lambda 1 (none) makes sd constant.
+    return cv(sd[keep] / mean[keep]) <= cv(sd[keep])
+
+
+def _damp_bursts(series: Series, cadence: Cadence) -> None:
+    """Clip isolated extreme bursts and dips to their local band, for fitting only."""
+    y = series.y
+    if np.mean(y == 0) > 0.1:
+        return  # intermittent: zeros and spikes are the signal, not outliers
+    z = np.log1p(y)
+    window = 2 * (max(cadence.primary, 6) // 2) + 1
+    med = pd.Series(z).rolling(window, center=True, min_periods=1).median().to_numpy()
+    dev = np.abs(z - med)
+    mad = pd.Series(dev).rolling(window, center=True, min_periods=1).median().to_numpy()
+    scale = np.maximum(1.4826 * mad, 1e-9)
+    band = np.maximum(_BURST_Z * scale, _BURST_MIN_LOG)
+    out = np.abs(z - med) > band
+    if out.any() and out.mean() < 0.02:
+        z = np.clip(z, med - band, med + band)
+        series.y = np.expm1(z)
+        series.notes.append(f"{int(out.sum())} isolated burst(s) damped for fitting")
+
+
+def _rescale_level_shift(series: Series, cadence: Cadence) -> None:
+    """When the level moved by 3x or more and stayed, scale older history to the new level."""
+    block = max(cadence.primary, 4)
+    n_blocks = len(series.y) // block
+    if n_blocks < 4:
+        return
+    z = np.log1p(series.y[len(series.y) - n_blocks * block :]).reshape(n_blocks, block)
+    level = np.median(z, axis=1)
+    best, best_gap = 0, 0.0
+    for cut in range(2, n_blocks):
+        before, after = level[:cut], level[cut:]
+        gap = float(np.median(after) - np.median(before))
+        spread = max(np.ptp(after), np.ptp(before[-min(len(before), 7) :]))
+        if abs(gap) >= _SHIFT_MIN_LOG and spread < abs(gap) and abs(gap) > abs(best_gap):
+            best, best_gap = cut, gap
+    if best == 0:
+        return
+    split = len(series.y) - (n_blocks - best) * block
+    factor = float(np.exp(best_gap))
+    head = np.log1p(series.y[:split]) + best_gap
+    series.y = np.concatenate([np.expm1(np.maximum(head, 0.0)), series.y[split:]])
+    when = series.start + split * series.step
+    series.notes.append(
+        f"level shift x{factor:.2g} at {when:%Y-%m-%d %H:%M}: "
+        "older history rescaled to the new level"
+    )
