@@ -8,9 +8,16 @@ $37.41 a day; the seasonal-naive stand-in repeats that for the forecast week.
 
 from __future__ import annotations
 
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
 import pytest
 
-from conftest import CLOCK, seasonal_naive
+from conftest import CLOCK, seasonal_naive, usage_rows
+from tokenplan.events import USAGE_SCHEMA
+from tokenplan.plan.limits import load_limits
 from tokenplan.report import Currency, Report, build_report, report_to_dict
 from tokenplan.report import build as build_module
 from tokenplan.store import DuckDBStore
@@ -63,10 +70,48 @@ def test_cards_and_breakdown(store: DuckDBStore) -> None:
 
 def test_missing_sections_say_why_and_hold_no_numbers(store: DuckDBStore) -> None:
     report = _report(store)
-    for section in (report.budgets, report.headroom, report.spikes, report.advice):
+    for section in (report.budgets, report.headroom, report.advice):
         assert not section.available
         assert section.note
         assert section.items == []
+
+
+def test_clean_data_raises_no_spike(store: DuckDBStore) -> None:
+    spikes = _report(store).spikes
+    assert spikes.available
+    assert spikes.items == []
+
+
+def test_injected_spike_is_found_and_attributed(store: DuckDBStore) -> None:
+    rows = usage_rows((("claude-haiku", "search", 5_000_000, Decimal(2)),)).to_pandas()
+    # Six hours of twenty-fold haiku traffic in the newest day (Sun 23 Mar 12:00-17:00).
+    last = rows[rows["ts"] >= pd.Timestamp("2025-03-23 12:00")].head(6)
+    store.write(pa.Table.from_pandas(last, schema=USAGE_SCHEMA, preserve_index=False))
+    [spike] = _report(store).spikes.items
+    assert spike.kind == "spike"
+    assert spike.start == "2025-03-23T12:00:00Z"
+    assert "claude-haiku" in spike.cause
+    assert spike.ratio is not None
+    assert spike.ratio > 2
+
+
+def test_headroom_against_a_hand_written_limit(store: DuckDBStore, tmp_path: Path) -> None:
+    limits_file = tmp_path / "limits.toml"
+    limits_file.write_text(
+        '[current_tier]\nanthropic = "t1"\n\n[[rate_limit]]\nprovider = "anthropic"\n'
+        'family = "sonnet"\nmodels = ["claude-sonnet"]\ntier = "t1"\nrank = 1\n'
+        "rpm = 100\nitpm = 40_000\n"
+    )
+    report = _report(store, limits=load_limits(limits_file))
+    rows = {r.limit_kind: r for r in report.headroom.items}
+    # Peak hour: 450k input tokens and 300 requests; hourly data gives the default 4x
+    # busiest-minute ratio: 450_000 / 60 * 4 = 30_000 ITPM and 300 / 60 * 4 = 20 RPM.
+    assert rows["ITPM"].peak_p50 == pytest.approx(30_000)
+    assert rows["RPM"].peak_p50 == pytest.approx(20)
+    assert rows["ITPM"].peak_p99 > 30_000
+    assert rows["ITPM"].headroom == pytest.approx(1 - rows["ITPM"].peak_p99 / 40_000)
+    card = next(c for c in report.cards if c.key == "peak_vs_limit")
+    assert card.value == rows["ITPM"].peak_p99
 
 
 def test_without_a_forecaster_history_stays_and_forecast_sections_say_why(

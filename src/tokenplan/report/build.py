@@ -12,31 +12,27 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import pandas as pd
 
+from tokenplan.report import sections
 from tokenplan.report.model import (
-    AdviceRow,
     BreakdownRow,
-    BudgetRow,
     Capacity,
-    Card,
     Currency,
     DayRow,
     Fan,
     FanPoint,
-    HeadroomRow,
     HourRow,
     Point,
     Report,
     Section,
-    SpikeRow,
     StackedDay,
     WeekRow,
 )
+from tokenplan.report.sections import LEVELS, iso, unavailable
 from tokenplan.store import DuckDBStore
 
 if TYPE_CHECKING:
     from tokenplan.pricing import FxRate
 
-LEVELS = (80, 95)
 # Twelve weeks is enough for weekly seasonality and keeps the forecast fast on big stores.
 TRAIN_DAYS = 84
 # Beyond this many models or teams the rest is pooled, so charts stay legible.
@@ -74,7 +70,7 @@ def build_report(
     notes: list[str] = []
     fx = _as_currency(fx if fx is not None else getattr(prices, "fx", None))
     summary = store.summary()
-    generated = _iso(clock())
+    generated = iso(clock())
     empty = Report(
         title=title,
         generated_at=generated,
@@ -87,22 +83,25 @@ def build_report(
         notes=notes,
         forecast_notes=[],
         cards=[],
-        fans=_na("the store is empty"),
-        cost_fan=_na("the store is empty"),
-        breakdown=_na("the store is empty"),
-        daily_by_model=_na("the store is empty"),
-        capacity=_na("the store is empty"),
-        budgets=_na("the store is empty"),
-        headroom=_na("the store is empty"),
-        spikes=_na("the store is empty"),
-        advice=_na("the store is empty"),
+        fans=unavailable("the store is empty"),
+        cost_fan=unavailable("the store is empty"),
+        breakdown=unavailable("the store is empty"),
+        daily_by_model=unavailable("the store is empty"),
+        capacity=unavailable("the store is empty"),
+        budgets=unavailable("the store is empty"),
+        headroom=unavailable("the store is empty"),
+        spikes=unavailable("the store is empty"),
+        advice=unavailable("the store is empty"),
     )
     if summary.rows == 0 or summary.end is None:
         notes.append("The store holds no usage yet: import some with `tokenplan import`.")
         return empty
     last = pd.Timestamp(summary.end).floor("h")
     as_of = last + pd.Timedelta(hours=1)
-    since = (as_of - pd.Timedelta(days=TRAIN_DAYS)).to_pydatetime()
+    # Never before the first data: the store zero-fills a window, and fake zeros would
+    # drag the forecast and the spike baselines down.
+    start = pd.Timestamp(summary.start).floor("h") if summary.start else as_of
+    since = max(as_of - pd.Timedelta(days=TRAIN_DAYS), start).to_pydatetime()
     metric = _token_metric(store, since, notes)
     tokens = _frames(store, metric, since, notes)
     costs = _frames(store, "cost_usd", since, notes) if _has_costs(store, since) else None
@@ -123,9 +122,9 @@ def build_report(
     report = Report(
         title=title,
         generated_at=generated,
-        data_start=_iso(summary.start),
-        data_end=_iso(as_of),
-        as_of=_iso(as_of),
+        data_start=iso(summary.start),
+        data_end=iso(as_of),
+        as_of=iso(as_of),
         horizon_hours=horizon_hours,
         metric=metric,
         currency=fx,
@@ -134,21 +133,23 @@ def build_report(
         cards=[],
         fans=Section(available=bool(fans), items=fans)
         if tok_fc is not None
-        else _na("no forecast: " + _last_note(notes), items=fans),
+        else unavailable("no forecast: " + _last_note(notes), items=fans),
         cost_fan=(
             Section(available=True, items=[f for f in cost_fans if f.series == "total"])
             if cost_fans and cost_fc is not None
-            else _na("no cost forecast: the store has no costs for this usage")
+            else unavailable("no cost forecast: the store has no costs for this usage")
         ),
         breakdown=Section(available=True, items=_breakdown(tokens, costs, tok_fc, cost_fc, cut)),
         daily_by_model=_daily_by_model(tokens, tok_fc, cut),
         capacity=capacity,
-        budgets=_budgets(budgets),
-        headroom=_headroom(limits),
-        spikes=_spikes(),
-        advice=_advice(prices),
+        budgets=sections.budgets_section(budgets),
+        headroom=sections.headroom_section(
+            store, limits, forecast_fn, since=since, as_of=as_of, horizon=horizon_hours
+        ),
+        spikes=sections.spikes_section(store, metric, since),
+        advice=sections.advice_section(prices),
     )
-    report.cards = _cards(report, store, as_of, fx)
+    report.cards = sections.cards(report, store, as_of, fx)
     return report
 
 
@@ -242,8 +243,7 @@ def _fans(
                 label=_label(str(uid)),
                 metric=metric,
                 history=[
-                    Point(ds=_iso(d), y=float(y))
-                    for d, y in zip(part["ds"], part["y"], strict=True)
+                    Point(ds=iso(d), y=float(y)) for d, y in zip(part["ds"], part["y"], strict=True)
                 ],
                 forecast=[] if future is None else [_fan_point(r) for r in future.itertuples()],
             )
@@ -253,7 +253,7 @@ def _fans(
 
 def _fan_point(row: Any) -> FanPoint:
     return FanPoint(
-        ds=_iso(row.ds),
+        ds=iso(row.ds),
         mean=float(row.mean),
         lo_80=float(row.lo_80),
         hi_80=float(row.hi_80),
@@ -302,7 +302,7 @@ def _daily_by_model(
 ) -> Section[StackedDay]:
     models = tokens[tokens["unique_id"].str.startswith("model=")]
     if models.empty:
-        return _na("the usage is not split by model")
+        return unavailable("the usage is not split by model")
     # Whole days only, so a partial first or last day does not look like a dip.
     first_day = cut.normalize() + (
         pd.Timedelta(days=1) if cut != cut.normalize() else pd.Timedelta(0)
@@ -318,7 +318,7 @@ def _daily_by_model(
         grouped = part.groupby([part["ds"].dt.normalize(), "unique_id"])[col].sum()
         for date in sorted({d for d, _ in grouped.index}):
             values = {uid.partition("=")[2]: float(v) for uid, v in grouped[date].items()}
-            days.append(StackedDay(date=_iso(date)[:10], forecast=is_fc, values=values))
+            days.append(StackedDay(date=iso(date)[:10], forecast=is_fc, values=values))
     return Section(available=bool(days), items=days, note="" if days else "no whole days yet")
 
 
@@ -327,7 +327,7 @@ def _capacity(
 ) -> Section[Capacity]:
     tok_fc, cost_fc = _frame_of(tok_res), _frame_of(cost_res)
     if tok_fc is None:
-        return _na("no forecast")
+        return unavailable("no forecast")
     hours = tok_fc[tok_fc["unique_id"] == "total"].sort_values("ds").reset_index(drop=True)
     cost = (
         cost_fc[cost_fc["unique_id"] == "total"].set_index("ds")["mean"]
@@ -343,7 +343,7 @@ def _capacity(
 
     hourly = [
         HourRow(
-            ds=_iso(ds),
+            ds=iso(ds),
             tokens=float(mean),
             tokens_lo_80=float(lo),
             tokens_hi_80=float(hi),
@@ -360,7 +360,7 @@ def _capacity(
         c = _sum_or_none(part["cost"])
         daily.append(
             DayRow(
-                date=_iso(date)[:10],
+                date=iso(date)[:10],
                 hours=len(part),
                 tokens=float(part["mean"].sum()),
                 cost_usd=c,
@@ -380,13 +380,13 @@ def _capacity(
         cost_range = _sum_range(cost_res, first, end)
         weekly.append(
             WeekRow(
-                start=_iso(part["ds"].iloc[0]),
-                end=_iso(part["ds"].iloc[-1] + pd.Timedelta(hours=1)),
+                start=iso(part["ds"].iloc[0]),
+                end=iso(part["ds"].iloc[-1] + pd.Timedelta(hours=1)),
                 days=n_days,
                 tokens=float(part["mean"].sum()),
                 cost_usd=c,
                 avg_daily_cost_usd=avg,
-                peak_hour=_iso(peak["ds"]),
+                peak_hour=iso(peak["ds"]),
                 peak_tokens=float(peak["mean"]),
                 cost_local=local(c),
                 avg_daily_cost_local=local(avg),
@@ -414,129 +414,6 @@ def _sum_or_none(values: pd.Series) -> float | None:
     return None if values.isna().all() else float(values.sum())
 
 
-# -- plan sections: wired to tokenplan.plan as its functions land ------------------------------
-
-
-def _budgets(budgets: Any) -> Section[BudgetRow]:
-    if not budgets:
-        return _na("no budgets configured: pass --budgets budgets.toml")
-    return _na("budget projection (tokenplan.plan) is not available yet")
-
-
-def _headroom(limits: Any) -> Section[HeadroomRow]:
-    if not limits:
-        return _na("no rate limits configured: pass --limits limits.toml")
-    return _na("rate-limit headroom (tokenplan.plan) is not available yet")
-
-
-def _spikes() -> Section[SpikeRow]:
-    return _na("spike detection (tokenplan.plan) is not available yet")
-
-
-def _advice(prices: Any) -> Section[AdviceRow]:
-    return _na("costed advice (tokenplan.plan) is not available yet")
-
-
-# -- headline --------------------------------------------------------------------------------
-
-
-def _cards(
-    report: Report, store: DuckDBStore, as_of: pd.Timestamp, fx: Currency | None
-) -> list[Card]:
-    def local(value: float | None) -> float | None:
-        return None if fx is None or value is None else value * fx.rate
-
-    month_start = as_of.normalize().replace(day=1)
-    if as_of == month_start:  # data ending exactly at midnight on the 1st belongs to last month
-        month_start = (month_start - pd.Timedelta(days=1)).replace(day=1)
-    spend = store.series("cost_usd", "1d", (), month_start.to_pydatetime(), as_of.to_pydatetime())
-    spent = None if spend["y"].isna().all() else float(spend["y"].sum())
-    cards = [
-        Card(
-            key="spend_to_date",
-            title="Spend this month to date",
-            value=spent,
-            value_local=local(spent),
-            unit="usd",
-            detail=f"since {month_start:%d %b %Y}, data to {as_of:%d %b %H:%M} UTC"
-            if spent is not None
-            else "not available: the store has no costs for this usage",
-            status="ok" if spent is not None else "na",
-        )
-    ]
-    month = next(
-        (b for b in report.budgets.items if b.period == "month" and b.scope == "all"),
-        report.budgets.items[0] if report.budgets.items else None,
-    )
-    if month is not None:
-        cards.append(
-            Card(
-                key="month_end",
-                title="Projected period end vs budget",
-                value=month.projected,
-                unit="usd",
-                detail=f"budget {month.amount:,.2f} {month.currency} · "
-                f"P(overrun) {month.p_over_limit * 100:.0f}%",
-                status="bad"
-                if month.p_over_limit >= 0.5
-                else "warn"
-                if month.p_over_limit >= 0.2
-                else "ok",
-            )
-        )
-    else:
-        cards.append(
-            Card(
-                key="month_end",
-                title="Projected month end vs budget",
-                value=None,
-                unit="usd",
-                detail="not available: " + report.budgets.note,
-                status="na",
-            )
-        )
-    worst = max(
-        report.headroom.items, key=lambda r: r.peak_p99 / r.limit if r.limit else 0, default=None
-    )
-    if worst is not None:
-        share = worst.peak_p99 / worst.limit if worst.limit else None
-        cards.append(
-            Card(
-                key="peak_vs_limit",
-                title=f"Peak {worst.limit_kind} vs limit",
-                value=worst.peak_p99,
-                unit="tpm",
-                detail=f"{worst.name}: limit {worst.limit:,.0f} · p99 peak at "
-                f"{(share or 0) * 100:.0f}% of it",
-                status="bad" if (share or 0) >= 1 else "warn" if (share or 0) >= 0.8 else "ok",
-            )
-        )
-    else:
-        cards.append(
-            Card(
-                key="peak_vs_limit",
-                title="Peak TPM vs limit",
-                value=None,
-                unit="tpm",
-                detail="not available: " + report.headroom.note,
-                status="na",
-            )
-        )
-    if report.capacity.items and report.capacity.items[0].weekly:
-        week = report.capacity.items[0].weekly[0]
-        cards.append(
-            Card(
-                key="next_week",
-                title=f"Forecast next {week.days:g} days",
-                value=week.tokens,
-                unit="tokens",
-                detail=(f"≈ ${week.cost_usd:,.2f}" if week.cost_usd is not None else "cost unknown")
-                + f" · peak hour {pd.Timestamp(week.peak_hour):%a %d %b %H:00}",
-            )
-        )
-    return cards
-
-
 # -- small things ----------------------------------------------------------------------------
 
 
@@ -545,10 +422,6 @@ def _as_currency(fx: Currency | FxRate | None) -> Currency | None:
     if fx is None or isinstance(fx, Currency):
         return fx
     return Currency(code=fx.currency, rate=float(fx.per_usd), note="configured rate")
-
-
-def _na(note: str, items: list[Any] | None = None) -> Section[Any]:
-    return Section(available=False, note=note, items=items or [])
 
 
 def _last_note(notes: list[str]) -> str:
@@ -560,10 +433,3 @@ def _label(uid: str) -> str:
         return "All usage"
     dim, _, name = uid.partition("=")
     return f"{dim.capitalize()} {name}"
-
-
-def _iso(value: Any) -> str:
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,258 @@
+"""The plan sections of the report (budgets, headroom, spikes, advice) and the headline cards.
+
+Each section calls the `tokenplan.plan` function that computes it; where that function or its
+configuration is missing, the section says so instead of showing numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from tokenplan.report.model import (
+    AdviceRow,
+    BudgetRow,
+    Card,
+    Currency,
+    HeadroomRow,
+    Report,
+    Section,
+    SpikeRow,
+)
+from tokenplan.store import DuckDBStore
+
+LEVELS = (80, 95)
+# Minute history that far back is enough to learn how spiky the busiest minute of an hour is.
+PEAK_RATIO_DAYS = 7
+
+
+def unavailable(note: str, items: list[Any] | None = None) -> Section[Any]:
+    """A section that cannot be computed, and why."""
+    return Section(available=False, note=note, items=items or [])
+
+
+def iso(value: Any) -> str:
+    """A timestamp as ISO 8601 UTC with ``Z``."""
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def budgets_section(budgets: Any) -> Section[BudgetRow]:
+    """Spend against each configured budget (waits for the budgets loader in `tokenplan.plan`)."""
+    if not budgets:
+        return unavailable("no budgets configured: pass --budgets budgets.toml")
+    return unavailable("budget projection (tokenplan.plan budgets) is not available yet")
+
+
+def headroom_section(
+    store: DuckDBStore,
+    limits: Any,
+    forecaster: Callable[..., Any] | None,
+    *,
+    since: datetime,
+    as_of: pd.Timestamp,
+    horizon: int,
+) -> Section[HeadroomRow]:
+    """Forecast busiest-minute use per model against each configured rate limit."""
+    if not limits:
+        return unavailable("no rate limits configured: pass --limits limits.toml")
+    try:
+        from tokenplan.plan.headroom import learn_peak_ratio, plan_headroom
+    except ImportError:
+        return unavailable("rate-limit headroom (tokenplan.plan.headroom) is not installed")
+    if forecaster is None:
+        return unavailable("no forecast to compare with the limits")
+    frames = []
+    for metric in ("requests", "input_tokens", "output_tokens"):
+        frame = store.series(metric, "1h", ("model",), since)
+        if frame.empty or frame["y"].isna().all():
+            continue
+        frames.append(frame.assign(unique_id=metric + "|" + frame["unique_id"]))
+    if not frames:
+        return unavailable("the usage has no requests or token counts per model")
+    both = pd.concat(frames, ignore_index=True)
+    both["y"] = both["y"].fillna(0.0).astype(float)
+    result = forecaster(both, horizon=horizon, freq="1h", levels=LEVELS).frame
+    split = result["unique_id"].str.partition("|")
+    forecasts = {
+        metric: result[split[0] == metric].assign(unique_id=split[2][split[0] == metric])
+        for metric in split[0].unique()
+    }
+    ratios = {}
+    if _finest_bucket_s(store, since) <= 60:
+        recent = (as_of - pd.Timedelta(days=PEAK_RATIO_DAYS)).to_pydatetime()
+        for metric in forecasts:
+            ratios[metric] = learn_peak_ratio(store.series(metric, "1min", (), recent))
+    rows = plan_headroom(forecasts, limits, ratios, cache_read_share=_cache_share(store, since))
+    return Section(
+        available=True,
+        note="" if rows else "no configured limit matches the models in the store",
+        items=[
+            HeadroomRow(
+                name=f"{r.provider} {r.family} ({r.tier})",
+                limit_kind=r.kind.upper(),
+                limit=float(r.limit),
+                peak_p50=r.expected_peak,
+                peak_p99=r.p99_peak,
+                headroom=r.headroom_share,
+                first_risk_at=None if r.first_risk_at is None else iso(r.first_risk_at),
+                suggestion=(f"tier {r.holding_tier} holds the p99 peak; " if r.holding_tier else "")
+                + r.note,
+            )
+            for r in rows
+        ],
+    )
+
+
+def _finest_bucket_s(store: DuckDBStore, since: datetime) -> int:
+    """Widest bucket in the window: minute peaks are only learnable from minute-or-finer rows."""
+    row = store.connection.execute(
+        "SELECT coalesce(max(bucket_s), 0) FROM usage WHERE ts >= ?", [since.replace(tzinfo=None)]
+    ).fetchall()
+    return int(row[0][0])
+
+
+def _cache_share(store: DuckDBStore, since: datetime) -> float:
+    row = store.connection.execute(
+        "SELECT coalesce(sum(cache_read_tokens), 0), coalesce(sum(input_tokens), 0) "
+        "FROM usage WHERE ts >= ?",
+        [since.replace(tzinfo=None)],
+    ).fetchall()
+    cached, total = (float(v) for v in row[0])
+    return cached / total if total > 0 else 0.0
+
+
+def spikes_section(store: DuckDBStore, metric: str, since: datetime) -> Section[SpikeRow]:
+    """Spikes and drops in the newest day of hourly usage, attributed to a model."""
+    try:
+        from tokenplan.plan.spikes import find_anomalies
+    except ImportError:
+        return unavailable("spike detection (tokenplan.plan.spikes) is not installed")
+    frame = store.series(metric, "1h", ("model",), since)
+    found = find_anomalies(frame, recent=24, dimension="model", metric=metric)
+    return Section(
+        available=True,
+        items=[
+            SpikeRow(
+                kind=a.kind,
+                start=iso(a.start),
+                end=iso(a.end),
+                metric=metric,
+                observed=float(a.actual),
+                baseline=float(a.expected),
+                ratio=None if a.peak_ratio is None else float(a.peak_ratio),
+                cause=(
+                    f"{a.dimension} {a.culprit}"
+                    + (f" ({a.culprit_share:.0%} of the change)" if a.culprit_share else "")
+                    if a.culprit
+                    else "no single cause"
+                ),
+                detail=a.message,
+            )
+            for a in found
+        ],
+    )
+
+
+def advice_section(prices: Any) -> Section[AdviceRow]:
+    """Costed what-ifs (waits for the advice functions in `tokenplan.plan`)."""
+    return unavailable("costed advice (tokenplan.plan advice) is not available yet")
+
+
+def cards(
+    report: Report, store: DuckDBStore, as_of: pd.Timestamp, fx: Currency | None
+) -> list[Card]:
+    """Headline figures: spend to date, period end vs budget, peak vs limit, next week."""
+
+    def local(value: float | None) -> float | None:
+        return None if fx is None or value is None else value * fx.rate
+
+    month_start = as_of.normalize().replace(day=1)
+    if as_of == month_start:  # data ending exactly at midnight on the 1st belongs to last month
+        month_start = (month_start - pd.Timedelta(days=1)).replace(day=1)
+    spend = store.series("cost_usd", "1d", (), month_start.to_pydatetime(), as_of.to_pydatetime())
+    spent = None if spend["y"].isna().all() else float(spend["y"].sum())
+    out = [
+        Card(
+            key="spend_to_date",
+            title="Spend this month to date",
+            value=spent,
+            value_local=local(spent),
+            unit="usd",
+            detail=f"since {month_start:%d %b %Y}, data to {as_of:%d %b %H:%M} UTC"
+            if spent is not None
+            else "not available: the store has no costs for this usage",
+            status="ok" if spent is not None else "na",
+        )
+    ]
+    out.append(_budget_card(report))
+    out.append(_limit_card(report))
+    if report.capacity.items and report.capacity.items[0].weekly:
+        week = report.capacity.items[0].weekly[0]
+        cost = f"≈ ${week.cost_usd:,.2f}" if week.cost_usd is not None else "cost unknown"
+        out.append(
+            Card(
+                key="next_week",
+                title=f"Forecast next {week.days:g} days",
+                value=week.tokens,
+                unit="tokens",
+                detail=f"{cost} · peak hour {pd.Timestamp(week.peak_hour):%a %d %b %H:00} UTC",
+            )
+        )
+    return out
+
+
+def _status(p: float) -> Any:
+    return "bad" if p >= 0.5 else "warn" if p >= 0.2 else "ok"
+
+
+def _budget_card(report: Report) -> Card:
+    items = report.budgets.items
+    month = next((b for b in items if b.period == "month" and b.scope == "all"), None)
+    month = month or (items[0] if items else None)
+    if month is None:
+        return Card(
+            key="month_end",
+            title="Projected month end vs budget",
+            value=None,
+            unit="usd",
+            detail="not available: " + report.budgets.note,
+            status="na",
+        )
+    return Card(
+        key="month_end",
+        title=f"Projected {month.period} end vs budget",
+        value=month.projected,
+        unit="usd",
+        detail=f"budget {month.amount:,.2f} {month.currency} · "
+        f"P(overrun) {month.p_over_limit * 100:.0f}%",
+        status=_status(month.p_over_limit),
+    )
+
+
+def _limit_card(report: Report) -> Card:
+    rows = [r for r in report.headroom.items if r.limit > 0]
+    worst = max(rows, key=lambda r: r.peak_p99 / r.limit, default=None)
+    if worst is None:
+        return Card(
+            key="peak_vs_limit",
+            title="Peak TPM vs limit",
+            value=None,
+            unit="tpm",
+            detail="not available: " + (report.headroom.note or "no limit matches"),
+            status="na",
+        )
+    share = worst.peak_p99 / worst.limit
+    return Card(
+        key="peak_vs_limit",
+        title=f"Peak {worst.limit_kind} vs limit",
+        value=worst.peak_p99,
+        unit="tpm",
+        detail=f"{worst.name}: limit {worst.limit:,.0f} · p99 peak at {share * 100:.0f}% of it",
+        status="bad" if share >= 1 else "warn" if share >= 0.8 else "ok",
+    )
