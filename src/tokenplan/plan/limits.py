@@ -1,0 +1,203 @@
+"""Provider rate limits and Azure PTU sizing as editable TOML data."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from tokenplan.errors import ConfigError
+
+__all__ = [
+    "LIMIT_KINDS",
+    "LimitsConfig",
+    "PTUSizing",
+    "RateLimit",
+    "load_limits",
+    "ptu_units",
+]
+
+# Per-minute limit kinds and the usage metric each one counts.
+LIMIT_KINDS: dict[str, str] = {
+    "rpm": "requests",
+    "itpm": "input_tokens",
+    "otpm": "output_tokens",
+    "tpm": "total_tokens",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimit:
+    """One provider tier's per-minute limits for a family of models."""
+
+    provider: str
+    family: str
+    models: tuple[str, ...]
+    tier: str
+    rank: int
+    rpm: int | None = None
+    itpm: int | None = None
+    otpm: int | None = None
+    tpm: int | None = None
+    cache_reads_count: bool = False
+
+    def matches(self, model: str) -> bool:
+        """Whether ``model`` falls under this family's glob patterns."""
+        return any(fnmatchcase(model, pattern) for pattern in self.models)
+
+    def values(self) -> dict[str, int]:
+        """The limits this tier enforces, by kind (``rpm``, ``itpm``, ...)."""
+        return {k: v for k in LIMIT_KINDS if (v := getattr(self, k)) is not None}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PTUSizing:
+    """Azure provisioned-throughput sizing constants of one model and deployment type."""
+
+    model: str
+    models: tuple[str, ...]
+    deployment: str
+    input_tpm_per_ptu: int
+    output_ratio: float
+    minimum: int
+    increment: int
+
+    def matches(self, model: str) -> bool:
+        """Whether ``model`` falls under this entry's glob patterns."""
+        return any(fnmatchcase(model, pattern) for pattern in self.models)
+
+    def units(self, input_tpm: float, output_tpm: float) -> int:
+        """PTUs needed for a peak of ``input_tpm`` uncached input and ``output_tpm`` output."""
+        return ptu_units(
+            input_tpm,
+            output_tpm,
+            input_tpm_per_ptu=self.input_tpm_per_ptu,
+            output_ratio=self.output_ratio,
+            minimum=self.minimum,
+            increment=self.increment,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """All rate limits, PTU sizings and the tier currently held per provider."""
+
+    rate_limits: tuple[RateLimit, ...] = ()
+    ptu: tuple[PTUSizing, ...] = ()
+    current_tier: dict[str, str] = field(default_factory=dict)
+    source: str = ""
+
+    def tiers(self, provider: str, family: str) -> list[RateLimit]:
+        """Every tier of one family, smallest first."""
+        found = [r for r in self.rate_limits if r.provider == provider and r.family == family]
+        return sorted(found, key=lambda r: r.rank)
+
+    def families(self) -> list[tuple[str, str]]:
+        """Distinct ``(provider, family)`` pairs in file order."""
+        return list(dict.fromkeys((r.provider, r.family) for r in self.rate_limits))
+
+
+def ptu_units(
+    input_tpm: float,
+    output_tpm: float,
+    *,
+    input_tpm_per_ptu: float,
+    output_ratio: float,
+    minimum: int,
+    increment: int,
+) -> int:
+    """ceil((input + output × ratio) / per-PTU), rounded up to ``minimum`` + k × ``increment``."""
+    if input_tpm_per_ptu <= 0 or increment <= 0 or minimum < 0:
+        raise ConfigError("PTU sizing needs input_tpm_per_ptu > 0, increment > 0, minimum >= 0.")
+    raw = math.ceil((max(input_tpm, 0.0) + max(output_tpm, 0.0) * output_ratio) / input_tpm_per_ptu)
+    if raw <= minimum:
+        return minimum
+    return minimum + math.ceil((raw - minimum) / increment) * increment
+
+
+def load_limits(path: str | Path | None = None) -> LimitsConfig:
+    """Read a limits TOML file; ``None`` reads the dated example shipped with tokenplan."""
+    if path is None:
+        text = resources.files("tokenplan.plan").joinpath("limits.example.toml").read_text("utf-8")
+        source = "limits.example.toml (shipped example)"
+    else:
+        source = str(path)
+        try:
+            text = Path(path).read_text("utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read the limits file {path}: {exc.strerror}.") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"the limits file {source} is not valid TOML: {exc}.") from exc
+    rate_limits = tuple(
+        _rate_limit(item, source, i) for i, item in enumerate(data.get("rate_limit", []), 1)
+    )
+    ptu = tuple(_ptu(item, source, i) for i, item in enumerate(data.get("ptu", []), 1))
+    current = data.get("current_tier", {})
+    if not isinstance(current, dict):
+        raise ConfigError(f"{source}: [current_tier] must map provider names to tier names.")
+    return LimitsConfig(rate_limits, ptu, {str(k): str(v) for k, v in current.items()}, source)
+
+
+def _need(item: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in item:
+        raise ConfigError(f"{where}: field '{key}' is missing; add it.")
+    value = item[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool) is not (kind is bool):
+        raise ConfigError(f"{where}: field '{key}' must be a {kind.__name__}, not {value!r}.")
+    return value
+
+
+def _patterns(item: dict[str, Any], default: str, where: str) -> tuple[str, ...]:
+    models = item.get("models", [default])
+    if isinstance(models, str):
+        models = [models]
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+        raise ConfigError(f"{where}: field 'models' must be a list of glob patterns.")
+    return tuple(models)
+
+
+def _rate_limit(item: dict[str, Any], source: str, index: int) -> RateLimit:
+    where = f"{source}, [[rate_limit]] #{index}"
+    values: dict[str, int | None] = {}
+    for kind in LIMIT_KINDS:
+        value = item.get(kind)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+            raise ConfigError(f"{where}: field '{kind}' must be a positive integer, not {value!r}.")
+        values[kind] = value
+    if not any(values.values()):
+        raise ConfigError(f"{where}: give at least one of rpm, itpm, otpm or tpm.")
+    family = _need(item, "family", str, where)
+    return RateLimit(
+        provider=_need(item, "provider", str, where),
+        family=family,
+        models=_patterns(item, family, where),
+        tier=_need(item, "tier", str, where),
+        rank=int(item.get("rank", 0)),
+        cache_reads_count=bool(item.get("cache_reads_count", False)),
+        **values,
+    )
+
+
+def _ptu(item: dict[str, Any], source: str, index: int) -> PTUSizing:
+    where = f"{source}, [[ptu]] #{index}"
+    model = _need(item, "model", str, where)
+    per_ptu = _need(item, "input_tpm_per_ptu", int, where)
+    if per_ptu <= 0:
+        raise ConfigError(f"{where}: field 'input_tpm_per_ptu' must be positive.")
+    return PTUSizing(
+        model=model,
+        models=_patterns(item, model, where),
+        deployment=str(item.get("deployment", "global")),
+        input_tpm_per_ptu=per_ptu,
+        output_ratio=_need(item, "output_ratio", float, where),
+        minimum=_need(item, "minimum", int, where),
+        increment=_need(item, "increment", int, where),
+    )

@@ -1,0 +1,208 @@
+"""Spikes and drops: the newest buckets against the forecast band and the same-hour baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+__all__ = ["Anomaly", "find_anomalies", "same_phase_band"]
+
+_SEASONS = 28  # how many past days (or weeks) the same-hour baseline looks at
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Anomaly:
+    """A run of buckets outside the band: ``spike`` (above) or ``drop`` (collapse to near zero)."""
+
+    kind: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    buckets: int
+    actual: float
+    expected: float
+    peak_ratio: float
+    phase_label: str
+    dimension: str | None
+    culprit: str | None
+    culprit_share: float | None
+    message: str
+
+
+def _phase(ds: pd.Series, step: pd.Timedelta) -> tuple[np.ndarray, int]:
+    # Same hour of day for sub-daily buckets, same weekday for daily ones.
+    seconds = (pd.to_datetime(ds) - pd.Timestamp("2000-01-03")).dt.total_seconds().to_numpy()
+    step_s = step.total_seconds()
+    if step_s < 86400:
+        season = max(int(round(86400 / step_s)), 1)
+    else:
+        season = 7 if step_s == 86400 else 1
+    return (np.floor(seconds / step_s).astype(np.int64) % season), season
+
+
+def _baseline(history: pd.DataFrame, ds: pd.Series, step: pd.Timedelta) -> np.ndarray:
+    """Median of the same phase over the last seasons of ``history`` (``ds, y``), per ``ds``."""
+    hist = history.dropna(subset=["y"])
+    if hist.empty:
+        return np.full(len(ds), np.nan)
+    h_phase, season = _phase(hist["ds"], step)
+    keep = len(hist) - _SEASONS * season
+    recent = hist.assign(phase=h_phase).iloc[max(keep, 0) :]
+    medians = recent.groupby("phase")["y"].median()
+    phase, _ = _phase(ds, step)
+    fallback = float(recent["y"].median())
+    return np.array([medians.get(p, fallback) for p in phase], dtype=float)
+
+
+def same_phase_band(
+    history: pd.DataFrame, ds: pd.Series, *, level: float = 99.0
+) -> pd.DataFrame:
+    """A band for ``ds`` from history alone: same-hour median × the spread of log residuals."""
+    step = _step(history["ds"])
+    base = _baseline(history, ds, step)
+    hist = history.dropna(subset=["y"])
+    fitted = _baseline(hist, hist["ds"], step)
+    resid = np.log1p(hist["y"].to_numpy(float)) - np.log1p(fitted)
+    resid = resid[np.isfinite(resid)]
+    # MAD is robust to the very spikes we look for; the floor keeps flat series from alarming.
+    sigma = max(1.4826 * float(np.median(np.abs(resid - np.median(resid)))), 0.05) if len(resid) else 0.5
+    z = float(norm.ppf(0.5 + level / 200))
+    hi = np.expm1(np.log1p(base) + z * sigma) + z * np.sqrt(np.maximum(base, 0))
+    lo = np.maximum(np.expm1(np.log1p(base) - z * sigma) - z * np.sqrt(np.maximum(base, 0)), 0)
+    return pd.DataFrame({"ds": ds.to_numpy(), "baseline": base, f"lo_{level:g}": lo, f"hi_{level:g}": hi})
+
+
+def _step(ds: pd.Series) -> pd.Timedelta:
+    gaps = pd.to_datetime(pd.Series(ds)).drop_duplicates().sort_values().diff().dropna()
+    return gaps.min() if len(gaps) else pd.Timedelta(hours=1)
+
+
+def _runs(mask: np.ndarray, k: int) -> list[tuple[int, int]]:
+    runs, start = [], None
+    for i, flag in enumerate([*mask.tolist(), False]):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            if i - start >= k:
+                runs.append((start, i))
+            start = None
+    return runs
+
+
+def find_anomalies(
+    series: pd.DataFrame,
+    *,
+    recent: int = 24,
+    band: pd.DataFrame | None = None,
+    level: float = 99.0,
+    k: int = 3,
+    drop_k: int = 2,
+    drop_share: float = 0.1,
+    min_ratio: float = 2.0,
+    dimension: str | None = "model",
+    tz: str = "UTC",
+    metric: str = "usage",
+) -> list[Anomaly]:
+    """Spikes and drops in the last ``recent`` buckets of a ``unique_id, ds, y`` frame.
+
+    Several ``unique_id`` values are values of ``dimension``: the total is checked and a run is
+    attributed to the value carrying most of the excess (or shortfall). ``band`` is a forecast
+    frame with ``ds, lo_<level>, hi_<level>`` for the total; without it the band comes from the
+    same-hour history. A spike is ``k``+ buckets above the band; a drop is ``drop_k``+ buckets
+    under ``drop_share`` of the same-hour baseline and under the band.
+    """
+    frame = series if "unique_id" in series else series.assign(unique_id="total")
+    wide = frame.pivot_table(index="ds", columns="unique_id", values="y", aggfunc="sum", dropna=False)
+    wide = wide.sort_index()
+    if len(wide) <= recent:
+        return []
+    step = _step(wide.index.to_series())
+    total = pd.DataFrame({"ds": wide.index, "y": wide.sum(axis=1, min_count=1).to_numpy()})
+    hist, new = total.iloc[:-recent], total.iloc[-recent:].reset_index(drop=True)
+    own = same_phase_band(hist, new["ds"], level=level)
+    lo_col, hi_col = f"lo_{level:g}", f"hi_{level:g}"
+    if band is not None and {lo_col, hi_col} <= set(band.columns):
+        given = band.groupby("ds")[[lo_col, hi_col]].sum()
+        own[hi_col] = given[hi_col].reindex(new["ds"]).fillna(pd.Series(own[hi_col].to_numpy(), index=new["ds"])).to_numpy()
+        own[lo_col] = given[lo_col].reindex(new["ds"]).fillna(pd.Series(own[lo_col].to_numpy(), index=new["ds"])).to_numpy()
+    y = new["y"].to_numpy(float)
+    base = own["baseline"].to_numpy(float)
+    above = np.nan_to_num(y, nan=-np.inf) > own[hi_col].to_numpy()
+    spikes = [
+        (a, b) for a, b in _runs(above, k) if np.max(y[a:b] - min_ratio * base[a:b]) > 0
+    ]
+    collapsed = (y < np.maximum(drop_share * base, 0)) | ((y == 0) & (base > 0))
+    drops = _runs(collapsed & (y < own[lo_col].to_numpy()) & (base > 0), drop_k)
+    out = []
+    for kind, runs in (("spike", spikes), ("drop", drops)):
+        for a, b in runs:
+            out.append(
+                _describe(kind, a, b, new, base, wide, hist, step, dimension, tz, metric)
+            )
+    return sorted(out, key=lambda x: x.start)
+
+
+def _describe(
+    kind: str,
+    a: int,
+    b: int,
+    new: pd.DataFrame,
+    base: np.ndarray,
+    wide: pd.DataFrame,
+    hist: pd.DataFrame,
+    step: pd.Timedelta,
+    dimension: str | None,
+    tz: str,
+    metric: str,
+) -> Anomaly:
+    y = new["y"].to_numpy(float)[a:b]
+    expected = base[a:b]
+    pick = int(np.argmax(y / np.maximum(expected, 1e-9))) if kind == "spike" else int(np.argmin(y - expected))
+    at = pd.Timestamp(new["ds"].iloc[a + pick])
+    label = at.tz_localize("UTC").tz_convert(tz).strftime("%H:%M" if step < pd.Timedelta(days=1) else "%A")
+    ratio = float(y[pick] / expected[pick]) if expected[pick] > 0 else float("inf")
+    culprit = share = None
+    if wide.shape[1] > 1:
+        culprit, share = _attribute(kind, wide, new["ds"].iloc[a:b], len(hist), step)
+    if kind == "spike":
+        size = f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:,.1f}x"
+        head = f"{metric} {size} the usual for {label}" if np.isfinite(ratio) else f"new {metric} at {label} (usually none)"
+    else:
+        head = f"{metric} fell to {ratio:.0%} of the usual for {label}, likely an outage"
+    span = f"{b - a} bucket(s) from {pd.Timestamp(new['ds'].iloc[a]):%Y-%m-%d %H:%M} UTC"
+    blame = f"; {culprit} carries {share:.0%} of the {'excess' if kind == 'spike' else 'shortfall'}" if culprit else ""
+    return Anomaly(
+        kind=kind,
+        start=pd.Timestamp(new["ds"].iloc[a]),
+        end=pd.Timestamp(new["ds"].iloc[b - 1]) + step,
+        buckets=b - a,
+        actual=float(np.nansum(y)),
+        expected=float(expected.sum()),
+        peak_ratio=ratio,
+        phase_label=label,
+        dimension=dimension if culprit else None,
+        culprit=culprit,
+        culprit_share=share,
+        message=f"{head} ({span}){blame}.",
+    )
+
+
+def _attribute(
+    kind: str, wide: pd.DataFrame, ds: pd.Series, n_hist: int, step: pd.Timedelta
+) -> tuple[str | None, float | None]:
+    """The dimension value with the largest excess (spike) or shortfall (drop) over its baseline."""
+    gaps = {}
+    for uid in wide.columns:
+        col = wide[uid]
+        hist = pd.DataFrame({"ds": col.index[:n_hist], "y": col.to_numpy()[:n_hist]})
+        expected = np.nan_to_num(_baseline(hist, ds, step))
+        actual = np.nan_to_num(col.reindex(ds).to_numpy(float))
+        gaps[str(uid)] = float((actual - expected).sum())
+    signed = {u: (g if kind == "spike" else -g) for u, g in gaps.items()}
+    positive = {u: g for u, g in signed.items() if g > 0}
+    if not positive:
+        return None, None
+    culprit = max(positive, key=lambda u: positive[u])
+    return culprit, positive[culprit] / sum(positive.values())
