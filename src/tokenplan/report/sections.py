@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from tokenplan.errors import TokenplanError
 from tokenplan.report.model import (
     AdviceRow,
     BudgetRow,
@@ -77,7 +78,11 @@ def headroom_section(
         return unavailable("the usage has no requests or token counts per model")
     both = pd.concat(frames, ignore_index=True)
     both["y"] = both["y"].fillna(0.0).astype(float)
-    result = forecaster(both, horizon=horizon, freq="1h", levels=LEVELS).frame
+    try:
+        result = forecaster(both, horizon=horizon, freq="1h", levels=LEVELS).frame
+    except (TokenplanError, ValueError) as exc:
+        # One failed section must not cost the reader the rest of the report.
+        return unavailable(f"the per-model request and token forecast failed: {exc}")
     split = result["unique_id"].str.partition("|")
     forecasts = {
         metric: result[split[0] == metric].assign(unique_id=split[2][split[0] == metric])
@@ -176,7 +181,9 @@ def cards(
     if as_of == month_start:  # data ending exactly at midnight on the 1st belongs to last month
         month_start = (month_start - pd.Timedelta(days=1)).replace(day=1)
     spend = store.series("cost_usd", "1d", (), month_start.to_pydatetime(), as_of.to_pydatetime())
-    spent = None if spend["y"].isna().all() else float(spend["y"].sum())
+    known = spend["y"].dropna()
+    # Days without rows are zero-filled; if every day with rows has an unknown cost, so is the sum.
+    spent = None if spend["y"].isna().any() and known.sum() == 0 else float(known.sum())
     out = [
         Card(
             key="spend_to_date",
