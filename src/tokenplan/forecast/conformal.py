@@ -12,10 +12,9 @@ from the same residuals, mapped through each step's empirical residual quantiles
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from scipy.special import ndtr
 
-_POOL = 48
+_POOL = 100
 
 
 def radius(windows: int, h: int) -> int:
@@ -25,11 +24,16 @@ def radius(windows: int, h: int) -> int:
 
 
 def _pools(errors: np.ndarray, r: int) -> np.ndarray:
-    """``errors (n, W, h)`` -> sorted pools ``(n, h, W * (2r + 1))`` with NaN last."""
+    """``errors (n, W, h)`` -> sorted pools ``(n, h, W * width)`` with NaN last.
+
+    Each step pools a window of ``2r + 1`` neighbouring steps, slid inwards at the edges so the
+    first and last steps get pools as large as the middle ones.
+    """
     n, w, h = errors.shape
-    padded = np.pad(errors, ((0, 0), (0, 0), (r, r)), constant_values=np.nan)
-    win = sliding_window_view(padded, 2 * r + 1, axis=2)  # (n, W, h, 2r+1)
-    pool = win.transpose(0, 2, 1, 3).reshape(n, h, w * (2 * r + 1))
+    width = min(2 * r + 1, h)
+    first = np.clip(np.arange(h) - r, 0, h - width)
+    idx = first[:, None] + np.arange(width)[None, :]  # (h, width)
+    pool = errors[:, :, idx].transpose(0, 2, 1, 3).reshape(n, h, w * width)
     return np.sort(pool, axis=2)
 
 

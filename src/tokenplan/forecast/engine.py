@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from tokenplan.errors import ForecastError, InvalidInput
-from tokenplan.forecast import backtest as bt
+from tokenplan.forecast import selection as bt
 from tokenplan.forecast.baselines import run_baselines
 from tokenplan.forecast.conformal import bounds, cross_coverage
 from tokenplan.forecast.fallbacks import fallback

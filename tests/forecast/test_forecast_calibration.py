@@ -1,0 +1,55 @@
+"""Intervals are calibrated: coverage on held-out data with known noise lands near nominal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from conftest import usage
+from tokenplan.forecast import forecast
+
+
+def test_backtest_coverage_of_chosen_is_near_nominal() -> None:
+    df = pd.concat([usage(n=840, seed=s, uid=f"s{s}") for s in range(4)], ignore_index=True)
+    res = forecast(df, horizon=24, freq="1h", local_models=False)
+    chosen = res.backtest[res.backtest["chosen"]]
+    assert chosen["coverage_80"].between(0.70, 0.90).all()
+    assert chosen["coverage_95"].between(0.88, 0.995).all()
+
+
+def test_out_of_sample_coverage_on_fresh_data() -> None:
+    hits80, hits95, total = 0, 0, 0
+    for seed in range(6):
+        full = usage(n=840 + 24, seed=100 + seed)
+        train, test = full.iloc[:-24], full.iloc[-24:]
+        frame = forecast(train, horizon=24, freq="1h", local_models=False).frame
+        y = test["y"].to_numpy()
+        hits80 += int(((y >= frame["lo_80"]) & (y <= frame["hi_80"])).sum())
+        hits95 += int(((y >= frame["lo_95"]) & (y <= frame["hi_95"])).sum())
+        total += len(y)
+    assert 0.68 <= hits80 / total <= 0.92
+    assert 0.86 <= hits95 / total <= 1.0
+
+
+def test_interval_width_tracks_noise() -> None:
+    quiet = forecast(usage(n=600, noise=0.05), horizon=24, freq="1h", local_models=False).frame
+    loud = forecast(usage(n=600, noise=0.4), horizon=24, freq="1h", local_models=False).frame
+
+    def rel_width(frame: pd.DataFrame) -> float:
+        return float(np.median((frame["hi_80"] - frame["lo_80"]) / frame["mean"]))
+
+    assert rel_width(loud) > 3 * rel_width(quiet)
+
+
+def test_sum_interval_covers_period_totals() -> None:
+    inside, runs = 0, 8
+    for seed in range(runs):
+        full = usage(n=672 + 48, seed=200 + seed)
+        train, test = full.iloc[:-48], full.iloc[-48:]
+        res = forecast(train, horizon=48, freq="1h", local_models=False)
+        window = res.sum_interval("s", levels=(95,))
+        inside += window["lo_95"] <= test["y"].sum() <= window["hi_95"]
+        assert window["lo_95"] < window["point"] < window["hi_95"]
+    assert inside >= runs - 2
+    p = res.prob_sum_above("s", 0.0)
+    assert p == 1.0

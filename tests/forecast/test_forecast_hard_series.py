@@ -1,0 +1,95 @@
+"""Hard series never crash: each gets a sensible forecast and a note naming what was done."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from conftest import usage
+from tokenplan.forecast import forecast
+
+
+def one(y: np.ndarray, start: str = "2024-01-01") -> pd.DataFrame:
+    ds = pd.date_range(start, periods=len(y), freq="1h")
+    return pd.DataFrame({"unique_id": "x", "ds": ds, "y": y})
+
+
+def run(df: pd.DataFrame, h: int = 24) -> tuple[pd.DataFrame, str]:
+    res = forecast(df, horizon=h, freq="1h", levels=(80, 95), local_models=False)
+    frame = res.frame
+    assert len(frame) == h
+    assert np.isfinite(frame[["mean", "lo_95", "hi_95"]].to_numpy()).all()
+    assert (frame["lo_95"] <= frame["mean"]).all()
+    assert (frame["mean"] <= frame["hi_95"]).all()
+    return frame, next(iter(res.notes.values()))
+
+
+def test_few_hours_of_history() -> None:
+    frame, note = run(one(np.array([120.0, 80.0, 100.0])))
+    assert "short history" in note
+    assert np.allclose(frame["mean"], 100.0)
+    assert (frame["hi_95"] > frame["mean"]).all()
+
+
+def test_single_value() -> None:
+    frame, note = run(one(np.array([5.0])))
+    assert "constant" in note
+    assert np.allclose(frame["mean"], 5.0)
+
+
+def test_all_zeros() -> None:
+    frame, note = run(one(np.zeros(300)))
+    assert "all-zero" in note
+    assert (frame[["mean", "lo_95", "hi_95"]].to_numpy() == 0).all()
+
+
+def test_constant() -> None:
+    frame, note = run(one(np.full(300, 42.0)))
+    assert "constant" in note
+    assert np.allclose(frame["mean"], 42.0)
+
+
+def test_gaps_are_filled_not_scored() -> None:
+    df = usage(n=504)
+    df.loc[100:160, "y"] = np.nan
+    df = df.drop(index=range(300, 320))  # absent rows too
+    frame, note = run(df.reset_index(drop=True))
+    assert "missing bucket(s) filled" in note
+    assert frame["mean"].between(100, 5000).all()
+
+
+def test_single_huge_burst_is_damped() -> None:
+    df = usage(n=504, noise=0.05)
+    df.loc[480, "y"] = 1e9  # a day before the end: seasonal naive would copy it
+    frame, note = run(df)
+    assert "burst" in note
+    assert frame["hi_95"].max() < 1e6
+
+
+def test_level_shift_rescales_history() -> None:
+    df = usage(n=504, noise=0.05)
+    df.loc[430:, "y"] *= 8.0  # a model migration: usage jumps 8x three days before the end
+    frame, note = run(df)
+    assert "level shift" in note
+    recent = df["y"].iloc[-168:].median()
+    assert frame["mean"].median() > 0.5 * recent
+
+
+def test_intermittent_series() -> None:
+    rng = np.random.default_rng(1)
+    y = np.where(rng.random(600) < 0.9, 0.0, rng.lognormal(3, 1, 600))
+    frame, _ = run(one(y))
+    assert (frame["hi_95"] >= frame["lo_95"]).all()
+    assert frame["lo_80"].min() == 0.0
+
+
+def test_many_kinds_together() -> None:
+    parts = [
+        one(np.zeros(100)).assign(unique_id="zeros"),
+        one(np.array([3.0, 4.0])).assign(unique_id="short"),
+        usage(n=300, uid="regular"),
+    ]
+    res = forecast(pd.concat(parts), horizon=12, freq="1h", local_models=False)
+    assert set(res.frame["unique_id"]) == {"zeros", "short", "regular"}
+    assert res.chosen["zeros"].startswith("fallback")
+    assert not res.chosen["regular"].startswith("fallback")

@@ -1,0 +1,125 @@
+"""Invariants of every forecast: shape, non-negativity, ordered and nested bounds, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tokenplan.forecast as fc
+from conftest import usage
+from tokenplan.errors import InvalidInput
+from tokenplan.forecast import Forecaster, ForecastResult, backtest, forecast
+
+
+def check_frame(res: ForecastResult, ids: set[str], h: int, levels: tuple[int, ...]) -> None:
+    frame = res.frame
+    expected = ["unique_id", "ds", "mean"]
+    for level in levels:
+        expected += [f"lo_{level}", f"hi_{level}"]
+    assert list(frame.columns) == expected
+    assert set(frame["unique_id"]) == ids
+    assert frame.groupby("unique_id").size().eq(h).all()
+    values = frame[expected[2:]].to_numpy()
+    assert np.isfinite(values).all()
+    assert (values >= 0).all()
+    inner_lo = inner_hi = frame["mean"].to_numpy()
+    for level in sorted(levels):
+        lo, hi = frame[f"lo_{level}"].to_numpy(), frame[f"hi_{level}"].to_numpy()
+        assert (lo <= inner_lo + 1e-9).all()
+        assert (hi >= inner_hi - 1e-9).all()
+        inner_lo, inner_hi = lo, hi
+    assert set(res.notes) == ids
+    assert set(res.chosen) == ids
+
+
+def test_public_api_matches_all() -> None:
+    assert sorted(fc.__all__) == ["ForecastResult", "Forecaster", "backtest", "forecast"]
+    for name in fc.__all__:
+        assert getattr(fc, name) is not None
+
+
+def test_forecast_frame_contract(panel: pd.DataFrame) -> None:
+    res = forecast(panel, horizon=24, freq="1h", levels=(80, 95), local_models=False)
+    check_frame(res, {"m0", "m1", "m2"}, 24, (80, 95))
+    first = res.frame.groupby("unique_id")["ds"].min()
+    last = panel.groupby("unique_id")["ds"].max()
+    assert (first == last + pd.Timedelta(hours=1)).all()
+
+
+def test_backtest_table_marks_one_choice_per_series(panel: pd.DataFrame) -> None:
+    table = backtest(panel, horizon=24, freq="1h", levels=(80, 95), local_models=False)
+    assert {"unique_id", "method", "mase", "smape", "coverage_80", "coverage_95", "chosen"} <= set(
+        table.columns
+    )
+    assert table.groupby("unique_id")["chosen"].sum().eq(1).all()
+    chosen = table[table["chosen"]]
+    best = table.groupby("unique_id")["mase"].min()
+    assert np.allclose(chosen.set_index("unique_id")["mase"].loc[best.index], best)
+    assert {"seasonal_naive_24", "lightgbm"} <= set(table["method"])
+
+
+def test_deterministic(panel: pd.DataFrame) -> None:
+    a = forecast(panel, horizon=24, freq="1h", local_models=False)
+    b = forecast(panel, horizon=24, freq="1h", local_models=False)
+    pd.testing.assert_frame_equal(a.frame, b.frame)
+    assert a.chosen == b.chosen
+    assert a.sum_interval("m1") == b.sum_interval("m1")
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(min_value=1, max_value=200),
+    h=st.integers(min_value=1, max_value=30),
+    scale=st.floats(min_value=0.0, max_value=1e9),
+    zero_share=st.floats(min_value=0.0, max_value=1.0),
+    levels=st.sets(st.sampled_from([50, 80, 90, 95, 99]), min_size=1, max_size=3),
+    seed=st.integers(min_value=0, max_value=1000),
+)
+def test_invariants_hold_for_any_series(
+    n: int, h: int, scale: float, zero_share: float, levels: set[int], seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    y = scale * rng.lognormal(0, 1, n) * (rng.random(n) >= zero_share)
+    df = pd.DataFrame(
+        {"unique_id": "x", "ds": pd.date_range("2024-01-01", periods=n, freq="1h"), "y": y}
+    )
+    lv = tuple(sorted(levels))
+    res = forecast(df, horizon=h, freq="1h", levels=lv, local_models=False)
+    check_frame(res, {"x"}, h, lv)
+    window = res.sum_interval("x")
+    assert 0 <= window[f"lo_{lv[0]}"] <= window["point"] <= window[f"hi_{lv[0]}"]
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (pd.DataFrame({"unique_id": ["a"], "ds": ["2024-01-01"]}), "lacks column"),
+        (pd.DataFrame({"unique_id": ["a"], "ds": ["2024-01-01"], "y": [-1.0]}), "negative"),
+        (pd.DataFrame({"unique_id": ["a"], "ds": ["2024-01-01"], "y": ["x"]}), "non-numeric"),
+        (pd.DataFrame({"unique_id": ["a"], "ds": ["nope"], "y": [1.0]}), "not timestamps"),
+    ],
+)
+def test_bad_input_is_invalid_input(frame: pd.DataFrame, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        forecast(frame, horizon=4, freq="1h")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"horizon": 0}, {"horizon": 2.5}, {"levels": (0,)}, {"levels": (100,)}, {"freq": "fortnight"}],
+)
+def test_bad_arguments_are_invalid_input(kwargs: dict[str, object]) -> None:
+    args: dict[str, object] = {"freq": "1h", "horizon": 4, "levels": (80,)} | kwargs
+    with pytest.raises(InvalidInput):
+        Forecaster(**args)  # type: ignore[arg-type]
+
+
+def test_timezone_aware_input_is_converted_to_utc() -> None:
+    df = usage(n=200)
+    aware = df.assign(ds=df["ds"].dt.tz_localize("UTC").dt.tz_convert("Asia/Shanghai"))
+    a = forecast(df, horizon=6, freq="1h", local_models=False).frame
+    b = forecast(aware, horizon=6, freq="1h", local_models=False).frame
+    pd.testing.assert_frame_equal(a, b)
