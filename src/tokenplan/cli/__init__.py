@@ -6,7 +6,15 @@ import sys
 
 import typer
 
-from tokenplan.cli import import_cmd, prices_cmd, report_cmd, usage_cmd  # noqa: F401 (registers)
+from tokenplan.cli import (  # noqa: F401 (registers commands)
+    demo_cmd,
+    forecast_cmd,
+    import_cmd,
+    plan_cmd,
+    prices_cmd,
+    report_cmd,
+    usage_cmd,
+)
 from tokenplan.cli.app import app, err_console
 from tokenplan.errors import TokenplanError
 

@@ -273,6 +273,11 @@ class DuckDBStore:
             frame["y"] = frame["y"].astype(float)
         return frame
 
+    def bucket_seconds(self) -> int | None:
+        """The stored data's own spacing: the narrowest imported bucket, or None for raw events."""
+        rows = self._run("SELECT min(bucket_s) FILTER (WHERE bucket_s > 0) FROM usage")
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None  # type: ignore[call-overload]
+
     def summary(self, source: str | None = None) -> StoreSummary:
         """Rows, span, models, token and cost totals (of one ``source`` if given)."""
         where, params = ("WHERE source = ?", [source]) if source else ("", [])

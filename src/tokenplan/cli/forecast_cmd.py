@@ -1,0 +1,163 @@
+"""`tokenplan forecast` and `tokenplan backtest`: the forecast contract of DESIGN.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tokenplan.cli.app import DbOption, app, console, err_console
+from tokenplan.cli.output import iso, to_csv, to_table
+from tokenplan.cli.series_input import load_series
+from tokenplan.errors import InvalidInput
+from tokenplan.events import DIMENSIONS
+from tokenplan.store.duckdb_store import TOTAL_ID
+
+FORECAST_METRICS = ("requests", "input_tokens", "output_tokens", "total_tokens", "cost_usd")
+
+InputOption = Annotated[
+    Path | None,
+    typer.Option("--input", help="Usage series CSV or any importable file; default: the store."),
+]
+MetricOption = Annotated[str, typer.Option(help=", ".join(FORECAST_METRICS))]
+HorizonOption = Annotated[int, typer.Option(help="Buckets to forecast ahead.", min=1)]
+FreqOption = Annotated[
+    str | None, typer.Option(help="Bucket width (default: the input's own spacing).")
+]
+ByOption = Annotated[
+    str | None,
+    typer.Option(help="Split by model, team, feature, key_id, provider or user."),
+]
+LevelOption = Annotated[
+    list[int] | None, typer.Option("--level", help="Interval level in % (repeatable).")
+]
+
+
+def _check(metric: str, by: str | None) -> list[str]:
+    if metric not in FORECAST_METRICS:
+        raise InvalidInput(
+            f"--metric {metric!r} cannot be forecast; use one of {', '.join(FORECAST_METRICS)}."
+        )
+    if by is not None and by not in DIMENSIONS:
+        raise InvalidInput(f"--by {by!r} is not a dimension; use one of {', '.join(DIMENSIONS)}.")
+    return [by] if by else []
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+
+
+@app.command()
+def forecast(
+    input_path: InputOption = None,
+    metric: MetricOption = "total_tokens",
+    horizon: HorizonOption = 168,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="CSV to write; default: print a table.")
+    ] = None,
+    freq: FreqOption = None,
+    by: ByOption = None,
+    level: LevelOption = None,
+    db: DbOption = None,
+) -> None:
+    """Forecast a usage metric with calibrated intervals (models chosen by backtest)."""
+    from tokenplan.forecast import forecast as run_forecast
+
+    dims = _check(metric, by)
+    levels = tuple(level or (80, 95))
+    frame, frequency = load_series(input_path=input_path, db=db, metric=metric, freq=freq, by=dims)
+    with _progress() as progress:
+        progress.add_task(f"forecasting {frame['unique_id'].nunique()} series", total=None)
+        result = run_forecast(
+            frame,
+            horizon=horizon,
+            freq=frequency.label,
+            levels=levels,
+            hierarchy=TOTAL_ID if dims else None,
+        )
+    table = contract_frame(result.frame, levels)
+    if out is None:
+        console.print(to_table(table, title=f"{metric} forecast, {frequency.label} buckets"))
+        for uid, note in sorted(result.notes.items()):
+            console.print(f"[dim]{uid}: {note}[/dim]", highlight=False)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(to_csv(table))
+    console.print(f"wrote {len(table):,} rows to {out}", highlight=False)
+
+
+def contract_frame(frame: pd.DataFrame, levels: tuple[int, ...]) -> pd.DataFrame:
+    """The forecast as the CSV contract: series, timestamp, mean, lo_L, hi_L per level."""
+    columns = ["mean"] + [f"{side}_{lv}" for lv in levels for side in ("lo", "hi")]
+    table = frame.rename(columns={"unique_id": "series"})
+    table["timestamp"] = table["ds"].map(iso)
+    table = table[["series", "timestamp", *columns]]
+    # Never negative, and lo <= mean <= hi even after float noise in reconciliation.
+    table[columns] = table[columns].clip(lower=0.0)
+    for lv in levels:
+        table[f"lo_{lv}"] = table[[f"lo_{lv}", "mean"]].min(axis=1)
+        table[f"hi_{lv}"] = table[[f"hi_{lv}", "mean"]].max(axis=1)
+    return table.reset_index(drop=True)
+
+
+@app.command()
+def backtest(
+    input_path: InputOption = None,
+    metric: MetricOption = "total_tokens",
+    horizon: HorizonOption = 168,
+    freq: FreqOption = None,
+    by: ByOption = None,
+    level: LevelOption = None,
+    db: DbOption = None,
+) -> None:
+    """Score every forecasting candidate on rolling origins: MASE, sMAPE and coverage."""
+    from tokenplan.forecast import backtest as run_backtest
+
+    dims = _check(metric, by)
+    levels = tuple(level or (80, 95))
+    frame, frequency = load_series(input_path=input_path, db=db, metric=metric, freq=freq, by=dims)
+    with _progress() as progress:
+        progress.add_task("backtesting candidates on rolling origins", total=None)
+        scores = run_backtest(frame, horizon=horizon, freq=frequency.label, levels=levels)
+    console.print(score_table(scores, metric))
+
+
+def score_table(scores: pd.DataFrame, metric: str) -> Table:
+    """Backtest scores per series and candidate, the chosen one marked."""
+    table = Table(title=f"backtest of {metric} forecasts (lower MASE is better)")
+    cov = [c for c in scores.columns if c.startswith("coverage_")]
+    table.add_column("series", overflow="fold")
+    table.add_column("method", no_wrap=True)
+    for name in ("MASE", "sMAPE %", *(c.replace("coverage_", "cover ") + "%" for c in cov), "chosen"):
+        table.add_column(name, justify="right")
+    ordered = scores.sort_values(["unique_id", "mase"], na_position="last")
+    for row in ordered.itertuples(index=False):
+        values = row._asdict()
+        table.add_row(
+            str(values["unique_id"]),
+            str(values["method"]),
+            _num(values["mase"]),
+            _num(values["smape"]),
+            *(_pct(values[c]) for c in cov),
+            "✔" if values["chosen"] else "",
+            style="bold green" if values["chosen"] else None,
+        )
+    return table
+
+
+def _num(value: object) -> str:
+    return "—" if pd.isna(value) else f"{float(value):.3f}"  # type: ignore[arg-type]
+
+
+def _pct(value: object) -> str:
+    return "—" if pd.isna(value) else f"{100 * float(value):.0f}%"  # type: ignore[arg-type]

@@ -1,0 +1,113 @@
+"""The forecast command contract of DESIGN.md, run as a user runs it."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+AZURE = "azure_llm_2024_conv_hourly/hourly.csv"
+
+
+def tokenplan(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a child process."""
+    return subprocess.run(
+        [sys.executable, "-m", "tokenplan", *map(str, args)], capture_output=True, text=True
+    )
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_forecast_writes_the_contract_csv(shared_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "forecast.csv"
+    run = tokenplan(
+        "forecast", "--input", shared_data / AZURE, "--metric", "requests",
+        "--horizon", "24", "--out", out,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    rows = read_rows(out)
+    assert list(rows[0]) == ["series", "timestamp", "mean", "lo_80", "hi_80", "lo_95", "hi_95"]
+    assert len(rows) == 24
+    assert {r["series"] for r in rows} == {"total"}
+    # The history ends 2024-05-17T23:00Z, so the forecast starts at the next hour.
+    assert rows[0]["timestamp"] == "2024-05-18T00:00:00Z"
+    for r in rows:
+        lo95, lo80, mean, hi80, hi95 = (float(r[k]) for k in ("lo_95", "lo_80", "mean", "hi_80", "hi_95"))
+        assert 0 <= lo95 <= lo80 <= mean <= hi80 <= hi95
+
+
+def test_forecast_is_deterministic(shared_data: Path, tmp_path: Path) -> None:
+    outs = []
+    for name in ("a.csv", "b.csv"):
+        out = tmp_path / name
+        run = tokenplan(
+            "forecast", "--input", shared_data / AZURE, "--metric", "requests",
+            "--horizon", "12", "--out", out, "--level", "90",
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        outs.append(out.read_text())
+    assert outs[0] == outs[1]
+    assert outs[0].splitlines()[0] == "series,timestamp,mean,lo_90,hi_90"
+
+
+def test_forecast_by_model_is_coherent(shared_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "by_model.csv"
+    run = tokenplan(
+        "forecast", "--input", shared_data / "servegen_language/10min.csv", "--metric",
+        "requests", "--horizon", "12", "--by", "model", "--out", out,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    rows = read_rows(out)
+    assert {r["series"] for r in rows} == {"m-large", "m-small", "total"}
+    by_time: dict[str, dict[str, float]] = {}
+    for r in rows:
+        by_time.setdefault(r["timestamp"], {})[r["series"]] = float(r["mean"])
+    assert len(by_time) == 12
+    for parts in by_time.values():
+        assert parts["m-large"] + parts["m-small"] == pytest.approx(parts["total"], rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--metric", "total_tokens"], "does not record total_tokens"),
+        (["--metric", "latency"], "cannot be forecast"),
+        (["--by", "colour"], "not a dimension"),
+        (["--freq", "1min"], "finer than the data's own buckets"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(
+    shared_data: Path, tmp_path: Path, args: list[str], words: str
+) -> None:
+    run = tokenplan("forecast", "--input", shared_data / AZURE, "--out", tmp_path / "f.csv", *args)
+    assert run.returncode == 2
+    assert words in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "f.csv").exists()
+
+
+def test_bad_file_exits_2_naming_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "usage.csv"
+    bad.write_text(
+        "timestamp,model,requests\n2025-01-01T00:00:00Z,m,1\n2025-01-01T01:00:00Z,m,-4\n"
+    )
+    run = tokenplan("forecast", "--input", bad, "--metric", "requests", "--out", tmp_path / "f.csv")
+    assert run.returncode == 2
+    assert "line 3" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_backtest_prints_candidates_with_the_choice_marked(shared_data: Path) -> None:
+    run = tokenplan(
+        "backtest", "--input", shared_data / AZURE, "--metric", "requests", "--horizon", "24"
+    )
+    assert run.returncode == 0, run.stderr
+    assert "MASE" in run.stdout
+    assert "seasonal_naive" in run.stdout
+    assert "✔" in run.stdout
