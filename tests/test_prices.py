@@ -592,3 +592,71 @@ def test_public_names() -> None:
     for name in prices_api.__all__:
         assert hasattr(prices_api, name)
     assert {"PriceBook", "Rates", "FxRate", "PricedRows"} <= set(prices_api.__all__)
+
+
+MODELS = [
+    ("anthropic", "claude-sonnet-4-5"),
+    ("openai", "gpt-4o"),
+    ("deepseek", "deepseek-chat"),
+    ("perplexity", "sonar"),
+    ("myrelay", "claude-sonnet-4-5"),
+    ("acme", "mystery-1"),
+]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    data=st.lists(
+        st.tuples(
+            st.sampled_from(MODELS),
+            st.datetimes(datetime(2025, 1, 1), datetime(2026, 12, 31)),
+            st.integers(0, 3_000_000),
+            st.integers(0, 50_000),
+            st.fractions(0, 1),
+            st.sampled_from([None, 1, 3, 40]),
+            st.sampled_from([0, 3600]),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    chunk=st.integers(1, 7),
+)
+def test_price_rows_matches_cost_on_random_tables(
+    data: list[tuple[tuple[str, str], datetime, int, int, Fraction, int | None, int]], chunk: int
+) -> None:
+    book = PriceBook.load(EXAMPLE)
+    records = []
+    for (provider, model), when, inp, out, share, requests, bucket in data:
+        read = int(inp * share)
+        records.append(
+            {
+                "ts": when,
+                "bucket_s": bucket,
+                "requests": requests if bucket else 1,
+                "provider": provider,
+                "model": model,
+                "input_tokens": inp,
+                "output_tokens": out,
+                "cache_read_tokens": read,
+            }
+        )
+    table = rows(records)
+    got = book.price_rows(table, chunk_rows=chunk).table.column("cost_usd").to_pylist()
+    for record, cost in zip(records, got, strict=True):
+        rates = book.rates(record["provider"], record["model"], record["ts"])  # type: ignore[arg-type]
+        requests = record["requests"]
+        fee = any(t.request for t in (rates.base, *(t for _, t in rates.tiers))) if rates else 0
+        # unknown price, or a per-request fee on a bucket that does not say how many requests
+        if rates is None or (requests is None and fee):
+            assert cost is None
+            continue
+        tier = rates.base if requests is None else rates.tier_for(record["input_tokens"], requests)  # type: ignore[arg-type]
+        amount = tier.amount(
+            record["input_tokens"],
+            record["output_tokens"],
+            record["cache_read_tokens"],
+            0,
+            requests or 0,
+        )  # type: ignore[arg-type]
+        assert cost == round_usd(rates.to_usd(amount))
+        assert cost >= 0

@@ -49,6 +49,7 @@ class PriceBook:
         )
         self.catalog = catalog or Catalog()
         self._cache: dict[tuple[str, str, date, int, bool], Rates | None] = {}
+        self._points: dict[tuple[str, str], tuple[int, ...]] = {}
         self._check_currencies()
 
     @classmethod
@@ -86,6 +87,11 @@ class PriceBook:
     def boundaries(self, provider: str | None, model: str) -> tuple[int, ...]:
         """Seconds after UTC midnight where this model's price changes (time-of-day pricing)."""
         prov, name = (provider or "").strip().lower(), model.strip().lower()
+        if (prov, name) not in self._points:
+            self._points[prov, name] = self._boundaries(prov, name)
+        return self._points[prov, name]
+
+    def _boundaries(self, prov: str, name: str) -> tuple[int, ...]:
         entry = self._override(prov, name, None)
         points: set[int] = set()
         # A finer split than needed is harmless, so take the list price's points for both the
@@ -213,11 +219,13 @@ class PriceBook:
             )
         return self.fx.from_usd(usd)
 
-    def price_rows(self, table: pa.Table, *, batch: bool = False) -> PricedRows:
+    def price_rows(
+        self, table: pa.Table, *, batch: bool = False, chunk_rows: int = 1_000_000
+    ) -> PricedRows:
         """Fill NULL ``cost_usd`` of store rows (``USAGE_SCHEMA``), vectorized."""
         from tokenplan.pricing.rows import price_rows
 
-        return price_rows(self, table, batch=batch)
+        return price_rows(self, table, batch=batch, chunk_rows=chunk_rows)
 
 
 def _moment(at: datetime | date) -> datetime:

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -40,23 +41,79 @@ class PricedRows:
     notes: list[str] = field(default_factory=list)
 
 
-def price_rows(book: PriceBook, table: pa.Table, *, batch: bool = False) -> PricedRows:
+def price_rows(
+    book: PriceBook, table: pa.Table, *, batch: bool = False, chunk_rows: int = 1_000_000
+) -> PricedRows:
     """Fill NULL ``cost_usd`` from the book; rows with unknown tokens or prices stay NULL."""
-    n = table.num_rows
-    if n == 0:
+    if table.num_rows == 0 or table.column("cost_usd").null_count == 0:
         return PricedRows(table)
+    stats = _Stats()
+    # Slices bound the numpy temporaries (~20 int64 columns) to a chunk, not the whole table.
+    parts: list[pa.Array] = []
+    for start in range(0, table.num_rows, chunk_rows):
+        part = table.slice(start, chunk_rows)
+        parts.extend(_price_slice(book, part, batch, stats).chunks)
+    filled = pa.chunked_array(parts, type=COST_TYPE)
+    out = table.set_column(table.schema.get_field_index("cost_usd"), "cost_usd", filled)
+    return PricedRows(out, stats.unknown, stats.notes())
+
+
+@dataclass
+class _Stats:
+    """What could not be priced, or was priced on an assumption, summed over slices."""
+
+    unknown: set[str] = field(default_factory=set)
+    missing: int = 0
+    bad_cache: int = 0
+    no_count: int = 0
+    averaged: Counter[str] = field(default_factory=Counter)
+    blind: Counter[str] = field(default_factory=Counter)
+    rate_notes: dict[str, None] = field(default_factory=dict)
+
+    def notes(self) -> list[str]:
+        out = []
+        if self.missing:
+            out.append(
+                f"{self.missing:,} rows have no input or output token count; "
+                "their cost stays empty."
+            )
+        if self.bad_cache:
+            out.append(
+                f"{self.bad_cache:,} rows have more cached tokens than input tokens; their cost "
+                "stays empty (input_tokens must include cached tokens)."
+            )
+        if self.no_count:
+            out.append(
+                f"{self.no_count:,} bucket rows have no request count but their model charges "
+                "per request; their cost stays empty."
+            )
+        for model, count in sorted(self.averaged.items()):
+            out.append(
+                f"{count:,} bucket rows of {model} were priced at the context tier of their "
+                "average request (input_tokens / requests); buckets mixing short and long "
+                "prompts may cost more."
+            )
+        for model, count in sorted(self.blind.items()):
+            out.append(
+                f"{count:,} bucket rows of {model} have no request count, so they were priced "
+                "at the base context tier; long prompts above the tier threshold cost more."
+            )
+        return out + list(self.rate_notes)
+
+
+def _price_slice(book: PriceBook, table: pa.Table, batch: bool, stats: _Stats) -> pa.ChunkedArray:
+    """Filled ``cost_usd`` of one slice of rows."""
+    n = table.num_rows
     cost_col = table.column("cost_usd")
     need = _np_bool(pc.is_null(cost_col))
     if not need.any():
-        return PricedRows(table)
-    notes: list[str] = []
+        return cost_col
 
     models = _uniq("model", table)
     providers = _uniq("provider", table)
     model_idx = _np_int(pc.index_in(table.column("model"), value_set=models))
     prov_col = pc.fill_null(table.column("provider"), "")
-    prov_idx = _np_int(pc.index_in(prov_col, value_set=providers))
-    pm = prov_idx * len(models) + model_idx
+    pm = _np_int(pc.index_in(prov_col, value_set=providers)) * len(models) + model_idx
 
     us = _np_int(pc.cast(table.column("ts"), pa.int64()))
     day = us // _DAY_US
@@ -71,14 +128,12 @@ def price_rows(book: PriceBook, table: pa.Table, *, batch: bool = False) -> Pric
         if pts:
             pm_points[code] = pts
     n_seg = 1 + max((len(p) for p in pm_points.values()), default=0)
-    seg = np.zeros(n, dtype=np.int64)
+    key = (pm * n_days + (day - d0)) * n_seg
     if pm_points:
         tod = (us % _DAY_US) // 1_000_000
         for code, pts in pm_points.items():
             rows = pm == code
-            seg[rows] = np.searchsorted(np.asarray(pts), tod[rows], side="right")
-
-    key = (pm * n_days + (day - d0)) * n_seg + seg
+            key[rows] += np.searchsorted(np.asarray(pts), tod[rows], side="right")
     key[~need] = -1
     keys, k = _compact(key, need)
 
@@ -90,7 +145,12 @@ def price_rows(book: PriceBook, table: pa.Table, *, batch: bool = False) -> Pric
         model = models[pm_code % len(models)].as_py()
         seconds = pm_points[pm_code][s - 1] if s else 0
         when = _EPOCH + timedelta(days=d0 + d)
-        rates.append(book.rates(provider, model, day_start(when, seconds), batch=batch))
+        found = book.rates(provider, model, day_start(when, seconds), batch=batch)
+        rates.append(found)
+        if found is None:
+            stats.unknown.add(model)
+        elif found.note:
+            stats.rate_notes.setdefault(found.note)
 
     inp, inp_ok = _ints(table, "input_tokens")
     out, out_ok = _ints(table, "output_tokens")
@@ -102,20 +162,21 @@ def price_rows(book: PriceBook, table: pa.Table, *, batch: bool = False) -> Pric
     req = np.where(req_ok & (req > 0), req, np.where(bucket == 0, 1, 0))
     uncached = inp - cr - cw
 
+    plan = _RatePlan(rates)
+    k0 = np.maximum(k, 0)
     known = np.array([r is not None for r in rates], dtype=bool)
-    row_known = need & known[np.maximum(k, 0)]
+    row_known = need & known[k0]
     tokens_ok = need & inp_ok & out_ok
     bad_cache = tokens_ok & (uncached < 0)
-    plan = _RatePlan(rates)
     # A per-request fee cannot be charged on a bucket that does not say how many requests it had.
-    no_count = row_known & tokens_ok & (req == 0) & plan.fee[np.maximum(k, 0)]
+    no_count = row_known & tokens_ok & (req == 0) & plan.fee[k0]
     priced = row_known & tokens_ok & ~bad_cache & ~no_count
     kk = np.where(priced, k, 0)
     tier = plan.tiers_of(kk, inp, req, priced)
     flat = kk * plan.width + tier if plan.width > 1 else kk
     units = plan.units(flat, uncached, cr, cw, out, req)
-    # Amounts are <= (input + output) x the key's largest rate; check that bound against int64
-    # once for the whole table, and row by row only when it might overflow.
+    # Amounts are <= (input + output + requests) x the key's largest rate: check that bound
+    # against int64 once for the slice, and row by row only when it might overflow.
     total = inp + out + req
     bound = float(total.max()) * float(plan.rmax.max()) * float(plan.q.max()) * 2
     slow = priced & plan.slow[kk]
@@ -128,6 +189,7 @@ def price_rows(book: PriceBook, table: pa.Table, *, batch: bool = False) -> Pric
     else:
         q, div = plan.q[kk], plan.div[kk]
         c12 = (units * q * 2 + div) // (2 * div)  # round half up; costs are never negative
+    # An int64 count of 1e-12 USD is the unscaled value of a decimal128(38, 12): reinterpret it.
     fast_arr = pa.array(np.where(fast, c12, 0), mask=~fast).cast(pa.decimal128(38, 0))
     computed = pa.Array.from_buffers(COST_TYPE, n, fast_arr.buffers(), fast_arr.null_count)
     if slow.any():
@@ -136,23 +198,16 @@ def price_rows(book: PriceBook, table: pa.Table, *, batch: bool = False) -> Pric
             _exact(rates[k[i]], int(inp[i]), int(out[i]), int(cr[i]), int(cw[i]), int(req[i]))
             for i in idx.tolist()
         ]
-        mask = np.zeros(n, dtype=bool)
-        mask[idx] = True
-        computed = pc.replace_with_mask(computed, pa.array(mask), pa.array(exact, COST_TYPE))
-    filled = pc.coalesce(cost_col, computed)
-    out_table = table.set_column(table.schema.get_field_index("cost_usd"), "cost_usd", filled)
+        computed = pc.replace_with_mask(computed, pa.array(slow), pa.array(exact, COST_TYPE))
 
-    unknown_models = {
-        models[int(keys[j]) // n_seg // n_days % len(models)].as_py()
-        for j in np.flatnonzero(~known).tolist()
-    }
-    if no_count.any():
-        notes.append(
-            f"{int(no_count.sum()):,} bucket rows have no request count but their model charges "
-            "per request; their cost stays empty."
-        )
-    _explain(notes, rates, k, need, tokens_ok, bad_cache, req, plan, table)
-    return PricedRows(out_table.cast(table.schema), unknown_models, notes)
+    stats.missing += int((need & ~tokens_ok).sum())
+    stats.bad_cache += int(bad_cache.sum())
+    stats.no_count += int(no_count.sum())
+    tiered = priced & plan.tiered[kk]
+    for mask, counter in ((tiered & (req > 1), stats.averaged), (tiered & (req == 0), stats.blind)):
+        if mask.any():
+            counter.update(pc.filter(table.column("model"), pa.array(mask)).to_pylist())
+    return pc.coalesce(cost_col, computed)
 
 
 def _exact(rates: Rates | None, inp: int, out: int, cr: int, cw: int, req: int) -> Decimal:
@@ -194,9 +249,7 @@ class _RatePlan:
                 self.slow[i] = True
                 continue
             for t, tr in enumerate(tiers):
-                values = (tr.input, tr.cache_read, tr.cache_write, tr.output, tr.request)
-                for c, value in enumerate(values):
-                    self.r[c, i * self.width + t] = int(value.scaleb(self.scale))
+                self.r[:, i * self.width + t] = _units(tr, self.scale)
             num, den = r.per_usd.as_integer_ratio()
             # usd = amount / per_usd = amount * den / num, in units of 10^-scale -> 10^-12
             self.q[i], self.div[i] = den, num * 10 ** (self.scale - 12)
@@ -232,58 +285,20 @@ class _RatePlan:
         return units
 
 
-def _explain(
-    notes: list[str],
-    rates: list[Rates | None],
-    k: np.ndarray,
-    need: np.ndarray,
-    tokens_ok: np.ndarray,
-    bad_cache: np.ndarray,
-    req: np.ndarray,
-    plan: _RatePlan,
-    table: pa.Table,
-) -> None:
-    missing = int((need & ~tokens_ok).sum())
-    if missing:
-        notes.append(
-            f"{missing:,} rows have no input or output token count; their cost stays empty."
-        )
-    if bad_cache.any():
-        notes.append(
-            f"{int(bad_cache.sum()):,} rows have more cached tokens than input tokens; "
-            "their cost stays empty (input_tokens must include cached tokens)."
-        )
-    tiered_rows = need & tokens_ok & plan.tiered[np.maximum(k, 0)] & (k >= 0)
-    averaged = tiered_rows & (req > 1)
-    blind = tiered_rows & (req == 0)
-    model_col = table.column("model")
-    for mask, text in (
-        (
-            averaged,
-            "bucket rows of {m} were priced at the context tier of their average request "
-            "(input_tokens / requests); buckets mixing short and long prompts may cost more",
-        ),
-        (
-            blind,
-            "bucket rows of {m} have no request count, so they were priced at the base context "
-            "tier; long prompts above the tier threshold cost more",
-        ),
-    ):
-        if mask.any():
-            counts = Counter(pc.filter(model_col, pa.array(mask)).to_pylist())
-            for model, count in sorted(counts.items()):
-                notes.append(f"{count:,} " + text.format(m=model) + ".")
-    seen: set[str] = set()
-    for r in rates:
-        if r is not None and r.note and r.note not in seen:
-            seen.add(r.note)
-            notes.append(r.note)
-
-
 def _all_tiers(r: Rates) -> list[TierRates]:
     return [r.base, *(t for _, t in r.tiers)]
 
 
+# Many keys (one per model and day) share a handful of distinct tiers: convert each once.
+@lru_cache(maxsize=4096)
+def _units(t: TierRates, scale: int) -> tuple[int, int, int, int, int]:
+    """A tier's rates as integers in 10^-scale (order: input, cache read, write, output, fee)."""
+    values = (t.input, t.cache_read, t.cache_write, t.output, t.request)
+    i, r, w, o, f = (int(v.scaleb(scale)) for v in values)
+    return i, r, w, o, f
+
+
+@lru_cache(maxsize=4096)
 def _decimals(t: TierRates) -> int:
     """Decimal places needed to write every rate of a tier exactly."""
     return max(
