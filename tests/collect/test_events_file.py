@@ -17,7 +17,9 @@ from tokenplan.collect import events_file, import_file
 from tokenplan.errors import InvalidInput
 from tokenplan.store import DuckDBStore
 
-HEADER = "ts,provider,model,input_tokens,output_tokens,cache_read_tokens,status,cost_usd,team,request_id"
+HEADER = (
+    "ts,provider,model,input_tokens,output_tokens,cache_read_tokens,status,cost_usd,team,request_id"
+)
 GOOD = [
     "2025-03-01T10:00:00Z,anthropic,claude-sonnet-4-5,1000,200,400,ok,0.01,search,r1",
     "2025-03-01T10:00:30+01:00,openai,gpt-4o,500,50,0,error,,chat,r2",
@@ -108,8 +110,9 @@ def test_csv_values_like_12_point_0_are_whole_numbers(tmp_path: Path) -> None:
 )
 def test_first_bad_csv_row_is_named(tmp_path: Path, bad: str, field: str, words: str) -> None:
     path = _write(tmp_path, [HEADER, *GOOD[:3], bad, GOOD[3]])
-    with DuckDBStore(":memory:") as store, pytest.raises(InvalidInput) as err:
-        import_file(store, path)
+    with DuckDBStore(":memory:") as store:
+        with pytest.raises(InvalidInput) as err:
+            import_file(store, path)
         assert _sums(store)[0] == 0
     message = str(err.value)
     assert message.startswith(f"{path}, line 5, field '{field}': ")
@@ -210,6 +213,6 @@ def test_events_without_a_time_zone_in_parquet(tmp_path: Path) -> None:
         path,
     )  # fmt: skip
     with DuckDBStore(":memory:") as store:
-        with pytest.raises(InvalidInput, match="row 1, field 'ts'.*no time zone"):
+        with pytest.raises(InvalidInput, match=r"row 1, field 'ts'.*no time zone"):
             import_file(store, path)
         assert import_file(store, path, tz=UTC).rows_read == 1

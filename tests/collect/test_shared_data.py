@@ -14,9 +14,7 @@ from tokenplan.collect import import_file
 from tokenplan.store import DuckDBStore
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "shared"
-USAGE_FILES = sorted(
-    p for p in DATA.glob("*/*.csv*") if not p.name.startswith("requests")
-)
+USAGE_FILES = sorted(p for p in DATA.glob("*/*.csv*") if not p.name.startswith("requests"))
 TRACES = {
     "azure_llm_2023/requests.csv.gz": ("ContextTokens", "GeneratedTokens"),
     "mooncake_conversation/requests.csv.gz": ("input_length", "output_length"),
@@ -39,7 +37,9 @@ def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
 
 
 def _usage(capsys: pytest.CaptureFixture[str], db: Path, metric: str, freq: str) -> list[str]:
-    text = _cli(capsys, "usage", "--db", str(db), "--metric", metric, "--freq", freq, "--format", "csv")
+    text = _cli(
+        capsys, "usage", "--db", str(db), "--metric", metric, "--freq", freq, "--format", "csv"
+    )
     rows = list(csv.DictReader(io.StringIO(text)))
     return [r[metric] for r in rows]
 
@@ -89,7 +89,9 @@ def test_nasa_gap_hours_stay_unknown(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 @pytest.mark.parametrize("name", sorted(TRACES))
-def test_traces_import_exactly(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_traces_import_exactly(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = DATA / name
     db = tmp_path / "t.duckdb"
     _cli(capsys, "import", str(path), "--db", str(db))

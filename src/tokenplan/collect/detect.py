@@ -75,7 +75,7 @@ class Source:
 
     def open(self) -> BinaryIO:
         """The file's (decompressed) bytes; reading reports compressed bytes to ``on_bytes``."""
-        raw: BinaryIO = _CountingReader(self.path.open("rb"), self.on_bytes)
+        raw: BinaryIO = _CountingReader(self.path.open("rb"), self.on_bytes)  # type: ignore[assignment]
         if self.gzipped:
             return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
         return raw

@@ -154,6 +154,7 @@ def _csv_batches(source: Source, types: dict[str, pa.DataType]) -> Iterator[pa.R
         reader = pacsv.open_csv(
             source.open(),
             read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=types,
                 include_columns=list(types),

@@ -63,7 +63,9 @@ def load_pages(source: Source) -> list[Page]:
 
 
 def _skip_space(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t\r\n,":
+    # Brackets and commas too: a JSON array of pages is read page by page, so that each
+    # page knows its own line.
+    while pos < len(text) and text[pos] in " \t\r\n,[]":
         pos += 1
     return pos
 

@@ -55,6 +55,7 @@ def read_strings(source: Source, wanted: list[str]) -> pa.Table:
         return pacsv.read_csv(
             source.open(),
             read_options=pacsv.ReadOptions(block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(wanted, pa.string()),
                 include_columns=wanted,

@@ -1,0 +1,87 @@
+"""`tokenplan import` as a user runs it: a summary on success, one line and exit 2 on bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+GOOD = DATA / "shared" / "azure_llm_2023" / "minutely.csv"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tokenplan", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def _state(db: Path) -> str:
+    out = _run(
+        "usage", "--db", str(db), "--metric", "total_tokens", "--freq", "1h", "--format", "csv"
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_import_prints_a_summary(tmp_path: Path) -> None:
+    db = tmp_path / "t.duckdb"
+    out = _run("import", str(GOOD), "--db", str(db))
+    assert out.returncode == 0, out.stderr
+    for words in ("rows read", "118", "rows rejected", "2023-11-16T18:15:00Z", "azure-code",
+                  "44,756,405", "unpriced models"):  # fmt: skip
+        assert words in out.stdout
+    again = _run("import", str(GOOD), "--db", str(db))
+    assert "0 new, 118 already present" in again.stdout
+
+
+def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    negative = tmp_path / "negative.csv"
+    negative.write_text(
+        "ts,model,input_tokens,output_tokens\n"
+        + "".join(f"2025-01-01T00:0{i}:00Z,m,10,5\n" for i in range(3))
+        + "2025-01-01T00:09:00Z,m,-7,5\n"
+    )
+    timestamp = tmp_path / "timestamp.csv"
+    timestamp.write_text(
+        "timestamp,model,requests\n2025-01-01T00:00:00Z,m,1\n2025-01-01T25:00:00Z,m,1\n"
+    )
+    truncated = tmp_path / "truncated.json"
+    text = (DATA / "provider" / "anthropic_usage.json").read_text()
+    truncated.write_text(text[: len(text) - 200])
+    return {
+        "negative tokens": (negative, f"{negative}, line 5, field 'input_tokens': -7 is negative"),
+        "malformed timestamp": (timestamp, f"{timestamp}, line 3, field 'timestamp'"),
+        "truncated JSON": (truncated, f"{truncated}, line "),
+    }
+
+
+@pytest.mark.parametrize("case", ["negative tokens", "malformed timestamp", "truncated JSON"])
+def test_bad_file_exits_2_and_changes_nothing(tmp_path: Path, case: str) -> None:
+    db = tmp_path / "t.duckdb"
+    assert _run("import", str(GOOD), "--db", str(db)).returncode == 0
+    before = _state(db)
+    path, start = _bad_files(tmp_path)[case]
+    out = _run("import", str(path), "--db", str(db))
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith(f"error: {start}"), lines[0]
+    assert "Traceback" not in out.stderr
+    assert _state(db) == before
+
+
+def test_bad_options(tmp_path: Path) -> None:
+    db = tmp_path / "t.duckdb"
+    out = _run("import", str(GOOD), "--db", str(db), "--tz", "Mars/Olympus")
+    assert out.returncode == 2
+    assert "unknown time zone 'Mars/Olympus'" in out.stderr
+    out = _run("import", str(tmp_path / "nope.csv"), "--db", str(db))
+    assert out.returncode == 2
+    assert "no such file" in out.stderr
