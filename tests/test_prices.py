@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import genai_prices
 import pyarrow as pa
@@ -625,7 +626,7 @@ def test_price_rows_matches_cost_on_random_tables(
     data: list[tuple[tuple[str, str], datetime, int, int, Fraction, int | None, int]], chunk: int
 ) -> None:
     book = PriceBook.load(EXAMPLE)
-    records = []
+    records: list[dict[str, Any]] = []
     for (provider, model), when, inp, out, share, requests, bucket in data:
         read = int(inp * share)
         records.append(
@@ -643,20 +644,21 @@ def test_price_rows_matches_cost_on_random_tables(
     table = rows(records)
     got = book.price_rows(table, chunk_rows=chunk).table.column("cost_usd").to_pylist()
     for record, cost in zip(records, got, strict=True):
-        rates = book.rates(record["provider"], record["model"], record["ts"])  # type: ignore[arg-type]
+        rates = book.rates(record["provider"], record["model"], record["ts"])
         requests = record["requests"]
         fee = any(t.request for t in (rates.base, *(t for _, t in rates.tiers))) if rates else 0
         # unknown price, or a per-request fee on a bucket that does not say how many requests
         if rates is None or (requests is None and fee):
             assert cost is None
             continue
-        tier = rates.base if requests is None else rates.tier_for(record["input_tokens"], requests)  # type: ignore[arg-type]
+        inp = record["input_tokens"]
+        tier = rates.base if requests is None else rates.tier_for(inp, requests)
         amount = tier.amount(
             record["input_tokens"],
             record["output_tokens"],
             record["cache_read_tokens"],
             0,
             requests or 0,
-        )  # type: ignore[arg-type]
+        )
         assert cost == round_usd(rates.to_usd(amount))
         assert cost >= 0

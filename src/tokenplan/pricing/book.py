@@ -53,9 +53,15 @@ class PriceBook:
         self._check_currencies()
 
     @classmethod
-    def load(cls, path: Path, **kwargs: object) -> PriceBook:
+    def load(
+        cls,
+        path: Path | str,
+        *,
+        fx: FxRate | None = None,
+        batch_multiplier: Decimal | None = None,
+    ) -> PriceBook:
         """A book with the overrides file at ``path``."""
-        return cls(path, **kwargs)  # type: ignore[arg-type]
+        return cls(Path(path), fx=fx, batch_multiplier=batch_multiplier)
 
     def _check_currencies(self) -> None:
         if self.overrides is None:
