@@ -17,6 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tokenplan.collect.columns import iso_strings
+
 KEY_DIMENSIONS = ("provider", "model", "team", "feature", "user", "key_id")
 
 
@@ -54,7 +56,7 @@ def bucket_ids(fmt: str, table: pa.Table, extra: Sequence[pa.Array] = ()) -> pa.
 
     ``extra`` columns (e.g. a provider's service tier) are appended to the key.
     """
-    start = pc.strftime(table.column("ts"), format="%Y-%m-%dT%H:%M:%SZ")
+    start = iso_strings(table.column("ts"))
     width = pc.cast(table.column("bucket_s"), pa.string())
     dims = [pc.cast(table.column(d), pa.string()) for d in KEY_DIMENSIONS]
     base = pc.binary_join_element_wise(

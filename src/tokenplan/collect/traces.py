@@ -94,7 +94,7 @@ def _events(
     out: pa.Array,
 ) -> pa.Table:
     n = len(ts)
-    stamp = pc.strftime(ts, format="%Y-%m-%dT%H:%M:%S.%fZ")
+    stamp = col.iso_strings(ts)
     ids = pc.binary_join_element_wise(
         f"trace:{fmt}", stamp, model, pc.cast(inp, pa.string()), pc.cast(out, pa.string()), ":"
     )
