@@ -69,6 +69,8 @@ class _Stats:
     averaged: Counter[str] = field(default_factory=Counter)
     blind: Counter[str] = field(default_factory=Counter)
     rate_notes: dict[str, None] = field(default_factory=dict)
+    # rates by (provider, model, day number, second of day), shared by all slices
+    memo: dict[tuple[str | None, str, int, int], Rates | None] = field(default_factory=dict)
 
     def notes(self) -> list[str]:
         out = []
@@ -144,13 +146,16 @@ def _price_slice(book: PriceBook, table: pa.Table, batch: bool, stats: _Stats) -
         provider = providers[pm_code // len(models)].as_py() or None
         model = models[pm_code % len(models)].as_py()
         seconds = pm_points[pm_code][s - 1] if s else 0
-        when = _EPOCH + timedelta(days=d0 + d)
-        found = book.rates(provider, model, day_start(when, seconds), batch=batch)
-        rates.append(found)
-        if found is None:
-            stats.unknown.add(model)
-        elif found.note:
-            stats.rate_notes.setdefault(found.note)
+        memo_key = (provider, model, d0 + d, seconds)
+        if memo_key not in stats.memo:
+            when = day_start(_EPOCH + timedelta(days=d0 + d), seconds)
+            found = book.rates(provider, model, when, batch=batch)
+            stats.memo[memo_key] = found
+            if found is None:
+                stats.unknown.add(model)
+            elif found.note:
+                stats.rate_notes.setdefault(found.note)
+        rates.append(stats.memo[memo_key])
 
     inp, inp_ok = _ints(table, "input_tokens")
     out, out_ok = _ints(table, "output_tokens")
