@@ -90,7 +90,8 @@ def run_trace(name: str, file: str, tz: str, metric: str, period: str, quick: bo
     totals = [float(y.sum()) for y in inside if y.notna().all() and y.sum() > 0]
     mean_total = float(np.mean(totals))
     limits = sorted(
-        {float(np.quantile(totals, q)) for q in LIMIT_LEVELS} | {mean_total * k for k in LIMIT_SCALES}
+        {float(np.quantile(totals, q)) for q in LIMIT_LEVELS}
+        | {mean_total * k for k in LIMIT_SCALES}
     )
     points = POINTS[period][::3] if quick else POINTS[period]
     cases = []
@@ -105,8 +106,18 @@ def run_trace(name: str, file: str, tz: str, metric: str, period: str, quick: bo
             line = p0.so_far / elapsed
             cases.append(
                 Case(
-                    name, metric, period, elapsed, actual, p0.projected, line,
-                    p0.lo_80, p0.hi_80, p0.lo_95, p0.hi_95, limits,
+                    name,
+                    metric,
+                    period,
+                    elapsed,
+                    actual,
+                    p0.projected,
+                    line,
+                    p0.lo_80,
+                    p0.hi_80,
+                    p0.lo_95,
+                    p0.hi_95,
+                    limits,
                     [p0.p_over(x) for x in limits],
                     [float(line > x) for x in limits],
                 )
@@ -135,25 +146,34 @@ def report(cases: list[Case]) -> None:
     inside95 = (df.actual >= df.lo95) & (df.actual <= df.hi95)
     table["cover80"] = inside80.groupby([df.trace, df.metric, df.period]).mean()
     table["cover95"] = inside95.groupby([df.trace, df.metric, df.period]).mean()
-    with pd.option_context("display.width", 250, "display.max_columns", 20, "display.float_format", "{:,.3f}".format):
+    with pd.option_context(
+        "display.width", 250, "display.max_columns", 20, "display.float_format", "{:,.3f}".format
+    ):
         print(table)
     print(
         f"\nall cases: n={len(df)}  relative MAE ours {df.rel_ours.mean():.4f}  "
-        f"straight line {df.rel_line.mean():.4f}  ratio {df.rel_ours.mean() / df.rel_line.mean():.3f}"
+        f"straight line {df.rel_line.mean():.4f}  "
+        f"ratio {df.rel_ours.mean() / df.rel_line.mean():.3f}"
     )
     per_group = table.ratio
-    print(f"MAE ratio ours/line per trace-metric-period: median {per_group.median():.3f}, "
-          f"worst {per_group.max():.3f}")
-    print(f"80% interval coverage {inside80.mean():.3f}, 95% interval coverage {inside95.mean():.3f}")
+    print(
+        f"MAE ratio ours/line per trace-metric-period: median {per_group.median():.3f}, "
+        f"worst {per_group.max():.3f}"
+    )
+    print(
+        f"80% interval coverage {inside80.mean():.3f}, 95% interval coverage {inside95.mean():.3f}"
+    )
     p = np.concatenate(df.p.to_list())
     yes = np.concatenate(df.line_yes.to_list())
     actual_over = np.concatenate(
         [[float(a > x) for x in lim] for a, lim in zip(df.actual, df.limits, strict=True)]
     )
     print("\n== Brier score of p_over_limit (lower is better) ==")
-    print(f"ours {np.mean((p - actual_over) ** 2):.4f}   straight line yes/no "
-          f"{np.mean((yes - actual_over) ** 2):.4f}   (n={len(p)} period-limit pairs, "
-          f"base rate {actual_over.mean():.3f})")
+    print(
+        f"ours {np.mean((p - actual_over) ** 2):.4f}   straight line yes/no "
+        f"{np.mean((yes - actual_over) ** 2):.4f}   (n={len(p)} period-limit pairs, "
+        f"base rate {actual_over.mean():.3f})"
+    )
     print("\n== Reliability: predicted p_over_limit bins vs observed overrun frequency ==")
     bins = np.array([0, 0.02, 0.1, 0.3, 0.5, 0.7, 0.9, 0.98, 1.0001])
     idx = np.digitize(p, bins) - 1
@@ -161,8 +181,10 @@ def report(cases: list[Case]) -> None:
     for b in range(len(bins) - 1):
         m = idx == b
         if m.any():
-            print(f"[{bins[b]:.2f}, {min(bins[b + 1], 1):.2f}) {m.sum():6d} {p[m].mean():8.3f} "
-                  f"{actual_over[m].mean():9.3f}")
+            print(
+                f"[{bins[b]:.2f}, {min(bins[b + 1], 1):.2f}) {m.sum():6d} {p[m].mean():8.3f} "
+                f"{actual_over[m].mean():9.3f}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,8 +199,10 @@ def main(argv: list[str] | None = None) -> int:
             for period in ("day", "week"):
                 cases += run_trace(name, file, tz, metric, period, args.quick)
     report(cases)
-    print(f"\n{len(cases)} projections x {len(LIMIT_LEVELS) + len(LIMIT_SCALES)} limits in "
-          f"{time.perf_counter() - started:.0f} s")
+    print(
+        f"\n{len(cases)} projections x {len(LIMIT_LEVELS) + len(LIMIT_SCALES)} limits in "
+        f"{time.perf_counter() - started:.0f} s"
+    )
     return 0
 
 

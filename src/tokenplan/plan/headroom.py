@@ -119,7 +119,9 @@ def peak_minutes(
     sig = _sigma(total)
     r = np.asarray(ratio.samples, float)
     # Bucket mean-minute draws (log-normal around the forecast mean) times ratio draws.
-    draws = mean[:, None, None] * np.exp(sig[:, None, None] * _Z[None, :, None] - sig[:, None, None] ** 2 / 2)
+    draws = mean[:, None, None] * np.exp(
+        sig[:, None, None] * _Z[None, :, None] - sig[:, None, None] ** 2 / 2
+    )
     peaks = (draws * r[None, None, :]).reshape(len(total), -1)
     out = pd.DataFrame(
         {

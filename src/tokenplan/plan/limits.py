@@ -169,7 +169,9 @@ def _rate_limit(item: dict[str, Any], source: str, index: int) -> RateLimit:
     values: dict[str, int | None] = {}
     for kind in LIMIT_KINDS:
         value = item.get(kind)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value <= 0
+        ):
             raise ConfigError(f"{where}: field '{kind}' must be a positive integer, not {value!r}.")
         values[kind] = value
     if not any(values.values()):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -10,10 +10,10 @@ import pandas as pd
 
 from tokenplan.errors import InvalidInput
 
-__all__ = ["Period", "check_tz", "period_bounds", "parse_period"]
+__all__ = ["Period", "check_tz", "parse_period", "period_bounds"]
 
 
-class Period(str, Enum):
+class Period(StrEnum):
     """The length of a budget or projection period."""
 
     day = "day"
@@ -52,7 +52,9 @@ def _local_midnight(year: int, month: int, day: int, tz: str) -> pd.Timestamp:
     return naive.tz_localize(tz, ambiguous=True, nonexistent="shift_forward").tz_convert("UTC")
 
 
-def period_bounds(at: Any, period: str | Period, tz: str = "UTC") -> tuple[pd.Timestamp, pd.Timestamp]:
+def period_bounds(
+    at: Any, period: str | Period, tz: str = "UTC"
+) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The ``[start, end)`` of the period holding ``at`` (naive means UTC), as UTC timestamps."""
     kind = parse_period(period)
     local = _utc(at).tz_convert(check_tz(tz))

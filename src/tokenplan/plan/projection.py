@@ -9,6 +9,9 @@ few past origins it is shrunk toward a normal whose width grows with the horizon
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +28,7 @@ __all__ = ["Projection", "project"]
 _MAX_ORIGINS = 160
 _PRIOR_WEIGHT = 2.0
 _MIN_WINDOWS_TO_SELECT = 3.0
+_BLEND = 0  # window key of the blended level (since period start + last day)
 _MAX_STRETCH = 2.5  # past windows' worth of trust given to the prior spread
 _GRID = norm.ppf((np.arange(200) + 0.5) / 200)
 
@@ -46,7 +50,9 @@ class Projection:
     p_over_limit: float | None
     breach_at: pd.Timestamp | None
     method: str
-    remaining_draws: np.ndarray = field(default_factory=lambda: np.zeros(1), repr=False, compare=False)
+    remaining_draws: np.ndarray = field(
+        default_factory=lambda: np.zeros(1), repr=False, compare=False
+    )
     draw_weights: np.ndarray = field(default_factory=lambda: np.ones(1), repr=False, compare=False)
 
     def p_over(self, limit: float) -> float:
@@ -110,7 +116,7 @@ def project(
     if series.empty or pd.to_numeric(series["y"], errors="coerce").notna().sum() == 0:
         raise InvalidInput("the series has no known values to project from.")
     if "unique_id" in series:
-        series = series.groupby("ds", as_index=False)["y"].sum(min_count=1)
+        series = series.groupby("ds", as_index=False)["y"].sum(min_count=1)  # type: ignore[assignment]
     ds = _naive_utc(series["ds"])
     step = _step(ds, freq)
     cut = ds.max() if as_of is None else _naive_utc([as_of])[0]
@@ -129,27 +135,29 @@ def project(
         values, step = _to_hours(values, start_n), pd.Timedelta(hours=1)
     in_period = values[(values.index >= start_n)]
     so_far = float(np.nansum(in_period.to_numpy()))
-    remaining = pd.date_range(values.index[-1] + step, end_n - pd.Timedelta(microseconds=1), freq=step)
+    remaining = pd.date_range(
+        values.index[-1] + step, end_n - pd.Timedelta(microseconds=1), freq=step
+    )
     y = values.to_numpy(float)
     r = len(remaining)
     model = _fit(y, r, step, len(in_period))
     fut = model.forecast
-    F = float(fut.sum())
+    rest = float(fut.sum())
     draws = model.log_ratios
     weights = model.weights
     ratio = np.exp(draws)
-    remaining_total = F * ratio
+    remaining_total = rest * ratio
     q = _weighted_quantiles(remaining_total, weights, [0.025, 0.1, 0.9, 0.975])
     lo95, lo80, hi80, hi95 = (so_far + v for v in q)
     # The bias-corrected forecast (the centre of the log-ratio distribution), not the
     # arithmetic mean of the draws: a wide log-normal's mean is dragged up by its tail.
-    projected = min(max(so_far + F, lo80), hi80)
+    projected = min(max(so_far + rest, lo80), hi80)
     p = None
     breach = None
     if limit is not None:
         p = 1.0 if so_far > limit else float(np.sum(weights[so_far + remaining_total > limit]))
         p = min(max(p, 0.0), 1.0)
-        breach = _breach(in_period, fut, F, remaining, step, limit, so_far)
+        breach = _breach(in_period, fut, rest, remaining, step, limit, so_far)
     return Projection(
         period_start=start,
         period_end=end,
@@ -181,7 +189,7 @@ def _step(ds: pd.DatetimeIndex, freq: str | None) -> pd.Timedelta:
 
 def _to_hours(values: pd.Series, start: pd.Timestamp) -> pd.Series:
     # Hours aligned to the period start, so no hour straddles the period boundary.
-    offset = (start - start.floor("h"))
+    offset = start - start.floor("h")
     return values.resample("1h", offset=offset).sum(min_count=1)
 
 
@@ -267,27 +275,21 @@ def _weekday(y: np.ndarray, t: int, season: int) -> np.ndarray | None:
     return w * np.nan_to_num(per_slot / overall, nan=1.0) + (1 - w)
 
 
-class _quiet:
+@contextmanager
+def _quiet() -> Iterator[None]:
     """Silence numpy's all-NaN slice warnings (pytest turns warnings into errors)."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
+        yield
 
 
 def _forecasts(
-    y: np.ndarray, t: int, r: int, season: int, windows: list[int]
+    y: np.ndarray, t: int, r: int, season: int, windows: list[int], blend: tuple[int, ...] = ()
 ) -> dict[int, np.ndarray]:
     """Forecast buckets ``t .. t+r-1`` from ``y[:t]`` per level window: level × day × weekday."""
     prof = _profile(y, t, season)
     week = _weekday(y, t, season)
-    lookback = min(max(windows), t)
+    lookback = min(max([*windows, *blend]), t)
     past = np.arange(t - lookback, t)
     fut = np.arange(t, t + r)
 
@@ -309,11 +311,15 @@ def _forecasts(
     num = np.cumsum(np.where(ok, np.nan_to_num(hist), 0.0)[::-1])
     den = np.cumsum(np.where(ok, fp, 0.0)[::-1])
     ff = factor(fut)
-    out = {}
-    for w in windows:
+    out, levels = {}, {}
+    for w in {*windows, *blend} - {_BLEND}:
         i = min(w, lookback) - 1
-        level = float(num[i] / den[i]) if i >= 0 and den[i] > 0 else 0.0
-        out[w] = np.maximum(level * ff, 0.0)
+        levels[w] = float(num[i] / den[i]) if i >= 0 and den[i] > 0 else 0.0
+        if w in windows:
+            out[w] = np.maximum(levels[w] * ff, 0.0)
+    if _BLEND in windows:
+        # Today so far and the last day, averaged: a new level shows early, noise is halved.
+        out[_BLEND] = np.maximum(np.mean([levels[w] for w in blend]) * ff, 0.0)
     return out
 
 
@@ -325,7 +331,12 @@ def _fit(y: np.ndarray, r: int, step: pd.Timedelta, elapsed: int) -> _Fit:
         return _Fit(np.zeros(0), np.zeros(1), np.ones(1), "period complete")
     # Level windows: since the period started (what the straight line uses, but deseasonalised),
     # the last quarter day, day and week; the backtest below picks one.
-    windows = sorted({max(elapsed, 1), max(season // 4, 1), season, 7 * season} if season > 1 else {max(elapsed, 1), n})
+    blend: tuple[int, ...] = ()
+    if season > 1:
+        blend = (max(elapsed, 1), season)
+        windows = sorted({_BLEND, *blend, max(season // 4, 1), 7 * season})
+    else:
+        windows = sorted({max(elapsed, 1), n})
     scale = float(np.nanmean(np.abs(y))) if np.isfinite(y).any() else 0.0
     eps = max(scale * 0.05, 1e-9) * r
     lo = max(min(season, n // 2), 1) if season > 1 else max(n // 2, 1)
@@ -340,7 +351,7 @@ def _fit(y: np.ndarray, r: int, step: pd.Timedelta, elapsed: int) -> _Fit:
             actual = y[t : t + horizon]
             if not np.isfinite(actual).all():
                 continue
-            for w, f in _forecasts(y, int(t), horizon, season, windows).items():
+            for w, f in _forecasts(y, int(t), horizon, season, windows, blend).items():
                 e_all[w].append(float(np.log((actual.sum() + eps) / (f.sum() + eps))))
             used.append(int(t))
     u = np.asarray(used, dtype=int)
@@ -351,11 +362,11 @@ def _fit(y: np.ndarray, r: int, step: pd.Timedelta, elapsed: int) -> _Fit:
     n_eff = (u.max() - u.min() + horizon) / max(horizon, 1) if len(u) else 0.0
     # Default level: the last day once the daily shape is known, else everything seen. Picking
     # another window by backtest needs a few independent windows, or it chases noise.
-    window = season if season > 1 and n >= season else max(windows)
+    window = _BLEND if season > 1 and n >= season else max(windows)
     if n_eff >= _MIN_WINDOWS_TO_SELECT:
         window = min(windows, key=lambda w: float(np.sum(w_origin * np.abs(e_all[w]))))
     e = np.asarray(e_all[window]) if len(u) else np.zeros(0)
-    forecast = _forecasts(y, n, r, season, [window])[window]
+    forecast = _forecasts(y, n, r, season, [window], blend)[window]
     # Errors seen over a shorter horizon than needed: widen them, as a level that wanders
     # would (sqrt), but capped, since usage is mean-reverting over days.
     stretch = min(np.sqrt(r / horizon), _MAX_STRETCH) if 1 <= horizon < r else 1.0
@@ -367,13 +378,16 @@ def _fit(y: np.ndarray, r: int, step: pd.Timedelta, elapsed: int) -> _Fit:
     mu = float(np.sum(emp_w * e / stretch)) * w_emp if len(e) else 0.0
     draws = np.concatenate([e, mu + prior * _GRID])
     weights = np.concatenate([w_emp * emp_w, np.full(len(_GRID), (1 - w_emp) / len(_GRID))])
+    level = "today and the last day" if window == _BLEND else f"{window} buckets"
     note = (
-        f"seasonal profile (level over {window} buckets), errors from {len(e)} past origins "
+        f"seasonal profile (level over {level}), errors from {len(e)} past origins "
         f"(~{n_eff:.1f} independent windows) blended with a {prior:.2f} log-sd prior"
     )
     return _Fit(forecast * float(np.exp(mu)), draws - mu, weights / weights.sum(), note)
+
+
 def _prior_sigma(r: int, n: int, season: int, e: np.ndarray, stretch: float) -> float:
-    """Log-sd of the remaining total when past origins are few: their spread, never below a floor."""
+    """Log-sd of the remaining total when past origins are few: their spread, above a floor."""
     # Without a full day seen, the daily cycle is unknown: a day's total is then uncertain by
     # about the day/night swing of typical API traffic.
     floor = 0.1 if season > 1 and n >= season else 0.35

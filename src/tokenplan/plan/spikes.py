@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -35,10 +35,7 @@ def _phase(ds: pd.Series, step: pd.Timedelta) -> tuple[np.ndarray, int]:
     # Same hour of day for sub-daily buckets, same weekday for daily ones.
     seconds = (pd.to_datetime(ds) - pd.Timestamp("2000-01-03")).dt.total_seconds().to_numpy()
     step_s = step.total_seconds()
-    if step_s < 86400:
-        season = max(int(round(86400 / step_s)), 1)
-    else:
-        season = 7 if step_s == 86400 else 1
+    season = max(round(86400 / step_s), 1) if step_s < 86400 else 7 if step_s == 86400 else 1
     return (np.floor(seconds / step_s).astype(np.int64) % season), season
 
 
@@ -50,15 +47,15 @@ def _baseline(history: pd.DataFrame, ds: pd.Series, step: pd.Timedelta) -> np.nd
     h_phase, season = _phase(hist["ds"], step)
     keep = len(hist) - _SEASONS * season
     recent = hist.assign(phase=h_phase).iloc[max(keep, 0) :]
-    medians = recent.groupby("phase")["y"].median()
+    by_phase = recent.groupby("phase")["y"]
+    # One past day says nothing typical about an hour: such phases use the overall median.
+    medians = by_phase.median()[by_phase.size() >= 2]
     phase, _ = _phase(ds, step)
     fallback = float(recent["y"].median())
     return np.array([medians.get(p, fallback) for p in phase], dtype=float)
 
 
-def same_phase_band(
-    history: pd.DataFrame, ds: pd.Series, *, level: float = 99.0
-) -> pd.DataFrame:
+def same_phase_band(history: pd.DataFrame, ds: pd.Series, *, level: float = 99.0) -> pd.DataFrame:
     """A band for ``ds`` from history alone: same-hour median × the spread of log residuals."""
     step = _step(history["ds"])
     base = _baseline(history, ds, step)
@@ -67,11 +64,17 @@ def same_phase_band(
     resid = np.log1p(hist["y"].to_numpy(float)) - np.log1p(fitted)
     resid = resid[np.isfinite(resid)]
     # MAD is robust to the very spikes we look for; the floor keeps flat series from alarming.
-    sigma = max(1.4826 * float(np.median(np.abs(resid - np.median(resid)))), 0.05) if len(resid) else 0.5
+    sigma = (
+        max(1.4826 * float(np.median(np.abs(resid - np.median(resid)))), 0.05)
+        if len(resid)
+        else 0.5
+    )
     z = float(norm.ppf(0.5 + level / 200))
     hi = np.expm1(np.log1p(base) + z * sigma) + z * np.sqrt(np.maximum(base, 0))
     lo = np.maximum(np.expm1(np.log1p(base) - z * sigma) - z * np.sqrt(np.maximum(base, 0)), 0)
-    return pd.DataFrame({"ds": ds.to_numpy(), "baseline": base, f"lo_{level:g}": lo, f"hi_{level:g}": hi})
+    return pd.DataFrame(
+        {"ds": ds.to_numpy(), "baseline": base, f"lo_{level:g}": lo, f"hi_{level:g}": hi}
+    )
 
 
 def _step(ds: pd.Series) -> pd.Timedelta:
@@ -114,7 +117,9 @@ def find_anomalies(
     under ``drop_share`` of the same-hour baseline and under the band.
     """
     frame = series if "unique_id" in series else series.assign(unique_id="total")
-    wide = frame.pivot_table(index="ds", columns="unique_id", values="y", aggfunc="sum", dropna=False)
+    wide = frame.pivot_table(
+        index="ds", columns="unique_id", values="y", aggfunc="sum", dropna=False
+    )
     wide = wide.sort_index()
     if len(wide) <= recent:
         return []
@@ -125,23 +130,97 @@ def find_anomalies(
     lo_col, hi_col = f"lo_{level:g}", f"hi_{level:g}"
     if band is not None and {lo_col, hi_col} <= set(band.columns):
         given = band.groupby("ds")[[lo_col, hi_col]].sum()
-        own[hi_col] = given[hi_col].reindex(new["ds"]).fillna(pd.Series(own[hi_col].to_numpy(), index=new["ds"])).to_numpy()
-        own[lo_col] = given[lo_col].reindex(new["ds"]).fillna(pd.Series(own[lo_col].to_numpy(), index=new["ds"])).to_numpy()
+        own[hi_col] = (
+            given[hi_col]
+            .reindex(new["ds"])
+            .fillna(pd.Series(own[hi_col].to_numpy(), index=new["ds"]))
+            .to_numpy()
+        )
+        own[lo_col] = (
+            given[lo_col]
+            .reindex(new["ds"])
+            .fillna(pd.Series(own[lo_col].to_numpy(), index=new["ds"]))
+            .to_numpy()
+        )
     y = new["y"].to_numpy(float)
     base = own["baseline"].to_numpy(float)
     above = np.nan_to_num(y, nan=-np.inf) > own[hi_col].to_numpy()
-    spikes = [
-        (a, b) for a, b in _runs(above, k) if np.max(y[a:b] - min_ratio * base[a:b]) > 0
-    ]
+    spikes = [(a, b) for a, b in _runs(above, k) if np.max(y[a:b] - min_ratio * base[a:b]) > 0]
     collapsed = (y < np.maximum(drop_share * base, 0)) | ((y == 0) & (base > 0))
     drops = _runs(collapsed & (y < own[lo_col].to_numpy()) & (base > 0), drop_k)
     out = []
     for kind, runs in (("spike", spikes), ("drop", drops)):
         for a, b in runs:
-            out.append(
-                _describe(kind, a, b, new, base, wide, hist, step, dimension, tz, metric)
-            )
+            out.append(_describe(kind, a, b, new, base, wide, hist, step, dimension, tz, metric))
+    covered = {i for a, b in drops for i in range(a, b)}
+    if wide.shape[1] > 1:
+        out += _partial_drops(
+            wide, hist, new, base, step, covered, drop_k, drop_share, dimension, tz, metric
+        )
     return sorted(out, key=lambda x: x.start)
+
+
+def _partial_drops(
+    wide: pd.DataFrame,
+    hist: pd.DataFrame,
+    new: pd.DataFrame,
+    total_base: np.ndarray,
+    step: pd.Timedelta,
+    covered: set[int],
+    drop_k: int,
+    drop_share: float,
+    dimension: str | None,
+    tz: str,
+    metric: str,
+) -> list[Anomaly]:
+    """One dimension value collapsing (one model down) while the total carries on."""
+    out = []
+    n_hist = len(hist)
+    for uid in wide.columns:
+        col = wide[uid]
+        own_hist = pd.DataFrame({"ds": col.index[:n_hist], "y": col.to_numpy()[:n_hist]})
+        base = np.nan_to_num(_baseline(own_hist, new["ds"], step))
+        y = col.to_numpy(float)[n_hist:]
+        # Only values that usually carry a real share of the total (5%+) can cause an outage.
+        big = base >= 0.05 * np.maximum(total_base, 1e-9)
+        # A bursty value that went quiet like this before is not having an outage now.
+        seen = np.nan_to_num(_baseline(own_hist, own_hist["ds"], step))
+        before = np.nan_to_num(own_hist["y"].to_numpy(float)) < drop_share * seen
+        if _runs(before & (seen > 0), drop_k):
+            continue
+        collapsed = big & (base > 0) & (np.nan_to_num(y) < drop_share * base)
+        for a, b in _runs(collapsed, drop_k):
+            if covered & set(range(a, b)):
+                continue
+            found = _describe(
+                "drop",
+                a,
+                b,
+                new.assign(y=y),
+                base,
+                wide[[uid]],
+                hist,
+                step,
+                None,
+                tz,
+                f"{metric} of {uid}",
+            )
+            shortfall = float((base[a:b] - np.nan_to_num(y[a:b])).sum())
+            total_short = float(
+                np.clip(total_base[a:b] - new["y"].to_numpy(float)[a:b], 0, None).sum()
+            )
+            share = min(shortfall / total_short, 1.0) if total_short > 0 else 1.0
+            out.append(
+                replace(
+                    found,
+                    dimension=dimension,
+                    culprit=str(uid),
+                    culprit_share=share,
+                    message=found.message.rstrip(".")
+                    + f"; {uid} stopped while the rest carried on.",
+                )
+            )
+    return out
 
 
 def _describe(
@@ -159,20 +238,36 @@ def _describe(
 ) -> Anomaly:
     y = new["y"].to_numpy(float)[a:b]
     expected = base[a:b]
-    pick = int(np.argmax(y / np.maximum(expected, 1e-9))) if kind == "spike" else int(np.argmin(y - expected))
+    pick = (
+        int(np.argmax(y / np.maximum(expected, 1e-9)))
+        if kind == "spike"
+        else int(np.argmin(y - expected))
+    )
     at = pd.Timestamp(new["ds"].iloc[a + pick])
-    label = at.tz_localize("UTC").tz_convert(tz).strftime("%H:%M" if step < pd.Timedelta(days=1) else "%A")
+    label = (
+        at.tz_localize("UTC")
+        .tz_convert(tz)
+        .strftime("%H:%M" if step < pd.Timedelta(days=1) else "%A")
+    )
     ratio = float(y[pick] / expected[pick]) if expected[pick] > 0 else float("inf")
     culprit = share = None
     if wide.shape[1] > 1:
         culprit, share = _attribute(kind, wide, new["ds"].iloc[a:b], len(hist), step)
     if kind == "spike":
         size = f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:,.1f}x"
-        head = f"{metric} {size} the usual for {label}" if np.isfinite(ratio) else f"new {metric} at {label} (usually none)"
+        head = (
+            f"{metric} {size} the usual for {label}"
+            if np.isfinite(ratio)
+            else f"new {metric} at {label} (usually none)"
+        )
     else:
         head = f"{metric} fell to {ratio:.0%} of the usual for {label}, likely an outage"
     span = f"{b - a} bucket(s) from {pd.Timestamp(new['ds'].iloc[a]):%Y-%m-%d %H:%M} UTC"
-    blame = f"; {culprit} carries {share:.0%} of the {'excess' if kind == 'spike' else 'shortfall'}" if culprit else ""
+    blame = (
+        f"; {culprit} carries {share:.0%} of the {'excess' if kind == 'spike' else 'shortfall'}"
+        if culprit
+        else ""
+    )
     return Anomaly(
         kind=kind,
         start=pd.Timestamp(new["ds"].iloc[a]),

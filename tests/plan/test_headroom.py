@@ -1,0 +1,173 @@
+"""Rate limits, PTU arithmetic and headroom numbers computed by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tokenplan.errors import ConfigError
+from tokenplan.plan.headroom import (
+    PeakRatio,
+    learn_peak_ratio,
+    peak_minutes,
+    plan_headroom,
+    size_ptu,
+)
+from tokenplan.plan.limits import LimitsConfig, RateLimit, load_limits, ptu_units
+
+SHARED = Path(__file__).resolve().parents[1] / "data" / "shared"
+
+
+@pytest.mark.parametrize(
+    ("inp", "out", "per", "ratio", "minimum", "inc", "expected"),
+    [
+        # (10,000 + 1,000 x 4) / 2,500 = 5.6 → 6 → below the minimum → 15.
+        (10_000, 1_000, 2_500, 4, 15, 5, 15),
+        # (60,000 + 2,000 x 4) / 2,500 = 27.2 → 28 → 15 + ceil(13/5) x 5 = 30.
+        (60_000, 2_000, 2_500, 4, 15, 5, 30),
+        # Exactly on an increment: (75,000 + 0) / 2,500 = 30 → 30.
+        (75_000, 0, 2_500, 4, 15, 5, 30),
+        # Regional gpt-4o: minimum 50, increment 50; 130 → 150.
+        (300_000, 6_250, 2_500, 4, 50, 50, 150),
+        # gpt-5 weighs output 8x: (4,750 x 10 + 1,000 x 8) / 4,750 = 11.7 → 12 → 15.
+        (47_500, 1_000, 4_750, 8, 15, 5, 15),
+    ],
+)
+def test_ptu_units(
+    inp: float, out: float, per: int, ratio: float, minimum: int, inc: int, expected: int
+) -> None:
+    assert (
+        ptu_units(
+            inp, out, input_tpm_per_ptu=per, output_ratio=ratio, minimum=minimum, increment=inc
+        )
+        == expected
+    )
+
+
+def test_shipped_example_loads_and_says_cache_reads_do_not_count() -> None:
+    config = load_limits()
+    sonnet = config.tiers("anthropic", "claude-sonnet-4.x")
+    assert [t.tier for t in sonnet] == ["tier-1", "tier-2", "tier-3", "tier-4"]
+    assert sonnet[0].matches("claude-sonnet-4-5-20250929")
+    assert not sonnet[0].cache_reads_count
+    assert config.current_tier["anthropic"] == "tier-2"
+    assert {p.model for p in config.ptu} >= {"gpt-4o", "gpt-4.1"}
+
+
+def test_bad_limits_file_is_a_config_error(tmp_path: Path) -> None:
+    bad = tmp_path / "limits.toml"
+    bad.write_text('[[rate_limit]]\nprovider = "x"\nfamily = "y"\ntier = "t"\nrpm = -5\n')
+    with pytest.raises(ConfigError, match="rpm"):
+        load_limits(bad)
+
+
+def test_peak_ratio_learned_from_real_minutes() -> None:
+    raw = pd.read_csv(SHARED / "azure_llm_2023" / "minutely.csv")
+    frame = pd.DataFrame(
+        {"ds": pd.to_datetime(raw["timestamp"]).dt.tz_localize(None), "y": raw["requests"]}
+    )
+    ratio = learn_peak_ratio(frame)
+    assert ratio.learned
+    # Only the 18:00 hour has 30+ minutes (45); its busiest minute over its mean minute.
+    hour = frame[frame["ds"].dt.hour == 18].groupby("ds")["y"].sum()
+    assert ratio.samples[0] == pytest.approx(hour.max() / hour.mean())
+    # Fewer than 24 hours seen: the conservative default stays in the mix, and says so.
+    assert max(ratio.samples) == 4.0
+    assert "default" in ratio.source
+    assert not learn_peak_ratio(None).learned
+
+
+def _flat(mean_per_hour: float, hours: int = 48, model: str = "claude-sonnet-4-5") -> pd.DataFrame:
+    ds = pd.date_range("2025-01-01", periods=hours, freq="h")
+    # hi = mean: no forecast uncertainty, so the numbers below are exact.
+    return pd.DataFrame(
+        {
+            "unique_id": model,
+            "ds": ds,
+            "mean": mean_per_hour,
+            "hi_80": mean_per_hour,
+            "hi_95": mean_per_hour,
+        }
+    )
+
+
+def test_headroom_numbers_by_hand() -> None:
+    limit = RateLimit(
+        provider="anthropic",
+        family="sonnet",
+        models=("claude-sonnet-4*",),
+        tier="t1",
+        rank=1,
+        rpm=1_000,
+        itpm=100_000,
+    )
+    big = RateLimit(
+        provider="anthropic",
+        family="sonnet",
+        models=("claude-sonnet-4*",),
+        tier="t2",
+        rank=2,
+        rpm=5_000,
+        itpm=500_000,
+    )
+    config = LimitsConfig((limit, big), current_tier={"anthropic": "t1"})
+    ratio = PeakRatio((2.0,), "test")
+    forecasts = {
+        # 30,000 requests/h = 500/min; busiest minute 2x → 1,000/min: exactly at the RPM limit.
+        "requests": _flat(30_000),
+        # 3.6M input tokens/h = 60,000/min, 25% cached and not counted → 45,000; 2x → 90,000.
+        "input_tokens": _flat(3_600_000),
+    }
+    rows = plan_headroom(
+        forecasts, config, {"requests": ratio, "input_tokens": ratio}, cache_read_share=0.25
+    )
+    by_kind = {r.kind: r for r in rows}
+    assert set(by_kind) == {"rpm", "itpm"}
+    assert all(r.tier == "t1" for r in rows)
+    assert by_kind["rpm"].p99_peak == pytest.approx(1_000)
+    assert by_kind["rpm"].headroom == pytest.approx(0)
+    assert by_kind["itpm"].p99_peak == pytest.approx(90_000)
+    assert by_kind["itpm"].headroom_share == pytest.approx(0.1)
+    assert by_kind["itpm"].first_risk_at is None
+    assert by_kind["rpm"].holding_tier == "t1"
+    # 10% more traffic: the RPM limit is hit from the first hour, and t2 is needed.
+    forecasts["requests"] = _flat(33_000)
+    rows = plan_headroom(
+        forecasts, config, {"requests": ratio, "input_tokens": ratio}, cache_read_share=0.25
+    )
+    rpm = next(r for r in rows if r.kind == "rpm")
+    assert rpm.p_hit_max == 1.0
+    assert rpm.first_risk_at == pd.Timestamp("2025-01-01 00:00")
+    assert rpm.holding_tier == "t2"
+
+
+def test_first_risk_time_follows_growth_and_uncertainty() -> None:
+    f = _flat(30_000, hours=24)
+    f["mean"] = [30_000 + 1_000 * i for i in range(24)]
+    f["hi_95"] = f["mean"] * 1.3
+    f["hi_80"] = f["mean"] * 1.15
+    out = peak_minutes(f, PeakRatio((2.0,), "test"), limit=1_500)
+    # Mean busiest minute crosses 1,500 when mean = 45,000/h (hour 15); with uncertainty the
+    # 5% chance comes earlier.
+    first = int((out["p_hit"] > 0.05).to_numpy().argmax())
+    assert 5 < first < 15
+    assert out["p_hit"].is_monotonic_increasing
+
+
+def test_ptu_sizing_from_forecast() -> None:
+    config = load_limits()
+    ratio = PeakRatio((1.5,), "test")
+    # gpt-4o: 1.2M input/h = 20,000/min x 1.5 = 30,000; 120k output/h = 2,000 x 1.5 = 3,000.
+    forecasts = {
+        "input_tokens": _flat(1_200_000, model="gpt-4o"),
+        "output_tokens": _flat(120_000, model="gpt-4o"),
+    }
+    sized = {
+        p.model: p
+        for p in size_ptu(forecasts, config, {"input_tokens": ratio, "output_tokens": ratio})
+    }
+    # (30,000 + 3,000 x 4) / 2,500 = 16.8 → 17 → 15 + 5 = 20.
+    assert sized["gpt-4o"].units == 20
+    assert "gpt-4o-mini" not in sized
