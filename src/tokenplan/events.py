@@ -55,6 +55,9 @@ USAGE_SCHEMA = pa.schema(
         pa.field("output_tokens", pa.int64()),
         pa.field("cache_read_tokens", pa.int64()),
         pa.field("cache_write_tokens", pa.int64()),
+        # Tokens known only as a total (a usage CSV with total_tokens but no split); NULL
+        # whenever input_tokens and output_tokens are known, so nothing is counted twice.
+        pa.field("unsplit_tokens", pa.int64()),
         pa.field("latency_ms_sum", pa.float64()),
         pa.field("cost_usd", COST_TYPE),
         pa.field("request_id", pa.string()),
@@ -275,6 +278,7 @@ def events_to_table(events: Iterable[UsageEvent], *, source: str | None = None) 
         cols["output_tokens"].append(e.output_tokens)
         cols["cache_read_tokens"].append(e.cache_read_tokens)
         cols["cache_write_tokens"].append(e.cache_write_tokens)
+        cols["unsplit_tokens"].append(None)
         cols["latency_ms_sum"].append(e.latency_ms)
         cols["cost_usd"].append(e.cost_usd)
         cols["request_id"].append(e.request_id)

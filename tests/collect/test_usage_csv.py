@@ -54,10 +54,24 @@ def test_total_tokens_completes_a_missing_part(tmp_path: Path) -> None:
     )
     with DuckDBStore(":memory:") as store:
         summary = import_file(store, path)
-        rows = _rows(store, "input_tokens, output_tokens")
-    # The total-only row has no honest split: its parts stay unknown, and a note says so.
-    assert rows == [(100, 50), (70, 30), (5, 6), (None, None)]
+        rows = _rows(store, "input_tokens, output_tokens, unsplit_tokens")
+        totals = store.series("total_tokens", "1h", exact=True)
+    # The total-only row has no honest split: its parts stay unknown, its total still counts.
+    assert rows == [(100, 50, None), (70, 30, None), (5, 6, None), (None, None, 999)]
+    assert list(totals.y) == [150, 100, 11, 999]
+    assert summary.total_tokens == 150 + 100 + 11 + 999
     assert any("999 tokens" in n for n in summary.notes)
+
+
+def test_a_file_with_only_total_tokens_can_be_forecast_on_totals(tmp_path: Path) -> None:
+    lines = [f"2025-01-01T{h:02d}:00:00Z,m,{h * 10}" for h in range(24)]
+    path = _csv(tmp_path, "timestamp,model,total_tokens\n" + "\n".join(lines) + "\n")
+    with DuckDBStore(":memory:") as store:
+        import_file(store, path)
+        totals = store.series("total_tokens", "1h", exact=True)
+        inputs = store.series("input_tokens", "1h")
+    assert list(totals.y) == [h * 10 for h in range(24)]
+    assert inputs.y.isna().all()
 
 
 def test_total_tokens_must_add_up(tmp_path: Path) -> None:

@@ -85,6 +85,7 @@ class _Totals:
     models: set[str] = field(default_factory=set)
     input_tokens: int = 0
     output_tokens: int = 0
+    unsplit_tokens: int = 0
     cost: Decimal | None = None
     unpriced: set[str] = field(default_factory=set)
 
@@ -99,6 +100,7 @@ class _Totals:
         self.models.update(pc.unique(table.column("model")).to_pylist())
         self.input_tokens += pc.sum(table.column("input_tokens")).as_py() or 0
         self.output_tokens += pc.sum(table.column("output_tokens")).as_py() or 0
+        self.unsplit_tokens += pc.sum(table.column("unsplit_tokens")).as_py() or 0
         cost = pc.sum(table.column("cost_usd")).as_py()
         if cost is not None:
             self.cost = cost if self.cost is None else self.cost + cost
@@ -138,7 +140,7 @@ def import_file(
         models=tuple(sorted(totals.models)),
         input_tokens=totals.input_tokens,
         output_tokens=totals.output_tokens,
-        total_tokens=totals.input_tokens + totals.output_tokens,
+        total_tokens=totals.input_tokens + totals.output_tokens + totals.unsplit_tokens,
         cost_usd=totals.cost,
         unpriced_models=tuple(sorted(totals.unpriced)),
         notes=tuple(dict.fromkeys(notes)),

@@ -8,8 +8,9 @@ dimensions ``team, feature`` (also ``provider, user, key_id``; ``client`` is rea
 - An empty metric cell is unknown (NULL), never zero.
 - ``total_tokens`` is checked against ``input_tokens + output_tokens``. When only one part is
   known, the other is derived from the total. A row with a total but neither part has no honest
-  split: both parts stay unknown (the store has no separate total column), and a note says how
-  many tokens that leaves out. Splitting it as all-input would misprice it.
+  split: both parts stay unknown and the total is kept as ``unsplit_tokens`` (it counts in
+  ``total_tokens`` but in neither part, and is not priced); a note says so. Splitting it as
+  all-input would misprice it.
 - The bucket width (``bucket_s``) is the gcd of the timestamp gaps within each series.
 - Rows get deterministic ``request_id``s (see `tokenplan.collect.buckets`), so re-importing an
   overlapping export stores each bucket once.
@@ -108,8 +109,8 @@ def _rows(raw: pa.Table, source: Source, *, tz: tzinfo | None, notes: list[str])
         if name in present
     }
     _check_failed(counts)
-    inp, outp = _split_tokens(counts, n, notes)
-    out["input_tokens"], out["output_tokens"] = inp, outp
+    inp, outp, unsplit = _split_tokens(counts, n, notes)
+    out["input_tokens"], out["output_tokens"], out["unsplit_tokens"] = inp, outp, unsplit
     for name in ("requests", "failed_requests"):
         out[name] = counts.get(name)
     if "cost_usd" in present:
@@ -150,11 +151,12 @@ def _check_failed(counts: dict[str, pa.Array]) -> None:
 
 def _split_tokens(
     counts: dict[str, pa.Array], n: int, notes: list[str]
-) -> tuple[pa.Array | None, pa.Array | None]:
-    """Input and output tokens, completed from ``total_tokens`` where exactly one is unknown."""
+) -> tuple[pa.Array | None, pa.Array | None, pa.Array | None]:
+    """Input and output tokens, completed from ``total_tokens`` where exactly one is unknown,
+    and the totals that have no split at all."""
     inp, outp, total = (counts.get(k) for k in ("input_tokens", "output_tokens", "total_tokens"))
     if total is None:
-        return inp, outp
+        return inp, outp, None
     none = pa.nulls(n, pa.int64())
     inp = none if inp is None else inp
     outp = none if outp is None else outp
@@ -177,6 +179,6 @@ def _split_tokens(
     if rows:
         notes.append(
             f"{rows} rows give total_tokens without input/output ({lost:,} tokens): "
-            "their tokens are stored as unknown rather than guessing a split"
+            "kept as totals only (counted in total_tokens, not priced) rather than guessing a split"
         )
-    return new_in, new_out
+    return new_in, new_out, pc.if_else(orphan, total, pa.scalar(None, pa.int64()))

@@ -47,11 +47,12 @@ class StoreSummary:
     output_tokens: int
     cost_usd: Decimal | None
     unpriced_models: tuple[str, ...] = field(default=())
+    unsplit_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
-        """Input plus output tokens."""
-        return self.input_tokens + self.output_tokens
+        """Input plus output tokens, and tokens known only as a total."""
+        return self.input_tokens + self.output_tokens + self.unsplit_tokens
 
 
 def resolve_db_path(path: str | os.PathLike[str] | None = None) -> str:
@@ -285,7 +286,7 @@ class DuckDBStore:
             f"""
             SELECT count(*), coalesce(sum(requests), 0)::BIGINT, min(ts), max(ts),
                    coalesce(sum(input_tokens), 0)::BIGINT, coalesce(sum(output_tokens), 0)::BIGINT,
-                   sum(cost_usd)
+                   sum(cost_usd), coalesce(sum(unsplit_tokens), 0)::BIGINT
             FROM usage {where}
             """,
             params,
@@ -306,6 +307,7 @@ class DuckDBStore:
             output_tokens=int(row[5]),
             cost_usd=row[6],
             unpriced_models=tuple(m[0] for m in unpriced),
+            unsplit_tokens=int(row[7]),  # type: ignore[call-overload]
         )
 
 

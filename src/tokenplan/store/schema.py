@@ -38,6 +38,6 @@ METRIC_SQL: dict[str, str] = {
     "output_tokens": "output_tokens",
     "cache_read_tokens": "cache_read_tokens",
     "cache_write_tokens": "cache_write_tokens",
-    "total_tokens": "input_tokens + output_tokens",
+    "total_tokens": "coalesce(input_tokens + output_tokens, unsplit_tokens)",
     "cost_usd": "cost_usd",
 }
