@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,service,redis,bench]'
+	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
 # Debian packages the tests drive for real: headless Chromium renders the HTML report.
@@ -30,7 +30,9 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy src/tokenplan
 
 bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,bench]'
 	$(PY) bench/ingest.py
+	$(PY) bench/project_calibration.py
 	$(PY) bench/forecast_speed.py
 	$(PY) bench/forecast_accuracy.py
 
