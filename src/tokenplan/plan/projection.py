@@ -370,6 +370,12 @@ def _fit(y: np.ndarray, r: int, step: pd.Timedelta, elapsed: int) -> _Fit:
     # Errors seen over a shorter horizon than needed: widen them, as a level that wanders
     # would (sqrt), but capped, since usage is mean-reverting over days.
     stretch = min(np.sqrt(r / horizon), _MAX_STRETCH) if 1 <= horizon < r else 1.0
+    # Spread seen in n past windows understates the next one's: the usual sqrt(1 + 1/n)
+    # prediction-interval factor, applied around the errors' centre.
+    inflate = float(np.sqrt(1 + 1 / max(n_eff, 1.0)))
+    if len(e):
+        centre = float(np.median(e))
+        e = centre + (e - centre) * inflate
     e = e * stretch
     prior = _prior_sigma(r, n, season, e, stretch)
     w_emp = n_eff / (n_eff + _PRIOR_WEIGHT) if len(e) else 0.0
