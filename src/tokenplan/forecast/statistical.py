@@ -22,10 +22,9 @@ def statistical_names(seasons: tuple[int, ...]) -> list[str]:
     """The candidates this module offers for the given usable seasons."""
     if not seasons:
         return ["auto_ets", "auto_theta"]
-    names = ["auto_theta", "mstl"]
-    if seasons[0] <= _ETS_MAX_SEASON:
-        names.insert(0, "auto_ets")
-    return names
+    # Above 24 AutoETS runs without a seasonal state: still a useful recent-level candidate
+    # for short horizons on fine buckets.
+    return ["auto_ets", "auto_theta", "mstl"]
 
 
 def _models(seasons: tuple[int, ...], log_space: bool) -> list[object]:
@@ -33,13 +32,14 @@ def _models(seasons: tuple[int, ...], log_space: bool) -> list[object]:
 
     primary = seasons[0] if seasons else 1
     models: list[object] = []
-    names = statistical_names(seasons)
-    if "auto_ets" in names:
+    if primary > _ETS_MAX_SEASON:
+        models.append(AutoETS(season_length=1, model="ZZN", alias="auto_ets"))
+    else:
         # Additive seasonality in log space is multiplicative in usage units.
         spec = "ZZA" if log_space and primary > 1 else "ZZZ"
         models.append(AutoETS(season_length=primary, model=spec, alias="auto_ets"))
     models.append(AutoTheta(season_length=primary, alias="auto_theta"))
-    if "mstl" in names:
+    if seasons:
         # A fresh trend model for every MSTL: statsforecast 2.1.1 shares the default one.
         models.append(
             MSTL(
