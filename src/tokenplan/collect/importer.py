@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -122,10 +125,14 @@ def import_file(
     totals = _Totals()
     with _Progress(source, progress) as on_bytes:
         source.on_bytes = on_bytes
-        with store.transaction():
+        def parsed() -> Iterator[pa.Table]:
             for table in reader_for(name)(source, tz=tz, notes=notes):
                 priced = _price(table, prices, notes, totals)
                 totals.add(priced)
+                yield priced
+
+        with store.transaction():
+            for priced in prefetch(parsed()):
                 result = store.write(priced)
                 totals.inserted += result.inserted
                 totals.duplicates += result.duplicates
@@ -145,6 +152,48 @@ def import_file(
         unpriced_models=tuple(sorted(totals.unpriced)),
         notes=tuple(dict.fromkeys(notes)),
     )
+
+
+def prefetch(items: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
+    """Produce ``items`` in a background thread, ``depth`` ahead of the consumer.
+
+    Parsing and pricing (Arrow compute) and the store's insert (DuckDB) both release the GIL,
+    so on two cores the next batch is parsed while the previous one is written.
+    """
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        handoff.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handoff.put(("done", None))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            handoff.put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="tokenplan-import", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while worker.is_alive():
+            with contextlib.suppress(queue.Empty):
+                handoff.get(timeout=0.1)
+        worker.join()
 
 
 def _price(
