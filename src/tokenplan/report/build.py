@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import pandas as pd
 
 from tokenplan.report import sections
+from tokenplan.report.advice import advice_section, model_providers
+from tokenplan.report.budgets import budgets_section
 from tokenplan.report.model import (
     BreakdownRow,
     Capacity,
@@ -31,7 +34,8 @@ from tokenplan.report.sections import LEVELS, iso, unavailable
 from tokenplan.store import DuckDBStore
 
 if TYPE_CHECKING:
-    from tokenplan.pricing import FxRate
+    from tokenplan.plan.budgets import BudgetsConfig
+    from tokenplan.pricing import FxRate, PriceBook
 
 # Twelve weeks is enough for weekly seasonality and keeps the forecast fast on big stores.
 TRAIN_DAYS = 84
@@ -58,17 +62,23 @@ def build_report(
     *,
     prices: Any = None,
     fx: Currency | FxRate | None = None,
-    budgets: Any = None,
+    budgets: BudgetsConfig | None = None,
     limits: Any = None,
+    alternatives: Mapping[str, str] | None = None,
     horizon_hours: int = 168,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     forecaster: Forecaster | None = None,
     history_days: int = 14,
     title: str = "LLM usage and capacity report",
 ) -> Report:
-    """Everything the report shows, computed from the store as of its newest data."""
+    """Everything the report shows, computed from the store as of its newest data.
+
+    Without ``prices`` the advice is priced with genai-prices' list prices (``PriceBook()``);
+    ``alternatives`` maps model patterns to the cheaper model advice may suggest.
+    """
     notes: list[str] = []
-    fx = _as_currency(fx if fx is not None else getattr(prices, "fx", None))
+    exact_fx = fx if fx is not None else getattr(prices, "fx", None)
+    fx = _as_currency(exact_fx)
     summary = store.summary()
     generated = iso(clock())
     empty = Report(
@@ -119,6 +129,9 @@ def build_report(
     fans = _fans(tokens, tok_fc, cut, metric)
     cost_fans = _fans(costs, cost_fc, cut, "cost_usd") if costs is not None else None
     capacity = _capacity(tok_res, cost_res, fx)
+    per_model = sections.model_forecasts(store, forecast_fn, since=since, horizon=horizon_hours)
+    spend_all = store.series("cost_usd", "1h", (), since, as_of.to_pydatetime())
+    book = prices if prices is not None else _default_book(exact_fx)
     report = Report(
         title=title,
         generated_at=generated,
@@ -142,14 +155,19 @@ def build_report(
         breakdown=Section(available=True, items=_breakdown(tokens, costs, tok_fc, cost_fc, cut)),
         daily_by_model=_daily_by_model(tokens, tok_fc, cut),
         capacity=capacity,
-        budgets=sections.budgets_section(budgets),
-        headroom=sections.headroom_section(
-            store, limits, forecast_fn, since=since, as_of=as_of, horizon=horizon_hours
-        ),
+        budgets=budgets_section(store, budgets, fx=exact_fx, since=since, as_of=as_of),
+        headroom=sections.headroom_section(store, limits, per_model, since=since, as_of=as_of),
         spikes=sections.spikes_section(store, metric, since),
-        advice=sections.advice_section(prices),
+        advice=advice_section(
+            per_model,
+            book,
+            providers=model_providers(store, since),
+            at=as_of.to_pydatetime(),
+            fx=fx,
+            alternatives=alternatives,
+        ),
     )
-    report.cards = sections.cards(report, store, as_of, fx)
+    report.cards = sections.cards(report, store, as_of, fx, spend_all)
     return report
 
 
@@ -415,6 +433,15 @@ def _sum_or_none(values: pd.Series) -> float | None:
 
 
 # -- small things ----------------------------------------------------------------------------
+
+
+def _default_book(fx: Currency | FxRate | None) -> PriceBook:
+    """genai-prices list prices, with the report's second currency when it is exact."""
+    from tokenplan.pricing import FxRate, PriceBook
+
+    if isinstance(fx, Currency):
+        fx = FxRate(currency=fx.code, per_usd=Decimal(str(fx.rate)))
+    return PriceBook(fx=fx)
 
 
 def _as_currency(fx: Currency | FxRate | None) -> Currency | None:

@@ -314,6 +314,17 @@ def budget_gauge(row: BudgetRow, *, chart_id: str, width: int = 520, height: int
         height=bar_h,
         fill=FORECAST,
     )
+    for share in row.thresholds:
+        if share != 1:
+            svg.add(
+                "rect",
+                cls="threshold",
+                x=sx(row.amount * share) - 0.75,
+                y=top - 4,
+                width=1.5,
+                height=bar_h + 8,
+                fill=MUTED,
+            )
     status = BAD if row.p_over_limit >= 0.5 else WARN if row.p_over_limit >= 0.2 else OK
     svg.add(
         "rect",

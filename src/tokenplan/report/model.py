@@ -146,8 +146,22 @@ class Capacity:
 
 
 @dataclass(slots=True, kw_only=True)
+class AlertRow:
+    """A threshold crossed (``probability`` 1) or likely to be crossed by the period's end."""
+
+    severity: str  # info, warning, critical
+    message: str
+    threshold: float | None = None
+    probability: float | None = None
+
+
+@dataclass(slots=True, kw_only=True)
 class BudgetRow:
-    """One budget: spend to date, projected period total with ranges, overrun odds."""
+    """One budget: spend to date, projected period total with ranges, overrun odds.
+
+    Money is in the budget's ``currency``; ``amount_usd`` is the limit in USD. ``alerts`` are
+    the thresholds crossed or likely to be crossed.
+    """
 
     name: str
     scope: str
@@ -165,6 +179,9 @@ class BudgetRow:
     p_over_limit: float
     breach_at: str | None
     thresholds: list[float] = field(default_factory=list)
+    amount_usd: float | None = None
+    alerts: list[AlertRow] = field(default_factory=list)
+    method: str = ""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -205,6 +222,9 @@ class AdviceRow:
     assumption: str
     detail: str = ""
     saving_local_month: float | None = None
+    kind: str = ""
+    model: str = ""
+    current_usd_month: float | None = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -13,9 +13,8 @@ from typing import Any
 import pandas as pd
 
 from tokenplan.errors import TokenplanError
+from tokenplan.report.budgets import month_end_card
 from tokenplan.report.model import (
-    AdviceRow,
-    BudgetRow,
     Card,
     Currency,
     HeadroomRow,
@@ -43,21 +42,51 @@ def iso(value: Any) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def budgets_section(budgets: Any) -> Section[BudgetRow]:
-    """Spend against each configured budget (waits for the budgets loader in `tokenplan.plan`)."""
-    if not budgets:
-        return unavailable("no budgets configured: pass --budgets budgets.toml")
-    return unavailable("budget projection (tokenplan.plan budgets) is not available yet")
+def model_forecasts(
+    store: DuckDBStore,
+    forecaster: Callable[..., Any] | None,
+    *,
+    since: datetime,
+    horizon: int,
+) -> dict[str, pd.DataFrame] | str:
+    """Per-model forecasts of requests and tokens (metric → ``unique_id`` = model), or why not.
+
+    One forecaster call for every metric; rate-limit headroom and costed advice share it.
+    """
+    if forecaster is None:
+        return "no forecast of requests and tokens per model"
+    frames = []
+    for metric in ("requests", "input_tokens", "output_tokens", "cache_read_tokens"):
+        frame = store.series(metric, "1h", ("model",), since)
+        if frame.empty or frame["y"].isna().all():
+            continue
+        if metric == "cache_read_tokens" and not frame["y"].fillna(0).any():
+            continue
+        frames.append(frame.assign(unique_id=metric + "|" + frame["unique_id"]))
+    if not frames:
+        return "the usage has no requests or token counts per model"
+    both = pd.concat(frames, ignore_index=True)
+    both["y"] = both["y"].fillna(0.0).astype(float)
+    try:
+        result = forecaster(both, horizon=horizon, freq="1h", levels=LEVELS).frame
+    except (TokenplanError, ValueError) as exc:
+        # One failed section must not cost the reader the rest of the report.
+        return f"the per-model request and token forecast failed: {exc}"
+    result = result.assign(ds=pd.to_datetime(result["ds"]))
+    split = result["unique_id"].str.partition("|")
+    return {
+        metric: result[split[0] == metric].assign(unique_id=split[2][split[0] == metric])
+        for metric in split[0].unique()
+    }
 
 
 def headroom_section(
     store: DuckDBStore,
     limits: Any,
-    forecaster: Callable[..., Any] | None,
+    forecasts: dict[str, pd.DataFrame] | str,
     *,
     since: datetime,
     as_of: pd.Timestamp,
-    horizon: int,
 ) -> Section[HeadroomRow]:
     """Forecast busiest-minute use per model against each configured rate limit."""
     if not limits:
@@ -66,28 +95,9 @@ def headroom_section(
         from tokenplan.plan.headroom import learn_peak_ratio, plan_headroom
     except ImportError:
         return unavailable("rate-limit headroom (tokenplan.plan.headroom) is not installed")
-    if forecaster is None:
-        return unavailable("no forecast to compare with the limits")
-    frames = []
-    for metric in ("requests", "input_tokens", "output_tokens"):
-        frame = store.series(metric, "1h", ("model",), since)
-        if frame.empty or frame["y"].isna().all():
-            continue
-        frames.append(frame.assign(unique_id=metric + "|" + frame["unique_id"]))
-    if not frames:
-        return unavailable("the usage has no requests or token counts per model")
-    both = pd.concat(frames, ignore_index=True)
-    both["y"] = both["y"].fillna(0.0).astype(float)
-    try:
-        result = forecaster(both, horizon=horizon, freq="1h", levels=LEVELS).frame
-    except (TokenplanError, ValueError) as exc:
-        # One failed section must not cost the reader the rest of the report.
-        return unavailable(f"the per-model request and token forecast failed: {exc}")
-    split = result["unique_id"].str.partition("|")
-    forecasts = {
-        metric: result[split[0] == metric].assign(unique_id=split[2][split[0] == metric])
-        for metric in split[0].unique()
-    }
+    if isinstance(forecasts, str):
+        return unavailable(forecasts)
+    forecasts = {m: f for m, f in forecasts.items() if m != "cache_read_tokens"}
     ratios = {}
     if _finest_bucket_s(store, since) <= 60:
         recent = (as_of - pd.Timedelta(days=PEAK_RATIO_DAYS)).to_pydatetime()
@@ -164,13 +174,12 @@ def spikes_section(store: DuckDBStore, metric: str, since: datetime) -> Section[
     )
 
 
-def advice_section(prices: Any) -> Section[AdviceRow]:
-    """Costed what-ifs (waits for the advice functions in `tokenplan.plan`)."""
-    return unavailable("costed advice (tokenplan.plan advice) is not available yet")
-
-
 def cards(
-    report: Report, store: DuckDBStore, as_of: pd.Timestamp, fx: Currency | None
+    report: Report,
+    store: DuckDBStore,
+    as_of: pd.Timestamp,
+    fx: Currency | None,
+    spend_all: pd.DataFrame | None = None,
 ) -> list[Card]:
     """Headline figures: spend to date, period end vs budget, peak vs limit, next week."""
 
@@ -197,7 +206,7 @@ def cards(
             status="ok" if spent is not None else "na",
         )
     ]
-    out.append(_budget_card(report))
+    out.append(month_end_card(report.budgets, spend_all, as_of, fx))
     out.append(_limit_card(report))
     if report.capacity.items and report.capacity.items[0].weekly:
         week = report.capacity.items[0].weekly[0]
@@ -212,34 +221,6 @@ def cards(
             )
         )
     return out
-
-
-def _status(p: float) -> Any:
-    return "bad" if p >= 0.5 else "warn" if p >= 0.2 else "ok"
-
-
-def _budget_card(report: Report) -> Card:
-    items = report.budgets.items
-    month = next((b for b in items if b.period == "month" and b.scope == "all"), None)
-    month = month or (items[0] if items else None)
-    if month is None:
-        return Card(
-            key="month_end",
-            title="Projected month end vs budget",
-            value=None,
-            unit="usd",
-            detail="not available: " + report.budgets.note,
-            status="na",
-        )
-    return Card(
-        key="month_end",
-        title=f"Projected {month.period} end vs budget",
-        value=month.projected,
-        unit="usd",
-        detail=f"budget {month.amount:,.2f} {month.currency} · "
-        f"P(overrun) {month.p_over_limit * 100:.0f}%",
-        status=_status(month.p_over_limit),
-    )
 
 
 def _limit_card(report: Report) -> Card:
