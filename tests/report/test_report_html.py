@@ -31,7 +31,7 @@ FORMATS = {
     "percent": lambda v, _: fmt.percent(v),
     "ratio": lambda v, _: fmt.ratio(v),
     "count": lambda v, _: fmt.count(v),
-    "tpm": lambda v, _: fmt.count(v),
+    "tpm": lambda v, _: fmt.per_minute(v),
 }
 
 
@@ -156,6 +156,8 @@ def test_money_and_percent_formats() -> None:
     assert fmt.money(1234.5) == "$1,234.50"
     assert fmt.money(-3.456) == "-$3.46"
     assert fmt.money(10, "CNY") == "10.00 CNY"
+    assert fmt.money(1_315_870.37) == "$1,315,870"  # cents are noise at this size
+    assert fmt.per_minute(192_989_653.9) == "192,989,654"
     assert fmt.percent(0.2371) == "23.7%"
     assert fmt.compact(2_500_000) == "2.5M"
     assert fmt.compact(1_000) == "1k"

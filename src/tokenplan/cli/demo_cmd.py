@@ -18,6 +18,9 @@ from tokenplan.store import DuckDBStore
 
 DEMO_DATA = "servegen_language"
 FORECAST_DAYS = 7
+# ServeGen's anonymised models have no list price or published family; the demo assumes that
+# part of m-large's traffic could be served by m-small, to show a priced model switch.
+DEMO_ALTERNATIVES = {"m-large": "m-small"}
 
 
 def bundled(name: str) -> Path:
@@ -27,9 +30,7 @@ def bundled(name: str) -> Path:
 
 @app.command()
 def demo(
-    db: Annotated[Path, typer.Option("--db", help="Store for the demo.")] = Path(
-        "out/demo.duckdb"
-    ),
+    db: Annotated[Path, typer.Option("--db", help="Store for the demo.")] = Path("out/demo.duckdb"),
     out: Annotated[Path, typer.Option("--out", help="Folder for the forecast and report.")] = Path(
         "out"
     ),
@@ -100,9 +101,19 @@ def forecast_week(store: DuckDBStore, path: Path) -> Table:
 
 def write_report(store: DuckDBStore, book: PriceBook, out: Path) -> Path:
     """The self-contained HTML report and its JSON twin."""
+    from tokenplan.plan.advice import DEFAULT_ALTERNATIVES
+    from tokenplan.plan.budgets import load_budgets
+    from tokenplan.plan.limits import load_limits
     from tokenplan.report import build_report, write_html, write_json
 
-    report = build_report(store, prices=book, fx=None, budgets=None, limits=None)
+    report = build_report(
+        store,
+        prices=book,
+        fx=book.fx,
+        budgets=load_budgets(bundled("budgets.toml")),
+        limits=load_limits(bundled("limits.toml")),
+        alternatives={**DEFAULT_ALTERNATIVES, **DEMO_ALTERNATIVES},
+    )
     write_json(report, out / "report.json")
     return write_html(report, out / "report.html")
 

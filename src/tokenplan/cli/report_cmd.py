@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from tokenplan.cli.app import DbOption, app, console
-from tokenplan.errors import ConfigError, InvalidInput
+from tokenplan.errors import InvalidInput
+from tokenplan.pricing import FxRate, PriceBook
 from tokenplan.report import Currency, build_report, write_html, write_json
 from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
@@ -67,11 +68,8 @@ def _currency(code: str | None, fx: str | None) -> Currency | None:
     return Currency(code=code.strip().upper(), rate=float(rate), note="--fx")
 
 
-def _price_book(path: Path | None, rate: Currency | None) -> Any:
-    if path is None:
-        return None
-    from tokenplan.pricing import FxRate, PriceBook
-
+def _price_book(path: Path | None, rate: Currency | None) -> PriceBook:
+    """genai-prices list prices, with the overrides file on top when one is given."""
     fx = None if rate is None else FxRate(currency=rate.code, per_usd=Decimal(str(rate.rate)))
     return PriceBook(path, fx=fx)
 
@@ -85,4 +83,6 @@ def _load(path: Path | None, what: str) -> Any:
         from tokenplan.plan.limits import load_limits
 
         return load_limits(path)
-    raise ConfigError(f"{what} files are not supported by this build of tokenplan yet ({path}).")
+    from tokenplan.plan.budgets import load_budgets
+
+    return load_budgets(path)

@@ -155,7 +155,7 @@ def build_report(
         breakdown=Section(available=True, items=_breakdown(tokens, costs, tok_fc, cost_fc, cut)),
         daily_by_model=_daily_by_model(tokens, tok_fc, cut),
         capacity=capacity,
-        budgets=budgets_section(store, budgets, fx=exact_fx, since=since, as_of=as_of),
+        budgets=budgets_section(store, budgets, fx=_as_fx_rate(exact_fx), since=since, as_of=as_of),
         headroom=sections.headroom_section(store, limits, per_model, since=since, as_of=as_of),
         spikes=sections.spikes_section(store, metric, since),
         advice=advice_section(
@@ -436,12 +436,19 @@ def _sum_or_none(values: pd.Series) -> float | None:
 
 
 def _default_book(fx: Currency | FxRate | None) -> PriceBook:
-    """genai-prices list prices, with the report's second currency when it is exact."""
-    from tokenplan.pricing import FxRate, PriceBook
+    """genai-prices list prices, with the report's second currency."""
+    from tokenplan.pricing import PriceBook
+
+    return PriceBook(fx=_as_fx_rate(fx))
+
+
+def _as_fx_rate(fx: Currency | FxRate | None) -> FxRate | None:
+    """The report's `Currency` as an exact `FxRate` (what budgets and prices convert with)."""
+    from tokenplan.pricing import FxRate
 
     if isinstance(fx, Currency):
-        fx = FxRate(currency=fx.code, per_usd=Decimal(str(fx.rate)))
-    return PriceBook(fx=fx)
+        return FxRate(currency=fx.code, per_usd=Decimal(str(fx.rate)))
+    return fx
 
 
 def _as_currency(fx: Currency | FxRate | None) -> Currency | None:

@@ -18,14 +18,25 @@ def tokens(value: float | None) -> str:
 
 
 def money(value: float | None, code: str = "USD") -> str:
-    """Money with 2 decimals: ``$1,234.50``; other currencies as ``1,234.50 CNY``."""
+    """Money with 2 decimals: ``$1,234.50``; other currencies as ``1,234.50 CNY``.
+
+    From 100,000 on, cents are noise next to the forecast's range and are left out.
+    """
     if value is None or not math.isfinite(value):
         return "—"
     sign = "-" if value < 0 else ""
+    digits = 0 if abs(value) >= 100_000 else 2
     symbol = _SYMBOLS.get(code.upper())
     if symbol:
-        return f"{sign}{symbol}{abs(value):,.2f}"
-    return f"{sign}{abs(value):,.2f} {code.upper()}"
+        return f"{sign}{symbol}{abs(value):,.{digits}f}"
+    return f"{sign}{abs(value):,.{digits}f} {code.upper()}"
+
+
+def per_minute(value: float | None) -> str:
+    """A per-minute rate, whole (``1,234,568``); below 10 with one decimal."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{value:,.1f}" if abs(value) < 10 and not float(value).is_integer() else f"{value:,.0f}"
 
 
 def percent(value: float | None, digits: int = 1) -> str:

@@ -27,7 +27,7 @@ _FORMATS = {
     "percent": lambda v, code: fmt.percent(v),
     "ratio": lambda v, code: fmt.ratio(v),
     "count": lambda v, code: fmt.count(v),
-    "tpm": lambda v, code: fmt.count(v),
+    "tpm": lambda v, code: fmt.per_minute(v),
 }
 
 

@@ -196,6 +196,7 @@ class HeadroomRow:
     headroom: float
     first_risk_at: str | None
     suggestion: str = ""
+    p_hit_max: float | None = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -51,33 +51,26 @@ def model_forecasts(
 ) -> dict[str, pd.DataFrame] | str:
     """Per-model forecasts of requests and tokens (metric → ``unique_id`` = model), or why not.
 
-    One forecaster call for every metric; rate-limit headroom and costed advice share it.
+    One forecaster call per metric (series of one unit are forecast together); rate-limit
+    headroom and costed advice share the result.
     """
     if forecaster is None:
         return "no forecast of requests and tokens per model"
-    frames = []
+    out: dict[str, pd.DataFrame] = {}
     for metric in ("requests", "input_tokens", "output_tokens", "cache_read_tokens"):
         frame = store.series(metric, "1h", ("model",), since)
-        if frame.empty or frame["y"].isna().all():
+        if frame.empty or not frame["y"].fillna(0).any():
             continue
-        if metric == "cache_read_tokens" and not frame["y"].fillna(0).any():
-            continue
-        frames.append(frame.assign(unique_id=metric + "|" + frame["unique_id"]))
-    if not frames:
+        frame["y"] = frame["y"].fillna(0.0).astype(float)
+        try:
+            result = forecaster(frame, horizon=horizon, freq="1h", levels=LEVELS).frame
+        except (TokenplanError, ValueError) as exc:
+            # One failed section must not cost the reader the rest of the report.
+            return f"the per-model {metric.replace('_', ' ')} forecast failed: {exc}"
+        out[metric] = result.assign(ds=pd.to_datetime(result["ds"]))
+    if not out:
         return "the usage has no requests or token counts per model"
-    both = pd.concat(frames, ignore_index=True)
-    both["y"] = both["y"].fillna(0.0).astype(float)
-    try:
-        result = forecaster(both, horizon=horizon, freq="1h", levels=LEVELS).frame
-    except (TokenplanError, ValueError) as exc:
-        # One failed section must not cost the reader the rest of the report.
-        return f"the per-model request and token forecast failed: {exc}"
-    result = result.assign(ds=pd.to_datetime(result["ds"]))
-    split = result["unique_id"].str.partition("|")
-    return {
-        metric: result[split[0] == metric].assign(unique_id=split[2][split[0] == metric])
-        for metric in split[0].unique()
-    }
+    return out
 
 
 def headroom_section(
@@ -116,6 +109,7 @@ def headroom_section(
                 peak_p99=r.p99_peak,
                 headroom=r.headroom_share,
                 first_risk_at=None if r.first_risk_at is None else iso(r.first_risk_at),
+                p_hit_max=r.p_hit_max,
                 suggestion=(f"tier {r.holding_tier} holds the p99 peak; " if r.holding_tier else "")
                 + r.note,
             )
