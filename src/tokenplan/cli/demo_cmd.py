@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
@@ -64,10 +64,15 @@ def daily_table(store: DuckDBStore) -> Table:
     table = Table(title="Usage by model and day (UTC)")
     for name in ("day", "model", "requests", "total tokens", "cost (USD)"):
         table.add_column(name, justify="left" if name in ("day", "model") else "right")
-    for row in merged.itertuples(index=False):
-        cost = "—" if pd.isna(row.cost_usd) else f"${row.cost_usd:,.2f}"
+    for row in merged.to_dict("records"):
+        usd: Any = row["cost_usd"]
+        cost = "—" if usd is None or pd.isna(usd) else f"${usd:,.2f}"
         table.add_row(
-            f"{row.ds:%Y-%m-%d}", row.unique_id, f"{row.requests:,}", f"{row.total_tokens:,}", cost
+            f"{row['ds']:%Y-%m-%d}",
+            str(row["unique_id"]),
+            f"{row['requests']:,}",
+            f"{row['total_tokens']:,}",
+            cost,
         )
     return table
 
