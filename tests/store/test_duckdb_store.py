@@ -135,3 +135,25 @@ def test_week_buckets_start_on_monday() -> None:
     frame = store.series("requests", "1w")
     assert frame.ds.iloc[0].weekday() == 0
     assert frame.ds.iloc[0].day == 24
+
+
+def test_a_store_file_from_an_older_schema_is_upgraded(db_path: Path) -> None:
+    import duckdb
+
+    with duckdb.connect(str(db_path)) as con:
+        con.execute(
+            "CREATE TABLE usage (ts TIMESTAMP NOT NULL, bucket_s INTEGER NOT NULL, "
+            "provider VARCHAR, model VARCHAR NOT NULL, team VARCHAR, feature VARCHAR, "
+            "\"user\" VARCHAR, key_id VARCHAR, requests BIGINT, failed_requests BIGINT, "
+            "rate_limited_requests BIGINT, input_tokens BIGINT, output_tokens BIGINT, "
+            "cache_read_tokens BIGINT, cache_write_tokens BIGINT, latency_ms_sum DOUBLE, "
+            "cost_usd DECIMAL(38, 12), request_id VARCHAR, source VARCHAR)"
+        )
+        con.execute(
+            "INSERT INTO usage VALUES ('2025-03-01 00:00:00', 0, 'openai', 'gpt-4o', NULL, NULL,"
+            " NULL, NULL, 1, 0, 0, 10, 5, 0, 0, NULL, NULL, 'old-1', 'old.csv')"
+        )
+    with DuckDBStore(db_path) as store:
+        again = store.write(events_to_table([_event(0, request_id="old-1"), _event(1)]))
+        assert (again.inserted, again.duplicates) == (1, 1)
+        assert store.summary().rows == 2

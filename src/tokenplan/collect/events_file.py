@@ -29,7 +29,7 @@ from tokenplan.errors import InvalidInput, at
 from tokenplan.events import COST_TYPE, STATUSES
 
 BLOCK_BYTES = 16 << 20
-PARQUET_BATCH_ROWS = 1 << 18
+PARQUET_BATCH_ROWS = 1 << 19
 FALLBACK_CHUNK = 50_000
 COUNTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 STRINGS = ("provider", "model", "status", "team", "feature", "user", "key_id", "request_id")

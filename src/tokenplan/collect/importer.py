@@ -154,7 +154,7 @@ def import_file(
     )
 
 
-def prefetch(items: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
+def prefetch(items: Iterator[pa.Table], depth: int = 1) -> Iterator[pa.Table]:
     """Produce ``items`` in a background thread, ``depth`` ahead of the consumer.
 
     Parsing and pricing (Arrow compute) and the store's insert (DuckDB) both release the GIL,

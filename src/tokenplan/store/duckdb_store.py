@@ -17,10 +17,11 @@ import pyarrow as pa
 from tokenplan.errors import InvalidInput, StoreError
 from tokenplan.events import DIMENSIONS, USAGE_SCHEMA
 from tokenplan.frequency import Frequency, parse_freq
-from tokenplan.store.schema import COLUMNS, CREATE_USAGE, METRIC_SQL
+from tokenplan.store.schema import COLUMN_SQL, COLUMNS, CREATE_USAGE, METRIC_SQL, RID_HASH
 
 DEFAULT_DB = "tokenplan.duckdb"
 TOTAL_ID = "total"
+INCOMING = "_tokenplan_incoming"
 NONE_LABEL = "(none)"
 # A Monday midnight, so that weekly buckets start on Monday and every shorter width aligns.
 _ORIGIN = "TIMESTAMP '2000-01-03 00:00:00'"
@@ -80,6 +81,7 @@ class DuckDBStore:
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
         self._run("SET TimeZone = 'UTC'")
         self._run(CREATE_USAGE)
+        self._migrate()
         self._in_transaction = False
 
     def __enter__(self) -> DuckDBStore:
@@ -139,45 +141,62 @@ class DuckDBStore:
         if table.num_rows == 0:
             return WriteResult(0, 0)
         cols = ", ".join(f'"{c}"' for c in COLUMNS)
-        name = "_tokenplan_incoming"
-        self._con.register(name, table)
+        insert = f"INSERT INTO usage ({cols}, rid_hash) SELECT {cols}, {RID_HASH}"
+        name = INCOMING
         try:
-            if table.column("request_id").null_count == table.num_rows:
-                self._run(f"INSERT INTO usage ({cols}) SELECT {cols} FROM {name}")
-                return WriteResult(table.num_rows, 0)
-            if not self._may_hold_duplicates(name):
-                self._run(f"INSERT INTO usage ({cols}) SELECT {cols} FROM {name}")
+            ids = table.column("request_id")
+            if ids.null_count == table.num_rows or not self._may_hold_duplicates(table):
+                self._run_with(f"{insert} FROM {name}", table)
                 return WriteResult(table.num_rows, 0)
             before = self._count()
             # Idempotency: a request_id already stored, or repeated in this batch, counts once.
-            self._run(
+            self._run_with(
                 f"""
-                INSERT INTO usage ({cols})
-                SELECT {cols} FROM {name} AS n
+                {insert} FROM {name} AS n
                 WHERE n.request_id IS NULL
-                   OR NOT EXISTS (SELECT 1 FROM usage u WHERE u.request_id = n.request_id)
+                   OR NOT EXISTS (SELECT 1 FROM usage u
+                                  WHERE u.rid_hash = hash(n.request_id)
+                                    AND u.request_id = n.request_id)
                 QUALIFY n.request_id IS NULL
                      OR row_number() OVER (PARTITION BY n.request_id ORDER BY n.ts) = 1
-                """
+                """,
+                table,
             )
             inserted = self._count() - before
             return WriteResult(inserted, table.num_rows - inserted)
         except duckdb.Error as exc:
             raise StoreError(f"writing to the store {self.path} failed: {exc}") from exc
-        finally:
-            self._con.unregister(name)
 
-    def _may_hold_duplicates(self, name: str) -> bool:
-        # The exact dedupe below sorts and anti-joins; most batches carry only fresh ids, so a
-        # distinct count within the batch and a semi-join probe against the store rule that out.
-        found = self._run(
+    def _may_hold_duplicates(self, table: pa.Table) -> bool:
+        # The exact dedupe above sorts and anti-joins; most batches carry only fresh ids, so a
+        # distinct count of id hashes in the batch and a probe of stored hashes rule that out.
+        # A hash collision only sends the batch down the exact path.
+        found = self._run_with(
             f"""
-            SELECT (SELECT count(DISTINCT request_id) <> count(request_id) FROM {name})
-                OR EXISTS (SELECT 1 FROM usage WHERE request_id IN
-                           (SELECT request_id FROM {name} WHERE request_id IS NOT NULL))
-            """
+            WITH h AS (SELECT hash(request_id) AS k FROM {INCOMING} WHERE request_id IS NOT NULL)
+            SELECT (SELECT count(DISTINCT k) <> count(*) FROM h)
+                OR EXISTS (SELECT 1 FROM usage WHERE rid_hash IN (SELECT k FROM h))
+            """,
+            table,
         )
         return bool(found[0][0])
+
+    def _migrate(self) -> None:
+        # Files written by an older tokenplan lack the columns added since; add them (NULL).
+        have = {row[0] for row in self._run("SELECT column_name FROM duckdb_columns() "
+                                             "WHERE table_name = 'usage'")}
+        for column, sql in COLUMN_SQL.items():
+            if column not in have:
+                self._run(f'ALTER TABLE usage ADD COLUMN "{column}" {sql.replace(" NOT NULL", "")}')
+        if "rid_hash" not in have:
+            self._run(f"UPDATE usage SET rid_hash = {RID_HASH}")
+
+    def _run_with(self, sql: str, incoming: pa.Table) -> list[tuple[object, ...]]:
+        # DuckDB reads `incoming` through this frame's local variable (a replacement scan).
+        # Unlike register(), that keeps no reference after the statement: registered tables
+        # live until the transaction ends, which held every batch of a 10M-row import in memory.
+        _tokenplan_incoming = incoming  # noqa: F841 (read by DuckDB by name)
+        return self._con.execute(sql).fetchall()
 
     def _run(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
         # DuckDB 2 keeps a statement open until its result is fetched, so always fetch.
