@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
+from scipy.special import ndtri
 
 from tokenplan.plan.limits import LIMIT_KINDS, LimitsConfig, RateLimit
 
@@ -34,7 +34,7 @@ __all__ = [
 DEFAULT_PEAK_RATIO = 4.0
 HIT_PROBABILITY = 0.05
 _FEW_HOURS = 24
-_Z = norm.ppf((np.arange(64) + 0.5) / 64)  # fixed quantile grid: deterministic, no sampling
+_Z = ndtri((np.arange(64) + 0.5) / 64)  # fixed quantile grid: deterministic, no sampling
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
+from scipy.special import ndtri
 
 from tokenplan.errors import InvalidInput
 from tokenplan.frequency import parse_freq
@@ -30,7 +30,7 @@ _PRIOR_WEIGHT = 2.0
 _MIN_WINDOWS_TO_SELECT = 3.0
 _BLEND = 0  # window key of the blended level (since period start + last day)
 _MAX_STRETCH = 2.5  # past windows' worth of trust given to the prior spread
-_GRID = norm.ppf((np.arange(200) + 0.5) / 200)
+_GRID = ndtri((np.arange(200) + 0.5) / 200)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
+from scipy.special import ndtri
 
 __all__ = ["Anomaly", "find_anomalies", "same_phase_band"]
 
@@ -69,7 +69,7 @@ def same_phase_band(history: pd.DataFrame, ds: pd.Series, *, level: float = 99.0
         if len(resid)
         else 0.5
     )
-    z = float(norm.ppf(0.5 + level / 200))
+    z = float(ndtri(0.5 + level / 200))
     hi = np.expm1(np.log1p(base) + z * sigma) + z * np.sqrt(np.maximum(base, 0))
     lo = np.maximum(np.expm1(np.log1p(base) - z * sigma) - z * np.sqrt(np.maximum(base, 0)), 0)
     return pd.DataFrame(
