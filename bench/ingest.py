@@ -96,8 +96,10 @@ def main() -> None:
         return
     work = args.keep or Path(tempfile.mkdtemp(prefix="tokenplan-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"{'events':>12} {'import s':>9} {'events/s':>12} {'peak RSS MB':>12} "
-          f"{'query s':>8} {'query rows':>10}")
+    print(
+        f"{'events':>12} {'import s':>9} {'events/s':>12} {'peak RSS MB':>12} "
+        f"{'query s':>8} {'query rows':>10}"
+    )
     for n in args.sizes:
         path = work / f"events_{n}.parquet"
         if not path.exists():

@@ -38,7 +38,9 @@ def test_forecast_writes_the_contract_csv(shared_data: Path, tmp_path: Path) -> 
     # The history ends 2024-05-17T23:00Z, so the forecast starts at the next hour.
     assert rows[0]["timestamp"] == "2024-05-18T00:00:00Z"
     for r in rows:
-        lo95, lo80, mean, hi80, hi95 = (float(r[k]) for k in ("lo_95", "lo_80", "mean", "hi_80", "hi_95"))
+        lo95, lo80, mean, hi80, hi95 = (
+            float(r[k]) for k in ("lo_95", "lo_80", "mean", "hi_80", "hi_95")
+        )
         assert 0 <= lo95 <= lo80 <= mean <= hi80 <= hi95
 
 

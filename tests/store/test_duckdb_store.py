@@ -60,9 +60,13 @@ def test_failed_write_inside_transaction_leaves_store_unchanged() -> None:
     store = DuckDBStore(":memory:")
     store.write(events_to_table([_event(0)]))
     before = store.summary()
-    with pytest.raises(RuntimeError), store.transaction():
-        store.write(events_to_table([_event(1), _event(2)]))
-        raise RuntimeError("parser failed half way")
+    def fail_half_way() -> None:
+        with store.transaction():
+            store.write(events_to_table([_event(1), _event(2)]))
+            raise RuntimeError("parser failed half way")
+
+    with pytest.raises(RuntimeError):
+        fail_half_way()
     assert store.summary() == before
 
 
@@ -144,7 +148,7 @@ def test_a_store_file_from_an_older_schema_is_upgraded(db_path: Path) -> None:
         con.execute(
             "CREATE TABLE usage (ts TIMESTAMP NOT NULL, bucket_s INTEGER NOT NULL, "
             "provider VARCHAR, model VARCHAR NOT NULL, team VARCHAR, feature VARCHAR, "
-            "\"user\" VARCHAR, key_id VARCHAR, requests BIGINT, failed_requests BIGINT, "
+            '"user" VARCHAR, key_id VARCHAR, requests BIGINT, failed_requests BIGINT, '
             "rate_limited_requests BIGINT, input_tokens BIGINT, output_tokens BIGINT, "
             "cache_read_tokens BIGINT, cache_write_tokens BIGINT, latency_ms_sum DOUBLE, "
             "cost_usd DECIMAL(38, 12), request_id VARCHAR, source VARCHAR)"

@@ -43,5 +43,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _fail(message: str) -> None:
     # One line: newlines inside a message would split it for scripts reading stderr.
-    err_console.print(f"error: {' '.join(message.split())}", markup=False, highlight=False, soft_wrap=True)
+    err_console.print(
+        f"error: {' '.join(message.split())}", markup=False, highlight=False, soft_wrap=True
+    )
     sys.exit(2)

@@ -138,7 +138,12 @@ def score_table(scores: pd.DataFrame, metric: str) -> Table:
     cov = [c for c in scores.columns if c.startswith("coverage_")]
     table.add_column("series", overflow="fold")
     table.add_column("method", no_wrap=True)
-    for name in ("MASE", "sMAPE %", *(c.replace("coverage_", "cover ") + "%" for c in cov), "chosen"):
+    for name in (
+        "MASE",
+        "sMAPE %",
+        *(c.replace("coverage_", "cover ") + "%" for c in cov),
+        "chosen",
+    ):
         table.add_column(name, justify="right")
     ordered = scores.sort_values(["unique_id", "mase"], na_position="last")
     for row in ordered.itertuples(index=False):

@@ -9,7 +9,7 @@ import typer
 
 from tokenplan.cli.app import DbOption, app, console
 from tokenplan.cli.output import OutputFormat, to_csv, to_json, to_table
-from tokenplan.events import parse_timestamp
+from tokenplan.events import METRICS, parse_timestamp
 from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
 
@@ -25,18 +25,31 @@ def parse_when(value: str | None, option: str) -> datetime | None:
 
 @app.command()
 def usage(
-    metric: Annotated[str, typer.Option(help="requests, input_tokens, output_tokens, total_tokens, cost_usd, failed_requests, ...")] = "total_tokens",
+    metric: Annotated[
+        str,
+        typer.Option(help=f"One of {', '.join(METRICS)}."),
+    ] = "total_tokens",
     freq: Annotated[str, typer.Option(help="Bucket width: 1min, 10min, 1h, 1d, 1w.")] = "1h",
-    by: Annotated[list[str] | None, typer.Option(help="Split by model, provider, team, feature, user or key_id (repeatable).")] = None,
+    by: Annotated[
+        list[str] | None,
+        typer.Option(help="Split by model, provider, team, feature, user or key_id (repeatable)."),
+    ] = None,
     since: Annotated[str | None, typer.Option(help="Start (inclusive), ISO 8601 UTC.")] = None,
     until: Annotated[str | None, typer.Option(help="End (exclusive), ISO 8601 UTC.")] = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="table, csv or json.")] = OutputFormat.table,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", help="table, csv or json.")
+    ] = OutputFormat.table,
     db: DbOption = None,
 ) -> None:
     """Show usage from the store: one row per series and bucket."""
     with open_store(resolve_db_path(db)) as store:
         frame = store.series(
-            metric, freq, by or (), parse_when(since, "--since"), parse_when(until, "--until"), exact=True
+            metric,
+            freq,
+            by or (),
+            parse_when(since, "--since"),
+            parse_when(until, "--until"),
+            exact=True,
         )
     frame = frame.rename(columns={"unique_id": "series", "ds": "timestamp", "y": metric})
     if fmt is OutputFormat.csv:

@@ -125,6 +125,7 @@ def import_file(
     totals = _Totals()
     with _Progress(source, progress) as on_bytes:
         source.on_bytes = on_bytes
+
         def parsed() -> Iterator[pa.Table]:
             for table in reader_for(name)(source, tz=tz, notes=notes):
                 priced = _price(table, prices, notes, totals)

@@ -183,8 +183,12 @@ class DuckDBStore:
 
     def _migrate(self) -> None:
         # Files written by an older tokenplan lack the columns added since; add them (NULL).
-        have = {row[0] for row in self._run("SELECT column_name FROM duckdb_columns() "
-                                             "WHERE table_name = 'usage'")}
+        have = {
+            row[0]
+            for row in self._run(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = 'usage'"
+            )
+        }
         for column, sql in COLUMN_SQL.items():
             if column not in have:
                 self._run(f'ALTER TABLE usage ADD COLUMN "{column}" {sql.replace(" NOT NULL", "")}')
@@ -195,7 +199,7 @@ class DuckDBStore:
         # DuckDB reads `incoming` through this frame's local variable (a replacement scan).
         # Unlike register(), that keeps no reference after the statement: registered tables
         # live until the transaction ends, which held every batch of a 10M-row import in memory.
-        _tokenplan_incoming = incoming  # noqa: F841 (read by DuckDB by name)
+        _tokenplan_incoming = incoming  # read by DuckDB by name
         return self._con.execute(sql).fetchall()
 
     def _run(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
