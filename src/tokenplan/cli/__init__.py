@@ -29,8 +29,11 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.TyperException as exc:
-        exc.show()
-        sys.exit(0 if type(exc).__name__ == "NoArgsIsHelpError" else 2)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(0)
+        # Usage mistakes too get one line (click would print usage, a hint and the error).
+        _fail(f"{getattr(exc, 'format_message', exc.__str__)()} (see --help)")
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(130)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -146,8 +147,7 @@ def score_table(scores: pd.DataFrame, metric: str) -> Table:
     ):
         table.add_column(name, justify="right")
     ordered = scores.sort_values(["unique_id", "mase"], na_position="last")
-    for row in ordered.itertuples(index=False):
-        values = row._asdict()
+    for values in ordered.to_dict("records"):
         table.add_row(
             str(values["unique_id"]),
             str(values["method"]),
@@ -160,9 +160,9 @@ def score_table(scores: pd.DataFrame, metric: str) -> Table:
     return table
 
 
-def _num(value: object) -> str:
-    return "—" if pd.isna(value) else f"{float(value):.3f}"  # type: ignore[arg-type]
+def _num(value: float | None) -> str:
+    return "—" if value is None or math.isnan(value) else f"{float(value):.3f}"
 
 
-def _pct(value: object) -> str:
-    return "—" if pd.isna(value) else f"{100 * float(value):.0f}%"  # type: ignore[arg-type]
+def _pct(value: float | None) -> str:
+    return "—" if value is None or math.isnan(value) else f"{100 * float(value):.0f}%"

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -195,19 +196,19 @@ class DuckDBStore:
         if "rid_hash" not in have:
             self._run(f"UPDATE usage SET rid_hash = {RID_HASH}")
 
-    def _run_with(self, sql: str, incoming: pa.Table) -> list[tuple[object, ...]]:
+    def _run_with(self, sql: str, incoming: pa.Table) -> list[tuple[Any, ...]]:
         # DuckDB reads `incoming` through this frame's local variable (a replacement scan).
         # Unlike register(), that keeps no reference after the statement: registered tables
         # live until the transaction ends, which held every batch of a 10M-row import in memory.
         _tokenplan_incoming = incoming  # read by DuckDB by name
         return self._con.execute(sql).fetchall()
 
-    def _run(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+    def _run(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         # DuckDB 2 keeps a statement open until its result is fetched, so always fetch.
         return self._con.execute(sql, list(params)).fetchall()
 
     def _count(self) -> int:
-        return int(self._run("SELECT count(*) FROM usage")[0][0])  # type: ignore[call-overload]
+        return int(self._run("SELECT count(*) FROM usage")[0][0])
 
     # -- reading -------------------------------------------------------------------------
 
@@ -300,7 +301,7 @@ class DuckDBStore:
     def bucket_seconds(self) -> int | None:
         """The stored data's own spacing: the narrowest imported bucket, or None for raw events."""
         rows = self._run("SELECT min(bucket_s) FILTER (WHERE bucket_s > 0) FROM usage")
-        return int(rows[0][0]) if rows and rows[0][0] is not None else None  # type: ignore[call-overload]
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def summary(self, source: str | None = None) -> StoreSummary:
         """Rows, span, models, token and cost totals (of one ``source`` if given)."""
@@ -330,7 +331,7 @@ class DuckDBStore:
             output_tokens=int(row[5]),
             cost_usd=row[6],
             unpriced_models=tuple(m[0] for m in unpriced),
-            unsplit_tokens=int(row[7]),  # type: ignore[call-overload]
+            unsplit_tokens=int(row[7]),
         )
 
 
