@@ -5,6 +5,8 @@ Columns: ``timestamp`` (bucket start, ISO 8601 with a zone), optional ``model``,
 dimensions ``team, feature`` (also ``provider, user, key_id``; ``client`` is read as
 ``key_id`` when there is no ``key_id`` column). Other columns are ignored.
 
+- Timestamps are UTC by definition: one without a zone is read as UTC (and a note says so)
+  unless a time zone is given. Raw events, unlike this format, reject zoneless timestamps.
 - An empty metric cell is unknown (NULL), never zero.
 - ``total_tokens`` is checked against ``input_tokens + output_tokens``. When only one part is
   known, the other is derived from the total. A row with a total but neither part has no honest
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from datetime import tzinfo
+from datetime import UTC, tzinfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -95,7 +97,7 @@ def _rows(raw: pa.Table, source: Source, *, tz: tzinfo | None, notes: list[str])
     def column(name: str) -> pa.Array:
         return raw.column(name).combine_chunks()
 
-    out: dict[str, object] = {"ts": col.timestamps(column("timestamp"), "timestamp", tz)}
+    out: dict[str, object] = {"ts": _bucket_starts(column("timestamp"), tz, notes)}
     if "model" in present:
         model = col.strings(column("model"))
         col.check(pc.is_null(model), None, "model", "the model is missing; give every row a model.")
@@ -136,6 +138,20 @@ def _rows(raw: pa.Table, source: Source, *, tz: tzinfo | None, notes: list[str])
     )
     ids = bucket_ids(USAGE_CSV, table)
     return table.set_column(table.schema.get_field_index("request_id"), "request_id", ids)
+
+
+def _bucket_starts(raw: pa.Array, tz: tzinfo | None, notes: list[str]) -> pa.Array:
+    """Bucket starts as naive UTC; this format is UTC by definition, so a zoneless one is UTC."""
+    try:
+        return col.timestamps(raw, "timestamp", tz)
+    except col.RowError as err:
+        if tz is not None or "no time zone" not in err.problem:
+            raise
+    notes.append(
+        "timestamps without a zone were read as UTC, as the usage series CSV defines them "
+        "(pass --tz to read them in another zone)"
+    )
+    return col.timestamps(raw, "timestamp", UTC)
 
 
 def _check_failed(counts: dict[str, pa.Array]) -> None:
