@@ -86,15 +86,6 @@ def test_total_tokens_must_add_up(tmp_path: Path) -> None:
     assert str(err.value).startswith(f"{path}, line 3, field 'total_tokens': 4 is not")
 
 
-@pytest.mark.parametrize(
-    ("row", "field", "words"),
-    [
-        ("2025-01-01T02:00:00Z,m,-5,1", "requests", "-5 is negative"),
-        ("yesterday,m,5,1", "timestamp", "'yesterday' is not an ISO 8601 timestamp"),
-        ("2025-01-01T02:00:00Z,,5,1", "model", "model is missing"),
-        ("2025-01-01T02:00:00Z,m,5,1.5", "input_tokens", "'1.5' is not a whole number"),
-    ],
-)
 def test_zoneless_timestamps_are_utc_by_definition(tmp_path: Path) -> None:
     path = _csv(
         tmp_path, "timestamp,model,requests\n2025-01-01 00:00:00,m,5\n2025-01-01 01:00,m,6\n"
@@ -107,6 +98,15 @@ def test_zoneless_timestamps_are_utc_by_definition(tmp_path: Path) -> None:
     assert any("read as UTC" in note for note in summary.notes)
 
 
+@pytest.mark.parametrize(
+    ("row", "field", "words"),
+    [
+        ("2025-01-01T02:00:00Z,m,-5,1", "requests", "-5 is negative"),
+        ("yesterday,m,5,1", "timestamp", "'yesterday' is not an ISO 8601 timestamp"),
+        ("2025-01-01T02:00:00Z,,5,1", "model", "model is missing"),
+        ("2025-01-01T02:00:00Z,m,5,1.5", "input_tokens", "'1.5' is not a whole number"),
+    ],
+)
 def test_bad_rows(tmp_path: Path, row: str, field: str, words: str) -> None:
     head = "timestamp,model,requests,input_tokens\n"
     good = "2025-01-01T00:00:00Z,m,1,1\n2025-01-01T01:00:00Z,m,1,1\n2025-01-01T01:30:00Z,m,1,1\n"
