@@ -103,7 +103,7 @@ def _model(rows: int, threads: int) -> object:
 
 def _train(
     design: _Design, logs: list[np.ndarray], starts: list[int], cut: int, threads: int
-) -> object:
+) -> object | None:
     per_series = max(_MAX_ROWS // max(len(logs), 1), 200)
     xs, ys = [], []
     for z_all, start in zip(logs, starts, strict=True):
@@ -115,6 +115,9 @@ def _train(
         x, level = design.rows(z, start, targets)
         xs.append(x)
         ys.append(z[targets] - level)
+    if not xs:
+        # Too little history left before this cut for any lag row: no model, not a crash.
+        return None
     x_all, y_all = np.vstack(xs), np.concatenate(ys)
     model = _model(len(y_all), threads)
     model.fit(x_all, y_all)  # type: ignore[attr-defined]
@@ -139,12 +142,14 @@ def run_boosting(
         True: _Design(h, seasons, shortest, cadence),
         False: _Design(h, seasons, shortest - earliest, cadence),
     }
-    models: dict[bool, object] = {}
+    models: dict[bool, object | None] = {}
     for i, cut in enumerate(cuts):
         final = cut == 0
         design = designs[final]
         if final not in models:
             models[final] = _train(design, logs, starts, 0 if final else earliest, threads)
+        if models[final] is None:
+            continue  # this cut keeps NaN: the candidate is unavailable there
         xs, levels = [], []
         for z_all, start in zip(logs, starts, strict=True):
             origin = len(z_all) - cut
