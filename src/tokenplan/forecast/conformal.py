@@ -11,8 +11,10 @@ from the same residuals, mapped through each step's empirical residual quantiles
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 _POOL = 100
 
@@ -79,13 +81,32 @@ def cross_coverage(errors: np.ndarray, levels: tuple[float, ...]) -> dict[float,
         return {level: np.where(seen > 0, hits[level] / seen, np.nan) for level in levels}
 
 
+def normal_scores(errors: np.ndarray) -> np.ndarray:
+    """Residuals mapped to standard normal scores by their rank (NaN stays NaN)."""
+    out = np.full(errors.shape, np.nan)
+    known = ~np.isnan(errors)
+    values = errors[known]
+    if values.size == 0:
+        return out
+    ranks = np.argsort(np.argsort(values, kind="stable"), kind="stable")
+    out[known] = ndtri((ranks + 0.5) / values.size)
+    return out
+
+
 def dependence(errors: np.ndarray) -> tuple[float, float]:
-    """Share of error variance common to a whole window, and lag-1 correlation of the rest."""
+    """Share of error variance common to a whole window, and lag-1 correlation of the rest.
+
+    Both are estimated on the residuals' normal scores, the scale of the Gaussian copula that
+    `sample_errors` draws from. On raw residuals a few huge log errors (near-empty hours of a
+    bursty series) swamped the moments: the ServeGen m-small demo series came out with no
+    common shock and no autocorrelation although its backtest days erred by +-20-40% as a
+    block, so a day's total had an 80% band of +-6% that left out the point forecast.
+    """
     w, h = errors.shape
     spread = np.nanstd(errors)
     if not np.isfinite(spread) or spread == 0 or h < 2:
         return 0.5, 0.5
-    z = errors / spread
+    z = normal_scores(errors)
     means = np.nanmean(z, axis=1)
     if w >= 2:
         between = float(np.nanvar(means))
@@ -102,10 +123,20 @@ def dependence(errors: np.ndarray) -> tuple[float, float]:
 
 
 def sample_errors(errors: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """Draw ``n`` error paths ``(n, h)`` with the calibrated marginals and dependence."""
+    """Draw ``n`` error paths ``(n, h)`` with the calibrated spread and dependence.
+
+    Each step's residual pool is centred on its median first, so the median path is the point
+    forecast. Uncentred, the few backtest windows' bias at each step (log-space medians of
+    -0.04 to -0.19 on the ServeGen demo) moved whole sums off the point forecast, which then
+    sat at one edge of the period band.
+    """
     w, h = errors.shape
     pools = _pools(errors[None], radius(w, h))[0]  # (h, P) sorted, NaN last
     count = np.sum(~np.isnan(pools), axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a step with no residual at all
+        centre = np.nanmedian(pools, axis=1)
+    pools = pools - np.nan_to_num(centre)[:, None]
     common, rho = dependence(errors)
     rng = np.random.default_rng(seed)
     shock = rng.standard_normal((n, 1))

@@ -172,10 +172,12 @@ class Forecaster:
         smape: dict[str, np.ndarray] = {}
         for name, pred in preds.items():
             mase[name], smape[name] = bt.scores(pred[1:], actual, scale)
-        ensemble_members = bt.add_ensembles(preds, mase)
-        for name in ensemble_members:
+        combined = bt.add_combination(preds)
+        if combined:
+            name = bt.COMBINATION
             mase[name], smape[name] = bt.scores(preds[name][1:], actual, scale)
-        chosen = bt.choose(mase)
+        per_window = {name: bt.window_errors(pred[1:], actual) for name, pred in preds.items()}
+        chosen = bt.choose(mase, per_window)
         log = np.array([s.log for s in members])[None, :, None]
         z_actual = _to_model(actual, log)
         coverage: dict[str, dict[float, np.ndarray]] = {}
@@ -189,8 +191,8 @@ class Forecaster:
             ranked = sorted(mase, key=lambda m, j=j: mase[m][j])
             runner = next((m for m in ranked if m != method), None)
             what = method
-            if method in ensemble_members:
-                what = f"{method} of {', '.join(ensemble_members[method][j])}"
+            if method == bt.COMBINATION:
+                what = f"{method} (median of {', '.join(combined)})"
             note = (
                 f"chose {what}: backtest MASE {mase[method][j]:.3f} over {len(cuts)} window(s)"
                 + (f" (next {runner} {mase[runner][j]:.3f})" if runner else "")
