@@ -13,7 +13,7 @@ import pandas as pd
 from tokenplan.errors import ForecastError, InvalidInput
 from tokenplan.forecast import selection as bt
 from tokenplan.forecast.baselines import run_baselines
-from tokenplan.forecast.conformal import bounds, cross_coverage
+from tokenplan.forecast.conformal import adaptive_bounds, cross_coverage
 from tokenplan.forecast.fallbacks import fallback
 from tokenplan.forecast.frequency import make_cadence
 from tokenplan.forecast.hierarchy import add_total, reconcile
@@ -252,7 +252,7 @@ class Forecaster:
             paths[s.uid] = model
             ds = pd.date_range(s.end + s.step, periods=h, freq=s.step)
             frame = pd.DataFrame({"unique_id": s.uid, "ds": ds, "mean": f.point})
-            band = bounds(f.errors[None], self.levels)
+            band = adaptive_bounds(f.errors[None], self.levels)
             inner_lo, inner_hi = f.point, f.point
             for level in self.levels:  # ascending, so wider levels nest around narrower ones
                 lo_off, hi_off = band[level]
