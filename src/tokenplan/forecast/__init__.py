@@ -4,12 +4,14 @@
     res = forecast(df, horizon=168, freq="1h", levels=(80, 95), hierarchy=None)
 
 ``df`` is tidy (``unique_id``, ``ds`` naive UTC, ``y`` >= 0). Per series, candidates (seasonal
-naive, seasonal median, a re-levelled profile, AutoETS, AutoTheta, MSTL from statsforecast,
-a global LightGBM from mlforecast, and ensembles of the best few) are scored by rolling-origin
-backtest; the best is chosen and its intervals are calibrated by conformal prediction on its
-backtest errors. ``res.frame`` holds ``unique_id, ds, mean, lo_<L>, hi_<L>``; ``res.notes``
-says what was chosen or which fallback was used; ``res.sum_interval`` and
-``res.prob_sum_above`` answer "how much over a period, and how likely above a limit".
+naive, seasonal median, a re-levelled profile, AutoETS, AutoTheta, MSTL in usage units and in
+log1p from statsforecast, a global LightGBM) are scored by rolling-origin backtest; the forecast
+is the median of a fixed, diverse core of them unless one candidate clearly dominates (see
+`tokenplan.forecast.selection`), and its intervals are calibrated by conformal prediction on
+its backtest errors, widened to the recent windows' errors where those are larger.
+``res.frame`` holds ``unique_id, ds, mean, lo_<L>, hi_<L>``; ``res.notes`` says what was
+chosen or which fallback was used; ``res.sum_interval`` and ``res.prob_sum_above`` answer
+"how much over a period, and how likely above a limit".
 ``hierarchy="total"`` adds a coherent total (see `tokenplan.forecast.hierarchy`).
 
 Heavy libraries (statsforecast, mlforecast, lightgbm) load only when a fit needs them.

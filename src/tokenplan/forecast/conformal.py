@@ -17,6 +17,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 _POOL = 100
+_RECENT_MAX_WIDEN = 2.0
 
 
 def radius(windows: int, h: int) -> int:
@@ -70,15 +71,21 @@ def adaptive_bounds(
     Windows are ordered most recent first. Usage drifts: when the latest half of the backtest
     erred more than the whole, the whole understates what comes next (the ServeGen traces
     covered 62-73% at nominal 80% with pooled bounds alone). Taking the wider of the two per
-    side and step only ever widens, and costs nothing when errors are stable.
+    side and step only ever widens, and costs nothing when errors are stable. Half the windows
+    are a noisy estimate (one isolated burst in them would dominate), so they may widen a
+    bound at most `_RECENT_MAX_WIDEN` times.
     """
     out = bounds(errors, levels)
     w = errors.shape[1]
     if w < 4:
         return out
     recent = bounds(errors[:, : -(-w // 2)], levels)
+    k = _RECENT_MAX_WIDEN
     return {
-        level: (np.minimum(lo, recent[level][0]), np.maximum(hi, recent[level][1]))
+        level: (
+            np.maximum(np.minimum(lo, recent[level][0]), k * lo),
+            np.minimum(np.maximum(hi, recent[level][1]), k * hi),
+        )
         for level, (lo, hi) in out.items()
     }
 
