@@ -13,7 +13,7 @@ import pandas as pd
 from tokenplan.errors import ForecastError, InvalidInput
 from tokenplan.forecast import selection as bt
 from tokenplan.forecast.baselines import run_baselines
-from tokenplan.forecast.conformal import adaptive_bounds, cross_coverage
+from tokenplan.forecast.conformal import adaptive_bounds, cross_coverage, rescale_to_now
 from tokenplan.forecast.fallbacks import fallback
 from tokenplan.forecast.frequency import make_cadence
 from tokenplan.forecast.hierarchy import add_total, reconcile
@@ -203,7 +203,7 @@ class Forecaster:
             err_raw = actual[:, j, :] - preds[method][1:, j, :]
             fitted[s.uid] = _Fitted(
                 point=np.maximum(preds[method][0, j], 0.0),
-                errors=errors[method][j],
+                errors=rescale_to_now(errors[method][j], s.z(), cuts, self.cadence.primary),
                 log=s.log,
                 note=note,
                 method=method,
