@@ -36,7 +36,8 @@ def plain(value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if value == value.to_integral() else str(value)
+        # Exact, without the store's trailing zeros (DECIMAL(38, 12)) or an exponent.
+        return format(value.normalize(), "f")
     if isinstance(value, float):
         if math.isnan(value):
             return None
