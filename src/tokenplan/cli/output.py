@@ -36,8 +36,10 @@ def plain(value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, Decimal):
-        # Exact, without the store's trailing zeros (DECIMAL(38, 12)) or an exponent.
-        return format(value.normalize(), "f")
+        # Exact, without the store's trailing zeros (DECIMAL(38, 12)) or an exponent;
+        # normalize() would round to the context's 28 digits.
+        text = format(value, "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
     if isinstance(value, float):
         if math.isnan(value):
             return None
