@@ -58,3 +58,28 @@ def test_ten_minute_series_uses_daily_season() -> None:
     df = usage(n=144 * 5, freq="10min")
     res = forecast(df, horizon=36, freq="10min", local_models=False)
     assert "seasons [144]" in res.notes["s"]
+
+
+def test_seasonal_regression_recovers_hour_and_weekday_effects() -> None:
+    from tokenplan.forecast.baselines import seasonal_regression
+
+    t = np.arange(21 * 24 + 48)
+    truth = 5.0 + np.sin(2 * np.pi * (t % 24) / 24) + 0.5 * ((t // 24) % 7 >= 5)
+    noise = np.random.default_rng(0).normal(0, 0.05, len(t))
+    pred = seasonal_regression((truth + noise)[:-48], (24, 168), 48)
+    assert np.abs(pred - truth[-48:]).max() < 0.1
+
+
+def test_seasonal_regression_needs_enough_cycles_and_ignores_the_future() -> None:
+    from tokenplan.forecast.baselines import run_baselines
+
+    cadence = make_cadence("1h")
+    long, short = validate(usage(n=600)), validate(usage(n=150))
+    changed = long.copy()
+    changed.loc[changed.index[-48:], "y"] *= 50
+    a = run_baselines(to_series(long, cadence), [0, 48], 24, (24,))["seasonal_regression"]
+    b = run_baselines(to_series(changed, cadence), [0, 48], 24, (24,))["seasonal_regression"]
+    np.testing.assert_array_equal(a[1], b[1])
+    assert np.isfinite(a).all()
+    c = run_baselines(to_series(short, cadence), [0, 48], 24, (24,))["seasonal_regression"]
+    assert np.isnan(c).all()  # 6 days: left to the seasonal median

@@ -10,6 +10,11 @@ import numpy as np
 
 from tokenplan.forecast.preparation import Series
 
+_RIDGE = 1.0  # penalty on the phase effects of `seasonal_regression`
+# `seasonal_regression` runs only on series with this many primary cycles (twice the four the
+# seasonal median uses): with fewer it adds no information the median does not already carry.
+_REGRESSION_MIN_CYCLES = 8
+
 
 def _tile(cycle: np.ndarray, h: int) -> np.ndarray:
     """Repeat one season's values forward over ``h`` steps."""
@@ -48,16 +53,46 @@ def relevelled_profile(z: np.ndarray, seasons: tuple[int, ...], h: int) -> np.nd
     return _tile(profile, h) + 0.5 * offset
 
 
+def seasonal_regression(z: np.ndarray, seasons: tuple[int, ...], h: int) -> np.ndarray:
+    """Additive phase effects fitted by ridge regression on all history: a Prophet-like profile.
+
+    ``z = level + phase[t mod s0] (+ block[(t // s0) mod (s1 / s0)])``: hour of day plus day of
+    week on hourly data, with a small ridge penalty on the effects. No trend: extrapolated
+    trends are what made Prophet and MSTL overshoot on bursty traces. Unlike the seasonal
+    median (last few cycles) it averages every cycle, so it is the steadiest member of the
+    combination; measured on the six real traces it lowered the combination's MASE on the four
+    ServeGen ones (0.3-3%); on Azure's 4-5 days it only duplicated the seasonal median (and
+    cost 3%), hence `_REGRESSION_MIN_CYCLES`.
+    """
+    n = len(z)
+    m = seasons[0]
+    t = np.arange(n + h)
+    cols = [np.ones(n + h)]
+    phase = t % m
+    cols += [(phase == k).astype(float) for k in range(1, m)]
+    if len(seasons) > 1 and seasons[1] % m == 0:
+        blocks = seasons[1] // m
+        block = (t // m) % blocks
+        cols += [(block == k).astype(float) for k in range(1, blocks)]
+    x = np.stack(cols, axis=1)
+    penalty = _RIDGE * np.eye(x.shape[1])
+    penalty[0, 0] = 0.0
+    beta = np.linalg.solve(x[:n].T @ x[:n] + penalty, x[:n].T @ z)
+    return x[n:] @ beta
+
+
 def run_baselines(
     series: list[Series], cuts: list[int], h: int, seasons: tuple[int, ...]
 ) -> dict[str, np.ndarray]:
     """Predict every cut for every series; returns ``{method: array(cuts, series, h)}``."""
     names = [f"seasonal_naive_{s}" for s in seasons] or ["naive"]
     if seasons:
-        names += ["seasonal_median", "relevelled_profile"]
+        names += ["seasonal_median", "relevelled_profile", "seasonal_regression"]
     out = {name: np.full((len(cuts), len(series), h), np.nan) for name in names}
     for j, s in enumerate(series):
         z_all = s.z()
+        # Over a few cycles the regression is the seasonal median again, counted twice.
+        regress = bool(seasons) and len(z_all) >= _REGRESSION_MIN_CYCLES * seasons[0]
         for i, cut in enumerate(cuts):
             z = z_all[: len(z_all) - cut]
             preds: dict[str, np.ndarray] = {}
@@ -68,6 +103,8 @@ def run_baselines(
             if seasons:
                 preds["seasonal_median"] = seasonal_median(z, seasons[-1], h)
                 preds["relevelled_profile"] = relevelled_profile(z, seasons, h)
+                if regress:
+                    preds["seasonal_regression"] = seasonal_regression(z, seasons, h)
             for name, value in preds.items():
                 out[name][i, j] = s.unz(value)
     return out

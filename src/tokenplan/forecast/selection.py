@@ -26,8 +26,17 @@ from tokenplan.forecast.preparation import Series, min_train
 
 COMBINATION = "combination"
 # Diverse strong candidates: two seasonal decompositions (usage units and log1p), exponential
-# smoothing, theta, the global gradient-boosted model and the robust seasonal profile.
-CORE = ("mstl", "mstl_log", "auto_ets", "auto_theta", "lightgbm", "seasonal_median")
+# smoothing, theta, the global gradient-boosted model, the robust recent seasonal profile and
+# the additive phase regression over all history.
+CORE = (
+    "mstl",
+    "mstl_log",
+    "auto_ets",
+    "auto_theta",
+    "lightgbm",
+    "seasonal_median",
+    "seasonal_regression",
+)
 # When fewer than three core candidates ran (many series: no local models), these join.
 _SPARE = ("relevelled_profile", "seasonal_naive_168", "seasonal_naive_24", "naive")
 _DOMINANCE = 0.75
