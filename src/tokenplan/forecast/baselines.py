@@ -66,19 +66,36 @@ def seasonal_regression(z: np.ndarray, seasons: tuple[int, ...], h: int) -> np.n
     """
     n = len(z)
     m = seasons[0]
+    blocks = seasons[1] // m if len(seasons) > 1 and seasons[1] % m == 0 else 1
     t = np.arange(n + h)
-    cols = [np.ones(n + h)]
-    phase = t % m
-    cols += [(phase == k).astype(float) for k in range(1, m)]
-    if len(seasons) > 1 and seasons[1] % m == 0:
-        blocks = seasons[1] // m
-        block = (t // m) % blocks
-        cols += [(block == k).astype(float) for k in range(1, blocks)]
-    x = np.stack(cols, axis=1)
-    penalty = _RIDGE * np.eye(x.shape[1])
-    penalty[0, 0] = 0.0
-    beta = np.linalg.solve(x[:n].T @ x[:n] + penalty, x[:n].T @ z)
-    return x[n:] @ beta
+    phase, block = t % m, (t // m) % blocks
+    # Normal equations of the dummy-variable design, from counts and sums (no design matrix).
+    # Unknowns: level, phases 1..m-1, blocks 1..blocks-1 (phase 0 and block 0 are the base).
+    cp = np.bincount(phase[:n], minlength=m).astype(float)
+    cb = np.bincount(block[:n], minlength=blocks).astype(float)
+    cross = np.bincount(phase[:n] * blocks + block[:n], minlength=m * blocks)
+    cross = cross.reshape(m, blocks).astype(float)
+    k = m + blocks - 1
+    gram = np.zeros((k, k))
+    gram[0, 0] = n
+    gram[0, 1:m] = gram[1:m, 0] = cp[1:]
+    gram[0, m:] = gram[m:, 0] = cb[1:]
+    gram[1:m, 1:m] = np.diag(cp[1:])
+    gram[m:, m:] = np.diag(cb[1:])
+    gram[1:m, m:] = cross[1:, 1:]
+    gram[m:, 1:m] = cross[1:, 1:].T
+    gram[1:, 1:] += _RIDGE * np.eye(k - 1)
+    rhs = np.concatenate(
+        [
+            [z.sum()],
+            np.bincount(phase[:n], weights=z, minlength=m)[1:],
+            np.bincount(block[:n], weights=z, minlength=blocks)[1:],
+        ]
+    )
+    beta = np.linalg.solve(gram, rhs)
+    phase_effect = np.concatenate([[0.0], beta[1:m]])
+    block_effect = np.concatenate([[0.0], beta[m:]])
+    return beta[0] + phase_effect[phase[n:]] + block_effect[block[n:]]
 
 
 def run_baselines(
