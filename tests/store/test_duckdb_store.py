@@ -60,6 +60,7 @@ def test_failed_write_inside_transaction_leaves_store_unchanged() -> None:
     store = DuckDBStore(":memory:")
     store.write(events_to_table([_event(0)]))
     before = store.summary()
+
     def fail_half_way() -> None:
         with store.transaction():
             store.write(events_to_table([_event(1), _event(2)]))
