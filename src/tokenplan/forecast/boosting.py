@@ -148,7 +148,8 @@ def run_boosting(
         design = designs[final]
         if final not in models:
             models[final] = _train(design, logs, starts, 0 if final else earliest, threads)
-        if models[final] is None:
+        model = models[final]
+        if model is None:
             continue  # this cut keeps NaN: the candidate is unavailable there
         xs, levels = [], []
         for z_all, start in zip(logs, starts, strict=True):
@@ -156,6 +157,6 @@ def run_boosting(
             x, level = design.rows(z_all[:origin], start, np.arange(origin, origin + h))
             xs.append(x)
             levels.append(level)
-        pred = models[final].predict(np.vstack(xs)).reshape(len(series), h)  # type: ignore[attr-defined]
+        pred = model.predict(np.vstack(xs)).reshape(len(series), h)  # type: ignore[attr-defined]
         out[i] = np.maximum(np.expm1(pred + np.stack(levels)), 0.0)
     return {NAME: out}

@@ -117,7 +117,7 @@ class Forecaster:
         local = self.local_models
         if local is None:
             local = n_regular <= LOCAL_MODELS_MAX_SERIES
-        for (seasons, cuts), members in groups.items():
+        for (seasons, cuts), members in groups.items():  # type: ignore[assignment]
             self._fit_group(members, seasons, list(cuts), local, fitted, rows)
         if self.hierarchy is not None:
             self._reconcile(series, fitted)
@@ -188,7 +188,7 @@ class Forecaster:
             coverage[name] = cross_coverage(err, self.levels)
         for j, s in enumerate(members):
             method = chosen[j]
-            ranked = sorted(mase, key=lambda m, j=j: mase[m][j])
+            ranked = sorted(mase, key=lambda m, j=j: float(mase[m][j]))  # type: ignore[misc]
             runner = next((m for m in ranked if m != method), None)
             what = method
             if method == bt.COMBINATION:
@@ -340,4 +340,4 @@ def backtest(
     **options: object,
 ) -> pd.DataFrame:
     """Per series and candidate: backtest MASE, sMAPE and interval coverage, choice marked."""
-    return forecast(df, horizon, freq, levels, **options).backtest
+    return forecast(df, horizon, freq, levels, **options).backtest  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 import pandas as pd
+from pandas.tseries.offsets import BaseOffset
 
 from tokenplan.errors import InvalidInput
 
@@ -25,7 +26,7 @@ class Cadence:
     seasons: tuple[int, ...]
 
     @property
-    def offset(self) -> pd.DateOffset:
+    def offset(self) -> BaseOffset:
         """The pandas offset of one bucket."""
         return pd.tseries.frequencies.to_offset(pd.Timedelta(seconds=self.seconds))
 
@@ -57,6 +58,7 @@ def make_cadence(freq: str) -> Cadence:
     if seconds <= 0:
         raise InvalidInput(f"frequency {freq!r} must be a positive width such as 1h.")
     seasons: list[int] = []
+    cycles: tuple[int, ...]
     if seconds < 600:
         # Minute buckets: an hourly cycle (cron jobs, batch loops) and the daily one; a week of
         # minutes (10,080) is too long for any of the models to estimate.

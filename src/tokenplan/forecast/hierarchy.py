@@ -29,7 +29,8 @@ def add_total(df: pd.DataFrame, total_id: str) -> pd.DataFrame:
         )
     total = df.groupby("ds", as_index=False)["y"].sum(min_count=1)
     total.insert(0, "unique_id", total_id)
-    return pd.concat([df, total[["unique_id", "ds", "y"]]], ignore_index=True)
+    parts: list[pd.DataFrame] = [df, total[["unique_id", "ds", "y"]]]  # type: ignore[list-item]
+    return pd.concat(parts, ignore_index=True)
 
 
 def reconcile(

@@ -139,6 +139,8 @@ def load(path: str | Path, *, key: bytes | None = None) -> Forecaster:
             f"{where} failed its integrity check: the file was changed after it was saved "
             "(or the key is wrong). Refusing to load it."
         )
+    if not isinstance(body, dict):
+        raise ModelFileError(f"{where} has a malformed body: expected an object.")
     try:
         return _rebuild(body)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -119,7 +119,7 @@ def run_statistical(
             for log, alias in ((False, "mstl"), (True, "mstl_log")):
                 frame = _frame(series, everyone, cut, cap, log)
                 jobs.append((everyone, [_mstl(seasons, alias)], frame, log))
-        for members, models, frame, log in jobs:
+        for members, models, frame, space_log in jobs:
             fc = _forecast(models, frame, h, seasons, n_jobs)
             for model in models:
                 name = model.alias  # type: ignore[attr-defined]
@@ -128,8 +128,8 @@ def run_statistical(
                     pred = values[row]
                     if not np.all(np.isfinite(pred)):
                         continue
-                    if log is None:
+                    if space_log is None:
                         out[name][i, j] = series[j].unz(pred)
                     else:
-                        out[name][i, j] = np.maximum(np.expm1(pred) if log else pred, 0.0)
+                        out[name][i, j] = np.maximum(np.expm1(pred) if space_log else pred, 0.0)
     return out
