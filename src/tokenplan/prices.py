@@ -2,36 +2,5 @@
 
 from __future__ import annotations
 
-from tokenplan.pricing import (
-    MTOK,
-    USD_QUANTUM,
-    Catalog,
-    FxRate,
-    Override,
-    OverridesFile,
-    PriceBook,
-    PricedRows,
-    Rates,
-    TierRates,
-    genai_version,
-    load_overrides,
-    price_rows,
-    round_usd,
-)
-
-__all__ = [
-    "MTOK",
-    "USD_QUANTUM",
-    "Catalog",
-    "FxRate",
-    "Override",
-    "OverridesFile",
-    "PriceBook",
-    "PricedRows",
-    "Rates",
-    "TierRates",
-    "genai_version",
-    "load_overrides",
-    "price_rows",
-    "round_usd",
-]
+from tokenplan.pricing import *  # noqa: F403 (this module is the public name of the package)
+from tokenplan.pricing import __all__ as __all__
