@@ -29,6 +29,23 @@ DbOption = Annotated[
 ]
 
 
+AdoptOption = Annotated[
+    bool,
+    typer.Option(
+        "--adopt-db",
+        help="Add tokenplan's tables to an existing DuckDB file that is not yet a store.",
+    ),
+]
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", help="Show the traceback of an unexpected error (also TOKENPLAN_DEBUG=1)."
+        ),
+    ] = False,
+) -> None:
     """Capacity planning and cost forecasting for LLM API usage."""
+    # `tokenplan.cli.main` reads --debug before the command runs; this declares it for --help.

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import typer
 from rich.table import Table
 
-from tokenplan.cli.app import DbOption, app, console
+from tokenplan.cli.app import AdoptOption, DbOption, app, console
+from tokenplan.cli.output import safe, visible
 from tokenplan.collect import FORMATS, ImportSummary, import_file
 from tokenplan.errors import InvalidInput
 from tokenplan.prices import PriceBook
@@ -48,18 +49,27 @@ def import_(
         Path | None, typer.Option("--prices", help="TOML file of price overrides.")
     ] = None,
     db: DbOption = None,
+    adopt: AdoptOption = False,
 ) -> None:
     """Import a usage CSV, raw events, a trace or a provider usage report, in one transaction."""
     zone = parse_zone(tz)
     book = load_prices(prices)
-    with open_store(resolve_db_path(db)) as store:
+    with open_store(resolve_db_path(db), mode="write", adopt=adopt) as store:
         summary = import_file(store, file, fmt=fmt, prices=book, tz=zone, progress=True)
-    console.print(summary_table(summary))
+    # The rows are committed: nothing below may fail as if they were not (a retry would count
+    # raw events without request ids twice).
+    try:
+        console.print(summary_table(summary))
+    except Exception as exc:  # the import itself succeeded
+        typer.echo(
+            f"imported {summary.inserted:,} new rows from {visible(summary.path)}; "
+            f"the summary could not be shown ({type(exc).__name__})."
+        )
 
 
 def summary_table(s: ImportSummary) -> Table:
     """The import summary as a two-column table."""
-    table = Table(title=f"imported {Path(s.path).name} as {s.format}", show_header=False)
+    table = Table(title=safe(f"imported {Path(s.path).name} as {s.format}"), show_header=False)
     table.add_column("what")
     table.add_column("value")
     span = f"{_iso(s.start)} … {_iso(s.end)}" if s.start else "—"
@@ -77,7 +87,7 @@ def summary_table(s: ImportSummary) -> Table:
     ]
     rows += [("note", note) for note in s.notes]
     for what, value in rows:
-        table.add_row(what, value)
+        table.add_row(what, safe(value))
     return table
 
 

@@ -13,6 +13,15 @@ from typing import Any
 
 import pandas as pd
 from rich.table import Table
+from rich.text import Text
+
+from tokenplan.untrusted import visible
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+__all__ = ["OutputFormat", "safe", "spreadsheet_cell", "to_csv", "to_json", "to_table", "visible"]
 
 
 class OutputFormat(StrEnum):
@@ -29,6 +38,29 @@ def iso(ts: Any) -> str:
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def safe(value: Any) -> Text:
+    """Untrusted text for a rich table or line: never read as markup, controls made visible.
+
+    Every command that puts a name, path or other input text into rich output passes it
+    through here (or `to_table`): ``[/x]`` must print as ``[/x]``, not crash or style.
+    """
+    return Text(visible(str(value)))
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """A CSV cell that Excel or Sheets will not run: text starting ``= + - @`` gets a ``'``.
+
+    Numbers (ints, floats, exact decimals rendered as text) pass unchanged.
+    """
+    if not isinstance(value, str) or not value.startswith(_FORMULA_START):
+        return value
+    try:
+        Decimal(value)
+    except ArithmeticError:
+        return "'" + value
+    return value
 
 
 def plain(value: Any) -> Any:
@@ -59,13 +91,18 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def to_csv(frame: pd.DataFrame) -> str:
-    """CSV text with exact numbers and ISO timestamps; missing values are empty."""
+def to_csv(frame: pd.DataFrame, *, spreadsheet: bool = False) -> str:
+    """CSV text with exact numbers and ISO timestamps; missing values are empty.
+
+    With ``spreadsheet``, text cells that a spreadsheet would run as a formula are neutralised
+    (`spreadsheet_cell`); exports that other tools parse as data keep the text as it is.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(frame.columns)
+    cell = spreadsheet_cell if spreadsheet else (lambda v: v)
+    writer.writerow([cell(str(c)) for c in frame.columns])
     for row in records(frame):
-        writer.writerow(["" if v is None else v for v in row.values()])
+        writer.writerow(["" if v is None else cell(v) for v in row.values()])
     return buffer.getvalue()
 
 
@@ -76,20 +113,20 @@ def to_json(frame: pd.DataFrame) -> str:
 
 def to_table(frame: pd.DataFrame, title: str | None = None) -> Table:
     """A rich table with right-aligned numbers and thousands separators."""
-    table = Table(title=title)
+    table = Table(title=safe(title) if title is not None else None)
     numeric = {c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])}
     for col in frame.columns:
-        table.add_column(str(col), justify="right" if col in numeric else "left")
+        table.add_column(safe(col), justify="right" if col in numeric else "left")
     for row in records(frame):
         table.add_row(*(_cell(v) for v in row.values()))
     return table
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> Text:
     if value is None:
-        return "—"
+        return Text("—")
     if isinstance(value, int):
-        return f"{value:,}"
+        return Text(f"{value:,}")
     if isinstance(value, float):
-        return f"{value:,.2f}"
-    return str(value)
+        return Text(f"{value:,.2f}")
+    return safe(value)

@@ -10,9 +10,10 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from tokenplan.cli.app import app, console
-from tokenplan.cli.output import OutputFormat
+from tokenplan.cli.output import OutputFormat, safe
 from tokenplan.errors import InvalidInput, PriceError
 from tokenplan.prices import FxRate, PriceBook, Rates, TierRates
 
@@ -128,7 +129,7 @@ def prices(
             "pays the higher rates on all its tokens."
         )
     if rates.note:
-        console.print(f"Note: {rates.note}")
+        console.print(Text("Note: ") + safe(rates.note))
 
 
 def parse_moment(value: str | None) -> datetime:
@@ -159,7 +160,7 @@ def parse_fx(currency: str | None, fx: str | None) -> FxRate | None:
 def _table(rates: Rates, batch: Rates | None, second: FxRate | None) -> Table:
     unit = "$" if rates.currency == "USD" else f"{rates.currency} "
     title = f"{rates.model} ({rates.provider or 'any provider'}) — {unit.strip()} per MTok"
-    table = Table(title=title, caption=_caption(rates))
+    table = Table(title=safe(title), caption=safe(_caption(rates)))
     table.add_column("price")
     for name in _COLUMNS:
         table.add_column(name.replace("_", " "), justify="right")
@@ -167,7 +168,7 @@ def _table(rates: Rates, batch: Rates | None, second: FxRate | None) -> Table:
     if has_fee:
         table.add_column("per request", justify="right")
     for label, r, tier in _rows(rates, "standard"):
-        table.add_row(label, *_cells(r, tier, has_fee))
+        table.add_row(safe(label), *_cells(r, tier, has_fee))
         if rates.currency != "USD":
             usd = FxRate(currency="USD", per_usd=Decimal(1))
             table.add_row("  in USD", *_converted(r, tier, usd, has_fee), style="dim")
@@ -177,7 +178,7 @@ def _table(rates: Rates, batch: Rates | None, second: FxRate | None) -> Table:
             )
     if batch:
         for label, r, tier in _rows(batch, "batch"):
-            table.add_row(label, *_cells(r, tier, has_fee))
+            table.add_row(safe(label), *_cells(r, tier, has_fee))
     else:
         table.add_row("batch", "unknown", *[""] * (len(_COLUMNS) - 1 + has_fee), style="dim")
     return table

@@ -42,7 +42,7 @@ def usage(
     db: DbOption = None,
 ) -> None:
     """Show usage from the store: one row per series and bucket."""
-    with open_store(resolve_db_path(db)) as store:
+    with open_store(resolve_db_path(db), mode="read") as store:
         frame = store.series(
             metric,
             freq,
@@ -53,7 +53,7 @@ def usage(
         )
     frame = frame.rename(columns={"unique_id": "series", "ds": "timestamp", "y": metric})
     if fmt is OutputFormat.csv:
-        typer.echo(to_csv(frame), nl=False)
+        typer.echo(to_csv(frame, spreadsheet=True), nl=False)
     elif fmt is OutputFormat.json:
         typer.echo(to_json(frame))
     else:

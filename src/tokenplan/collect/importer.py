@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from tokenplan.collect import detect
 from tokenplan.collect.columns import is_batch
 from tokenplan.collect.detect import Source
+from tokenplan.untrusted import visible
 
 if TYPE_CHECKING:
     from tokenplan.store.duckdb_store import DuckDBStore
@@ -253,7 +254,7 @@ class _Progress:
         )
 
         self._bar = Progress(
-            TextColumn("importing {task.description}"),
+            TextColumn("importing {task.description}", markup=False),
             BarColumn(),
             DownloadColumn(),
             TimeRemainingColumn(),
@@ -261,7 +262,7 @@ class _Progress:
             transient=True,
         )
         self._bar.start()
-        task = self._bar.add_task(self._source.path.name, total=total)
+        task = self._bar.add_task(visible(self._source.path.name), total=total)
         return lambda n: self._bar.advance(task, n)
 
     def __exit__(self, *exc: object) -> None:

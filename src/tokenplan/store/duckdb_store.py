@@ -18,7 +18,18 @@ import pyarrow as pa
 from tokenplan.errors import InvalidInput, StoreError
 from tokenplan.events import DIMENSIONS, USAGE_SCHEMA
 from tokenplan.frequency import Frequency, parse_freq
-from tokenplan.store.schema import COLUMN_SQL, COLUMNS, CREATE_USAGE, METRIC_SQL, RID_HASH
+from tokenplan.store.files import StoreMode, check_store_file
+from tokenplan.store.schema import (
+    COLUMN_SQL,
+    COLUMNS,
+    CREATE_META,
+    CREATE_USAGE,
+    LEGACY_MARKERS,
+    META_TABLE,
+    METRIC_SQL,
+    RID_HASH,
+    SCHEMA_VERSION,
+)
 
 DEFAULT_DB = "tokenplan.duckdb"
 TOTAL_ID = "total"
@@ -64,26 +75,112 @@ def resolve_db_path(path: str | os.PathLike[str] | None = None) -> str:
     return os.environ.get("TOKENPLAN_DB") or DEFAULT_DB
 
 
-def open_store(path: str | os.PathLike[str] | None = None) -> DuckDBStore:
-    """Open (creating if needed) the store at ``path`` or the configured default."""
-    return DuckDBStore(resolve_db_path(path))
+def open_store(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    mode: StoreMode = "write",
+    adopt: bool = False,
+) -> DuckDBStore:
+    """Open the store at ``path`` or the configured default (see `DuckDBStore` for ``mode``)."""
+    return DuckDBStore(resolve_db_path(path), mode=mode, adopt=adopt)
 
 
 class DuckDBStore:
-    """Usage rows in a DuckDB file (``:memory:`` for a throwaway store)."""
+    """Usage rows in a DuckDB file (``:memory:`` for a throwaway store).
 
-    def __init__(self, path: str | os.PathLike[str] = DEFAULT_DB) -> None:
+    ``mode="write"`` creates the file if missing; ``mode="read"`` opens an existing store
+    read-only (so a read-only file can be read) and never creates one. Either way a file that
+    is not a tokenplan store (CSV, Parquet, JSON, another program's DuckDB file) is refused;
+    ``adopt=True`` adds the store's tables to a foreign DuckDB file.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = DEFAULT_DB,
+        *,
+        mode: StoreMode = "write",
+        adopt: bool = False,
+    ) -> None:
         self.path = os.fspath(path)
+        self._in_transaction = False
+        read = mode == "read"
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            check_store_file(self.path, read=read)
+            if not read:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._con = duckdb.connect(self.path)
+            self._con = duckdb.connect(self.path, read_only=read and self.path != ":memory:")
         except duckdb.Error as exc:
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
-        self._run("SET TimeZone = 'UTC'")
-        self._run(CREATE_USAGE)
-        self._migrate()
-        self._in_transaction = False
+        try:
+            self._run("SET TimeZone = 'UTC'")
+            self._prepare(read=read, adopt=adopt)
+        except BaseException:
+            self._con.close()
+            raise
+
+    def _prepare(self, *, read: bool, adopt: bool) -> None:
+        tables = {r[0] for r in self._run("SELECT table_name FROM duckdb_tables()")}
+        version = self._schema_version() if META_TABLE in tables else None
+        if version is not None and version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store {self.path} has schema version {version}, newer than this "
+                f"tokenplan understands ({SCHEMA_VERSION}); upgrade tokenplan."
+            )
+        if version is None and tables:
+            have = self._usage_columns()
+            legacy = have >= LEGACY_MARKERS
+            if not legacy and not adopt:
+                raise StoreError(
+                    f"{self.path} is a DuckDB file but not a tokenplan store (it has tables "
+                    f"{', '.join(sorted(tables)[:5])}); choose another --db, or pass --adopt-db "
+                    "to add tokenplan's tables to it."
+                )
+            if have and not legacy:
+                raise StoreError(
+                    f"{self.path} has a 'usage' table that tokenplan did not write; it cannot "
+                    "be adopted. Choose another --db."
+                )
+        if read:
+            if version is None and not tables and self.path != ":memory:":
+                raise StoreError(
+                    f"{self.path} is an empty DuckDB file, not a tokenplan store; import into it "
+                    "first."
+                )
+            missing = set(COLUMN_SQL) - self._usage_columns()
+            if missing and self.path != ":memory:":
+                raise StoreError(
+                    f"the store {self.path} was written by an older tokenplan; run any import "
+                    "into it once to upgrade it (columns missing: "
+                    f"{', '.join(sorted(missing))})."
+                )
+            if self.path != ":memory:":
+                return
+        with self.transaction():
+            self._run(CREATE_USAGE)
+            self._migrate()
+            self._run(CREATE_META)
+            self._run(
+                f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('schema_version', ?)",
+                [str(SCHEMA_VERSION)],
+            )
+
+    def _schema_version(self) -> int | None:
+        rows = self._run(f"SELECT value FROM {META_TABLE} WHERE key = 'schema_version'")
+        try:
+            return int(rows[0][0]) if rows else None
+        except ValueError:
+            raise StoreError(
+                f"the store {self.path} has an unreadable schema version {rows[0][0]!r}."
+            ) from None
+
+    def _usage_columns(self) -> set[str]:
+        return {
+            row[0]
+            for row in self._run(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = 'usage'"
+            )
+        }
 
     def __enter__(self) -> DuckDBStore:
         return self
@@ -184,12 +281,7 @@ class DuckDBStore:
 
     def _migrate(self) -> None:
         # Files written by an older tokenplan lack the columns added since; add them (NULL).
-        have = {
-            row[0]
-            for row in self._run(
-                "SELECT column_name FROM duckdb_columns() WHERE table_name = 'usage'"
-            )
-        }
+        have = self._usage_columns()
         for column, sql in COLUMN_SQL.items():
             if column not in have:
                 self._run(f'ALTER TABLE usage ADD COLUMN "{column}" {sql.replace(" NOT NULL", "")}')

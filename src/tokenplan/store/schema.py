@@ -47,3 +47,13 @@ METRIC_SQL: dict[str, str] = {
     "total_tokens": "coalesce(input_tokens + output_tokens, unsplit_tokens)",
     "cost_usd": "cost_usd",
 }
+
+# The store's own marker: a file with this table (and a known version) is a tokenplan store.
+# Bump SCHEMA_VERSION when a change needs more than `_migrate`'s added NULL columns.
+SCHEMA_VERSION = 1
+META_TABLE = "tokenplan_meta"
+CREATE_META = f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)"
+# Columns whose presence marks a `usage` table written by tokenplan before the metadata table.
+LEGACY_MARKERS = frozenset(
+    {"ts", "bucket_s", "model", "input_tokens", "output_tokens", "request_id", "source"}
+)

@@ -1,0 +1,60 @@
+"""What a ``--db`` path holds, checked before DuckDB opens it (DuckDB would read a CSV as data)."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from tokenplan.errors import InvalidInput, StoreError
+
+StoreMode = Literal["read", "write"]
+
+# A DuckDB database file carries this magic at byte 8 of its first block.
+_DUCKDB_MAGIC = b"DUCK"
+_LOOKS_LIKE = (
+    (b"PAR1", "a Parquet file"),
+    (b"\x1f\x8b", "a gzip file"),
+    (b"SQLite format 3", "an SQLite database"),
+    (b"PK", "a zip file"),
+)
+
+
+def check_store_file(path: str, *, read: bool) -> None:
+    """Raise unless ``path`` is a DuckDB file, or (``read`` false) a path a store may be made at."""
+    if not path.strip():
+        raise InvalidInput("--db: the store path is empty; give a file name such as usage.duckdb.")
+    if os.path.isdir(path):
+        raise StoreError(f"--db {path} is a directory; give a store file inside it instead.")
+    if not os.path.exists(path):
+        if read:
+            raise StoreError(
+                f"no store at {path}: check --db (or TOKENPLAN_DB), or import a file first."
+            )
+        return
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError as exc:
+        raise StoreError(f"cannot read the store {path}: {exc.strerror}.") from exc
+    if head[8:12] == _DUCKDB_MAGIC:
+        return
+    raise StoreError(
+        f"--db {path} is {_describe(head)}, not a tokenplan store; to load it, run "
+        f"`tokenplan import {path}` with --db naming a store file."
+    )
+
+
+def _describe(head: bytes) -> str:
+    if not head:
+        return "an empty file"
+    for magic, what in _LOOKS_LIKE:
+        if head.startswith(magic):
+            return what
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text[:1] in (b"{", b"["):
+        return "a JSON file"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not a DuckDB file"
+    return "a text (CSV?) file"
