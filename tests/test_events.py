@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tokenplan.errors import InvalidInput
-from tokenplan.events import UsageEvent, parse_count, parse_money, parse_timestamp
+from tokenplan.events import COUNT_CEILING, UsageEvent, parse_count, parse_money, parse_timestamp
 
 GOOD = {"ts": "2025-01-01T00:00:00Z", "model": "gpt-4o", "input_tokens": "10", "output_tokens": 2}
 
@@ -54,10 +54,16 @@ def test_defaults() -> None:
     assert (event.status, event.cache_read_tokens, event.provider) == ("ok", 0, "unknown")
 
 
-@given(st.integers(min_value=0, max_value=2**62))
+@given(st.integers(min_value=0, max_value=COUNT_CEILING))
 def test_count_round_trips_through_text(n: int) -> None:
     assert parse_count(str(n)) == n
     assert parse_count(f"{n}.0") == n
+
+
+@given(st.integers(min_value=COUNT_CEILING + 1, max_value=2**80))
+def test_count_above_the_ceiling_is_refused(n: int) -> None:
+    with pytest.raises(InvalidInput, match="ceiling"):
+        parse_count(str(n), source="f.csv", line=3, field="input_tokens")
 
 
 @given(st.integers(max_value=-1))

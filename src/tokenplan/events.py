@@ -37,6 +37,11 @@ COUNT_METRICS = (
 )
 METRICS = (*COUNT_METRICS, "total_tokens", "cost_usd")
 COST_TYPE = pa.decimal128(38, 12)
+# The largest token or request count one row may hold. Far above any real bucket (a trillion
+# tokens an hour is more than a large provider serves), and low enough that the 64-bit
+# per-row sums (input + output + cache) cannot wrap and that 9,000+ rows at the ceiling sum
+# within int64; the store's sums are HUGEINT on top, so no total can overflow.
+COUNT_CEILING = 10**15
 
 USAGE_SCHEMA = pa.schema(
     [
@@ -158,6 +163,11 @@ def _check_event(event: UsageEvent, source: str | None, line: int | None) -> Non
             raise InvalidInput(
                 f"{at(source, line, name)}: {value!r} is not a whole number of tokens >= 0."
             )
+        if value > COUNT_CEILING:
+            raise InvalidInput(
+                f"{at(source, line, name)}: {value!r} is above the ceiling of "
+                f"{COUNT_CEILING:,} per row."
+            )
     if event.cache_read_tokens + event.cache_write_tokens > event.input_tokens:
         raise InvalidInput(
             f"{at(source, line, 'cache_read_tokens')}: cache reads plus writes "
@@ -232,6 +242,8 @@ def parse_count(
         number = int(dec)
     if number < 0:
         raise InvalidInput(f"{where}: {value!r} is negative; counts must be >= 0.")
+    if number > COUNT_CEILING:
+        raise InvalidInput(f"{where}: {value!r} is above the ceiling of {COUNT_CEILING:,} per row.")
     return number
 
 

@@ -107,7 +107,9 @@ def _convert(raw: dict[str, pa.Array]) -> dict[str, Any]:
         for name in TOKENS
     }
     parts = {k: pc.fill_null(v, 0) for k, v in parts.items()}
-    cache_write = pc.add(parts["ephemeral_5m_input_tokens"], parts["ephemeral_1h_input_tokens"])
+    cache_write = pc.add_checked(
+        parts["ephemeral_5m_input_tokens"], parts["ephemeral_1h_input_tokens"]
+    )
     cache_read = parts["cache_read_input_tokens"]
     model = pc.fill_null(col.strings(raw["model"]), "unknown")
     return {
@@ -117,7 +119,11 @@ def _convert(raw: dict[str, pa.Array]) -> dict[str, Any]:
         "model": model,
         "team": col.strings(raw["workspace_id"]),
         "key_id": col.strings(raw["api_key_id"]),
-        "input_tokens": pc.add(pc.add(parts["uncached_input_tokens"], cache_read), cache_write),
+        "input_tokens": col.bounded(
+            pc.add_checked(pc.add_checked(parts["uncached_input_tokens"], cache_read), cache_write),
+            raw["uncached_input_tokens"],
+            "uncached_input_tokens",
+        ),
         "output_tokens": parts["output_tokens"],
         "cache_read_tokens": cache_read,
         "cache_write_tokens": cache_write,

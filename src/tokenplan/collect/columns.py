@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tokenplan.errors import InvalidInput
+from tokenplan.events import COUNT_CEILING
 
 TS_NS = pa.timestamp("ns")
 TS_UTC_NS = pa.timestamp("ns", tz="UTC")
@@ -93,6 +94,17 @@ def counts(arr: pa.Array, field: str, *, required: bool) -> pa.Array:
     if required:
         check(pc.is_null(values), None, field, f"{field} is missing; it is required.")
     check(pc.less(values, 0), values, field, "is negative; counts must be >= 0.")
+    return bounded(values, arr, field)
+
+
+def bounded(values: pa.Array, shown: pa.Array, field: str) -> pa.Array:
+    """``values`` unless one exceeds `COUNT_CEILING` (named by row, with its ``shown`` text)."""
+    check(
+        pc.greater(values, COUNT_CEILING),
+        shown,
+        field,
+        f"is above the ceiling of {COUNT_CEILING:,} per row; such a count is a fault upstream.",
+    )
     return values
 
 
@@ -105,6 +117,8 @@ def _whole_numbers(arr: pa.Array, field: str) -> pa.Array:
         field,
         "is not a whole number; counts must be whole numbers >= 0.",
     )
+    too_big = pc.greater(pc.abs(as_decimal), pa.scalar(COUNT_CEILING, pa.decimal128(38, 9)))
+    check(too_big, arr, field, f"is above the ceiling of {COUNT_CEILING:,} per row.")
     return cast(as_decimal, pa.int64(), field, "a whole number >= 0")
 
 

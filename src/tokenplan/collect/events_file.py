@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from datetime import tzinfo
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -73,7 +74,7 @@ def to_rows(batch: pa.RecordBatch | pa.Table, source: str, tz: tzinfo | None) ->
         values = col.counts(arr, name, required=name in ("input_tokens", "output_tokens"))
         out[name] = values if values.null_count == 0 else pc.fill_null(values, 0)
     if "cache_read_tokens" in names or "cache_write_tokens" in names:
-        cached = pc.add(
+        cached = pc.add_checked(
             pc.cast(pa.repeat(pa.scalar(out["cache_read_tokens"]), n), pa.int64())
             if isinstance(out["cache_read_tokens"], int)
             else out["cache_read_tokens"],
@@ -188,7 +189,14 @@ def _checked(
 
 # -- JSON lines ---------------------------------------------------------------------------
 
-_JSON_SCHEMA = pa.schema([(name, _FAST_TYPES.get(name, pa.float64())) for name in FIELDS])
+# cost_usd is read as a decimal straight from the JSON text (a float would round it); a value
+# with more digits than the store keeps sends the file down the line-by-line path.
+_JSON_SCHEMA = pa.schema(
+    [
+        (name, _FAST_TYPES.get(name, COST_TYPE if name == "cost_usd" else pa.float64()))
+        for name in FIELDS
+    ]
+)
 
 
 def read_jsonl(source: Source, *, tz: tzinfo | None, notes: list[str]) -> Iterator[pa.Table]:
@@ -246,7 +254,7 @@ def _jsonl_fallback(source: Source, tz: tzinfo | None, skip: int) -> Iterator[pa
 
 def _parse_line(source: Source, number: int, raw: str) -> dict[str, Any]:
     try:
-        obj = json.loads(raw)
+        obj = json.loads(raw, parse_float=Decimal)  # money exactly, not via float
     except json.JSONDecodeError as exc:
         last = not raw.endswith("\n")
         raise json_error(source, exc, line_offset=number - 1, is_last=last) from None
@@ -258,7 +266,7 @@ def _parse_line(source: Source, number: int, raw: str) -> dict[str, Any]:
 def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    return json.dumps(value) if isinstance(value, dict | list | bool) else str(value)
+    return json.dumps(value, default=str) if isinstance(value, dict | list | bool) else str(value)
 
 
 def _fallback_table(

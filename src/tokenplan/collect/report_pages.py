@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -39,7 +40,8 @@ def load_pages(source: Source) -> list[Page]:
             text = stream.read()
     except (EOFError, OSError) as exc:
         raise InvalidInput(f"{source.name}: the file ends early or is corrupt ({exc}).") from exc
-    decoder = json.JSONDecoder()
+    # Numbers as exact decimals: a float would change a dollar amount in its 17th digit.
+    decoder = json.JSONDecoder(parse_float=Decimal)
     pages: list[Page] = []
     pos = _skip_space(text, 0)
     while pos < len(text):
@@ -158,4 +160,4 @@ def _text(value: Any) -> str | None:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    return json.dumps(value) if isinstance(value, dict | list) else str(value)
+    return json.dumps(value, default=str) if isinstance(value, dict | list) else str(value)

@@ -176,7 +176,7 @@ def _split_tokens(
     none = pa.nulls(n, pa.int64())
     inp = none if inp is None else inp
     outp = none if outp is None else outp
-    both = pc.add(inp, outp)
+    both = pc.add_checked(inp, outp)
     col.check(
         pc.not_equal(total, both),
         total,

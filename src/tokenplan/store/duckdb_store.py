@@ -346,7 +346,8 @@ class DuckDBStore:
             else "(SELECT max(ds) FROM b)"
         )
         grid_params = [p for p in (since, until) if p is not None]
-        y_type = "DECIMAL(38, 12)" if metric == "cost_usd" else "BIGINT"
+        # Counts sum as HUGEINT (128-bit): no total of valid rows can overflow.
+        y_type = "DECIMAL(38, 12)" if metric == "cost_usd" else "HUGEINT" if exact else "DOUBLE"
         sql = f"""
             WITH b AS (
                 SELECT {uid} AS unique_id, {bucket} AS ds,
@@ -385,7 +386,9 @@ class DuckDBStore:
             if not exact:
                 frame["y"] = frame["y"].map(lambda v: float(v) if v is not None else float("nan"))
         elif exact and frame["y"].notna().all():
-            frame["y"] = frame["y"].astype("int64")
+            ints = frame["y"].map(int)
+            fits = ints.abs().max() < 2**63 if len(ints) else True
+            frame["y"] = ints.astype("int64") if fits else ints.astype(object)
         else:
             frame["y"] = frame["y"].astype(float)
         return frame
@@ -400,9 +403,10 @@ class DuckDBStore:
         where, params = ("WHERE source = ?", [source]) if source else ("", [])
         row = self._run(
             f"""
-            SELECT count(*), coalesce(sum(requests), 0)::BIGINT, min(ts), max(ts),
-                   coalesce(sum(input_tokens), 0)::BIGINT, coalesce(sum(output_tokens), 0)::BIGINT,
-                   sum(cost_usd), coalesce(sum(unsplit_tokens), 0)::BIGINT
+            SELECT count(*), coalesce(sum(requests), 0)::HUGEINT, min(ts), max(ts),
+                   coalesce(sum(input_tokens), 0)::HUGEINT,
+                   coalesce(sum(output_tokens), 0)::HUGEINT,
+                   sum(cost_usd), coalesce(sum(unsplit_tokens), 0)::HUGEINT
             FROM usage {where}
             """,
             params,

@@ -44,7 +44,7 @@ METRIC_SQL: dict[str, str] = {
     "output_tokens": "output_tokens",
     "cache_read_tokens": "cache_read_tokens",
     "cache_write_tokens": "cache_write_tokens",
-    "total_tokens": "coalesce(input_tokens + output_tokens, unsplit_tokens)",
+    "total_tokens": "coalesce(input_tokens::HUGEINT + output_tokens, unsplit_tokens)",
     "cost_usd": "cost_usd",
 }
 
