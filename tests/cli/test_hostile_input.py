@@ -1,0 +1,333 @@
+"""Hostile and faulty input through the real CLI: exit 0 or one line and exit 2, nothing lost.
+
+Each class of issue 13 runs `python -m tokenplan` in a subprocess and checks the exit code,
+that stderr is one line without a traceback, and that the store is unchanged (or changed as
+it should be). The property tests at the end call `tokenplan.cli.main` in-process (the same
+entry point, without a Python start-up per example) so that enough examples fit in seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tokenplan.cli import main
+
+ESC = "\x1b"
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tokenplan", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", **(env or {})},
+    )
+
+
+def _one_line_error(out: subprocess.CompletedProcess[str]) -> str:
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: "), out.stderr
+    return lines[0]
+
+
+def _usage_csv(db: Path, *extra: str) -> str:
+    out = _run("usage", "--db", str(db), "--format", "csv", *extra)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def _event(tmp: Path, model: str, name: str = "e.jsonl", tokens: int = 10) -> Path:
+    import json
+
+    path = tmp / name
+    record = {"ts": "2025-03-01T00:00:00Z", "model": model, "input_tokens": tokens}
+    path.write_text(json.dumps({**record, "output_tokens": 5}) + "\n")
+    return path
+
+
+# -- 1. the guard ---------------------------------------------------------------------------
+
+
+def test_the_guard_turns_a_bug_into_one_line_and_debug_shows_the_traceback(
+    tmp_path: Path,
+) -> None:
+    # Inject a bug: a tiny wrapper makes `usage` raise a plain RuntimeError, the kind of
+    # unforeseen failure the guard exists for.
+    script = (
+        "import sys, tokenplan.cli.usage_cmd as u\n"
+        "def boom(*a, **k): raise RuntimeError('synthetic bug')\n"
+        "u.open_store = boom\n"
+        "from tokenplan.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    args = [sys.executable, "-c", script, "usage", "--db", str(tmp_path / "s.duckdb")]
+    env = {"PATH": "/usr/bin:/bin", "COLUMNS": "200"}
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env)
+    line = _one_line_error(out)
+    assert "RuntimeError: synthetic bug" in line
+    assert "--debug" in line
+    debug = subprocess.run([*args, "--debug"], capture_output=True, text=True, env=env)
+    assert "Traceback" in debug.stderr
+    assert "synthetic bug" in debug.stderr
+
+
+# -- 2. untrusted text is data --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "model",
+    ["[/x]", "[red]x", "[link=https://evil.example]x[/link]", f"m{ESC}]0;pwned\x07", "a\u202eb"],
+)
+def test_names_are_data_not_markup(tmp_path: Path, model: str) -> None:
+    db = tmp_path / "s.duckdb"
+    out = _run("import", str(_event(tmp_path, model)), "--db", str(db))
+    assert out.returncode == 0, out.stderr
+    table = _run("usage", "--db", str(db), "--by", "model")
+    assert table.returncode == 0, table.stderr
+    for text in (out.stdout, table.stdout):
+        assert ESC not in text
+        assert "\u202e" not in text
+    if model.startswith("["):
+        assert model in table.stdout  # printed literally, not styled or linked
+    if ESC in model:
+        assert "\\x1b]0;pwned\\x07" in table.stdout
+
+
+def test_usage_csv_neutralises_formulas_but_not_numbers(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    assert _run("import", str(_event(tmp_path, "=HYPERLINK(1)")), "--db", str(db)).returncode == 0
+    text = _usage_csv(db, "--by", "model")
+    assert "'=HYPERLINK(1)" in text
+    assert ",15\n" in text
+
+
+# -- 3. bounds ------------------------------------------------------------------------------
+
+
+def test_an_overflowing_count_is_refused_with_its_line_and_the_store_unchanged(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.duckdb"
+    assert _run("import", str(_event(tmp_path, "m")), "--db", str(db)).returncode == 0
+    before = _usage_csv(db)
+    bad = tmp_path / "o.csv"
+    bad.write_text(
+        "ts,model,input_tokens,output_tokens\n"
+        "2025-03-01T00:00:00Z,m,1,1\n2025-03-01T00:00:00Z,m,9223372036854775807,10\n"
+    )
+    line = _one_line_error(_run("import", str(bad), "--db", str(db)))
+    assert "line 3" in line
+    assert "input_tokens" in line
+    assert "ceiling" in line
+    assert _usage_csv(db) == before
+
+
+def test_counts_at_the_ceiling_sum_without_overflow(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    big = tmp_path / "big.csv"
+    row = "2025-03-01T00:00:00Z,m,1000000000000000,1000000000000000\n"
+    big.write_text("ts,model,input_tokens,output_tokens\n" + row * 5000)
+    assert _run("import", str(big), "--db", str(db)).returncode == 0
+    assert _usage_csv(db).endswith(",10000000000000000000\n")  # above INT64, exact
+
+
+def test_money_in_json_is_exact(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    path = tmp_path / "c.jsonl"
+    path.write_text(
+        '{"ts":"2025-03-01T00:00:00Z","model":"m","input_tokens":1,"output_tokens":1,'
+        '"cost_usd":0.100000000001}\n' * 3
+    )
+    assert _run("import", str(path), "--db", str(db)).returncode == 0
+    assert _usage_csv(db, "--metric", "cost_usd").endswith(",0.300000000003\n")
+
+
+# -- 4. store files are what they claim -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "kind"),
+    [
+        (b"a,b\n1,2\n", "CSV"),
+        (b"PAR1\x00\x00\x00\x00\x00\x00\x00\x00", "Parquet"),
+        (b'{"a": 1}', "JSON"),
+        (b"", "empty"),
+    ],
+)
+def test_db_refuses_a_file_that_is_not_a_store(tmp_path: Path, content: bytes, kind: str) -> None:
+    target = tmp_path / "not_a_store"
+    target.write_bytes(content)
+    for args in (("import", str(_event(tmp_path, "m"))), ("usage",)):
+        line = _one_line_error(_run(*args, "--db", str(target)))
+        assert kind in line
+        assert "not a tokenplan store" in line
+    assert target.read_bytes() == content
+
+
+def test_a_foreign_duckdb_file_is_refused_unless_adopted(tmp_path: Path) -> None:
+    foreign = tmp_path / "other.duckdb"
+    with duckdb.connect(str(foreign)) as con:
+        con.execute("CREATE TABLE orders (id INTEGER)")
+    event = str(_event(tmp_path, "m"))
+    line = _one_line_error(_run("import", event, "--db", str(foreign)))
+    assert "--adopt-db" in line
+    with duckdb.connect(str(foreign), read_only=True) as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert tables == {"orders"}
+    assert _run("import", event, "--db", str(foreign), "--adopt-db").returncode == 0
+    assert _usage_csv(foreign).endswith(",15\n")
+    with duckdb.connect(str(foreign), read_only=True) as con:
+        version = con.execute("SELECT value FROM tokenplan_meta WHERE key = 'schema_version'")
+        assert version.fetchall() == [("1",)]
+
+
+def test_a_read_command_never_creates_a_store(tmp_path: Path) -> None:
+    missing = tmp_path / "typo.duckdb"
+    line = _one_line_error(_run("usage", "--db", str(missing)))
+    assert str(missing) in line
+    assert not missing.exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_a_read_only_store_can_be_read(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    assert _run("import", str(_event(tmp_path, "m")), "--db", str(db)).returncode == 0
+    db.chmod(stat.S_IRUSR)
+    assert _usage_csv(db).endswith(",15\n")
+
+
+def test_a_read_command_leaves_the_store_file_untouched(tmp_path: Path) -> None:
+    # Root ignores permissions, so check what read-only opening guarantees: not one byte
+    # changes, and a read runs while another process reads too.
+    db = tmp_path / "s.duckdb"
+    assert _run("import", str(_event(tmp_path, "m")), "--db", str(db)).returncode == 0
+    before = db.read_bytes()
+    with duckdb.connect(str(db), read_only=True) as reader:
+        reader.execute("SELECT count(*) FROM usage").fetchall()
+        assert _usage_csv(db).endswith(",15\n")
+    assert db.read_bytes() == before
+
+
+# -- random input (property tests, in-process) ----------------------------------------------
+
+
+def _call(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 0
+        else:  # pragma: no cover - main always exits
+            code = 0
+    return code, out.getvalue(), err.getvalue()
+
+
+@contextlib.contextmanager
+def _columns() -> Iterator[None]:
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "200"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = old
+
+
+_names = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=20
+)
+_cells = st.one_of(
+    _names,
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.sampled_from(["2025-03-01T00:00:00Z", "1970-01-01T00:00:00Z", "", "nan", "1e400"]),
+)
+
+
+def _csv_text(rows: list[list[str]]) -> bytes:
+    import csv
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["ts", "model", "input_tokens", "output_tokens", "cost_usd"])
+    writer.writerows(rows)
+    return buffer.getvalue().encode("utf-8", "surrogatepass")
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | _names,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_names, inner, max_size=3),
+    max_leaves=8,
+)
+_payloads = st.one_of(
+    st.binary(max_size=200),
+    st.lists(st.lists(_cells, min_size=5, max_size=5), min_size=1, max_size=4).map(_csv_text),
+    st.lists(
+        st.fixed_dictionaries(
+            {"ts": _cells, "model": _names, "input_tokens": _json_values},
+            optional={"output_tokens": _json_values, "cost_usd": _json_values},
+        ),
+        min_size=1,
+        max_size=3,
+    ).map(lambda rows: "\n".join(__import__("json").dumps(r) for r in rows).encode()),
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(payload=_payloads, suffix=st.sampled_from([".csv", ".jsonl", ".json", ".txt"]))
+def test_random_files_import_cleanly_and_leave_the_store_queryable(
+    tmp_path: Path, payload: bytes, suffix: str
+) -> None:
+    db = tmp_path / "random.duckdb"
+    path = tmp_path / f"input{suffix}"
+    path.write_bytes(payload)
+    with _columns():
+        code, _, err = _call("import", str(path), "--db", str(db))
+        assert code in (0, 2), err
+        assert "Traceback" not in err
+        assert len(err.strip().splitlines()) <= 1
+        if db.exists():
+            code, _, err = _call("usage", "--db", str(db), "--format", "csv")
+            assert code == 0, err
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(model=_names, team=_names)
+def test_random_names_go_through_usage(tmp_path: Path, model: str, team: str) -> None:
+    import json
+
+    db = tmp_path / "names.duckdb"
+    path = tmp_path / "names.jsonl"
+    record = {"ts": "2025-03-01T00:00:00Z", "model": model, "team": team}
+    path.write_text(json.dumps({**record, "input_tokens": 3, "output_tokens": 4}) + "\n")
+    with _columns():
+        code, out, err = _call("import", str(path), "--db", str(db))
+        assert code in (0, 2), err
+        assert "Traceback" not in err
+        for fmt in ("table", "csv", "json"):
+            code, out, err = _call("usage", "--db", str(db), "--by", "model", "--format", fmt)
+            assert code == 0, err
+            if fmt == "table":
+                assert ESC not in out
