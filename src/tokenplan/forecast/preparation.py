@@ -24,6 +24,8 @@ _BURST_Z = 8.0
 _BURST_MIN_LOG = np.log(4.0)
 # Level shifts smaller than 3x are left to the models (weekends alone reach 2x).
 _SHIFT_MIN_LOG = np.log(3.0)
+# A Monday at midnight UTC: grids without a phase of their own start their weeks there.
+_GRID_ORIGIN = pd.Timestamp("2000-01-03")
 
 
 @dataclass
@@ -97,8 +99,9 @@ def to_series(df: pd.DataFrame, cadence: Cadence) -> list[Series]:
     step = pd.Timedelta(seconds=cadence.seconds)
     out: list[Series] = []
     for uid, part in df.groupby("unique_id", sort=True):
-        # Snap to the bucket grid; duplicates within a bucket are summed (same usage, split).
-        ds = part["ds"].dt.floor(step) if cadence.seconds < 86_400 * 7 else part["ds"]
+        # Snap to the series' own bucket grid (its phase: days starting at 16:00Z stay there);
+        # duplicates within a bucket are summed (same usage, split).
+        ds = snap(part["ds"], step)
         values = part["y"].to_numpy()
         grouped = pd.Series(values, index=ds).groupby(level=0).sum(min_count=1)
         notes: list[str] = []
@@ -118,6 +121,19 @@ def to_series(df: pd.DataFrame, cadence: Cadence) -> list[Series]:
             series.notes.append(f"{n_missing} missing bucket(s) filled for fitting, not scored")
         out.append(series)
     return out
+
+
+def snap(ds: pd.Series, step: pd.Timedelta) -> pd.Series:
+    """Floor timestamps to a grid of width ``step`` in the phase most of them already share.
+
+    Bucketed input (days at 16:00Z, Wednesday weeks, 10-minute buckets at :03) keeps its own
+    phase; scattered timestamps, with no phase in common, snap to the UTC grid (weeks from
+    Monday 00:00).
+    """
+    offsets = (ds - _GRID_ORIGIN) % step
+    counts = offsets.value_counts()
+    phase = counts.index[0] if counts.iloc[0] * 2 >= len(ds) else pd.Timedelta(0)
+    return ds - (offsets - phase) % step
 
 
 def _fill_gaps(values: np.ndarray, seasons: tuple[int, ...]) -> np.ndarray:
