@@ -15,10 +15,10 @@ from tokenplan.forecast import selection as bt
 from tokenplan.forecast.baselines import run_baselines
 from tokenplan.forecast.conformal import adaptive_bounds, cross_coverage, rescale_to_now
 from tokenplan.forecast.fallbacks import fallback
-from tokenplan.forecast.frequency import make_cadence
 from tokenplan.forecast.hierarchy import add_total, reconcile
 from tokenplan.forecast.preparation import REGULAR, SHORT, Series, classify, to_series, validate
 from tokenplan.forecast.result import ForecastResult, PathModel, level_name
+from tokenplan.frequency import make_cadence
 
 # Local statsforecast models cost ~0.5 s per series and window; above this many series they
 # are skipped unless asked for, and the global LightGBM and the numpy baselines carry on.

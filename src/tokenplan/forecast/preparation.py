@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tokenplan.errors import InvalidInput
-from tokenplan.forecast.frequency import Cadence
+from tokenplan.frequency import Cadence
 
 # Kinds that skip the model zoo and get a fallback forecast.
 ZEROS, CONSTANT, SHORT, REGULAR = "zeros", "constant", "short", "regular"
@@ -130,10 +130,12 @@ def snap(ds: pd.Series, step: pd.Timedelta) -> pd.Series:
     phase; scattered timestamps, with no phase in common, snap to the UTC grid (weeks from
     Monday 00:00).
     """
-    offsets = (ds - _GRID_ORIGIN) % step
-    counts = offsets.value_counts()
-    phase = counts.index[0] if counts.iloc[0] * 2 >= len(ds) else pd.Timedelta(0)
-    return ds - (offsets - phase) % step
+    width = step.value  # nanoseconds, as the timestamps' offsets below
+    offsets = (ds - _GRID_ORIGIN).to_numpy().astype("timedelta64[ns]").astype(np.int64) % width
+    phases, counts = np.unique(offsets, return_counts=True)
+    phase = int(phases[np.argmax(counts)]) if 2 * counts.max() >= len(ds) else 0
+    shift = pd.to_timedelta((offsets - phase) % width, unit="ns")
+    return pd.Series(ds.to_numpy() - shift.to_numpy(), index=ds.index)
 
 
 def _fill_gaps(values: np.ndarray, seasons: tuple[int, ...]) -> np.ndarray:
