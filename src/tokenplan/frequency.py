@@ -1,4 +1,7 @@
-"""Bucket frequencies such as ``1min``, ``10min``, ``1h``, ``1d``, ``1w``."""
+"""Bucket frequencies such as ``1min``, ``10min``, ``1h``, ``1d``, ``1w``, and their seasons.
+
+The one parser of frequency text: the store, the planner and the forecaster all use it.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ _UNITS = {
     "w": 604800,
     "week": 604800,
 }
+_DAY = 86_400
+_WEEK = 7 * _DAY
 _PATTERN = re.compile(r"^\s*(\d*)\s*([a-zA-Z]+)\s*$")
 
 
@@ -73,3 +78,44 @@ def infer_freq(seconds_between: list[int] | tuple[int, ...]) -> Frequency:
             "cannot infer the frequency from fewer than two distinct timestamps; pass --freq."
         )
     return Frequency(min(gaps))
+
+
+@dataclass(frozen=True, slots=True)
+class Cadence:
+    """A bucket width with its candidate seasons (in buckets), shortest first."""
+
+    alias: str
+    seconds: int
+    seasons: tuple[int, ...]
+
+    @property
+    def pandas(self) -> str:
+        """A pandas frequency alias for this width (``1h``, ``10min``, ``1D``)."""
+        return Frequency(self.seconds).pandas
+
+    @property
+    def primary(self) -> int:
+        """The main (shortest) season, or 1 when the width has none; used to scale MASE."""
+        return self.seasons[0] if self.seasons else 1
+
+    def usable(self, n: int) -> tuple[int, ...]:
+        """Seasons with at least two full cycles in ``n`` observations."""
+        return tuple(s for s in self.seasons if n >= 2 * s)
+
+
+def make_cadence(freq: str) -> Cadence:
+    """Parse ``1h`` / ``10min`` / ``1d`` / ``1min`` into a `Cadence` with its seasons."""
+    seconds = parse_freq(freq).seconds
+    cycles: tuple[int, ...]
+    if seconds < 600:
+        # Minute buckets: an hourly cycle (cron jobs, batch loops) and the daily one; a week of
+        # minutes (10,080) is too long for any of the models to estimate.
+        cycles = (3600, _DAY)
+    elif seconds < _DAY:
+        cycles = (_DAY, _WEEK)
+    elif seconds == _DAY:
+        cycles = (_WEEK,)
+    else:
+        cycles = ()
+    seasons = tuple(c // seconds for c in cycles if c % seconds == 0 and c // seconds >= 2)
+    return Cadence(alias=str(freq), seconds=seconds, seasons=seasons)

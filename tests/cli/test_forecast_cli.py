@@ -113,3 +113,42 @@ def test_backtest_prints_candidates_with_the_choice_marked(shared_data: Path) ->
     assert "MASE" in run.stdout
     assert "seasonal_naive" in run.stdout
     assert "✔" in run.stdout
+
+
+def _bucketed_csv(path: Path, start: str, periods: int, freq: str) -> Path:
+    """A usage series CSV whose buckets start at ``start`` (any phase), weekday-shaped."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    ds = pd.date_range(start, periods=periods, freq=freq)
+    y = 1000 * np.where(ds.dayofweek >= 5, 0.6, 1.0) * np.exp(rng.normal(0, 0.1, periods))
+    stamps = ds.strftime("%Y-%m-%dT%H:%M:%SZ")
+    path.write_text(
+        "timestamp,requests\n"
+        + "".join(f"{t},{round(v)}\n" for t, v in zip(stamps, y, strict=True))
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("start", "periods", "freq", "first"),
+    [
+        # Days that start at 16:00Z (midnight in UTC+8) stay at 16:00Z.
+        ("2024-01-01T16:00", 60, "1D", "2024-03-01T16:00:00Z"),
+        # Ten-minute buckets at an odd offset keep it.
+        ("2024-01-01T00:03", 144 * 3, "10min", "2024-01-04T00:03:00Z"),
+    ],
+)
+def test_forecast_keeps_the_bucket_phase(
+    tmp_path: Path, start: str, periods: int, freq: str, first: str
+) -> None:
+    source = _bucketed_csv(tmp_path / "in.csv", start, periods, freq)
+    out = tmp_path / "f.csv"
+    run = tokenplan(
+        "forecast", "--input", source, "--metric", "requests", "--horizon", "7", "--out", out
+    )
+    assert run.returncode == 0, run.stderr
+    rows = read_rows(out)
+    assert rows[0]["timestamp"] == first
+    assert len({r["timestamp"] for r in rows}) == 7

@@ -10,8 +10,8 @@ import pandas as pd
 from conftest import usage
 from tokenplan.forecast import forecast
 from tokenplan.forecast.boosting import lags_for, run_boosting
-from tokenplan.forecast.frequency import make_cadence
 from tokenplan.forecast.preparation import to_series, validate
+from tokenplan.frequency import make_cadence
 
 
 def test_lags_are_never_shorter_than_the_horizon() -> None:

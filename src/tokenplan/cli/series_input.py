@@ -15,6 +15,8 @@ from tokenplan.store.duckdb_store import resolve_db_path
 
 # Raw events carry no bucket width of their own; an hour is what planning usually wants.
 DEFAULT_FREQ = "1h"
+# The store's bucket grid starts here (a Monday at midnight UTC).
+_STORE_ORIGIN = pd.Timestamp("2000-01-03")
 
 
 def load_series(
@@ -47,6 +49,8 @@ def load_series(
                 f"({Frequency(width).label}); use --freq {Frequency(width).label} or wider."
             )
         frame = store.series(metric, frequency, by)
+        if width and frequency.seconds == width and not frame.empty:
+            frame["ds"] = frame["ds"] + _phase(store, width)
     where = f"--input {input_path}" if input_path else f"the store {store.path}"
     if frame.empty:
         raise InvalidInput(f"{where} holds no usage to forecast.")
@@ -56,3 +60,18 @@ def load_series(
             "choose another --metric, e.g. requests."
         )
     return frame, frequency
+
+
+def _phase(store: DuckDBStore, width: int) -> pd.Timedelta:
+    """How far the data's own buckets start after the store's grid (16h for days at 16:00Z).
+
+    At the data's own width the store puts each bucket on its grid line; shifting back by
+    this keeps the series' phase, so the first forecast bucket follows the last one recorded.
+    """
+    start = store.summary().start
+    if start is None:
+        return pd.Timedelta(0)
+    stamp = pd.Timestamp(start)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return (stamp - _STORE_ORIGIN) % pd.Timedelta(seconds=width)

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tokenplan.forecast.frequency import Cadence
 from tokenplan.forecast.preparation import Series
+from tokenplan.frequency import Cadence
 
 NAME = "lightgbm"
 # Above this many training rows, keep only each series' most recent rows: older weeks add

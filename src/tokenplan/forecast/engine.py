@@ -15,10 +15,10 @@ from tokenplan.forecast import selection as bt
 from tokenplan.forecast.baselines import run_baselines
 from tokenplan.forecast.conformal import adaptive_bounds, cross_coverage, rescale_to_now
 from tokenplan.forecast.fallbacks import fallback
-from tokenplan.forecast.frequency import make_cadence
-from tokenplan.forecast.hierarchy import add_total, reconcile
+from tokenplan.forecast.hierarchy import add_total, cap_parts, reconcile_to_total
 from tokenplan.forecast.preparation import REGULAR, SHORT, Series, classify, to_series, validate
 from tokenplan.forecast.result import ForecastResult, PathModel, level_name
+from tokenplan.frequency import make_cadence
 
 # Local statsforecast models cost ~0.5 s per series and window; above this many series they
 # are skipped unless asked for, and the global LightGBM and the numpy baselines carry on.
@@ -91,8 +91,29 @@ class Forecaster:
         data = validate(df)
         if data.empty:
             raise InvalidInput("forecast input has no rows; give at least one value per series.")
+        if self.hierarchy is None:
+            series, fitted, rows = self._fit_all(data)
+        else:
+            # The total is forecast on its own, exactly as without a split (the global model
+            # and the batching never see the parts), then the parts are reconciled to it.
+            total_id = str(self.hierarchy)
+            with_total = add_total(data, total_id)
+            alone = with_total[with_total["unique_id"] == total_id]
+            series, fitted, rows = self._fit_all(data)
+            total_series, total_fitted, total_rows = self._fit_all(alone)
+            series += total_series
+            fitted |= total_fitted
+            rows += total_rows
+            self._reconcile(series, fitted)
+        self.result = self._assemble(series, fitted, rows)
         if self.hierarchy is not None:
-            data = add_total(data, str(self.hierarchy))
+            self.result.frame = cap_parts(self.result.frame, str(self.hierarchy), self.levels)
+        self.metadata = _metadata(data, self.result, now)
+        return self
+
+    def _fit_all(
+        self, data: pd.DataFrame
+    ) -> tuple[list[Series], dict[str, _Fitted], list[dict[str, object]]]:
         h = self.horizon
         series = to_series(data, self.cadence)
         for s in series:
@@ -119,11 +140,7 @@ class Forecaster:
             local = n_regular <= LOCAL_MODELS_MAX_SERIES
         for (seasons, cuts), members in groups.items():  # type: ignore[assignment]
             self._fit_group(members, seasons, list(cuts), local, fitted, rows)
-        if self.hierarchy is not None:
-            self._reconcile(series, fitted)
-        self.result = self._assemble(series, fitted, rows)
-        self.metadata = _metadata(data, self.result, now)
-        return self
+        return series, fitted, rows
 
     def predict(self) -> ForecastResult:
         """The forecast made by the last `fit` (or stored in a loaded file)."""
@@ -223,21 +240,23 @@ class Forecaster:
 
     def _reconcile(self, series: list[Series], fitted: dict[str, _Fitted]) -> None:
         total_id = str(self.hierarchy)
-        parts = [s.uid for s in series if s.uid != total_id]
+        end = next(s.end for s in series if s.uid == total_id)
+        # Parts whose history stops before the total's forecast other buckets; they are
+        # capped by the total's quantiles in `cap_parts` but not shared its mean.
+        parts = [s.uid for s in series if s.uid != total_id and s.end == end]
         if not parts:
             return
-        base_total = fitted[total_id]
-        point_total, point_parts = reconcile(
-            base_total.point,
+        point_parts = reconcile_to_total(
+            fitted[total_id].point,
             np.stack([fitted[u].point for u in parts]),
-            base_total.variance,
             np.array([fitted[u].variance for u in parts]),
         )
-        base_total.point = point_total
-        base_total.note += "; reconciled (MinTrace wls_var) so the parts sum to it"
+        fitted[total_id].note += "; the parts are reconciled to it"
         for uid, point in zip(parts, point_parts, strict=True):
             fitted[uid].point = point
-            fitted[uid].note += f"; reconciled (MinTrace wls_var) to sum to {total_id!r}"
+            fitted[
+                uid
+            ].note += f"; reconciled to sum to {total_id!r} (gap shared by backtest error variance)"
 
     def _assemble(
         self, series: list[Series], fitted: dict[str, _Fitted], rows: list[dict[str, object]]

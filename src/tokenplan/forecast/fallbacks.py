@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from tokenplan.forecast.baselines import seasonal_median
-from tokenplan.forecast.frequency import Cadence
 from tokenplan.forecast.preparation import CONSTANT, ZEROS, Series, min_history
+from tokenplan.frequency import Cadence
 
 # Without a backtest the spread of past values understates the error of a forecast made
 # from them (on the ServeGen trace a 1.5x widening covered only ~50% at nominal 80%).

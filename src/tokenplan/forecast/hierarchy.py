@@ -4,12 +4,13 @@ Shape of the argument: ``hierarchy="total"`` (any id not already in the frame) a
 extra series with that id, the bucket-wise sum of every input series, forecast alongside them.
 Bottom series absent in a bucket count as zero there.
 
-Method: MinTrace with a diagonal covariance of backtest errors (``wls_var`` in
-hierarchicalforecast; Wickramasuriya, Athanasopoulos & Hyndman 2019). For a two-level tree it
-has a closed form: the gap ``d = total - sum(parts)`` is shared out to the parts in proportion
-to their error variance ``v_i``, ``part_i += v_i / (v_total + sum v) * d``, and the total
-becomes the sum of the parts. Parts that would go negative are pinned at zero and the gap is
-shared among the rest, so the result stays coherent and non-negative.
+Method: the total is forecast on its own, exactly as it would be without a split, so asking
+for ``--by model`` or ``--by team`` never changes it. The parts are then reconciled to it: the
+gap ``d = total - sum(parts)`` is shared out in proportion to each part's backtest error
+variance ``v_i`` (MinTrace ``wls_var`` with the total held fixed; Wickramasuriya,
+Athanasopoulos & Hyndman 2019), ``part_i += v_i / sum v * d``; parts that would go negative are
+pinned at zero and the rest share the gap. Each part's quantiles are capped at the total's at
+the same level, since a part can never exceed the total.
 """
 
 from __future__ import annotations
@@ -33,26 +34,40 @@ def add_total(df: pd.DataFrame, total_id: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def reconcile(
-    total: np.ndarray, parts: np.ndarray, v_total: float, v_parts: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Reconciled ``(total (h,), parts (k, h))`` from base forecasts and error variances."""
-    v_total = float(v_total) if np.isfinite(v_total) and v_total > 0 else 1e-12
+def reconcile_to_total(total: np.ndarray, parts: np.ndarray, v_parts: np.ndarray) -> np.ndarray:
+    """Parts ``(k, h)`` moved so they sum to the fixed ``total (h,)``, none below zero.
+
+    The gap is shared in proportion to each part's backtest error variance (the MinTrace
+    ``wls_var`` share with the total held fixed); parts that would go negative are pinned at
+    zero and the rest share the gap. When every part is zero, the total is split evenly.
+    """
     v = np.where(np.isfinite(v_parts) & (v_parts > 0), v_parts, 1e-12).astype(float)
-    out = parts.astype(float).copy()
+    out = np.maximum(parts.astype(float), 0.0)
     for step in range(out.shape[1]):
         free = np.ones(len(v), dtype=bool)
-        base = parts[:, step].astype(float)
+        base = out[:, step].copy()
+        trial = base
         for _ in range(len(v)):
-            fixed = ~free
             gap = total[step] - base[free].sum()
-            share = v[free] / (v_total + v[free].sum())
             trial = np.zeros(len(v))
-            trial[free] = base[free] + share * gap
-            trial[fixed] = 0.0
+            trial[free] = base[free] + v[free] / v[free].sum() * gap
             negative = free & (trial < 0)
             if not negative.any():
                 break
             free &= ~negative
         out[:, step] = np.maximum(trial, 0.0)
-    return out.sum(axis=0), out
+    return out
+
+
+def cap_parts(frame: pd.DataFrame, total_id: str, levels: tuple[float, ...]) -> pd.DataFrame:
+    """No part's quantile above the total's at the same level and bucket (a part <= the total)."""
+    from tokenplan.forecast.result import level_name
+
+    columns = [f"{side}_{level_name(x)}" for x in levels for side in ("lo", "hi")]
+    total = frame.loc[frame["unique_id"] == total_id, ["ds", *columns]].set_index("ds")
+    parts = frame["unique_id"] != total_id
+    caps = total.reindex(frame.loc[parts, "ds"]).to_numpy()
+    values = frame.loc[parts, columns].to_numpy()
+    out = frame.copy()
+    out.loc[parts, columns] = np.where(np.isnan(caps), values, np.minimum(values, caps))
+    return out

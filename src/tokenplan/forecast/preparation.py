@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tokenplan.errors import InvalidInput
-from tokenplan.forecast.frequency import Cadence
+from tokenplan.frequency import Cadence
 
 # Kinds that skip the model zoo and get a fallback forecast.
 ZEROS, CONSTANT, SHORT, REGULAR = "zeros", "constant", "short", "regular"
@@ -24,6 +24,8 @@ _BURST_Z = 8.0
 _BURST_MIN_LOG = np.log(4.0)
 # Level shifts smaller than 3x are left to the models (weekends alone reach 2x).
 _SHIFT_MIN_LOG = np.log(3.0)
+# A Monday at midnight UTC: grids without a phase of their own start their weeks there.
+_GRID_ORIGIN = pd.Timestamp("2000-01-03")
 
 
 @dataclass
@@ -97,8 +99,9 @@ def to_series(df: pd.DataFrame, cadence: Cadence) -> list[Series]:
     step = pd.Timedelta(seconds=cadence.seconds)
     out: list[Series] = []
     for uid, part in df.groupby("unique_id", sort=True):
-        # Snap to the bucket grid; duplicates within a bucket are summed (same usage, split).
-        ds = part["ds"].dt.floor(step) if cadence.seconds < 86_400 * 7 else part["ds"]
+        # Snap to the series' own bucket grid (its phase: days starting at 16:00Z stay there);
+        # duplicates within a bucket are summed (same usage, split).
+        ds = snap(part["ds"], step)
         values = part["y"].to_numpy()
         grouped = pd.Series(values, index=ds).groupby(level=0).sum(min_count=1)
         notes: list[str] = []
@@ -118,6 +121,21 @@ def to_series(df: pd.DataFrame, cadence: Cadence) -> list[Series]:
             series.notes.append(f"{n_missing} missing bucket(s) filled for fitting, not scored")
         out.append(series)
     return out
+
+
+def snap(ds: pd.Series, step: pd.Timedelta) -> pd.Series:
+    """Floor timestamps to a grid of width ``step`` in the phase most of them already share.
+
+    Bucketed input (days at 16:00Z, Wednesday weeks, 10-minute buckets at :03) keeps its own
+    phase; scattered timestamps, with no phase in common, snap to the UTC grid (weeks from
+    Monday 00:00).
+    """
+    width = step.value  # nanoseconds, as the timestamps' offsets below
+    offsets = (ds - _GRID_ORIGIN).to_numpy().astype("timedelta64[ns]").astype(np.int64) % width
+    phases, counts = np.unique(offsets, return_counts=True)
+    phase = int(phases[np.argmax(counts)]) if 2 * counts.max() >= len(ds) else 0
+    shift = pd.to_timedelta((offsets - phase) % width, unit="ns")
+    return pd.Series(ds.to_numpy() - shift.to_numpy(), index=ds.index)
 
 
 def _fill_gaps(values: np.ndarray, seasons: tuple[int, ...]) -> np.ndarray:

@@ -21,8 +21,8 @@ import warnings
 
 import numpy as np
 
-from tokenplan.forecast.frequency import Cadence
 from tokenplan.forecast.preparation import Series, min_train
+from tokenplan.frequency import Cadence
 
 COMBINATION = "combination"
 # Diverse strong candidates: two seasonal decompositions (usage units and log1p), exponential
