@@ -218,11 +218,13 @@ def headroom(
     db: DbOption = None,
 ) -> None:
     """Forecast busiest-minute use against each rate limit; the tier or PTUs that hold p99."""
+    import os
+
     from tokenplan.forecast import forecast as run_forecast
     from tokenplan.plan.headroom import learn_peak_ratio, plan_headroom, size_ptu
-    from tokenplan.plan.limits import load_limits
+    from tokenplan.plan.limits import resolve_limits
 
-    config = load_limits(limits)
+    config = resolve_limits(limits, env=os.environ)
     with open_store(resolve_db_path(db)) as store:
         forecasts, ratios = {}, {}
         width = store.bucket_seconds()
@@ -274,6 +276,9 @@ def headroom(
     notes = {r.note for r in rows}
     for note in sorted(notes):
         console.print(f"[dim]{note}[/dim]")
+    seen = sorted({str(m) for f in forecasts.values() for m in f["unique_id"].unique()})
+    for model in config.unlimited(seen):
+        console.print(f"{model}: no rate limit configured in {config.source}; add one to check it.")
     if not rows:
         console.print("no configured limit matches the models in the store.")
 
