@@ -75,7 +75,13 @@ def period_bounds(
     return start, end
 
 
-_UNITS = {"m": "min", "min": "min", "h": "h", "d": "D", "w": "W"}
+_UNITS = {
+    "m": pd.Timedelta(minutes=1),
+    "min": pd.Timedelta(minutes=1),
+    "h": pd.Timedelta(hours=1),
+    "d": pd.Timedelta(days=1),
+    "w": pd.Timedelta(weeks=1),
+}
 
 
 def parse_when(value: str | None, *, now: Any, option: str = "--since") -> pd.Timestamp | None:
@@ -94,7 +100,7 @@ def parse_when(value: str | None, *, now: Any, option: str = "--since") -> pd.Ti
         except ValueError:
             amount = -1.0
         if amount >= 0:
-            return _utc(now) - pd.Timedelta(amount, unit=_UNITS[unit])
+            return _utc(now) - amount * _UNITS[unit]
     try:
         return _utc(pd.Timestamp(value))
     except (ValueError, TypeError):
