@@ -30,6 +30,7 @@ _PRIOR_WEIGHT = 2.0
 _MIN_WINDOWS_TO_SELECT = 3.0
 _BLEND = 0  # window key of the blended level (since period start + last day)
 _MAX_STRETCH = 2.5  # past windows' worth of trust given to the prior spread
+_BURST_CAP = 2.0
 _GRID = ndtri((np.arange(200) + 0.5) / 200)
 
 
@@ -303,6 +304,13 @@ def _forecasts(
 
     fp = factor(past)
     hist = y[past]
+    # A burst is a cost already paid, not a new level: cap each bucket's deseasonalised value
+    # at a few times the typical one, so a 3-hour burst adds what it cost (in so_far) plus
+    # what the forecast expects of the rest, instead of scaling the whole remainder.
+    with np.errstate(divide="ignore", invalid="ignore"), _quiet():
+        typical = np.nanmedian(np.where(fp > 0.05, hist / fp, np.nan))
+    if np.isfinite(typical) and typical > 0:
+        hist = np.minimum(hist, _BURST_CAP * typical * fp)
     # Phases that are nearly always empty say little about the level; leave them out.
     ok = np.isfinite(hist) & (fp > 0.05)
     if not ok.any():
