@@ -148,10 +148,15 @@ def project(
     weights = model.weights
     ratio = np.exp(draws)
     remaining_total = rest * ratio
+    # Centre the draws on the bias-corrected forecast (their median becomes so_far + rest), so
+    # P(overrun), read from the same draws, agrees with the projection: a limit under it has
+    # P > 0.5, one above it P < 0.5. (Not the draws' arithmetic mean: a wide log-normal's
+    # mean is dragged up by its tail.)
+    centre = _weighted_quantiles(remaining_total, weights, [0.5])[0]
+    if centre > 0 and rest > 0:
+        remaining_total = remaining_total * (rest / centre)
     q = _weighted_quantiles(remaining_total, weights, [0.025, 0.1, 0.9, 0.975])
     lo95, lo80, hi80, hi95 = (so_far + v for v in q)
-    # The bias-corrected forecast (the centre of the log-ratio distribution), not the
-    # arithmetic mean of the draws: a wide log-normal's mean is dragged up by its tail.
     projected = min(max(so_far + rest, lo80), hi80)
     p = None
     breach = None
