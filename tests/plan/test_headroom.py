@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -171,3 +172,34 @@ def test_ptu_sizing_from_forecast() -> None:
     # (30,000 + 3,000 x 4) / 2,500 = 16.8 → 17 → 15 + 5 = 20.
     assert sized["gpt-4o"].units == 20
     assert "gpt-4o-mini" not in sized
+
+
+def test_window_p99_and_p_hit_describe_the_same_event() -> None:
+    from tokenplan.plan.headroom import PeakRatio, window_peak
+
+    ds = pd.date_range("2025-01-06", periods=168, freq="1h")
+    mean = 6000 + 3000 * np.sin(np.arange(168) * 2 * np.pi / 24)
+    frame = pd.DataFrame({"unique_id": "m", "ds": ds, "mean": mean, "hi_80": mean * 1.3})
+    ratio = PeakRatio((1.2, 1.5, 2.0, 3.0), "test")
+    p99, _ = window_peak(frame, ratio)
+    # A limit just under the window's p99 is hit with more than 1% chance, just over it less.
+    _, p_under = window_peak(frame, ratio, limit=p99 * 0.98)
+    _, p_over = window_peak(frame, ratio, limit=p99 * 1.02)
+    assert p_under is not None
+    assert p_over is not None
+    assert p_under > 0.01 > p_over
+    # Far above the p99, P(hit) is not "7.8%": it is ~0.
+    _, far = window_peak(frame, ratio, limit=p99 * 2.69)
+    assert far == pytest.approx(0.0, abs=1e-3)
+
+
+def test_limits_name_their_source_and_models_without_one(tmp_path: Path) -> None:
+    from tokenplan.plan.limits import resolve_limits
+
+    shipped = resolve_limits(None, env={})
+    assert "shipped example" in shipped.source
+    assert shipped.unlimited(["no-such-model-xyz"]) == ["no-such-model-xyz"]
+    own = tmp_path / "limits.toml"
+    own.write_text("")
+    assert resolve_limits(None, env={"TOKENPLAN_LIMITS": str(own)}).source == str(own)
+    assert resolve_limits(own, env={}).rate_limits == ()

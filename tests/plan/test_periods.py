@@ -44,3 +44,19 @@ def test_naive_means_utc_and_bad_values_raise() -> None:
         period_bounds(utc("2024-05-15T00:00Z"), "year")
     with pytest.raises(InvalidInput, match="time zone"):
         period_bounds(utc("2024-05-15T00:00Z"), "day", "Mars/Olympus")
+
+
+def test_parse_when_reads_spans_before_now_and_iso_times() -> None:
+    import pytest
+
+    from tokenplan.errors import InvalidInput
+    from tokenplan.plan.periods import parse_when
+
+    now = pd.Timestamp("2025-03-10 12:00", tz="UTC")
+    assert parse_when("7d", now=now) == pd.Timestamp("2025-03-03 12:00", tz="UTC")
+    assert parse_when("1.5h", now=now) == pd.Timestamp("2025-03-10 10:30", tz="UTC")
+    assert parse_when("2w", now=now) == pd.Timestamp("2025-02-24 12:00", tz="UTC")
+    assert parse_when("2025-03-01T00:00:00Z", now=now) == pd.Timestamp("2025-03-01", tz="UTC")
+    assert parse_when(None, now=now) is None
+    with pytest.raises(InvalidInput, match="--until '7x'"):
+        parse_when("7x", now=now, option="--until")

@@ -16,7 +16,7 @@ from tokenplan.cli.output import OutputFormat, iso, plain
 from tokenplan.cli.series_input import load_series
 from tokenplan.errors import InvalidInput
 from tokenplan.events import DIMENSIONS, parse_timestamp
-from tokenplan.plan.periods import Period, check_tz
+from tokenplan.plan.periods import Period, check_tz, parse_when
 from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
 
@@ -103,43 +103,105 @@ def budget(
         "budgets.toml"
     ),
     as_of: Annotated[
-        str | None, typer.Option("--as-of", help="Judge on data up to this time.")
+        str | None,
+        typer.Option("--as-of", help="Judge on data up to this time (ISO, or 1d = a day ago)."),
     ] = None,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", help="json or table.")
+    ] = OutputFormat.table,
     db: DbOption = None,
 ) -> None:
-    """Spend against each budget: so far, projected, overrun chance and alerts."""
+    """Spend against each budget: so far, projected, overrun chance and alerts.
+
+    Exits 1 when any alert is critical (a budget breached or likely to be), so a cron job or CI
+    step can act on it; 0 otherwise.
+    """
     from tokenplan.plan.budgets import evaluate_budgets, load_budgets, scopes_needed
 
     budgets = load_budgets(config)
     with open_store(resolve_db_path(db)) as store:
+        end = store.summary().end
+        cut = parse_when(
+            as_of, now=end if end is not None else pd.Timestamp.now(UTC), option="--as-of"
+        )
         spend = {
             scope: store.series("cost_usd", "1h", () if scope == "all" else (scope,))
             for scope in scopes_needed(budgets)
         }
-    statuses = evaluate_budgets(budgets, spend, as_of=_when(as_of, "--as-of"))
+    statuses = evaluate_budgets(budgets, spend, as_of=cut)
+    critical = any(a.severity == "critical" for s in statuses for a in s.alerts)
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps({"budgets": [_budget_json(s) for s in statuses]}))
+    else:
+        _budget_table(statuses, config)
+    if critical:
+        raise typer.Exit(1)
+
+
+def _budget_json(s: Any) -> dict[str, Any]:
+    p, b = s.projection, s.budget
+    rate = float(b.amount) / s.limit_usd if s.limit_usd else None
+
+    def local(usd: float | None) -> float | None:
+        return None if usd is None or rate is None else usd * rate
+
+    return {
+        "name": b.name,
+        "period": b.period.value,
+        "currency": b.currency,
+        "amount": plain(b.amount),
+        "amount_usd": s.limit_usd,
+        "so_far": local(p.so_far if p else None),
+        "so_far_usd": p.so_far if p else None,
+        "projected": local(p.projected if p else None),
+        "projected_usd": p.projected if p else None,
+        "lo_80": local(p.lo_80 if p else None),
+        "hi_80": local(p.hi_80 if p else None),
+        "p_over_limit": s.p_overrun,
+        "breached": bool(p and s.limit_usd is not None and p.so_far > s.limit_usd),
+        "breach_at": None if p is None or p.breach_at is None else iso(p.breach_at),
+        "alerts": [
+            {"kind": a.kind, "severity": a.severity, "message": a.message} for a in s.alerts
+        ],
+    }
+
+
+def _budget_table(statuses: list[Any], config: Path) -> None:
     table = Table(title=f"budgets ({config})")
     for col in (
         "budget",
         "period",
-        "limit $",
-        "spent $",
-        "projected $",
-        "80% range $",
+        "limit",
+        "spent",
+        "projected",
+        "80% range",
         "P(over)",
         "breach",
     ):
         table.add_column(col, justify="left" if col in ("budget", "period", "breach") else "right")
     for s in statuses:
-        p = s.projection
+        row = _budget_json(s)
+        cur = row["currency"]
+
+        def money(key: str, row: dict[str, Any] = row, cur: str = cur) -> str:
+            value = row[key]
+            return "—" if value is None else f"{value:,.2f} {cur}"
+
+        breach = row["breach_at"] or "—"
+        if row["breached"] and row["breach_at"]:
+            breach = f"breached on {row['breach_at'][:10]}"
+        elif row["breach_at"]:
+            breach = f"expected {row['breach_at']}"
         table.add_row(
-            s.budget.name,
-            s.budget.period.value,
-            "—" if s.limit_usd is None else f"{s.limit_usd:,.2f}",
-            "—" if p is None else f"{p.so_far:,.2f}",
-            "—" if p is None else f"{p.projected:,.2f}",
-            "—" if p is None else f"{p.lo_80:,.2f}–{p.hi_80:,.2f}",
-            "—" if s.p_overrun is None else f"{s.p_overrun:.0%}",
-            "—" if p is None or p.breach_at is None else iso(p.breach_at),
+            row["name"],
+            row["period"],
+            f"{float(s.budget.amount):,.2f} {cur}"
+            + ("" if cur == "USD" or s.limit_usd is None else f" (${s.limit_usd:,.2f})"),
+            money("so_far"),
+            money("projected"),
+            "—" if row["lo_80"] is None else f"{row['lo_80']:,.2f}–{row['hi_80']:,.2f} {cur}",
+            "—" if row["p_over_limit"] is None else f"{row['p_over_limit']:.0%}",
+            breach,
         )
     console.print(table)
     for s in statuses:
@@ -156,11 +218,13 @@ def headroom(
     db: DbOption = None,
 ) -> None:
     """Forecast busiest-minute use against each rate limit; the tier or PTUs that hold p99."""
+    import os
+
     from tokenplan.forecast import forecast as run_forecast
     from tokenplan.plan.headroom import learn_peak_ratio, plan_headroom, size_ptu
-    from tokenplan.plan.limits import load_limits
+    from tokenplan.plan.limits import resolve_limits
 
-    config = load_limits(limits)
+    config = resolve_limits(limits, env=os.environ)
     with open_store(resolve_db_path(db)) as store:
         forecasts, ratios = {}, {}
         width = store.bucket_seconds()
@@ -212,6 +276,9 @@ def headroom(
     notes = {r.note for r in rows}
     for note in sorted(notes):
         console.print(f"[dim]{note}[/dim]")
+    seen = sorted({str(m) for f in forecasts.values() for m in f["unique_id"].unique()})
+    for model in config.unlimited(seen):
+        console.print(f"{model}: no rate limit configured in {config.source}; add one to check it.")
     if not rows:
         console.print("no configured limit matches the models in the store.")
 
@@ -222,6 +289,15 @@ def spikes(
     by: Annotated[str, typer.Option(help="Dimension to attribute a spike to.")] = "model",
     freq: Annotated[str, typer.Option(help="Bucket width.")] = "1h",
     recent: Annotated[int, typer.Option(help="How many newest buckets to check.", min=1)] = 24,
+    k: Annotated[
+        int, typer.Option("--k", help="Buckets in a row above the band that make a spike.", min=1)
+    ] = 2,
+    since: Annotated[
+        str | None, typer.Option(help="Read data from this time (ISO, or 7d = a week ago).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Read data up to this time (ISO, or 1d = a day ago).")
+    ] = None,
     tz: Annotated[
         str, typer.Option("--tz", help="Time zone for the 'usual for 03:00' label.")
     ] = "UTC",
@@ -234,8 +310,17 @@ def spikes(
         raise InvalidInput(f"--by {by!r} is not a dimension; use one of {', '.join(DIMENSIONS)}.")
     check_tz(tz)
     with open_store(resolve_db_path(db)) as store:
-        frame = store.series(metric, freq, (by,))
-    found = find_anomalies(frame, recent=recent, dimension=by, tz=tz, metric=metric)
+        end = store.summary().end
+        now = end if end is not None else pd.Timestamp.now(UTC)
+        start, stop = parse_when(since, now=now), parse_when(until, now=now, option="--until")
+        frame = store.series(
+            metric,
+            freq,
+            (by,),
+            None if start is None else start.to_pydatetime(),
+            None if stop is None else stop.to_pydatetime(),
+        )
+    found = find_anomalies(frame, recent=recent, k=k, dimension=by, tz=tz, metric=metric)
     table = Table(title=f"spikes and drops in the last {recent} x {freq} of {metric}")
     for col in ("kind", "start", "buckets", "actual", "usual", "size", "cause"):
         table.add_column(

@@ -26,6 +26,7 @@ period = "week"
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -136,6 +137,9 @@ def _decimal(value: Any, where: str, key: str) -> Decimal:
 
 
 def _budget(item: dict[str, Any], where: str) -> Budget:
+    if item.get("name"):
+        where = f"{where} ({item['name']!r})"
+    key = "scope"
     try:
         scope = str(item.get("scope", "all"))
         if scope not in SCOPES:
@@ -143,25 +147,34 @@ def _budget(item: dict[str, Any], where: str) -> Budget:
         match = item.get("match")
         if scope != "all" and not match:
             raise ConfigError(f"{where}: scope '{scope}' needs a 'match' value (which {scope}).")
+        key = "thresholds"
         thresholds = tuple(float(t) for t in item.get("thresholds", (0.8, 1.0)))
         if any(t <= 0 for t in thresholds):
             raise ConfigError(f"{where}: thresholds must be positive shares such as 0.8 or 1.0.")
         if "amount" not in item:
             raise ConfigError(f"{where}: field 'amount' is missing; add it.")
+        amount = _decimal(item["amount"], where, "amount")
+        key = "period"
+        period = parse_period(str(item.get("period", "month")))
+        key = "tz"
+        tz = check_tz(str(item.get("tz", "UTC")))
+        key = "currency"
         return Budget(
             name=str(item.get("name") or (f"{scope} {match}" if match else "all")),
-            amount=_decimal(item["amount"], where, "amount"),
+            amount=amount,
             currency=str(item.get("currency", "USD")).upper(),
-            period=parse_period(str(item.get("period", "month"))),
+            period=period,
             scope=scope,
             match=str(match) if match else None,
             thresholds=tuple(sorted(thresholds)),
-            tz=check_tz(str(item.get("tz", "UTC"))),
+            tz=tz,
         )
+    except ConfigError:
+        raise  # already names file, budget and key: wrapping again would repeat them
     except InvalidInput as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise ConfigError(f"{where}: field '{key}': {exc}") from None
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}.") from None
+        raise ConfigError(f"{where}: field '{key}': {exc}.") from None
 
 
 def _limit_usd(
@@ -208,15 +221,24 @@ def _evaluate(
 ) -> BudgetStatus:
     limit = _limit_usd(budget, config_fx, fx)
     frame = spend.get(budget.scope)
+    known: list[str] = []
     if frame is not None and budget.scope != "all":
+        known = sorted(set(frame["unique_id"].dropna().astype(str)))
         frame = frame[frame["unique_id"].astype(str) == budget.match]
     if frame is None or frame.empty:
-        alert = Alert(
-            kind="budget_config",
-            severity="info",
-            subject=budget.name,
-            message=f"no spend recorded for {budget.scope} {budget.match or ''}".strip() + ".",
-        )
+        message = f"no spend recorded for {budget.scope} {budget.match or ''}".strip() + "."
+        severity = "info"
+        if known and budget.match not in known:
+            # Most often a typo in `match`: name what exists so the fix is obvious.
+            close = difflib.get_close_matches(str(budget.match), known, n=3, cutoff=0.5)
+            hint = close or known[:5]
+            word = "closest" if close else "existing"
+            message = (
+                f"{budget.name}: match {budget.match!r} selects no {budget.scope}; "
+                f"{word} values: {', '.join(repr(v) for v in hint)}."
+            )
+            severity = "warning"
+        alert = Alert(kind="budget_config", severity=severity, subject=budget.name, message=message)
         return BudgetStatus(budget=budget, limit_usd=limit, projection=None, alerts=(alert,))
     try:
         proj = project(
@@ -243,21 +265,34 @@ def _evaluate(
     )
 
 
+def _money(budget: Budget, usd: float, limit_usd: float) -> str:
+    """An amount in the budget's own currency, with USD beside it when that differs."""
+    if budget.currency == "USD":
+        return f"${usd:,.2f}"
+    per_usd = float(budget.amount) / limit_usd if limit_usd > 0 else 0.0
+    return f"{usd * per_usd:,.2f} {budget.currency} (${usd:,.2f})"
+
+
 def _alerts(budget: Budget, limit: float, proj: Projection) -> list[Alert]:
     out = []
     for share in budget.thresholds:
         level = limit * share
         severity = "critical" if share >= 1 else "warning"
         if proj.so_far >= level:
+            at = _crossed_at(proj, level)
+            when = "" if at is None else f" on {at.strftime('%Y-%m-%d %H:%M')} UTC"
+            verb = "breached" if share >= 1 else "reached"
             out.append(
                 Alert(
                     kind="budget_reached",
                     severity=severity,
                     subject=budget.name,
                     message=(
-                        f"{budget.name}: ${proj.so_far:,.2f} spent, {share:.0%} of the "
-                        f"${limit:,.2f} {budget.period.value} budget is reached."
+                        f"{budget.name}: {share:.0%} of the {_money(budget, limit, limit)} "
+                        f"{budget.period.value} budget {verb}{when}; "
+                        f"{_money(budget, proj.so_far, limit)} spent."
                     ),
+                    at=at,
                     value=proj.so_far,
                     threshold=level,
                     probability=1.0,
@@ -273,12 +308,22 @@ def _alerts(budget: Budget, limit: float, proj: Projection) -> list[Alert]:
                     subject=budget.name,
                     message=(
                         f"{budget.name}: {p:.0%} chance of passing {share:.0%} of the "
-                        f"${limit:,.2f} {budget.period.value} budget (projected "
-                        f"${proj.projected:,.2f}, 80% range ${proj.lo_80:,.2f}–${proj.hi_80:,.2f})."
+                        f"{_money(budget, limit, limit)} {budget.period.value} budget "
+                        f"(projected {_money(budget, proj.projected, limit)}, 80% range "
+                        f"{_money(budget, proj.lo_80, limit)} to "
+                        f"{_money(budget, proj.hi_80, limit)})."
                     ),
+                    at=proj.breach_at if share >= 1 else None,
                     value=proj.projected,
                     threshold=level,
                     probability=p,
                 )
             )
     return out
+
+
+def _crossed_at(proj: Projection, level: float) -> pd.Timestamp | None:
+    """When the running spend passed ``level`` (from the data), if the projection knows."""
+    if proj.limit is not None and abs(proj.limit - level) < 1e-9 * max(level, 1.0):
+        return proj.breach_at
+    return None

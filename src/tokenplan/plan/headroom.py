@@ -27,6 +27,7 @@ __all__ = [
     "peak_minutes",
     "plan_headroom",
     "size_ptu",
+    "window_peak",
 ]
 
 # Used when there is no minute-level history: the bursty Azure 2023 code service showed a
@@ -135,6 +136,44 @@ def peak_minutes(
     return out
 
 
+def window_peak(
+    forecast: pd.DataFrame,
+    ratio: PeakRatio,
+    *,
+    scale: float = 1.0,
+    limit: float | None = None,
+    q: float = 0.99,
+) -> tuple[float, float | None]:
+    """The ``q`` quantile of the whole window's busiest minute, and P(it exceeds ``limit``).
+
+    Both describe one event (the busiest minute anywhere in the window), so P(hit) is above
+    ``1 - q`` exactly when the p99 peak is above the limit. Buckets are taken as independent.
+    """
+    total = forecast.groupby("ds", as_index=False).sum(numeric_only=True).sort_values("ds")
+    if total.empty:
+        return 0.0, None if limit is None else 0.0
+    minutes = _bucket_minutes(forecast)
+    mean = total["mean"].to_numpy(float) * scale / minutes
+    sig = _sigma(total)
+    r = np.asarray(ratio.samples, float)
+    draws = mean[:, None, None] * np.exp(
+        sig[:, None, None] * _Z[None, :, None] - sig[:, None, None] ** 2 / 2
+    )
+    peaks = np.sort((draws * r[None, None, :]).reshape(len(total), -1), axis=1)
+
+    def p_below(x: float) -> float:
+        # P(every bucket's busiest minute <= x), from each bucket's sorted draws.
+        share = np.array([np.searchsorted(row, x, side="right") for row in peaks]) / peaks.shape[1]
+        return float(np.prod(share))
+
+    lo, hi = float(peaks[:, 0].min()), float(peaks[:, -1].max())
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if p_below(mid) < q else (lo, mid)
+    p_hit = None if limit is None else 1.0 - p_below(limit)
+    return hi, p_hit
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Headroom:
     """One limit of one tier against the forecast busiest minute of the coming buckets."""
@@ -233,14 +272,22 @@ def plan_headroom(
                     continue
                 p = peaks[kind]
                 ratio = p.attrs["ratio"]
+                tier_frame = _metric_frame(forecasts, tier, kind)[0]
+                tier_scale = _scale(kind, tier, cache_read_share)
                 hit = peak_minutes(
-                    _metric_frame(forecasts, tier, kind)[0],  # type: ignore[arg-type]
+                    tier_frame,  # type: ignore[arg-type]
                     ratio,
-                    scale=_scale(kind, tier, cache_read_share),
+                    scale=tier_scale,
                     limit=value,
                 )["p_hit"].to_numpy()
                 risky = np.flatnonzero(hit > threshold)
-                p99 = float(p["p99_peak"].max())
+                # p99 and P(hit) of the same event: the window's busiest minute.
+                p99, p_window = window_peak(
+                    tier_frame,  # type: ignore[arg-type]
+                    ratio,
+                    scale=tier_scale,
+                    limit=value,
+                )
                 rows.append(
                     Headroom(
                         provider=provider,
@@ -252,7 +299,7 @@ def plan_headroom(
                         expected_peak=float(p["expected_peak"].max()),
                         p99_peak=p99,
                         headroom=value - p99,
-                        p_hit_max=float(hit.max()) if len(hit) else 0.0,
+                        p_hit_max=float(p_window or 0.0),
                         first_risk_at=pd.Timestamp(p["ds"].iloc[risky[0]]) if len(risky) else None,
                         holding_tier=holding,
                         note=f"busiest minute per hour: {ratio.source}",

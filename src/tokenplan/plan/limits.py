@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from importlib import resources
@@ -19,6 +20,7 @@ __all__ = [
     "RateLimit",
     "load_limits",
     "ptu_units",
+    "resolve_limits",
 ]
 
 # Per-minute limit kinds and the usage metric each one counts.
@@ -100,6 +102,10 @@ class LimitsConfig:
         """Distinct ``(provider, family)`` pairs in file order."""
         return list(dict.fromkeys((r.provider, r.family) for r in self.rate_limits))
 
+    def unlimited(self, models: Sequence[str]) -> list[str]:
+        """The ``models`` no configured rate limit matches, so no headroom is computed for them."""
+        return [m for m in models if not any(r.matches(m) for r in self.rate_limits)]
+
 
 def ptu_units(
     input_tpm: float,
@@ -117,6 +123,18 @@ def ptu_units(
     if raw <= minimum:
         return minimum
     return minimum + math.ceil((raw - minimum) / increment) * increment
+
+
+def resolve_limits(
+    path: str | Path | None = None, *, env: Mapping[str, str] | None = None
+) -> LimitsConfig:
+    """The limits every command and the report use, with ``.source`` naming where they came from.
+
+    ``path`` first, then ``TOKENPLAN_LIMITS`` in ``env``, then the dated example shipped with
+    tokenplan (its ``source`` says so, so no output can pass it off as the user's limits).
+    """
+    chosen = path if path is not None else (env or {}).get("TOKENPLAN_LIMITS") or None
+    return load_limits(chosen)
 
 
 def load_limits(path: str | Path | None = None) -> LimitsConfig:

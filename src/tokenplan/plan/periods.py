@@ -10,7 +10,7 @@ import pandas as pd
 
 from tokenplan.errors import InvalidInput
 
-__all__ = ["Period", "check_tz", "parse_period", "period_bounds"]
+__all__ = ["Period", "check_tz", "parse_period", "parse_when", "period_bounds"]
 
 
 class Period(StrEnum):
@@ -73,3 +73,38 @@ def period_bounds(
     if _utc(at) < start:
         return period_bounds(start - pd.Timedelta(microseconds=1), kind, tz)
     return start, end
+
+
+_UNITS = {
+    "m": pd.Timedelta(minutes=1),
+    "min": pd.Timedelta(minutes=1),
+    "h": pd.Timedelta(hours=1),
+    "d": pd.Timedelta(days=1),
+    "w": pd.Timedelta(weeks=1),
+}
+
+
+def parse_when(value: str | None, *, now: Any, option: str = "--since") -> pd.Timestamp | None:
+    """An absolute ISO time, or ``7d`` / ``12h`` / ``30m`` / ``2w`` before ``now``, as UTC.
+
+    The one relative-time parser of the planning commands: ``--since 7d`` is seven days before
+    ``now`` (the data's last timestamp, so a replayed trace behaves like live data).
+    """
+    if value is None:
+        return None
+    text = value.strip().lower()
+    number, unit = text.rstrip("abcdefghijklmnopqrstuvwxyz"), text.lstrip("0123456789.")
+    if number and unit in _UNITS:
+        try:
+            amount = float(number)
+        except ValueError:
+            amount = -1.0
+        if amount >= 0:
+            return _utc(now) - amount * _UNITS[unit]
+    try:
+        return _utc(pd.Timestamp(value))
+    except (ValueError, TypeError):
+        raise InvalidInput(
+            f"{option} {value!r} is neither an ISO 8601 time nor a span before now such as "
+            "7d, 12h, 30m or 2w."
+        ) from None

@@ -100,7 +100,7 @@ def find_anomalies(
     recent: int = 24,
     band: pd.DataFrame | None = None,
     level: float = 99.0,
-    k: int = 3,
+    k: int = 2,
     drop_k: int = 2,
     drop_share: float = 0.1,
     min_ratio: float = 2.0,

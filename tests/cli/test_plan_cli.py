@@ -1,0 +1,180 @@
+"""`tokenplan budget | spikes | project` through the real CLI on a real DuckDB file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tokenplan", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={"COLUMNS": "250", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def _store(tmp_path: Path, frame: pd.DataFrame, name: str) -> Path:
+    csv = tmp_path / f"{name}.csv"
+    frame.to_csv(csv, index=False)
+    db = tmp_path / f"{name}.duckdb"
+    out = _run("import", str(csv), "--db", str(db))
+    assert out.returncode == 0, out.stdout + out.stderr
+    return db
+
+
+@pytest.fixture(scope="module")
+def spend_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # $1/h for the support bot from 2025-03-03 00:00 to 2025-03-05 11:00 (noon on day 3).
+    ts = pd.date_range("2025-03-03", "2025-03-05 11:00", freq="1h")
+    frame = pd.DataFrame(
+        {
+            "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "model": "gpt-4o",
+            "requests": 10,
+            "input_tokens": 1000,
+            "output_tokens": 100,
+            "cost_usd": 1.0,
+            "feature": "support-bot",
+            "team": "research",
+        }
+    )
+    return _store(tmp_path_factory.mktemp("spend"), frame, "spend")
+
+
+def _budgets(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "budgets.toml"
+    path.write_text(body)
+    return path
+
+
+BREACHED = """
+[fx]
+currency = "CNY"
+per_usd = 8
+
+[[budget]]
+name = "daily"
+amount = 10
+period = "day"
+
+[[budget]]
+name = "bot in yuan"
+scope = "feature"
+match = "support-bot"
+amount = 400
+currency = "CNY"
+period = "day"
+"""
+
+
+def test_budget_exits_1_on_a_critical_alert_and_says_breached_on(
+    spend_db: Path, tmp_path: Path
+) -> None:
+    out = _run("budget", "--db", str(spend_db), "--config", str(_budgets(tmp_path, BREACHED)))
+    assert out.returncode == 1, out.stdout + out.stderr
+    # $12 spent by 11:00 on a $10 day: the 10th dollar is spent by 10:00 on 2025-03-05.
+    assert "breached on 2025-03-05" in out.stdout
+    assert "expected" not in out.stdout.split("bot in yuan")[0].split("daily")[-1]
+
+
+def test_budget_json_is_in_the_budgets_own_currency(spend_db: Path, tmp_path: Path) -> None:
+    config = _budgets(tmp_path, BREACHED)
+    out = _run("budget", "--db", str(spend_db), "--config", str(config), "--format", "json")
+    assert out.returncode == 1, out.stderr
+    rows = {b["name"]: b for b in json.loads(out.stdout)["budgets"]}
+    daily, bot = rows["daily"], rows["bot in yuan"]
+    assert daily["breached"] is True
+    assert daily["breach_at"].startswith("2025-03-05T10")
+    assert any(a["severity"] == "critical" for a in daily["alerts"])
+    assert bot["currency"] == "CNY"
+    assert bot["amount_usd"] == pytest.approx(50.0)
+    assert bot["so_far"] == pytest.approx(12 * 8.0)  # yuan
+    assert bot["so_far_usd"] == pytest.approx(12.0)
+    assert bot["breached"] is False
+
+
+def test_budget_alerts_quote_yuan_with_usd_beside(spend_db: Path, tmp_path: Path) -> None:
+    config = _budgets(
+        tmp_path,
+        '[fx]\ncurrency = "CNY"\nper_usd = 8\n\n[[budget]]\nname = "yuan"\n'
+        'amount = 80\ncurrency = "CNY"\nperiod = "day"\nthresholds = [0.5]\n',
+    )
+    out = _run("budget", "--db", str(spend_db), "--config", str(config), "--format", "json")
+    assert out.returncode == 0, out.stderr  # a 50% warning is not critical
+    (alert,) = json.loads(out.stdout)["budgets"][0]["alerts"]
+    assert alert["severity"] == "warning"
+    assert "80.00 CNY ($10.00)" in alert["message"]
+    assert "96.00 CNY ($12.00) spent" in alert["message"]
+
+
+def test_budget_match_typo_names_the_closest_value(spend_db: Path, tmp_path: Path) -> None:
+    config = _budgets(
+        tmp_path,
+        '[[budget]]\nname = "bot"\nscope = "feature"\nmatch = "suport-bot"\namount = 100\n',
+    )
+    out = _run("budget", "--db", str(spend_db), "--config", str(config))
+    assert out.returncode == 0, out.stderr
+    assert "'suport-bot' selects no feature; closest values: 'support-bot'" in out.stdout
+
+
+def test_budget_config_error_names_file_budget_and_key_once(spend_db: Path, tmp_path: Path) -> None:
+    config = _budgets(tmp_path, '[[budget]]\nname = "weekly"\namount = 100\nperiod = "fortnight"\n')
+    out = _run("budget", "--db", str(spend_db), "--config", str(config))
+    assert out.returncode == 2
+    message = (out.stdout + out.stderr).strip()
+    assert str(config) in message
+    assert "'weekly'" in message
+    assert "period" in message
+    assert message.count(str(config)) == 1
+    assert message.count("fortnight") == 1
+
+
+def _hourly(days: int, burst: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    ts = pd.date_range("2025-03-01", periods=days * 24, freq="1h")
+    usual = 100 + 60 * np.sin(2 * np.pi * (ts.hour.to_numpy() - 6) / 24)
+    y = rng.poisson(usual).astype(float)
+    if burst:
+        y[-6:-4] = 5 * (usual[-6:-4] * 1.3)  # two buckets at ~5x the upper band
+    return pd.DataFrame(
+        {
+            "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "model": "gpt-4o",
+            "requests": y.astype(int),
+            "input_tokens": (y * 100).astype(int),
+            "output_tokens": (y * 10).astype(int),
+        }
+    )
+
+
+def test_spikes_default_k_catches_a_two_bucket_burst(tmp_path: Path) -> None:
+    db = _store(tmp_path, _hourly(14, burst=True), "burst")
+    out = _run("spikes", "--db", str(db))
+    assert out.returncode == 0, out.stderr
+    assert "spike" in out.stdout
+    assert "nothing unusual" not in out.stdout
+    strict = _run("spikes", "--db", str(db), "--k", "3")
+    assert "nothing unusual" in strict.stdout
+
+
+def test_spikes_default_k_leaves_ordinary_peaks_alone(tmp_path: Path) -> None:
+    db = _store(tmp_path, _hourly(14, burst=False), "calm")
+    out = _run("spikes", "--db", str(db), "--since", "7d")
+    assert out.returncode == 0, out.stderr
+    assert "nothing unusual" in out.stdout
+
+
+def test_spikes_rejects_a_bad_relative_time(tmp_path: Path) -> None:
+    db = _store(tmp_path, _hourly(3, burst=False), "bad")
+    out = _run("spikes", "--db", str(db), "--until", "yesterday-ish")
+    assert out.returncode == 2
+    assert "--until 'yesterday-ish'" in out.stdout + out.stderr
