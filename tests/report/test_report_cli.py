@@ -9,7 +9,7 @@ import pytest
 
 from conftest import seasonal_naive, usage_rows
 from tokenplan.cli import main
-from tokenplan.report import build as build_module
+from tokenplan import capacity as build_module
 from tokenplan.store import DuckDBStore
 
 

@@ -18,20 +18,14 @@ from tokenplan.plan.budgets import BudgetsConfig, BudgetStatus, evaluate_budgets
 from tokenplan.plan.projection import Projection, project
 from tokenplan.report import formatting as fmt
 from tokenplan.report.model import AlertRow, BudgetRow, Card, Currency, Section, Status
-from tokenplan.store import DuckDBStore
+from tokenplan.store.queries import UsageQueries
+from tokenplan.timestamps import iso_utc as _iso
 
 __all__ = ["budget_rows", "budgets_section", "month_end_card", "spend_frames"]
 
 
-def _iso(value: Any) -> str:
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def spend_frames(
-    store: DuckDBStore, scopes: set[str], since: datetime, until: datetime
+    store: UsageQueries, scopes: set[str], since: datetime, until: datetime
 ) -> dict[str, pd.DataFrame]:
     """Hourly USD spend per scope: ``all`` is the total, others are split by that dimension."""
     return {
@@ -41,7 +35,7 @@ def spend_frames(
 
 
 def budgets_section(
-    store: DuckDBStore,
+    store: UsageQueries,
     budgets: BudgetsConfig | None,
     *,
     fx: Any,

@@ -6,13 +6,11 @@ configuration is missing, the section says so instead of showing numbers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
-from tokenplan.errors import TokenplanError
 from tokenplan.report.budgets import month_end_card
 from tokenplan.report.model import (
     Card,
@@ -22,7 +20,8 @@ from tokenplan.report.model import (
     Section,
     SpikeRow,
 )
-from tokenplan.store import DuckDBStore
+from tokenplan.store.queries import UsageQueries
+from tokenplan.timestamps import iso_utc
 
 LEVELS = (80, 95)
 # Minute history that far back is enough to learn how spiky the busiest minute of an hour is.
@@ -34,47 +33,12 @@ def unavailable(note: str, items: list[Any] | None = None) -> Section[Any]:
     return Section(available=False, note=note, items=items or [])
 
 
-def iso(value: Any) -> str:
-    """A timestamp as ISO 8601 UTC with ``Z``."""
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def model_forecasts(
-    store: DuckDBStore,
-    forecaster: Callable[..., Any] | None,
-    *,
-    since: datetime,
-    horizon: int,
-) -> dict[str, pd.DataFrame] | str:
-    """Per-model forecasts of requests and tokens (metric → ``unique_id`` = model), or why not.
-
-    One forecaster call per metric (series of one unit are forecast together); rate-limit
-    headroom and costed advice share the result.
-    """
-    if forecaster is None:
-        return "no forecast of requests and tokens per model"
-    out: dict[str, pd.DataFrame] = {}
-    for metric in ("requests", "input_tokens", "output_tokens", "cache_read_tokens"):
-        frame = store.series(metric, "1h", ("model",), since)
-        if frame.empty or not frame["y"].fillna(0).any():
-            continue
-        frame["y"] = frame["y"].fillna(0.0).astype(float)
-        try:
-            result = forecaster(frame, horizon=horizon, freq="1h", levels=LEVELS).frame
-        except (TokenplanError, ValueError) as exc:
-            # One failed section must not cost the reader the rest of the report.
-            return f"the per-model {metric.replace('_', ' ')} forecast failed: {exc}"
-        out[metric] = result.assign(ds=pd.to_datetime(result["ds"]))
-    if not out:
-        return "the usage has no requests or token counts per model"
-    return out
+# Kept under its old name for the report modules that import it.
+iso = iso_utc
 
 
 def headroom_section(
-    store: DuckDBStore,
+    store: UsageQueries,
     limits: Any,
     forecasts: dict[str, pd.DataFrame] | str,
     *,
@@ -92,11 +56,11 @@ def headroom_section(
         return unavailable(forecasts)
     forecasts = {m: f for m, f in forecasts.items() if m != "cache_read_tokens"}
     ratios = {}
-    if _finest_bucket_s(store, since) <= 60:
+    if store.widest_bucket_seconds(since) <= 60:
         recent = (as_of - pd.Timedelta(days=PEAK_RATIO_DAYS)).to_pydatetime()
         for metric in forecasts:
             ratios[metric] = learn_peak_ratio(store.series(metric, "1min", (), recent))
-    rows = plan_headroom(forecasts, limits, ratios, cache_read_share=_cache_share(store, since))
+    rows = plan_headroom(forecasts, limits, ratios, cache_read_share=store.cache_read_share(since))
     return Section(
         available=True,
         note="" if rows else "no configured limit matches the models in the store",
@@ -118,25 +82,7 @@ def headroom_section(
     )
 
 
-def _finest_bucket_s(store: DuckDBStore, since: datetime) -> int:
-    """Widest bucket in the window: minute peaks are only learnable from minute-or-finer rows."""
-    row = store.connection.execute(
-        "SELECT coalesce(max(bucket_s), 0) FROM usage WHERE ts >= ?", [since.replace(tzinfo=None)]
-    ).fetchall()
-    return int(row[0][0])
-
-
-def _cache_share(store: DuckDBStore, since: datetime) -> float:
-    row = store.connection.execute(
-        "SELECT coalesce(sum(cache_read_tokens), 0), coalesce(sum(input_tokens), 0) "
-        "FROM usage WHERE ts >= ?",
-        [since.replace(tzinfo=None)],
-    ).fetchall()
-    cached, total = (float(v) for v in row[0])
-    return cached / total if total > 0 else 0.0
-
-
-def spikes_section(store: DuckDBStore, metric: str, since: datetime) -> Section[SpikeRow]:
+def spikes_section(store: UsageQueries, metric: str, since: datetime) -> Section[SpikeRow]:
     """Spikes and drops in the newest day of hourly usage, attributed to a model."""
     try:
         from tokenplan.plan.spikes import find_anomalies
@@ -170,7 +116,7 @@ def spikes_section(store: DuckDBStore, metric: str, since: datetime) -> Section[
 
 def cards(
     report: Report,
-    store: DuckDBStore,
+    store: UsageQueries,
     as_of: pd.Timestamp,
     fx: Currency | None,
     spend_all: pd.DataFrame | None = None,
