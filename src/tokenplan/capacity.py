@@ -12,6 +12,7 @@ total's): the total never depends on which split is asked for.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,8 +31,10 @@ __all__ = [
     "ForecastLike",
     "Forecaster",
     "PlanSettings",
+    "Planner",
     "cohere",
     "make_plan",
+    "open_planner",
 ]
 
 OTHER = "(other)"
@@ -309,3 +312,36 @@ def _model_forecasts(
     if not out:
         return "the usage has no requests or token counts per model"
     return out
+
+
+class Planner:
+    """A store opened for planning: ``tp.open("usage.duckdb").plan(horizon_hours=168)``."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self.store = store
+
+    def plan(self, *, forecaster: Forecaster | None = None, **settings: object) -> CapacityPlan:
+        """The capacity plan of the store's usage; ``settings`` are `PlanSettings` fields."""
+        return make_plan(self.store, settings=PlanSettings(**settings), forecaster=forecaster)  # type: ignore[arg-type]
+
+    def series(self, metric: str, freq: str = "1h", by: Sequence[str] = ()) -> pd.DataFrame:
+        """A tidy ``unique_id, ds, y`` frame of ``metric`` (what `tokenplan.forecast` takes)."""
+        return self.store.series(metric, freq, tuple(by))
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+    def __enter__(self) -> Planner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_planner(path: str | os.PathLike[str] | None = None) -> Planner:
+    """Open a DuckDB store (default ``tokenplan.duckdb`` or ``TOKENPLAN_DB``) for planning."""
+    from tokenplan.store import open_store
+    from tokenplan.store.duckdb_store import resolve_db_path
+
+    return Planner(open_store(resolve_db_path(path)))

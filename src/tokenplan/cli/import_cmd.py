@@ -12,7 +12,7 @@ from rich.table import Table
 from tokenplan.cli.app import DbOption, app, console
 from tokenplan.collect import FORMATS, ImportSummary, import_file
 from tokenplan.errors import InvalidInput
-from tokenplan.prices import PriceBook
+from tokenplan.pricing import PriceBook
 from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
 
