@@ -10,7 +10,7 @@ tokenplan`` stays fast for the SDK wrapper and the collectors.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import typing
 
 from tokenplan.errors import (
     ConfigError,
@@ -23,7 +23,7 @@ from tokenplan.errors import (
 )
 from tokenplan.events import UsageEvent
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from tokenplan import forecast
     from tokenplan.capacity import CapacityPlan, Planner, PlanSettings, make_plan
     from tokenplan.capacity import open_planner as open
@@ -69,7 +69,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'tokenplan' has no attribute {name!r}")
     import importlib

@@ -109,7 +109,8 @@ def forecast_week(plan: CapacityPlan, path: Path) -> Table:
         table.add_column(uid.removeprefix("model="), justify="right")
     days = fc.groupby(fc["ds"].dt.floor("D"))["ds"].nunique()
     for day, hours in days.items():
-        start, end = pd.Timestamp(day), pd.Timestamp(day) + pd.Timedelta(days=1)
+        start = pd.Timestamp(str(day))
+        end = start + pd.Timedelta(days=1)
         cells = []
         for uid in series:
             part = fc[(fc["unique_id"] == uid) & (fc["ds"] >= start) & (fc["ds"] < end)]
