@@ -21,7 +21,7 @@ from tokenplan.events import USAGE_SCHEMA
 from tokenplan.pricing import FxRate, PriceBook, round_usd
 
 AT = datetime(2025, 10, 1, 12, tzinfo=UTC)
-EXAMPLE = Path(prices_api.__file__).parent / "data" / "prices.example.toml"
+EXAMPLE = Path(prices_api.__file__).parents[1] / "data" / "prices.example.toml"
 
 
 @pytest.fixture(scope="module")
