@@ -24,6 +24,7 @@ import pandas as pd
 from tokenplan.errors import TokenplanError
 from tokenplan.store.duckdb_store import DuckDBStore, StoreSummary
 from tokenplan.store.queries import UsageQueries, queries_for
+from tokenplan.timestamps import ISO_FORMAT
 
 __all__ = [
     "OTHER",
@@ -133,13 +134,13 @@ class CapacityPlan:
             keep |= fc["unique_id"].str.startswith(prefix)
         out = fc[keep].copy()
         out["series"] = out["unique_id"].str.removeprefix(prefix)
-        out["timestamp"] = out["ds"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        out["timestamp"] = out["ds"].dt.strftime(ISO_FORMAT)
         cols = ["series", "timestamp", "mean"]
         for level in self.settings.levels:
             cols += [f"lo_{level}", f"hi_{level}"]
-        out = out.sort_values(
-            ["unique_id", "ds"], key=lambda s: s.ne(TOTAL) if s.name == "unique_id" else s
-        )
+        # Total first, then the parts by name, each in time order.
+        out = out.assign(_part=out["unique_id"].ne(TOTAL))
+        out = out.sort_values(["_part", "unique_id", "ds"], kind="stable")
         return out[cols].reset_index(drop=True)
 
 

@@ -6,7 +6,10 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["iso_utc"]
+__all__ = ["ISO_FORMAT", "iso_utc"]
+
+# UTC with a literal Z: what the CSV contracts and report.json use.
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def iso_utc(value: Any) -> str:
@@ -14,4 +17,4 @@ def iso_utc(value: Any) -> str:
     stamp = pd.Timestamp(value)
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return stamp.strftime(ISO_FORMAT)
