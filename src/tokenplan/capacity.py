@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,10 @@ from tokenplan.errors import TokenplanError
 from tokenplan.store.duckdb_store import DuckDBStore, StoreSummary
 from tokenplan.store.queries import UsageQueries, queries_for
 from tokenplan.timestamps import ISO_FORMAT
+
+if TYPE_CHECKING:
+    from tokenplan.plan.budgets import BudgetsConfig
+    from tokenplan.pricing import FxRate
 
 __all__ = [
     "OTHER",
@@ -42,6 +46,8 @@ OTHER = "(other)"
 TOTAL = "total"
 # Per-model metrics that rate-limit headroom and costed advice need.
 MODEL_METRICS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens")
+# Minute history that far back is enough to learn how spiky the busiest minute of an hour is.
+PEAK_RATIO_DAYS = 7
 
 
 class ForecastLike(Protocol):
@@ -122,6 +128,52 @@ class CapacityPlan:
             return None, None
         got = interval(TOTAL, start, end, levels=(level,))
         return float(got[f"lo_{level}"]), float(got[f"hi_{level}"])
+
+    def budget_statuses(self, budgets: BudgetsConfig, *, fx: FxRate | None = None) -> list[Any]:
+        """Each budget judged on the plan's spend (``tokenplan.plan.budgets.evaluate_budgets``)."""
+        from tokenplan.plan.budgets import evaluate_budgets, scopes_needed
+
+        if self.as_of is None:
+            return []
+        spend = {
+            scope: self.queries.series(
+                "cost_usd",
+                self.settings.freq,
+                () if scope == "all" else (scope,),
+                self.since,
+                self.as_of.to_pydatetime(),
+            )
+            for scope in scopes_needed(budgets)
+        }
+        last = self.as_of - pd.Timedelta(hours=1)
+        return list(evaluate_budgets(budgets, spend, fx=fx, as_of=last))
+
+    def headroom(self, limits: Any) -> list[Any] | str:
+        """Busiest-minute use per model against ``limits`` (``plan_headroom``), or why not."""
+        from tokenplan.plan.headroom import learn_peak_ratio, plan_headroom
+
+        if isinstance(self.per_model, str):
+            return self.per_model
+        if self.as_of is None or self.since is None:
+            return "the store is empty"
+        forecasts = {m: f for m, f in self.per_model.items() if m != "cache_read_tokens"}
+        ratios = {}
+        # Minute peaks are only learnable when every row in the window is minute-or-finer.
+        if self.queries.widest_bucket_seconds(self.since) <= 60:
+            recent = (self.as_of - pd.Timedelta(days=PEAK_RATIO_DAYS)).to_pydatetime()
+            for metric in forecasts:
+                ratios[metric] = learn_peak_ratio(self.queries.series(metric, "1min", (), recent))
+        share = self.queries.cache_read_share(self.since)
+        return list(plan_headroom(forecasts, limits, ratios, cache_read_share=share))
+
+    def anomalies(self, recent: int = 24) -> list[Any]:
+        """Spikes and drops in the newest ``recent`` buckets, attributed to a model."""
+        from tokenplan.plan.spikes import find_anomalies
+
+        if self.since is None:
+            return []
+        frame = self.queries.series(self.metric, self.settings.freq, ("model",), self.since)
+        return list(find_anomalies(frame, recent=recent, dimension="model", metric=self.metric))
 
     def contract_csv(self, metric: str, dimension: str | None = None) -> pd.DataFrame:
         """`forecast.csv` of DESIGN.md: ``series, timestamp, mean, lo_/hi_`` (total, then parts)."""

@@ -117,7 +117,7 @@ def report_from_plan(
             spikes=gone,
             advice=gone,
         )
-    as_of, since, metric = plan.as_of, plan.since, plan.metric
+    as_of, metric = plan.as_of, plan.metric
     tokens = plan.history[metric]
     costs = plan.history.get("cost_usd")
     tok_fc = plan.forecast_frame(metric)
@@ -155,13 +155,9 @@ def report_from_plan(
         ),
         daily_by_model=_daily_by_model(tokens, tok_fc, cut),
         capacity=_capacity(plan, fx),
-        budgets=budgets_section(
-            queries, budgets, fx=_as_fx_rate(exact_fx), since=since, as_of=as_of
-        ),
-        headroom=sections.headroom_section(
-            queries, limits, plan.per_model, since=since, as_of=as_of
-        ),
-        spikes=sections.spikes_section(queries, metric, since),
+        budgets=budgets_section(plan, budgets, fx=_as_fx_rate(exact_fx)),
+        headroom=sections.headroom_section(plan, limits),
+        spikes=sections.spikes_section(plan),
         advice=advice_section(
             plan.per_model,
             book,

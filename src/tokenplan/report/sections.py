@@ -6,11 +6,11 @@ configuration is missing, the section says so instead of showing numbers.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
+from tokenplan.capacity import CapacityPlan
 from tokenplan.report.budgets import month_end_card
 from tokenplan.report.model import (
     Card,
@@ -24,8 +24,6 @@ from tokenplan.store.queries import UsageQueries
 from tokenplan.timestamps import iso_utc
 
 LEVELS = (80, 95)
-# Minute history that far back is enough to learn how spiky the busiest minute of an hour is.
-PEAK_RATIO_DAYS = 7
 
 
 def unavailable(note: str, items: list[Any] | None = None) -> Section[Any]:
@@ -37,30 +35,13 @@ def unavailable(note: str, items: list[Any] | None = None) -> Section[Any]:
 iso = iso_utc
 
 
-def headroom_section(
-    store: UsageQueries,
-    limits: Any,
-    forecasts: dict[str, pd.DataFrame] | str,
-    *,
-    since: datetime,
-    as_of: pd.Timestamp,
-) -> Section[HeadroomRow]:
-    """Forecast busiest-minute use per model against each configured rate limit."""
+def headroom_section(plan: CapacityPlan, limits: Any) -> Section[HeadroomRow]:
+    """The plan's busiest-minute use per model against each configured rate limit."""
     if not limits:
         return unavailable("no rate limits configured: pass --limits limits.toml")
-    try:
-        from tokenplan.plan.headroom import learn_peak_ratio, plan_headroom
-    except ImportError:
-        return unavailable("rate-limit headroom (tokenplan.plan.headroom) is not installed")
-    if isinstance(forecasts, str):
-        return unavailable(forecasts)
-    forecasts = {m: f for m, f in forecasts.items() if m != "cache_read_tokens"}
-    ratios = {}
-    if store.widest_bucket_seconds(since) <= 60:
-        recent = (as_of - pd.Timedelta(days=PEAK_RATIO_DAYS)).to_pydatetime()
-        for metric in forecasts:
-            ratios[metric] = learn_peak_ratio(store.series(metric, "1min", (), recent))
-    rows = plan_headroom(forecasts, limits, ratios, cache_read_share=store.cache_read_share(since))
+    rows = plan.headroom(limits)
+    if isinstance(rows, str):
+        return unavailable(rows)
     return Section(
         available=True,
         note="" if rows else "no configured limit matches the models in the store",
@@ -82,14 +63,10 @@ def headroom_section(
     )
 
 
-def spikes_section(store: UsageQueries, metric: str, since: datetime) -> Section[SpikeRow]:
-    """Spikes and drops in the newest day of hourly usage, attributed to a model."""
-    try:
-        from tokenplan.plan.spikes import find_anomalies
-    except ImportError:
-        return unavailable("spike detection (tokenplan.plan.spikes) is not installed")
-    frame = store.series(metric, "1h", ("model",), since)
-    found = find_anomalies(frame, recent=24, dimension="model", metric=metric)
+def spikes_section(plan: CapacityPlan) -> Section[SpikeRow]:
+    """The plan's spikes and drops in the newest day, attributed to a model."""
+    found = plan.anomalies()
+    metric = plan.metric
     return Section(
         available=True,
         items=[
