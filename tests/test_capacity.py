@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tokenplan.capacity import PlanSettings, cohere, make_plan
 from tokenplan.events import USAGE_SCHEMA
-from tokenplan.report import Currency, build_report
+from tokenplan.report import Currency, build_report, render_html
 from tokenplan.store import DuckDBStore
 
 START = datetime(2025, 3, 3, tzinfo=UTC)
@@ -182,6 +182,9 @@ def test_an_unpriced_model_costs_unknown_with_the_fix_never_zero() -> None:
     assert row.cost_usd is None
     assert row.forecast_cost_usd is None
     assert "tokenplan prices m-mystery" in report.breakdown.note
+    html = render_html(report)
+    assert "tokenplan prices m-mystery" in html
+    assert "unknown" in html
 
 
 def test_open_plans_a_store_file(tmp_path: Path) -> None:
