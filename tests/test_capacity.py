@@ -169,6 +169,9 @@ def test_report_figures_are_the_plans_in_usd_and_local_currency() -> None:
         assert abs(cost - week.cost_usd) <= 1e-6 * week.cost_usd
     assert week.cost_local is not None
     assert abs(week.cost_local - week.cost_usd * 7.25) < 1e-6
+    days = report.capacity.items[0].daily
+    assert [d.partial for d in days] == [d.hours < 24 for d in days]
+    assert sum(d.tokens for d in days) == sum(h.tokens for h in report.capacity.items[0].hourly)
     cost_fan = sum(p.mean for p in report.cost_fan.items[0].forecast)
     assert abs(cost_fan - week.cost_usd) <= 1e-6 * week.cost_usd
 

@@ -95,6 +95,12 @@ def assert_figures_agree(report: dict, forecast: pd.DataFrame) -> None:
     cost_fan = sum(p["mean"] for p in report["cost_fan"]["items"][0]["forecast"])
     assert close(cost_fan, week["cost_usd"])
     assert close(sum(r["forecast_cost_usd"] for r in models), week["cost_usd"])
+    # The demo's data ends mid-day: the first and last forecast days are marked, the rest whole.
+    daily = report["capacity"]["items"][0]["daily"]
+    assert [d["partial"] for d in daily] == [d["hours"] < 24 for d in daily]
+    assert daily[0]["partial"]
+    assert daily[-1]["partial"]
+    assert close(sum(d["tokens"] for d in daily), csv_total)
     # No part's range is above the total's at the same hour.
     wide = forecast.pivot(index="timestamp", columns="series")
     for q in ("lo_80", "hi_80", "lo_95", "hi_95"):

@@ -321,6 +321,7 @@ def _capacity(plan: CapacityPlan, fx: Currency | None) -> Section[Capacity]:
             DayRow(
                 date=iso(date)[:10],
                 hours=len(part),
+                partial=len(part) < 24,
                 tokens=float(part["mean"].sum()),
                 cost_usd=c,
                 cost_local=local(c),
