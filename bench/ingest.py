@@ -57,7 +57,7 @@ def make_events(n: int, seed: int = 7) -> pa.Table:
 def _child(kind: str, path: str, db: str) -> None:
     # Runs in a fresh process: import or query, then report time and peak RSS as JSON.
     from tokenplan.collect.importer import import_file
-    from tokenplan.prices import PriceBook
+    from tokenplan.pricing import PriceBook
     from tokenplan.store import DuckDBStore
 
     store = DuckDBStore(db)

@@ -37,3 +37,28 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
         sub = command.commands[name]  # type: ignore[attr-defined]
         assert sub.help, f"command {name} has no help text"
         assert f"tokenplan {name}" in readme, f"README does not document `tokenplan {name}`"
+
+
+def test_all_is_exactly_what_the_package_exports() -> None:
+    import doctest
+
+    exported = {n for n in dir(tokenplan) if not n.startswith("_")} - {"annotations"}
+    modules = {n for n in exported if isinstance(getattr(tokenplan, n), type(sys))}
+    assert set(tokenplan.__all__) - {"__version__"} <= exported
+    # Only names in __all__ are public, apart from submodules Python binds on import.
+    assert exported - modules <= set(tokenplan.__all__)
+    assert doctest.testmod(tokenplan).failed == 0
+
+
+def test_readme_python_examples_run_as_doctests() -> None:
+    import doctest
+
+    # Code fences end an example's expected output, as a blank line would.
+    lines = (ROOT / "README.md").read_text().splitlines()
+    text = "\n".join("" if ln.startswith("```") else ln for ln in lines)
+    parser = doctest.DocTestParser()
+    test = parser.get_doctest(text, {}, "README.md", str(ROOT / "README.md"), 0)
+    assert test.examples, "the README has no Python examples"
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    runner.run(test)
+    assert runner.failures == 0

@@ -15,13 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import tokenplan.prices as prices_api
+import tokenplan.pricing as prices_api
 from tokenplan.errors import ConfigError, PriceError
 from tokenplan.events import USAGE_SCHEMA
-from tokenplan.prices import FxRate, PriceBook, round_usd
+from tokenplan.pricing import FxRate, PriceBook, round_usd
 
 AT = datetime(2025, 10, 1, 12, tzinfo=UTC)
-EXAMPLE = Path(prices_api.__file__).parent / "data" / "prices.example.toml"
+EXAMPLE = Path(prices_api.__file__).parents[1] / "data" / "prices.example.toml"
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 from tokenplan.collect import import_file
 from tokenplan.errors import InvalidInput
-from tokenplan.prices import PriceBook
+from tokenplan.pricing import PriceBook
 from tokenplan.store import DuckDBStore
 
 PROVIDER = Path(__file__).resolve().parents[1] / "data" / "provider"

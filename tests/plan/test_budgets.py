@@ -12,7 +12,7 @@ import pytest
 from tokenplan.errors import ConfigError
 from tokenplan.plan.budgets import evaluate_budgets, load_budgets, scopes_needed
 from tokenplan.plan.periods import Period
-from tokenplan.prices import FxRate
+from tokenplan.pricing import FxRate
 
 CONFIG = """
 [fx]

@@ -38,6 +38,14 @@ FLAGS = (
 )
 
 
+_TABLE_FACTS = """({
+  wrappers: [...document.querySelectorAll('table')].map(
+    t => getComputedStyle(t.parentElement).overflowX),
+  page: document.documentElement.scrollWidth,
+  view: document.documentElement.clientWidth,
+})"""
+
+
 def chromium_path() -> str | None:
     """The Chromium binary, if installed."""
     return CHROMIUM if os.access(CHROMIUM, os.X_OK) else shutil.which("chromium")
@@ -51,6 +59,8 @@ class PageRun:
     errors: list[str] = field(default_factory=list)
     svgs: list[dict[str, Any]] = field(default_factory=list)
     screenshot: bytes = b""
+    # How wide tables lay out: each wrapper's overflow-x and the page's own scroll width.
+    tables: dict[str, Any] = field(default_factory=dict)
 
 
 class Chromium:
@@ -159,6 +169,11 @@ class Chromium:
             session=session,
         )["result"]["value"]
         run = PageRun(svgs=json.loads(facts))
+        run.tables = self.send(
+            "Runtime.evaluate",
+            {"expression": _TABLE_FACTS, "returnByValue": True},
+            session=session,
+        )["result"]["value"]
         metrics = self.send("Page.getLayoutMetrics", session=session)["cssContentSize"]
         shot = self.send(
             "Page.captureScreenshot",

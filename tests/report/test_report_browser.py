@@ -86,3 +86,10 @@ def test_screenshot(rendered: tuple[PageRun, list[str], str], tmp_path: Path) ->
     assert width == 1280
     assert height > 2000  # the whole page, not just the first screen
     assert len(run.screenshot) > 100_000  # charts and tables, not a blank page
+
+
+def test_wide_tables_scroll_inside_the_page(rendered: tuple[PageRun, list[str], str]) -> None:
+    run, _, _ = rendered
+    assert run.tables["wrappers"]
+    assert set(run.tables["wrappers"]) == {"auto"}
+    assert run.tables["page"] <= run.tables["view"]

@@ -16,10 +16,10 @@ import pyarrow as pa
 import pytest
 
 from conftest import CLOCK, seasonal_naive, usage_rows
+from tokenplan import capacity as build_module
 from tokenplan.events import USAGE_SCHEMA
 from tokenplan.plan.limits import load_limits
 from tokenplan.report import Currency, Report, build_report, report_to_dict
-from tokenplan.report import build as build_module
 from tokenplan.store import DuckDBStore
 
 

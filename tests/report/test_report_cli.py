@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from conftest import seasonal_naive, usage_rows
+from tokenplan import capacity as build_module
 from tokenplan.cli import main
-from tokenplan.report import build as build_module
 from tokenplan.store import DuckDBStore
 
 

@@ -17,7 +17,7 @@ import pytest
 from conftest import CLOCK, seasonal_naive, usage_rows
 from tokenplan.plan.advice import ModelUsage
 from tokenplan.plan.budgets import load_budgets
-from tokenplan.prices import PriceBook
+from tokenplan.pricing import PriceBook
 from tokenplan.report import Report, build_report, render_html, report_to_dict
 from tokenplan.report import formatting as fmt
 from tokenplan.store import DuckDBStore

@@ -10,10 +10,10 @@ import pandas as pd
 import typer
 from rich.table import Table
 
+from tokenplan.capacity import CapacityPlan, PlanSettings, make_plan
 from tokenplan.cli.app import app, console
-from tokenplan.cli.forecast_cmd import contract_frame
 from tokenplan.collect import import_file
-from tokenplan.prices import PriceBook
+from tokenplan.pricing import PriceBook
 from tokenplan.store import DuckDBStore
 
 DEMO_DATA = "servegen_language"
@@ -47,13 +47,15 @@ def demo(
             "(demo assumption, see the file)."
         )
         console.print(daily_table(store))
-        console.print(forecast_week(store, out / "forecast.csv"))
-        report_path = write_report(store, book, out)
+        # One plan: the table, forecast.csv and the report all read its numbers.
+        plan = make_plan(store, settings=PlanSettings(horizon_hours=24 * FORECAST_DAYS))
+        console.print(forecast_week(plan, out / "forecast.csv"))
+        report_path = write_report(plan, book, out)
     console.print(f"[bold]Report:[/bold] {report_path.resolve()}", highlight=False)
 
 
 def daily_table(store: DuckDBStore) -> Table:
-    """Usage by model and day: requests, tokens and cost."""
+    """Usage by model and day: requests, tokens and cost; a day the data ends in is partial."""
     frames = {
         metric: store.series(metric, "1d", ["model"], exact=True)
         for metric in ("requests", "total_tokens", "cost_usd")
@@ -61,58 +63,78 @@ def daily_table(store: DuckDBStore) -> Table:
     merged = frames["requests"].rename(columns={"y": "requests"})
     for metric in ("total_tokens", "cost_usd"):
         merged[metric] = frames[metric]["y"].to_numpy()
+    end = store.summary().end
+    # The last day is whole only if its last bucket ends at midnight.
+    last_hour = None if end is None else pd.Timestamp(end).tz_localize(None).floor("h")
+    partial_day = None if last_hour is None or last_hour.hour == 23 else last_hour.normalize()
     table = Table(title="Usage by model and day (UTC)")
     for name in ("day", "model", "requests", "total tokens", "cost (USD)"):
         table.add_column(name, justify="left" if name in ("day", "model") else "right")
     for row in merged.to_dict("records"):
-        usd: Any = row["cost_usd"]
-        cost = "—" if usd is None or pd.isna(usd) else f"${usd:,.2f}"
+        day = pd.Timestamp(row["ds"])
+        label = f"{day:%Y-%m-%d}"
+        if partial_day is not None and day == partial_day:
+            label += f" (partial, to {last_hour:%H}:59)"
         table.add_row(
-            f"{row['ds']:%Y-%m-%d}",
+            label,
             str(row["unique_id"]),
             f"{row['requests']:,}",
             f"{row['total_tokens']:,}",
-            cost,
+            cost_cell(row["cost_usd"], str(row["unique_id"])),
         )
     return table
 
 
-def forecast_week(store: DuckDBStore, path: Path) -> Table:
-    """Forecast total tokens a week ahead by model (coherent with the total); daily sums."""
-    from tokenplan.forecast import forecast
+def cost_cell(usd: Any, model: str) -> str:
+    """A cost, or "unknown" with the command that finds the missing price (never $0.00)."""
+    if usd is None or pd.isna(usd):
+        return f"unknown: tokenplan prices {model}"
+    return f"${usd:,.2f}"
 
-    history = store.series("total_tokens", "1h", ["model"])
-    result = forecast(history, horizon=24 * FORECAST_DAYS, freq="1h", hierarchy="total")
-    path.write_text(contract_frame(result.frame, (80, 95)).to_csv(index=False))
-    series = sorted(result.frame["unique_id"].unique())
+
+def forecast_week(plan: CapacityPlan, path: Path) -> Table:
+    """The plan's coherent total-tokens forecast by model: ``forecast.csv`` and daily sums."""
+    frame = plan.contract_csv(plan.metric, dimension="model")
+    path.write_text(frame.to_csv(index=False))
+    fc = plan.forecast_frame(plan.metric)
+    assert fc is not None  # contract_csv raised otherwise
+    series = ["total", *sorted(u for u in fc["unique_id"].unique() if u.startswith("model="))]
     table = Table(
-        title=f"Forecast: total tokens per UTC day, next {FORECAST_DAYS} days (80% interval)",
-        caption="; ".join(f"{uid}: {result.chosen.get(uid, '?')}" for uid in series),
+        title=f"Forecast: {plan.metric.replace('_', ' ')} per UTC day, next {FORECAST_DAYS} days"
+        " (mean; total with its 80% range)",
+        caption="Model columns sum to the total (one coherent forecast).",
     )
     table.add_column("day")
     for uid in series:
-        table.add_column(uid, justify="right")
-    days = result.frame["ds"].dt.floor("D").drop_duplicates().sort_values()
-    for day in days:
+        table.add_column(uid.removeprefix("model="), justify="right")
+    days = fc.groupby(fc["ds"].dt.floor("D"))["ds"].nunique()
+    for day, hours in days.items():
+        start = pd.Timestamp(str(day))
+        end = start + pd.Timedelta(days=1)
         cells = []
         for uid in series:
-            band = result.sum_interval(uid, day, day + pd.Timedelta(days=1), levels=(80,))
-            cells.append(
-                f"{_short(band['point'])} ({_short(band['lo_80'])}–{_short(band['hi_80'])})"
-            )
-        table.add_row(f"{day:%Y-%m-%d}", *cells)
+            part = fc[(fc["unique_id"] == uid) & (fc["ds"] >= start) & (fc["ds"] < end)]
+            cell = _short(float(part["mean"].sum()))
+            if uid == "total":
+                lo, hi = plan.sum_range(plan.metric, start, end)
+                if lo is not None and hi is not None:
+                    cell += f" ({_short(lo)}–{_short(hi)})"
+            cells.append(cell)
+        label = f"{start:%Y-%m-%d}" + ("" if hours == 24 else f" (partial, {hours} h)")
+        table.add_row(label, *cells)
     return table
 
 
-def write_report(store: DuckDBStore, book: PriceBook, out: Path) -> Path:
-    """The self-contained HTML report and its JSON twin."""
+def write_report(plan: CapacityPlan, book: PriceBook, out: Path) -> Path:
+    """The self-contained HTML report and its JSON twin, read from the demo's plan."""
     from tokenplan.plan.advice import DEFAULT_ALTERNATIVES
     from tokenplan.plan.budgets import load_budgets
     from tokenplan.plan.limits import load_limits
     from tokenplan.report import build_report, write_html, write_json
 
     report = build_report(
-        store,
+        plan.queries,
+        plan=plan,
         prices=book,
         fx=book.fx,
         budgets=load_budgets(bundled("budgets.toml")),

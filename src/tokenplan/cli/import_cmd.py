@@ -13,7 +13,7 @@ from tokenplan.cli.app import AdoptOption, DbOption, app, console
 from tokenplan.cli.output import safe, visible
 from tokenplan.collect import FORMATS, ImportSummary, import_file
 from tokenplan.errors import InvalidInput
-from tokenplan.prices import PriceBook
+from tokenplan.pricing import PriceBook
 from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
 

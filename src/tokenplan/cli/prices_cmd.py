@@ -15,7 +15,7 @@ from rich.text import Text
 from tokenplan.cli.app import app, console
 from tokenplan.cli.output import OutputFormat, safe
 from tokenplan.errors import InvalidInput, PriceError
-from tokenplan.prices import FxRate, PriceBook, Rates, TierRates
+from tokenplan.pricing import FxRate, PriceBook, Rates, TierRates
 
 EXAMPLE_FILE = "src/tokenplan/data/prices.example.toml"
 _COLUMNS = ("input", "output", "cache_read", "cache_write", "cache_write_1h")

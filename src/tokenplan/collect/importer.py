@@ -32,7 +32,7 @@ PROGRESS_MIN_BYTES = 8 << 20
 
 
 class PriceBook(Protocol):
-    """What the importer needs from `tokenplan.prices.PriceBook`."""
+    """What the importer needs from `tokenplan.pricing.PriceBook`."""
 
     def price_rows(self, table: pa.Table, *, batch: bool = False) -> Any:
         """Fill ``cost_usd`` where it is NULL; return ``table``, ``unpriced_models``, ``notes``."""

@@ -40,7 +40,7 @@ _DAYS_PER_MONTH = Decimal("30.4375")  # 365.25 / 12
 
 
 class Pricer(Protocol):
-    """What advice needs from `tokenplan.prices.PriceBook`."""
+    """What advice needs from `tokenplan.pricing.PriceBook`."""
 
     def cost(
         self,

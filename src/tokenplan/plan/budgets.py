@@ -200,7 +200,7 @@ def evaluate_budgets(
     """Judge each budget on spend in USD (``spend[scope]``: ``unique_id, ds, y`` split by scope).
 
     ``spend["all"]`` is the total (any ``unique_id``); ``spend["model"]`` etc. have the
-    dimension value as ``unique_id``. ``fx`` is a `tokenplan.prices.FxRate` for budgets in
+    dimension value as ``unique_id``. ``fx`` is a `tokenplan.pricing.FxRate` for budgets in
     another currency. Problems become alerts on the budget, never exceptions.
     """
     config_fx = (

@@ -15,24 +15,14 @@ import pandas as pd
 
 from tokenplan.plan.advice import Advice, advise, monthly_usage
 from tokenplan.report.model import AdviceRow, Currency, Section
-from tokenplan.store import DuckDBStore
 
-__all__ = ["advice_rows", "advice_section", "model_providers"]
+__all__ = ["advice_rows", "advice_section"]
 
 _TITLES = {
     "switch_model": "Move part of {model} to a cheaper model",
     "batch": "Send part of {model} through the batch API",
     "cache": "Raise prompt-cache hits on {model}",
 }
-
-
-def model_providers(store: DuckDBStore, since: datetime) -> dict[str, str | None]:
-    """The provider each model was called through (the most frequent one), for pricing."""
-    rows = store.connection.execute(
-        "SELECT model, mode(provider) FROM usage WHERE ts >= ? GROUP BY model",
-        [since.replace(tzinfo=None)],
-    ).fetchall()
-    return {str(model): (None if provider is None else str(provider)) for model, provider in rows}
 
 
 def advice_section(

@@ -8,53 +8,28 @@ scale); one without an exchange rate is left out with the reason.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
+from tokenplan.capacity import CapacityPlan
 from tokenplan.errors import TokenplanError
-from tokenplan.plan.budgets import BudgetsConfig, BudgetStatus, evaluate_budgets, scopes_needed
+from tokenplan.plan.budgets import BudgetsConfig, BudgetStatus
 from tokenplan.plan.projection import Projection, project
 from tokenplan.report import formatting as fmt
 from tokenplan.report.model import AlertRow, BudgetRow, Card, Currency, Section, Status
-from tokenplan.store import DuckDBStore
+from tokenplan.timestamps import iso_utc as _iso
 
-__all__ = ["budget_rows", "budgets_section", "month_end_card", "spend_frames"]
-
-
-def _iso(value: Any) -> str:
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def spend_frames(
-    store: DuckDBStore, scopes: set[str], since: datetime, until: datetime
-) -> dict[str, pd.DataFrame]:
-    """Hourly USD spend per scope: ``all`` is the total, others are split by that dimension."""
-    return {
-        scope: store.series("cost_usd", "1h", () if scope == "all" else (scope,), since, until)
-        for scope in scopes
-    }
+__all__ = ["budget_rows", "budgets_section", "month_end_card"]
 
 
 def budgets_section(
-    store: DuckDBStore,
-    budgets: BudgetsConfig | None,
-    *,
-    fx: Any,
-    since: datetime,
-    as_of: pd.Timestamp,
+    plan: CapacityPlan, budgets: BudgetsConfig | None, *, fx: Any
 ) -> Section[BudgetRow]:
-    """Spend against each configured budget; ``as_of`` is the end of the newest hour."""
+    """The plan's spend against each configured budget."""
     if not budgets:
         return Section(available=False, note="no budgets configured: pass --budgets budgets.toml")
-    spend = spend_frames(store, scopes_needed(budgets), since, as_of.to_pydatetime())
-    last = as_of - pd.Timedelta(hours=1)
-    statuses = evaluate_budgets(budgets, spend, fx=fx, as_of=last)
-    rows, skipped = budget_rows(statuses)
+    rows, skipped = budget_rows(plan.budget_statuses(budgets, fx=fx))
     return Section(available=bool(rows), note="; ".join(skipped), items=rows)
 
 

@@ -1,7 +1,7 @@
-"""`build_report`: read the store, forecast, call the planners, gather every number shown.
+"""`build_report`: the report's sections as readings of one `tokenplan.capacity.CapacityPlan`.
 
-The forecaster and the planners are handed in or imported here, never re-implemented: a
-section whose computation is missing is marked unavailable with the reason.
+The plan reads the store and forecasts once; this module only turns its frames into the rows
+the HTML and JSON show, so the card, tables, fans and breakdown are the same numbers.
 """
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from tokenplan.capacity import CapacityPlan, Forecaster, PlanSettings, make_plan
 from tokenplan.report import sections
-from tokenplan.report.advice import advice_section, model_providers
+from tokenplan.report.advice import advice_section
 from tokenplan.report.budgets import budgets_section
 from tokenplan.report.model import (
     BreakdownRow,
@@ -30,35 +31,18 @@ from tokenplan.report.model import (
     StackedDay,
     WeekRow,
 )
-from tokenplan.report.sections import LEVELS, iso, unavailable
+from tokenplan.report.sections import unavailable
 from tokenplan.store import DuckDBStore
+from tokenplan.store.queries import UsageQueries
+from tokenplan.timestamps import iso_utc as iso
 
 if TYPE_CHECKING:
     from tokenplan.plan.budgets import BudgetsConfig
     from tokenplan.pricing import FxRate, PriceBook
 
-# Twelve weeks is enough for weekly seasonality and keeps the forecast fast on big stores.
-TRAIN_DAYS = 84
-# Beyond this many models or teams the rest is pooled, so charts stay legible.
-MAX_SERIES = 8
-OTHER = "(other)"
-
-
-class ForecastLike(Protocol):
-    """What the forecast engine returns: a frame of means and ranges, and notes per series."""
-
-    @property
-    def frame(self) -> pd.DataFrame: ...
-
-    @property
-    def notes(self) -> Mapping[str, str] | Sequence[str]: ...
-
-
-Forecaster = Callable[..., ForecastLike]
-
 
 def build_report(
-    store: DuckDBStore,
+    store: DuckDBStore | UsageQueries,
     *,
     prices: Any = None,
     fx: Currency | FxRate | None = None,
@@ -70,79 +54,91 @@ def build_report(
     forecaster: Forecaster | None = None,
     history_days: int = 14,
     title: str = "LLM usage and capacity report",
+    plan: CapacityPlan | None = None,
 ) -> Report:
-    """Everything the report shows, computed from the store as of its newest data.
+    """Everything the report shows, read from one `CapacityPlan` (made here unless given).
 
     Without ``prices`` the advice is priced with genai-prices' list prices (``PriceBook()``);
     ``alternatives`` maps model patterns to the cheaper model advice may suggest.
     """
-    notes: list[str] = []
+    if plan is None:
+        settings = PlanSettings(horizon_hours=horizon_hours, history_days=history_days)
+        plan = make_plan(store, settings=settings, forecaster=forecaster)
+    return report_from_plan(
+        plan,
+        prices=prices,
+        fx=fx,
+        budgets=budgets,
+        limits=limits,
+        alternatives=alternatives,
+        generated_at=clock(),
+        title=title,
+    )
+
+
+def report_from_plan(
+    plan: CapacityPlan,
+    *,
+    prices: Any = None,
+    fx: Currency | FxRate | None = None,
+    budgets: BudgetsConfig | None = None,
+    limits: Any = None,
+    alternatives: Mapping[str, str] | None = None,
+    generated_at: datetime,
+    title: str = "LLM usage and capacity report",
+) -> Report:
+    """The report's sections, each a reading of ``plan`` (nothing is forecast again here)."""
+    notes = list(plan.notes)
     exact_fx = fx if fx is not None else getattr(prices, "fx", None)
     fx = _as_currency(exact_fx)
-    summary = store.summary()
-    generated = iso(clock())
-    empty = Report(
-        title=title,
-        generated_at=generated,
-        data_start=None,
-        data_end=None,
-        as_of=None,
-        horizon_hours=horizon_hours,
-        metric="total_tokens",
-        currency=fx,
-        notes=notes,
-        forecast_notes=[],
-        cards=[],
-        fans=unavailable("the store is empty"),
-        cost_fan=unavailable("the store is empty"),
-        breakdown=unavailable("the store is empty"),
-        daily_by_model=unavailable("the store is empty"),
-        capacity=unavailable("the store is empty"),
-        budgets=unavailable("the store is empty"),
-        headroom=unavailable("the store is empty"),
-        spikes=unavailable("the store is empty"),
-        advice=unavailable("the store is empty"),
-    )
-    if summary.rows == 0 or summary.end is None:
-        notes.append("The store holds no usage yet: import some with `tokenplan import`.")
-        return empty
-    last = pd.Timestamp(summary.end).floor("h")
-    as_of = last + pd.Timedelta(hours=1)
-    # Never before the first data: the store zero-fills a window, and fake zeros would
-    # drag the forecast and the spike baselines down.
-    start = pd.Timestamp(summary.start).floor("h") if summary.start else as_of
-    since = max(as_of - pd.Timedelta(days=TRAIN_DAYS), start).to_pydatetime()
-    metric = _token_metric(store, since, notes)
-    tokens = _frames(store, metric, since, notes)
-    costs = _frames(store, "cost_usd", since, notes) if _has_costs(store, since) else None
-    if summary.unpriced_models:
-        notes.append(
-            "Costs leave out models without a price: " + ", ".join(summary.unpriced_models) + "."
+    horizon_hours = plan.settings.horizon_hours
+    generated = iso(generated_at)
+    if plan.as_of is None or plan.since is None:
+        gone: Section[Any] = unavailable("the store is empty")
+        return Report(
+            title=title,
+            generated_at=generated,
+            data_start=None,
+            data_end=None,
+            as_of=None,
+            horizon_hours=horizon_hours,
+            metric="total_tokens",
+            currency=fx,
+            notes=notes,
+            forecast_notes=[],
+            cards=[],
+            fans=gone,
+            cost_fan=gone,
+            breakdown=gone,
+            daily_by_model=gone,
+            capacity=gone,
+            budgets=gone,
+            headroom=gone,
+            spikes=gone,
+            advice=gone,
         )
-    forecast_fn = forecaster or _engine(notes)
-    model_notes: list[str] = []
-    tok_res = _forecast(forecast_fn, tokens, horizon_hours, model_notes, "tokens")
-    cost_res = _forecast(forecast_fn, costs, horizon_hours, model_notes, "cost")
-    tok_fc = _frame_of(tok_res)
-    cost_fc = _frame_of(cost_res)
-    cut = as_of - pd.Timedelta(days=history_days)
+    as_of, metric = plan.as_of, plan.metric
+    tokens = plan.history[metric]
+    costs = plan.history.get("cost_usd")
+    tok_fc = plan.forecast_frame(metric)
+    cost_fc = plan.forecast_frame("cost_usd")
+    cut = as_of - pd.Timedelta(days=plan.settings.history_days)
     fans = _fans(tokens, tok_fc, cut, metric)
     cost_fans = _fans(costs, cost_fc, cut, "cost_usd") if costs is not None else None
-    capacity = _capacity(tok_res, cost_res, fx)
-    per_model = sections.model_forecasts(store, forecast_fn, since=since, horizon=horizon_hours)
-    spend_all = store.series("cost_usd", "1h", (), since, as_of.to_pydatetime())
     book = prices if prices is not None else _default_book(exact_fx)
+    queries = plan.queries
+    unpriced = set(plan.unpriced_models)
     report = Report(
         title=title,
         generated_at=generated,
-        data_start=iso(summary.start),
+        data_start=iso(plan.summary.start),
         data_end=iso(as_of),
         as_of=iso(as_of),
         horizon_hours=horizon_hours,
         metric=metric,
         currency=fx,
         notes=notes,
-        forecast_notes=model_notes,
+        forecast_notes=list(plan.forecast_notes),
         cards=[],
         fans=Section(available=bool(fans), items=fans)
         if tok_fc is not None
@@ -152,94 +148,38 @@ def build_report(
             if cost_fans and cost_fc is not None
             else unavailable("no cost forecast: the store has no costs for this usage")
         ),
-        breakdown=Section(available=True, items=_breakdown(tokens, costs, tok_fc, cost_fc, cut)),
+        breakdown=Section(
+            available=True,
+            items=_breakdown(tokens, costs, tok_fc, cost_fc, cut, unpriced),
+            note=unpriced_note(unpriced),
+        ),
         daily_by_model=_daily_by_model(tokens, tok_fc, cut),
-        capacity=capacity,
-        budgets=budgets_section(store, budgets, fx=_as_fx_rate(exact_fx), since=since, as_of=as_of),
-        headroom=sections.headroom_section(store, limits, per_model, since=since, as_of=as_of),
-        spikes=sections.spikes_section(store, metric, since),
+        capacity=_capacity(plan, fx),
+        budgets=budgets_section(plan, budgets, fx=_as_fx_rate(exact_fx)),
+        headroom=sections.headroom_section(plan, limits),
+        spikes=sections.spikes_section(plan),
         advice=advice_section(
-            per_model,
+            plan.per_model,
             book,
-            providers=model_providers(store, since),
+            providers=plan.providers,
             at=as_of.to_pydatetime(),
             fx=fx,
             alternatives=alternatives,
         ),
     )
-    report.cards = sections.cards(report, store, as_of, fx, spend_all)
+    report.cards = sections.cards(report, queries, as_of, fx, plan.spend_all)
     return report
 
 
-# -- data ------------------------------------------------------------------------------------
-
-
-def _token_metric(store: DuckDBStore, since: datetime, notes: list[str]) -> str:
-    """Total tokens, unless the source does not know them (some traces only count requests)."""
-    total = store.series("total_tokens", "1h", (), since)
-    if total["y"].notna().any():
-        return "total_tokens"
-    notes.append("The usage has no token counts, so the report forecasts requests instead.")
-    return "requests"
-
-
-def _has_costs(store: DuckDBStore, since: datetime) -> bool:
-    return bool(store.series("cost_usd", "1d", (), since)["y"].notna().any())
-
-
-def _frames(store: DuckDBStore, metric: str, since: datetime, notes: list[str]) -> pd.DataFrame:
-    """Hourly ``total``, ``model=…`` and ``team=…`` series stacked in one tidy frame."""
-    parts = [store.series(metric, "1h", (), since)]
-    for dim in ("model", "team"):
-        frame = store.series(metric, "1h", (dim,), since)
-        if frame.empty or set(frame["unique_id"]) == {"(none)"}:
-            continue
-        parts.append(_pool(frame, dim))
-    out = pd.concat(parts, ignore_index=True)
-    if out["y"].isna().any():
-        notes.append(f"Some hours do not say their {metric}; they count as zero.")
-        out["y"] = out["y"].fillna(0.0)
-    out["y"] = out["y"].astype(float)
-    return out
-
-
-def _pool(frame: pd.DataFrame, dim: str) -> pd.DataFrame:
-    """Keep the biggest series of a dimension and pool the rest as ``(other)``."""
-    sizes = frame.groupby("unique_id")["y"].sum().sort_values(ascending=False)
-    keep = set(sizes.index[: MAX_SERIES - 1]) if len(sizes) > MAX_SERIES else set(sizes.index)
-    frame = frame.assign(unique_id=frame["unique_id"].where(frame["unique_id"].isin(keep), OTHER))
-    pooled = frame.groupby(["unique_id", "ds"])["y"].sum(min_count=1).reset_index()
-    pooled["unique_id"] = f"{dim}=" + pooled["unique_id"]
-    return pooled
-
-
-def _engine(notes: list[str]) -> Forecaster | None:
-    try:
-        from tokenplan.forecast import forecast
-    except ImportError:
-        notes.append("not available: the forecast engine (tokenplan.forecast) is not installed.")
-        return None
-    return cast(Forecaster, forecast)
-
-
-def _forecast(
-    fn: Forecaster | None, frame: pd.DataFrame | None, horizon: int, notes: list[str], what: str
-) -> ForecastLike | None:
-    if fn is None or frame is None:
-        return None
-    result = fn(frame, horizon=horizon, freq="1h", levels=LEVELS)
-    said = result.notes
-    lines = [f"{k}: {v}" for k, v in said.items()] if isinstance(said, Mapping) else list(said)
-    notes.extend(f"{what} · {line}" for line in lines)
-    return result
-
-
-def _frame_of(result: ForecastLike | None) -> pd.DataFrame | None:
-    if result is None:
-        return None
-    out = result.frame.copy()
-    out["ds"] = pd.to_datetime(out["ds"])
-    return out
+def unpriced_note(unpriced: set[str] | Sequence[str]) -> str:
+    """Why some costs are unknown, and the command that fixes it."""
+    if not unpriced:
+        return ""
+    names = sorted(unpriced)
+    return (
+        f"Cost unknown for {', '.join(names)}: no price is known. Add one to a prices file, "
+        f"check it with `tokenplan prices {names[0]} --prices prices.toml`, then re-import."
+    )
 
 
 def _fans(
@@ -286,6 +226,7 @@ def _breakdown(
     tok_fc: pd.DataFrame | None,
     cost_fc: pd.DataFrame | None,
     cut: pd.Timestamp,
+    unpriced: set[str] | None = None,
 ) -> list[BreakdownRow]:
     def sums(frame: pd.DataFrame | None, col: str, since: pd.Timestamp | None) -> dict[str, float]:
         if frame is None:
@@ -301,15 +242,17 @@ def _breakdown(
         if uid == "total":
             continue
         dim, _, name = uid.partition("=")
+        # An unpriced model's cost is unknown, not zero (its hours were zero-filled).
+        unknown = dim == "model" and name in (unpriced or set())
         rows.append(
             BreakdownRow(
                 dimension=dim,
                 name=name,
                 tokens=value,
-                cost_usd=cost.get(uid),
+                cost_usd=None if unknown else cost.get(uid),
                 share=value / total if total else 0.0,
                 forecast_tokens=tok_f.get(uid),
-                forecast_cost_usd=cost_f.get(uid),
+                forecast_cost_usd=None if unknown else cost_f.get(uid),
             )
         )
     return sorted(rows, key=lambda r: (r.dimension, -r.tokens))
@@ -340,10 +283,8 @@ def _daily_by_model(
     return Section(available=bool(days), items=days, note="" if days else "no whole days yet")
 
 
-def _capacity(
-    tok_res: ForecastLike | None, cost_res: ForecastLike | None, fx: Currency | None
-) -> Section[Capacity]:
-    tok_fc, cost_fc = _frame_of(tok_res), _frame_of(cost_res)
+def _capacity(plan: CapacityPlan, fx: Currency | None) -> Section[Capacity]:
+    tok_fc, cost_fc = plan.forecast_frame(plan.metric), plan.forecast_frame("cost_usd")
     if tok_fc is None:
         return unavailable("no forecast")
     hours = tok_fc[tok_fc["unique_id"] == "total"].sort_values("ds").reset_index(drop=True)
@@ -380,6 +321,7 @@ def _capacity(
             DayRow(
                 date=iso(date)[:10],
                 hours=len(part),
+                partial=len(part) < 24,
                 tokens=float(part["mean"].sum()),
                 cost_usd=c,
                 cost_local=local(c),
@@ -394,8 +336,8 @@ def _capacity(
         peak = part.iloc[int(part["mean"].to_numpy().argmax())]
         avg = None if c is None else c / n_days
         first, end = part["ds"].iloc[0], part["ds"].iloc[-1] + pd.Timedelta(hours=1)
-        tok_range = _sum_range(tok_res, first, end)
-        cost_range = _sum_range(cost_res, first, end)
+        tok_range = plan.sum_range(plan.metric, first, end)
+        cost_range = plan.sum_range("cost_usd", first, end)
         weekly.append(
             WeekRow(
                 start=iso(part["ds"].iloc[0]),
@@ -415,17 +357,6 @@ def _capacity(
             )
         )
     return Section(available=True, items=[Capacity(hourly=hourly, daily=daily, weekly=weekly)])
-
-
-def _sum_range(
-    result: ForecastLike | None, start: pd.Timestamp, end: pd.Timestamp
-) -> tuple[float | None, float | None]:
-    """80% range of a period total from the engine's joint paths (ranges of hours do not add)."""
-    interval = getattr(result, "sum_interval", None)
-    if interval is None:
-        return None, None
-    got = interval("total", start, end, levels=(80,))
-    return float(got["lo_80"]), float(got["hi_80"])
 
 
 def _sum_or_none(values: pd.Series) -> float | None:

@@ -114,6 +114,7 @@ class DayRow:
     tokens: float
     cost_usd: float | None
     cost_local: float | None = None
+    partial: bool = False
 
 
 @dataclass(slots=True, kw_only=True)

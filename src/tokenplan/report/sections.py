@@ -6,13 +6,11 @@ configuration is missing, the section says so instead of showing numbers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
-from tokenplan.errors import TokenplanError
+from tokenplan.capacity import CapacityPlan
 from tokenplan.report.budgets import month_end_card
 from tokenplan.report.model import (
     Card,
@@ -22,11 +20,10 @@ from tokenplan.report.model import (
     Section,
     SpikeRow,
 )
-from tokenplan.store import DuckDBStore
+from tokenplan.store.queries import UsageQueries
+from tokenplan.timestamps import iso_utc
 
 LEVELS = (80, 95)
-# Minute history that far back is enough to learn how spiky the busiest minute of an hour is.
-PEAK_RATIO_DAYS = 7
 
 
 def unavailable(note: str, items: list[Any] | None = None) -> Section[Any]:
@@ -34,69 +31,17 @@ def unavailable(note: str, items: list[Any] | None = None) -> Section[Any]:
     return Section(available=False, note=note, items=items or [])
 
 
-def iso(value: Any) -> str:
-    """A timestamp as ISO 8601 UTC with ``Z``."""
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+# Kept under its old name for the report modules that import it.
+iso = iso_utc
 
 
-def model_forecasts(
-    store: DuckDBStore,
-    forecaster: Callable[..., Any] | None,
-    *,
-    since: datetime,
-    horizon: int,
-) -> dict[str, pd.DataFrame] | str:
-    """Per-model forecasts of requests and tokens (metric → ``unique_id`` = model), or why not.
-
-    One forecaster call per metric (series of one unit are forecast together); rate-limit
-    headroom and costed advice share the result.
-    """
-    if forecaster is None:
-        return "no forecast of requests and tokens per model"
-    out: dict[str, pd.DataFrame] = {}
-    for metric in ("requests", "input_tokens", "output_tokens", "cache_read_tokens"):
-        frame = store.series(metric, "1h", ("model",), since)
-        if frame.empty or not frame["y"].fillna(0).any():
-            continue
-        frame["y"] = frame["y"].fillna(0.0).astype(float)
-        try:
-            result = forecaster(frame, horizon=horizon, freq="1h", levels=LEVELS).frame
-        except (TokenplanError, ValueError) as exc:
-            # One failed section must not cost the reader the rest of the report.
-            return f"the per-model {metric.replace('_', ' ')} forecast failed: {exc}"
-        out[metric] = result.assign(ds=pd.to_datetime(result["ds"]))
-    if not out:
-        return "the usage has no requests or token counts per model"
-    return out
-
-
-def headroom_section(
-    store: DuckDBStore,
-    limits: Any,
-    forecasts: dict[str, pd.DataFrame] | str,
-    *,
-    since: datetime,
-    as_of: pd.Timestamp,
-) -> Section[HeadroomRow]:
-    """Forecast busiest-minute use per model against each configured rate limit."""
+def headroom_section(plan: CapacityPlan, limits: Any) -> Section[HeadroomRow]:
+    """The plan's busiest-minute use per model against each configured rate limit."""
     if not limits:
         return unavailable("no rate limits configured: pass --limits limits.toml")
-    try:
-        from tokenplan.plan.headroom import learn_peak_ratio, plan_headroom
-    except ImportError:
-        return unavailable("rate-limit headroom (tokenplan.plan.headroom) is not installed")
-    if isinstance(forecasts, str):
-        return unavailable(forecasts)
-    forecasts = {m: f for m, f in forecasts.items() if m != "cache_read_tokens"}
-    ratios = {}
-    if _finest_bucket_s(store, since) <= 60:
-        recent = (as_of - pd.Timedelta(days=PEAK_RATIO_DAYS)).to_pydatetime()
-        for metric in forecasts:
-            ratios[metric] = learn_peak_ratio(store.series(metric, "1min", (), recent))
-    rows = plan_headroom(forecasts, limits, ratios, cache_read_share=_cache_share(store, since))
+    rows = plan.headroom(limits)
+    if isinstance(rows, str):
+        return unavailable(rows)
     return Section(
         available=True,
         note="" if rows else "no configured limit matches the models in the store",
@@ -118,32 +63,10 @@ def headroom_section(
     )
 
 
-def _finest_bucket_s(store: DuckDBStore, since: datetime) -> int:
-    """Widest bucket in the window: minute peaks are only learnable from minute-or-finer rows."""
-    row = store.connection.execute(
-        "SELECT coalesce(max(bucket_s), 0) FROM usage WHERE ts >= ?", [since.replace(tzinfo=None)]
-    ).fetchall()
-    return int(row[0][0])
-
-
-def _cache_share(store: DuckDBStore, since: datetime) -> float:
-    row = store.connection.execute(
-        "SELECT coalesce(sum(cache_read_tokens), 0), coalesce(sum(input_tokens), 0) "
-        "FROM usage WHERE ts >= ?",
-        [since.replace(tzinfo=None)],
-    ).fetchall()
-    cached, total = (float(v) for v in row[0])
-    return cached / total if total > 0 else 0.0
-
-
-def spikes_section(store: DuckDBStore, metric: str, since: datetime) -> Section[SpikeRow]:
-    """Spikes and drops in the newest day of hourly usage, attributed to a model."""
-    try:
-        from tokenplan.plan.spikes import find_anomalies
-    except ImportError:
-        return unavailable("spike detection (tokenplan.plan.spikes) is not installed")
-    frame = store.series(metric, "1h", ("model",), since)
-    found = find_anomalies(frame, recent=24, dimension="model", metric=metric)
+def spikes_section(plan: CapacityPlan) -> Section[SpikeRow]:
+    """The plan's spikes and drops in the newest day, attributed to a model."""
+    found = plan.anomalies()
+    metric = plan.metric
     return Section(
         available=True,
         items=[
@@ -170,7 +93,7 @@ def spikes_section(store: DuckDBStore, metric: str, since: datetime) -> Section[
 
 def cards(
     report: Report,
-    store: DuckDBStore,
+    store: UsageQueries,
     as_of: pd.Timestamp,
     fx: Currency | None,
     spend_all: pd.DataFrame | None = None,

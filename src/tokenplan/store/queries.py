@@ -1,0 +1,102 @@
+"""Named questions the planner asks a store, as a small protocol and its DuckDB answers.
+
+The capacity plan (`tokenplan.capacity`) asks only these, so a Redis- or Parquet-backed store
+satisfies the planner by answering them; SQL stays here, never in `report` or `plan`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+import pandas as pd
+
+from tokenplan.store.duckdb_store import DuckDBStore, StoreSummary
+
+__all__ = ["DuckDBQueries", "UsageQueries", "queries_for"]
+
+
+class UsageQueries(Protocol):
+    """What the capacity plan reads from a store."""
+
+    def series(
+        self,
+        metric: str,
+        freq: str,
+        by: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pd.DataFrame:
+        """Metric at a frequency, split by dimensions, as tidy ``unique_id, ds, y``."""
+        ...
+
+    def summary(self) -> StoreSummary:
+        """Rows, span and unpriced models of the whole store."""
+        ...
+
+    def widest_bucket_seconds(self, since: datetime) -> int:
+        """Widest bucket (seconds) among rows since ``since``; 0 when there are none."""
+        ...
+
+    def cache_read_share(self, since: datetime) -> float:
+        """Cache-read tokens as a share of input tokens since ``since``."""
+        ...
+
+    def model_providers(self, since: datetime) -> dict[str, str | None]:
+        """The provider each model was called through most often since ``since``."""
+        ...
+
+
+class DuckDBQueries:
+    """`UsageQueries` answered by SQL on a `DuckDBStore`."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self.store = store
+
+    def series(
+        self,
+        metric: str,
+        freq: str,
+        by: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pd.DataFrame:
+        """Delegates to `DuckDBStore.series` (float values)."""
+        return self.store.series(metric, freq, tuple(by), since, until)
+
+    def summary(self) -> StoreSummary:
+        """Delegates to `DuckDBStore.summary`."""
+        return self.store.summary()
+
+    def widest_bucket_seconds(self, since: datetime) -> int:
+        """Widest bucket among rows since ``since`` (0 when none)."""
+        rows = self._run("SELECT coalesce(max(bucket_s), 0) FROM usage WHERE ts >= ?", since)
+        return int(rows[0][0])
+
+    def cache_read_share(self, since: datetime) -> float:
+        """Cache-read tokens over input tokens since ``since`` (0 without input tokens)."""
+        rows = self._run(
+            "SELECT coalesce(sum(cache_read_tokens), 0), coalesce(sum(input_tokens), 0) "
+            "FROM usage WHERE ts >= ?",
+            since,
+        )
+        cached, total = (float(v) for v in rows[0])
+        return cached / total if total > 0 else 0.0
+
+    def model_providers(self, since: datetime) -> dict[str, str | None]:
+        """Most frequent provider per model since ``since``."""
+        rows = self._run(
+            "SELECT model, mode(provider) FROM usage WHERE ts >= ? GROUP BY model", since
+        )
+        return {str(m): (None if p is None else str(p)) for m, p in rows}
+
+    def _run(self, sql: str, since: datetime) -> list[tuple[Any, ...]]:
+        return self.store.connection.execute(sql, [since.replace(tzinfo=None)]).fetchall()
+
+
+def queries_for(store: DuckDBStore | UsageQueries) -> UsageQueries:
+    """The named queries of ``store``: a `DuckDBStore` is wrapped, anything else is used as is."""
+    if isinstance(store, DuckDBStore):
+        return DuckDBQueries(store)
+    return store

@@ -1,0 +1,202 @@
+"""The capacity plan: one forecast per metric, parts that sum to the total, one total per split."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tokenplan.capacity import PlanSettings, cohere, make_plan
+from tokenplan.events import USAGE_SCHEMA
+from tokenplan.report import Currency, build_report, render_html
+from tokenplan.store import DuckDBStore
+
+START = datetime(2025, 3, 3, tzinfo=UTC)
+CLOCK = datetime(2025, 4, 1, tzinfo=UTC)
+QUANTILES = ("lo_80", "hi_80", "lo_95", "hi_95")
+
+
+@dataclass
+class Result:
+    frame: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def incoherent(
+    df: pd.DataFrame, horizon: int, freq: str = "1h", levels: Sequence[int] = (80, 95)
+) -> Result:
+    """Repeat the last day times a per-series factor: parts do not add up, ranges are wide."""
+    out = []
+    for uid, part in df.groupby("unique_id", sort=False):
+        part = part.sort_values("ds")
+        factor = 0.5 + (zlib.crc32(str(uid).encode()) % 100) / 50
+        season = part["y"].to_numpy()[-24:] * factor
+        ds = pd.date_range(part["ds"].iloc[-1] + pd.Timedelta(hours=1), periods=horizon, freq="h")
+        mean = np.resize(season, horizon).astype(float)
+        frame = pd.DataFrame({"unique_id": uid, "ds": ds, "mean": mean})
+        for level, width in zip(levels, (0.5, 1.5), strict=False):
+            frame[f"lo_{level}"] = mean * (1 - width / 2)
+            frame[f"hi_{level}"] = mean * (1 + width)
+        out.append(frame)
+    return Result(pd.concat(out, ignore_index=True))
+
+
+def make_store(rows: list[tuple[int, str, str, int, bool]], path: str = ":memory:") -> DuckDBStore:
+    """Hourly rows: (hour, model, team, tokens, priced)."""
+    cols: dict[str, list[object]] = {name: [] for name in USAGE_SCHEMA.names}
+    for hour, model, team, tokens, priced in rows:
+        row = {
+            "ts": (pd.Timestamp(START) + pd.Timedelta(hours=hour)).tz_localize(None),
+            "bucket_s": 3600,
+            "provider": "anthropic",
+            "model": model,
+            "team": team,
+            "requests": max(tokens // 1000, 1),
+            "input_tokens": tokens // 2,
+            "output_tokens": tokens - tokens // 2,
+            "cost_usd": Decimal(tokens) / Decimal(1_000_000) if priced else None,
+            "source": "test",
+        }
+        for name in cols:
+            cols[name].append(row.get(name))
+    store = DuckDBStore(path)
+    store.write(pa.Table.from_pydict(cols, schema=USAGE_SCHEMA))
+    return store
+
+
+row = st.tuples(
+    st.integers(0, 24 * 4 - 1),
+    st.sampled_from(["m-a", "m-b", "m-c"]),
+    st.sampled_from(["t-x", "t-y"]),
+    st.integers(0, 50_000),
+    st.just(True),
+)
+
+
+def assert_coherent(fc: pd.DataFrame) -> None:
+    total = fc[fc["unique_id"] == "total"].set_index("ds")
+    for dim in ("model", "team"):
+        parts = fc[fc["unique_id"].str.startswith(f"{dim}=")]
+        if parts.empty:
+            continue
+        sums = parts.groupby("ds")["mean"].sum()
+        np.testing.assert_allclose(sums, total.loc[sums.index, "mean"], rtol=1e-9, atol=1e-6)
+        joined = parts.join(total[list(QUANTILES)], on="ds", rsuffix="_total")
+        for q in QUANTILES:
+            assert (joined[q] <= joined[f"{q}_total"] + 1e-9).all(), (dim, q)
+        assert (parts["lo_80"] <= parts["mean"] + 1e-9).all()
+        assert (parts["mean"] <= parts["hi_80"] + 1e-9).all()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(row, min_size=30, max_size=120))
+def test_parts_sum_to_the_total_and_never_exceed_it(
+    rows: list[tuple[int, str, str, int, bool]],
+) -> None:
+    store = make_store(rows)
+    plan = make_plan(store, settings=PlanSettings(horizon_hours=48), forecaster=incoherent)
+    for metric in ("total_tokens", "cost_usd"):
+        fc = plan.forecast_frame(metric)
+        assert fc is not None
+        assert_coherent(fc)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(row, min_size=30, max_size=80))
+def test_the_total_does_not_depend_on_the_split(
+    rows: list[tuple[int, str, str, int, bool]],
+) -> None:
+    store = make_store(rows)
+    totals = []
+    for dims in ((), ("model",), ("team",), ("model", "team")):
+        plan = make_plan(
+            store, settings=PlanSettings(horizon_hours=24, dimensions=dims), forecaster=incoherent
+        )
+        fc = plan.forecast_frame("total_tokens")
+        assert fc is not None
+        totals.append(fc[fc["unique_id"] == "total"]["mean"].to_numpy())
+    for other in totals[1:]:
+        np.testing.assert_array_equal(other, totals[0])
+
+
+def test_cohere_splits_evenly_when_every_part_forecasts_zero() -> None:
+    ds = pd.Timestamp("2025-01-01")
+    frame = pd.DataFrame(
+        {
+            "unique_id": ["total", "model=a", "model=b"],
+            "ds": [ds] * 3,
+            "mean": [10.0, 0.0, 0.0],
+            "lo_80": [5.0, 0.0, 0.0],
+            "hi_80": [20.0, 0.0, 0.0],
+        }
+    )
+    out = cohere(frame, levels=(80,)).set_index("unique_id")
+    assert out.loc["model=a", "mean"] == out.loc["model=b", "mean"] == 5.0
+    assert out.loc["model=a", "hi_80"] >= 5.0
+
+
+def hours(
+    n: int, model: str, team: str, tokens: int, priced: bool = True
+) -> list[tuple[int, str, str, int, bool]]:
+    return [(h, model, team, tokens * (1 + h % 24 // 12), priced) for h in range(n)]
+
+
+def test_report_figures_are_the_plans_in_usd_and_local_currency() -> None:
+    store = make_store(hours(24 * 14, "m-a", "t-x", 9_000) + hours(24 * 14, "m-b", "t-y", 3_000))
+    report = build_report(
+        store, forecaster=incoherent, clock=lambda: CLOCK, fx=Currency(code="CNY", rate=7.25)
+    )
+    week = report.capacity.items[0].weekly[0]
+    card = next(c for c in report.cards if c.key == "next_week")
+    assert card.value == week.tokens
+    fan_total = sum(p.mean for p in report.fans.items[0].forecast)
+    assert report.fans.items[0].series == "total"
+    assert abs(fan_total - week.tokens) <= 1e-6 * week.tokens
+    for dim in ("model", "team"):
+        rows = [r for r in report.breakdown.items if r.dimension == dim]
+        assert abs(sum(r.forecast_tokens or 0 for r in rows) - week.tokens) <= 1e-6 * week.tokens
+        cost = sum(r.forecast_cost_usd or 0 for r in rows)
+        assert week.cost_usd is not None
+        assert abs(cost - week.cost_usd) <= 1e-6 * week.cost_usd
+    assert week.cost_local is not None
+    assert abs(week.cost_local - week.cost_usd * 7.25) < 1e-6
+    days = report.capacity.items[0].daily
+    assert [d.partial for d in days] == [d.hours < 24 for d in days]
+    assert sum(d.tokens for d in days) == sum(h.tokens for h in report.capacity.items[0].hourly)
+    cost_fan = sum(p.mean for p in report.cost_fan.items[0].forecast)
+    assert abs(cost_fan - week.cost_usd) <= 1e-6 * week.cost_usd
+
+
+def test_an_unpriced_model_costs_unknown_with_the_fix_never_zero() -> None:
+    store = make_store(
+        hours(24 * 7, "m-priced", "t-x", 9_000) + hours(24 * 7, "m-mystery", "t-x", 3_000, False)
+    )
+    report = build_report(store, forecaster=incoherent, clock=lambda: CLOCK)
+    row = next(r for r in report.breakdown.items if r.name == "m-mystery")
+    assert row.cost_usd is None
+    assert row.forecast_cost_usd is None
+    assert "tokenplan prices m-mystery" in report.breakdown.note
+    html = render_html(report)
+    assert "tokenplan prices m-mystery" in html
+    assert "unknown" in html
+
+
+def test_open_plans_a_store_file(tmp_path: Path) -> None:
+    import tokenplan as tp
+
+    path = f"{tmp_path}/usage.duckdb"
+    make_store(hours(48, "m-a", "t-x", 1_000), path).close()
+    with tp.open(path) as planner:
+        plan = planner.plan(horizon_hours=24, forecaster=incoherent)
+    fc = plan.forecast_frame("total_tokens")
+    assert fc is not None
+    assert len(fc[fc["unique_id"] == "total"]) == 24
