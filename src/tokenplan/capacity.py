@@ -175,6 +175,32 @@ class CapacityPlan:
         frame = self.queries.series(self.metric, self.settings.freq, ("model",), self.since)
         return list(find_anomalies(frame, recent=recent, dimension="model", metric=self.metric))
 
+    def advice(
+        self, prices: Any, *, alternatives: Mapping[str, str] | None = None
+    ) -> tuple[list[Any], list[str]] | str:
+        """Costed advice on the forecast month and the models without a price, or why not."""
+        from tokenplan.plan.advice import advise, monthly_usage
+
+        if isinstance(self.per_model, str):
+            return self.per_model
+        if self.as_of is None:
+            return "the store is empty"
+        at = self.as_of.to_pydatetime()
+        usage = [
+            u
+            for u in monthly_usage(self.per_model, self.providers)
+            if u.input_tokens or u.output_tokens
+        ]
+        if not usage:
+            return "the usage has no token counts per model to price"
+        found = advise(usage, prices, at=at, alternatives=alternatives)
+        unpriced = sorted(
+            u.model
+            for u in usage
+            if prices.cost(u.provider, u.model, at, u.input_tokens, u.output_tokens) is None
+        )
+        return list(found), unpriced
+
     def contract_csv(self, metric: str, dimension: str | None = None) -> pd.DataFrame:
         """`forecast.csv` of DESIGN.md: ``series, timestamp, mean, lo_/hi_`` (total, then parts)."""
         fc = self.forecasts.get(metric)

@@ -8,12 +8,10 @@ to change, the USD saved per month and the assumption behind it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
-import pandas as pd
-
-from tokenplan.plan.advice import Advice, advise, monthly_usage
+from tokenplan.capacity import CapacityPlan
+from tokenplan.plan.advice import Advice
 from tokenplan.report.model import AdviceRow, Currency, Section
 
 __all__ = ["advice_rows", "advice_section"]
@@ -26,26 +24,17 @@ _TITLES = {
 
 
 def advice_section(
-    forecasts: Mapping[str, pd.DataFrame] | str,
+    plan: CapacityPlan,
     prices: Any,
     *,
-    providers: Mapping[str, str | None],
-    at: datetime,
     fx: Currency | None,
     alternatives: Mapping[str, str] | None = None,
 ) -> Section[AdviceRow]:
-    """Priced what-ifs on the forecast month; ``forecasts`` is metric → frame, or why not."""
-    if isinstance(forecasts, str):
-        return Section(available=False, note=forecasts)
-    usage = [u for u in monthly_usage(forecasts, providers) if u.input_tokens or u.output_tokens]
-    if not usage:
-        return Section(available=False, note="the usage has no token counts per model to price")
-    found = advise(usage, prices, at=at, alternatives=alternatives)
-    unpriced = sorted(
-        u.model
-        for u in usage
-        if prices.cost(u.provider, u.model, at, u.input_tokens, u.output_tokens) is None
-    )
+    """The plan's priced what-ifs on the forecast month, as report rows."""
+    got = plan.advice(prices, alternatives=alternatives)
+    if isinstance(got, str):
+        return Section(available=False, note=got)
+    found, unpriced = got
     overrides = getattr(getattr(prices, "overrides", None), "path", None)
     source = "genai-prices list prices"
     if overrides is not None:

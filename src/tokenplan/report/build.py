@@ -158,14 +158,7 @@ def report_from_plan(
         budgets=budgets_section(plan, budgets, fx=_as_fx_rate(exact_fx)),
         headroom=sections.headroom_section(plan, limits),
         spikes=sections.spikes_section(plan),
-        advice=advice_section(
-            plan.per_model,
-            book,
-            providers=plan.providers,
-            at=as_of.to_pydatetime(),
-            fx=fx,
-            alternatives=alternatives,
-        ),
+        advice=advice_section(plan, book, fx=fx, alternatives=alternatives),
     )
     report.cards = sections.cards(report, queries, as_of, fx, plan.spend_all)
     return report
