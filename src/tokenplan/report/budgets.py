@@ -40,7 +40,10 @@ def budget_rows(statuses: list[BudgetStatus]) -> tuple[list[BudgetRow], list[str
         budget, proj = status.budget, status.projection
         if proj is None or status.limit_usd is None or status.p_overrun is None:
             reason = "; ".join(a.message for a in status.alerts) or status.note or "no projection"
-            skipped.append(f"{budget.name}: {reason.rstrip('.')}")
+            reason = reason.rstrip(".")
+            # Planner alerts may already name their budget; never print the name twice.
+            named = reason.startswith(f"{budget.name}:")
+            skipped.append(reason if named else f"{budget.name}: {reason}")
             continue
         # Show the budget in its own currency: every USD figure scaled by the same factor.
         scale = float(budget.amount) / status.limit_usd if status.limit_usd > 0 else 1.0
