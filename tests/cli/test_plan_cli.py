@@ -178,3 +178,17 @@ def test_spikes_rejects_a_bad_relative_time(tmp_path: Path) -> None:
     out = _run("spikes", "--db", str(db), "--until", "yesterday-ish")
     assert out.returncode == 2
     assert "--until 'yesterday-ish'" in out.stdout + out.stderr
+
+
+def test_project_takes_a_relative_as_of(tmp_path: Path) -> None:
+    frame = _hourly(14, burst=False)
+    csv = tmp_path / "usage.csv"
+    frame.to_csv(csv, index=False)
+    base = ("project", "--input", str(csv), "--metric", "requests", "--period", "day")
+    rel = _run(*base, "--as-of", "1d", "--format", "json")
+    assert rel.returncode == 0, rel.stderr
+    # The last bucket is 2025-03-14 23:00; a day before it lies in the period of 2025-03-13.
+    assert json.loads(rel.stdout)["period_start"] == "2025-03-13T00:00:00Z"
+    bad = _run(*base, "--as-of", "soon")
+    assert bad.returncode == 2
+    assert "--as-of 'soon'" in bad.stdout + bad.stderr

@@ -15,18 +15,12 @@ from tokenplan.cli.app import DbOption, app, console
 from tokenplan.cli.output import OutputFormat, iso, plain
 from tokenplan.cli.series_input import load_series
 from tokenplan.errors import InvalidInput
-from tokenplan.events import DIMENSIONS, parse_timestamp
+from tokenplan.events import DIMENSIONS
 from tokenplan.plan.periods import Period, check_tz, parse_when
 from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
 
 PROJECT_METRICS = ("requests", "input_tokens", "output_tokens", "total_tokens", "cost_usd")
-
-
-def _when(value: str | None, option: str) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    return pd.Timestamp(parse_timestamp(value, source=option, field=option, tz=UTC))
 
 
 @app.command()
@@ -46,7 +40,9 @@ def project(
     ] = None,
     as_of: Annotated[
         str | None,
-        typer.Option("--as-of", help="Judge on data up to this time (default: the last)."),
+        typer.Option(
+            "--as-of", help="Judge on data up to this time (ISO, or 1d = a day before the last)."
+        ),
     ] = None,
     tz: Annotated[
         str, typer.Option("--tz", help="Time zone whose midnight starts periods.")
@@ -69,8 +65,10 @@ def project(
     if limit is not None and not limit >= 0:
         raise InvalidInput(f"--limit {limit} must be a number >= 0.")
     check_tz(tz)
-    cut = _when(as_of, "--as-of")
     frame, frequency = load_series(input_path=input_path, db=db, metric=metric, freq=freq)
+    last = pd.Timestamp(frame["ds"].max()) if len(frame) else pd.Timestamp.now(UTC)
+    # "--as-of 1d" is a day before the data's last bucket, so a replayed trace acts like live data.
+    cut = parse_when(as_of, now=last, option="--as-of")
     result = run_project(
         frame[["ds", "y"]], period=period, limit=limit, as_of=cut, tz=tz, freq=frequency.label
     )

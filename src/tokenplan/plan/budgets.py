@@ -234,7 +234,7 @@ def _evaluate(
             hint = close or known[:5]
             word = "closest" if close else "existing"
             message = (
-                f"{budget.name}: match {budget.match!r} selects no {budget.scope}; "
+                f"{message[:-1]}: match {budget.match!r} selects no {budget.scope}; "
                 f"{word} values: {', '.join(repr(v) for v in hint)}."
             )
             severity = "warning"
@@ -280,8 +280,9 @@ def _alerts(budget: Budget, limit: float, proj: Projection) -> list[Alert]:
         severity = "critical" if share >= 1 else "warning"
         if proj.so_far >= level:
             at = _crossed_at(proj, level)
-            when = "" if at is None else f" on {at.strftime('%Y-%m-%d %H:%M')} UTC"
-            verb = "breached" if share >= 1 else "reached"
+            when = ""
+            if at is not None and share >= 1:
+                when = f", breached on {at.strftime('%Y-%m-%d %H:%M')} UTC"
             out.append(
                 Alert(
                     kind="budget_reached",
@@ -289,7 +290,7 @@ def _alerts(budget: Budget, limit: float, proj: Projection) -> list[Alert]:
                     subject=budget.name,
                     message=(
                         f"{budget.name}: {share:.0%} of the {_money(budget, limit, limit)} "
-                        f"{budget.period.value} budget {verb}{when}; "
+                        f"{budget.period.value} budget is reached{when}; "
                         f"{_money(budget, proj.so_far, limit)} spent."
                     ),
                     at=at,

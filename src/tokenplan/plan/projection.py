@@ -30,7 +30,6 @@ _PRIOR_WEIGHT = 2.0
 _MIN_WINDOWS_TO_SELECT = 3.0
 _BLEND = 0  # window key of the blended level (since period start + last day)
 _MAX_STRETCH = 2.5  # past windows' worth of trust given to the prior spread
-_BURST_CAP = 2.0
 _GRID = ndtri((np.arange(200) + 0.5) / 200)
 
 
@@ -148,16 +147,22 @@ def project(
     weights = model.weights
     ratio = np.exp(draws)
     remaining_total = rest * ratio
-    # Centre the draws on the bias-corrected forecast (their median becomes so_far + rest), so
-    # P(overrun), read from the same draws, agrees with the projection: a limit under it has
-    # P > 0.5, one above it P < 0.5. (Not the draws' arithmetic mean: a wide log-normal's
-    # mean is dragged up by its tail.)
-    centre = _weighted_quantiles(remaining_total, weights, [0.5])[0]
-    if centre > 0 and rest > 0:
-        remaining_total = remaining_total * (rest / centre)
+    # The bias-corrected forecast (the centre of the log-ratio distribution), not the
+    # arithmetic mean of the draws: a wide log-normal's mean is dragged up by its tail; kept
+    # inside the draws' own 80% range.
+    lo, hi = _weighted_quantiles(remaining_total, weights, [0.1, 0.9])
+    centre = min(max(rest, lo), hi)
+    # Re-centre the draws on it (their median becomes the projection), so P(overrun), read from
+    # the same draws, agrees: a limit under the projection has P > 0.5, one above it P < 0.5.
+    median = _weighted_quantiles(remaining_total, weights, [0.5])[0]
+    if median > 0 and centre > 0:
+        remaining_total = remaining_total * (centre / median)
     q = _weighted_quantiles(remaining_total, weights, [0.025, 0.1, 0.9, 0.975])
-    lo95, lo80, hi80, hi95 = (so_far + v for v in q)
-    projected = min(max(so_far + rest, lo80), hi80)
+    projected = so_far + centre
+    # Many identical past errors make a point mass whose interpolated quantiles can land a
+    # hair beside the median: widen the range to hold the projection rather than move it.
+    lo95, lo80 = (min(so_far + v, projected) for v in q[:2])
+    hi80, hi95 = (max(so_far + v, projected) for v in q[2:])
     p = None
     breach = None
     if limit is not None:
@@ -309,13 +314,6 @@ def _forecasts(
 
     fp = factor(past)
     hist = y[past]
-    # A burst is a cost already paid, not a new level: cap each bucket's deseasonalised value
-    # at a few times the typical one, so a 3-hour burst adds what it cost (in so_far) plus
-    # what the forecast expects of the rest, instead of scaling the whole remainder.
-    with np.errstate(divide="ignore", invalid="ignore"), _quiet():
-        typical = np.nanmedian(np.where(fp > 0.05, hist / fp, np.nan))
-    if np.isfinite(typical) and typical > 0:
-        hist = np.minimum(hist, _BURST_CAP * typical * fp)
     # Phases that are nearly always empty say little about the level; leave them out.
     ok = np.isfinite(hist) & (fp > 0.05)
     if not ok.any():
