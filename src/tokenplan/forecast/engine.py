@@ -20,9 +20,6 @@ from tokenplan.forecast.preparation import REGULAR, SHORT, Series, classify, to_
 from tokenplan.forecast.result import ForecastResult, PathModel, level_name
 from tokenplan.frequency import make_cadence
 
-# Local statsforecast models cost ~0.5 s per series and window; above this many series they
-# are skipped unless asked for, and the global LightGBM and the numpy baselines carry on.
-LOCAL_MODELS_MAX_SERIES = 50
 # The global model needs some rows to learn from.
 _MIN_BOOSTING_ROWS = 200
 
@@ -134,10 +131,9 @@ class Forecaster:
                 s.unz(point_z), errors, s.log, note, note.split(",")[0], _fallback_variance(s)
             )
             rows.append({"unique_id": s.uid, "method": "fallback", "chosen": True})
-        n_regular = sum(len(g) for g in groups.values())
-        local = self.local_models
-        if local is None:
-            local = n_regular <= LOCAL_MODELS_MAX_SERIES
+        # Local statsforecast models run on every series by default (batched, n_jobs);
+        # ``local_models=False`` is for callers who trade accuracy for speed.
+        local = True if self.local_models is None else bool(self.local_models)
         for (seasons, cuts), members in groups.items():  # type: ignore[assignment]
             self._fit_group(members, seasons, list(cuts), local, fitted, rows)
         return series, fitted, rows
