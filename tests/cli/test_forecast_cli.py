@@ -113,6 +113,20 @@ def test_backtest_prints_candidates_with_the_choice_marked(shared_data: Path) ->
     assert "MASE" in run.stdout
     assert "seasonal_naive" in run.stdout
     assert "✔" in run.stdout
+    # Never an infinite or undefined score; the choice is explained.
+    assert "inf" not in run.stdout.split()
+    assert "nan" not in run.stdout.lower().split()
+    assert "total: chose " in run.stdout
+
+
+def test_backtest_says_why_a_score_is_undefined(tmp_path: Path) -> None:
+    source = _bucketed_csv(tmp_path / "short.csv", "2024-01-01T16:00", 5, "1D")
+    run = tokenplan("backtest", "--input", source, "--metric", "requests", "--horizon", "7")
+    assert run.returncode == 0, run.stderr
+    # The table may wrap the reason; the words are there.
+    assert "n/a" in run.stdout
+    assert "short history" in " ".join(run.stdout.split())
+    assert "inf" not in run.stdout.split()
 
 
 def _bucketed_csv(path: Path, start: str, periods: int, freq: str) -> Path:

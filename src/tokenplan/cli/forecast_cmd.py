@@ -122,15 +122,18 @@ def backtest(
     db: DbOption = None,
 ) -> None:
     """Score every forecasting candidate on rolling origins: MASE, sMAPE and coverage."""
-    from tokenplan.forecast import backtest as run_backtest
+    from tokenplan.forecast import forecast as run_forecast
 
     dims = _check(metric, by)
     levels = tuple(level or (80, 95))
     frame, frequency = load_series(input_path=input_path, db=db, metric=metric, freq=freq, by=dims)
     with _progress() as progress:
         progress.add_task("backtesting candidates on rolling origins", total=None)
-        scores = run_backtest(frame, horizon=horizon, freq=frequency.label, levels=levels)
-    console.print(score_table(scores, metric))
+        result = run_forecast(frame, horizon=horizon, freq=frequency.label, levels=levels)
+    console.print(score_table(result.backtest, metric))
+    # Why each series got its method: the rule's reasoning, with the runner-up's score.
+    for uid, note in sorted(result.notes.items()):
+        console.print(f"{uid}: {note}", highlight=False)
 
 
 def score_table(scores: pd.DataFrame, metric: str) -> Table:
@@ -151,8 +154,8 @@ def score_table(scores: pd.DataFrame, metric: str) -> Table:
         table.add_row(
             str(values["unique_id"]),
             str(values["method"]),
-            _num(values["mase"]),
-            _num(values["smape"]),
+            _score(values["mase"], values["method"]),
+            _score(values["smape"], values["method"]),
             *(_pct(values[c]) for c in cov),
             "✔" if values["chosen"] else "",
             style="bold green" if values["chosen"] else None,
@@ -160,8 +163,15 @@ def score_table(scores: pd.DataFrame, metric: str) -> Table:
     return table
 
 
-def _num(value: float | None) -> str:
-    return "—" if value is None or math.isnan(value) else f"{float(value):.3f}"
+def _score(value: float | None, method: object) -> str:
+    """A score, or why it is undefined (never ``inf`` or ``nan``)."""
+    if value is None or math.isnan(value):
+        if method == "fallback":
+            return "n/a (too short to backtest)"
+        return "n/a (fit failed)"
+    if math.isinf(value):
+        return "n/a (fit failed)"
+    return f"{float(value):.3f}"
 
 
 def _pct(value: float | None) -> str:

@@ -41,11 +41,15 @@ def fallback(series: Series, h: int, cadence: Cadence) -> tuple[np.ndarray, np.n
         point = np.resize(point_cycle, h)
         what = f"median profile of the last {k} cycles of {season}"
     else:
-        recent = z[-min(n, max(season, 8)) :]
+        # The level as of now: a short horizon wants the last few hours, not the whole day
+        # (a day of 10-minute buckets has a daily swing the median of all of it would miss).
+        recent = z[-min(n, max(min(season, 2 * h), 8)) :]
         level = float(np.median(recent))
-        resid = recent - level
+        resid = z[-min(n, max(season, 8)) :] - level
         point = np.full(h, level)
         what = f"median of the last {len(recent)} values"
+        if season > 1:
+            what += f"; no seasonal profile (needs {2 * season} buckets, two cycles of {season})"
     # Leave-one-out flavour: every past deviation is a plausible future error, widened.
     errors = np.repeat((resid * _WIDEN)[:, None], h, axis=1)
     note = f"fallback: short history ({n} buckets < {need} needed to backtest), {what}"

@@ -11,8 +11,10 @@ ensembles 1.08-1.12, while the plain median of a fixed, diverse set of strong ca
 scored 1.01 and was never far from the best single candidate on any trace. So every series
 gets ``combination``, the bucket-wise median of the `CORE` candidates it has (a fixed rule, so
 its own backtest score is honest and its errors can calibrate the intervals). A single
-candidate replaces it only when it dominates clearly: at least `_DOMINANCE` times lower MASE
-and better in every one of at least `_MIN_WINDOWS_TO_SELECT` windows.
+candidate replaces it when it dominates clearly: MASE below `_DOMINANCE` times the
+combination's and better in at least half of the windows, so the chosen method is never clearly
+worse than the best candidate in its own backtest (a seasonal naive at 0.445 beats a
+combination at 0.783).
 """
 
 from __future__ import annotations
@@ -165,10 +167,12 @@ def choose(mase: dict[str, np.ndarray], per_window: dict[str, np.ndarray]) -> li
             continue
         mine, theirs = per_window[name][:, j], per_window[COMBINATION][:, j]
         known = ~np.isnan(mine) & ~np.isnan(theirs)
-        dominant = (
-            known.sum() >= _MIN_WINDOWS_TO_SELECT
-            and mase[name][j] < _DOMINANCE * mase[COMBINATION][j]
-            and bool(np.all(mine[known] < theirs[known]))
+        wins = int(np.sum(mine[known] < theirs[known]))
+        dominant = mase[name][j] < _DOMINANCE * mase[COMBINATION][j] and (
+            # Clearly better on the whole backtest and in most windows: never hand the user a
+            # combination that its own backtest shows well behind one of its candidates.
+            2 * wins >= known.sum()
+            or (known.sum() >= _MIN_WINDOWS_TO_SELECT and wins == known.sum())
         )
         out.append(name if dominant else COMBINATION)
     return out

@@ -1,0 +1,54 @@
+"""Real traffic's hard cases: outages, level shifts, bursts and a day of history."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from conftest import usage
+from tokenplan.forecast import forecast
+
+
+def _mean_next_day(history: pd.DataFrame) -> float:
+    res = forecast(history, horizon=24, freq="1h", levels=(80,))
+    return float(res.frame["mean"].mean())
+
+
+def test_a_two_day_outage_does_not_drag_the_level_down() -> None:
+    steady = usage(n=24 * 28, noise=0.1)
+    outage = steady.copy()
+    outage.loc[24 * 20 : 24 * 22 - 1, "y"] = 0.0  # two days of zeros, a week before the end
+    base, hit = _mean_next_day(steady), _mean_next_day(outage)
+    assert hit > 0.85 * base
+    # The history itself stays as recorded.
+    assert (outage["y"].iloc[24 * 20 : 24 * 22] == 0).all()
+
+
+def test_a_level_shift_is_followed_within_two_days() -> None:
+    before = usage(n=24 * 21, noise=0.1, level=1000.0)
+    after = usage(n=24 * 2, noise=0.1, level=3000.0, start="2024-01-22", seed=3)
+    shifted = pd.concat([before, after], ignore_index=True)
+    mean = _mean_next_day(shifted)
+    recent = float(after["y"].mean())
+    assert 0.7 * recent < mean < 1.3 * recent
+
+
+def test_a_ten_times_burst_does_not_inflate_the_next_days() -> None:
+    steady = usage(n=24 * 28, noise=0.1)
+    burst = steady.copy()
+    burst.loc[len(burst) - 30 : len(burst) - 29, "y"] *= 10  # a two-hour batch job
+    base, hit = _mean_next_day(steady), _mean_next_day(burst)
+    assert hit < 1.15 * base
+
+
+def test_one_day_of_ten_minute_history_falls_back_and_says_so() -> None:
+    day = usage(n=144, freq="10min", noise=0.1)
+    res = forecast(day, horizon=12, freq="10min", levels=(80, 95))
+    assert len(res.frame) == 12
+    assert np.isfinite(res.frame[["mean", "lo_95", "hi_95"]].to_numpy()).all()
+    note = res.notes["s"]
+    assert "fallback" in note
+    assert "no seasonal profile" in note  # a day has no weekly season, nor two daily cycles
+    # The forecast starts from the level of the last hours, not the whole day's median.
+    last_hours = float(day["y"].tail(24).median())
+    assert abs(float(res.frame["mean"].iloc[0]) - last_hours) < 0.2 * last_hours
