@@ -224,6 +224,27 @@ def test_a_read_command_leaves_the_store_file_untouched(tmp_path: Path) -> None:
     assert db.read_bytes() == before
 
 
+# -- 5. provider exports are snapshots -----------------------------------------------------
+
+
+def test_a_newer_export_replaces_the_buckets_it_changed(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    head = "timestamp,model,requests,input_tokens,output_tokens\n"
+    first = tmp_path / "first.csv"
+    first.write_text(head + "2025-03-01T00:00:00Z,m,1,10,5\n2025-03-01T01:00:00Z,m,1,3,1\n")
+    later = tmp_path / "later.csv"  # the last hour was partial in the first export
+    later.write_text(head + "2025-03-01T00:00:00Z,m,1,10,5\n2025-03-01T01:00:00Z,m,4,30,10\n")
+    assert _run("import", str(first), "--db", str(db)).returncode == 0
+    out = _run("import", str(later), "--db", str(db))
+    assert "1 replaced" in out.stdout, out.stdout
+    assert _usage_csv(db).splitlines()[1:] == [
+        "total,2025-03-01T00:00:00Z,15",
+        "total,2025-03-01T01:00:00Z,40",
+    ]
+    again = _run("import", str(later), "--db", str(db))
+    assert "0 new, 2 already present" in again.stdout
+
+
 # -- random input (property tests, in-process) ----------------------------------------------
 
 

@@ -58,6 +58,8 @@ class ImportSummary:
     unpriced_models: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     rejected: int = 0
+    replaced: int = 0
+    """Stored buckets a newer export changed (last export wins per bucket and dimension)."""
 
 
 _READERS: dict[str, tuple[str, str]] = {
@@ -84,6 +86,7 @@ class _Totals:
     rows: int = 0
     inserted: int = 0
     duplicates: int = 0
+    replaced: int = 0
     start: datetime | None = None
     end: datetime | None = None
     models: set[str] = field(default_factory=set)
@@ -138,6 +141,7 @@ def import_file(
                 result = store.write(priced)
                 totals.inserted += result.inserted
                 totals.duplicates += result.duplicates
+                totals.replaced += result.replaced
     return ImportSummary(
         path=source.name,
         format=name,
@@ -153,6 +157,7 @@ def import_file(
         cost_usd=totals.cost,
         unpriced_models=tuple(sorted(totals.unpriced)),
         notes=tuple(dict.fromkeys(notes)),
+        replaced=totals.replaced,
     )
 
 

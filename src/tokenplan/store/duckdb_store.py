@@ -32,6 +32,19 @@ from tokenplan.store.schema import (
 )
 
 DEFAULT_DB = "tokenplan.duckdb"
+# What a newer export of a bucket may say differently (see `_replace_changed_buckets`).
+SNAPSHOT_COLUMNS = (
+    "requests",
+    "failed_requests",
+    "rate_limited_requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "unsplit_tokens",
+    "latency_ms_sum",
+    "cost_usd",
+)
 TOTAL_ID = "total"
 INCOMING = "_tokenplan_incoming"
 NONE_LABEL = "(none)"
@@ -45,6 +58,7 @@ class WriteResult:
 
     inserted: int
     duplicates: int
+    replaced: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,13 +235,14 @@ class DuckDBStore:
         """Insert rows of `USAGE_SCHEMA` in one transaction, skipping known ``request_id``s."""
         batches: Iterable[pa.RecordBatch | pa.Table]
         batches = [rows] if isinstance(rows, pa.Table | pa.RecordBatch) else rows
-        inserted = duplicates = 0
+        inserted = duplicates = replaced = 0
         with self.transaction():
             for batch in batches:
                 result = self._write_one(batch)
                 inserted += result.inserted
                 duplicates += result.duplicates
-        return WriteResult(inserted, duplicates)
+                replaced += result.replaced
+        return WriteResult(inserted, duplicates, replaced)
 
     def _write_one(self, batch: pa.Table | pa.RecordBatch) -> WriteResult:
         table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
@@ -246,6 +261,7 @@ class DuckDBStore:
             if ids.null_count == table.num_rows or not self._may_hold_duplicates(table):
                 self._run_with(f"{insert} FROM {name}", table)
                 return WriteResult(table.num_rows, 0)
+            replaced = self._replace_changed_buckets(table)
             before = self._count()
             # Idempotency: a request_id already stored, or repeated in this batch, counts once.
             self._run_with(
@@ -261,9 +277,26 @@ class DuckDBStore:
                 table,
             )
             inserted = self._count() - before
-            return WriteResult(inserted, table.num_rows - inserted)
+            return WriteResult(inserted - replaced, table.num_rows - inserted, replaced)
         except duckdb.Error as exc:
             raise StoreError(f"writing to the store {self.path} failed: {exc}") from exc
+
+    def _replace_changed_buckets(self, table: pa.Table) -> int:
+        # Provider exports and usage series are snapshots: a later export of a bucket (same
+        # bucket id: format, start, width, dimensions) that differs in any metric replaces the
+        # stored one: last export wins per bucket and dimension. Identical buckets stay, and
+        # are counted as already present. Raw events (their own request ids) are never replaced.
+        differs = " OR ".join(f'u."{c}" IS DISTINCT FROM n."{c}"' for c in SNAPSHOT_COLUMNS)
+        rows = self._run_with(
+            f"""
+            DELETE FROM usage u USING {INCOMING} n
+            WHERE n.request_id LIKE 'bucket:%'
+              AND u.rid_hash = hash(n.request_id) AND u.request_id = n.request_id
+              AND ({differs})
+            """,
+            table,
+        )
+        return int(rows[0][0]) if rows else 0
 
     def _may_hold_duplicates(self, table: pa.Table) -> bool:
         # The exact dedupe above sorts and anti-joins; most batches carry only fresh ids, so a
