@@ -245,6 +245,45 @@ def test_a_newer_export_replaces_the_buckets_it_changed(tmp_path: Path) -> None:
     assert "0 new, 2 already present" in again.stdout
 
 
+def test_a_raw_file_imported_twice_is_warned_about(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    event = str(_event(tmp_path, "m"))
+    assert "WARNING" not in _run("import", event, "--db", str(db)).stdout
+    again = _run("import", event, "--db", str(db))
+    assert again.returncode == 0
+    assert "WARNING" in again.stdout
+    assert "counted" in again.stdout
+
+
+# -- 6. outliers in time --------------------------------------------------------------------
+
+
+def test_a_stray_timestamp_is_reported_and_can_be_trimmed(tmp_path: Path) -> None:
+    import json
+
+    from tokenplan.store import open_store
+
+    db = tmp_path / "s.duckdb"
+    path = tmp_path / "stray.jsonl"
+    stamps = [f"2025-03-0{d}T00:00:00Z" for d in range(1, 9)] + ["1970-01-01T00:00:00Z"]
+    path.write_text(
+        "".join(
+            json.dumps({"ts": ts, "model": "m", "input_tokens": 1, "output_tokens": 1}) + "\n"
+            for ts in stamps
+        )
+    )
+    out = _run("import", str(path), "--db", str(db))
+    assert "1 events lie far outside" in out.stdout, out.stdout
+    assert "1970-01-01T00:00:00Z" in out.stdout
+    with open_store(db, mode="read") as store:
+        whole = store.series("total_tokens", "1d")
+        trimmed = store.series("total_tokens", "1d", trim_outliers=True)
+    assert whole["ds"].min().year == 1970
+    assert trimmed["ds"].min().isoformat() == "2025-03-01T00:00:00"
+    assert len(trimmed) == 8
+    assert trimmed["y"].sum() == 16
+
+
 # -- random input (property tests, in-process) ----------------------------------------------
 
 

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from tokenplan.store.files import StoreMode, check_store_file
 from tokenplan.store.schema import (
     COLUMN_SQL,
     COLUMNS,
+    CREATE_IMPORTS,
     CREATE_META,
     CREATE_USAGE,
     LEGACY_MARKERS,
@@ -32,6 +33,9 @@ from tokenplan.store.schema import (
 )
 
 DEFAULT_DB = "tokenplan.duckdb"
+# Time outliers: see `DuckDBStore.time_bulk` (tokenplan.collect.checks applies the same rule).
+OUTLIER_SPANS = 10
+OUTLIER_MIN_DAYS = 30
 # What a newer export of a bucket may say differently (see `_replace_changed_buckets`).
 SNAPSHOT_COLUMNS = (
     "requests",
@@ -174,10 +178,25 @@ class DuckDBStore:
             self._run(CREATE_USAGE)
             self._migrate()
             self._run(CREATE_META)
+            self._run(CREATE_IMPORTS)
             self._run(
                 f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('schema_version', ?)",
                 [str(SCHEMA_VERSION)],
             )
+
+    def file_imported(self, sha256: str) -> datetime | None:
+        """When a file with this content hash was first imported, or None."""
+        rows = self._run(
+            "SELECT min(imported_at) FROM tokenplan_imports WHERE sha256 = ?", [sha256]
+        )
+        return rows[0][0] if rows else None
+
+    def record_file(self, sha256: str, path: str, fmt: str, rows: int) -> None:
+        """Remember an imported file (inside the import's transaction)."""
+        self._run(
+            "INSERT INTO tokenplan_imports (sha256, path, format, rows) VALUES (?, ?, ?, ?)",
+            [sha256, path, fmt, rows],
+        )
 
     def _schema_version(self) -> int | None:
         rows = self._run(f"SELECT value FROM {META_TABLE} WHERE key = 'schema_version'")
@@ -346,12 +365,15 @@ class DuckDBStore:
         until: datetime | None = None,
         *,
         exact: bool = False,
+        trim_outliers: bool = False,
     ) -> pd.DataFrame:
         """Metric at a frequency, split by dimensions, as a tidy ``unique_id, ds, y`` frame.
 
         Buckets with no rows are 0; buckets whose rows do not know the metric are NaN.
         ``since`` is inclusive and ``until`` exclusive; both default to the data's span.
         With ``exact``, counts are ints and cost is `Decimal` (no float rounding).
+        With ``trim_outliers``, rows outside `time_bulk` (stray epoch-zero or far-future
+        stamps) are left out, so that they neither stretch the grid nor move a forecast.
         """
         if metric not in METRIC_SQL:
             raise InvalidInput(
@@ -363,6 +385,13 @@ class DuckDBStore:
                 f"cannot split by {', '.join(unknown)}; use any of {', '.join(DIMENSIONS)}."
             )
         f = freq if isinstance(freq, Frequency) else parse_freq(freq)
+        if trim_outliers:
+            bulk = self.time_bulk()
+            if bulk is not None:
+                lo_ts, hi_ts = bulk
+                since = lo_ts if since is None else max(_to_naive([since])[0], lo_ts)
+                hi_end = hi_ts + timedelta(microseconds=1)
+                until = hi_end if until is None else min(_to_naive([until])[0], hi_end)
         uid = (
             " || '|' || ".join(f"coalesce(\"{d}\", '{NONE_LABEL}')" for d in by)
             if by
@@ -425,6 +454,25 @@ class DuckDBStore:
         else:
             frame["y"] = frame["y"].astype(float)
         return frame
+
+    def time_bulk(self) -> tuple[datetime, datetime] | None:
+        """The stored time range without outliers (naive UTC, inclusive), or None if empty.
+
+        Rule (the import reports the same): the bulk is the first to third quartile of the
+        rows' timestamps; rows more than ten bulk widths (and at least 30 days) outside it are
+        outliers.
+        """
+        row = self._run(
+            f"""
+            WITH q AS (SELECT quantile_disc(ts, 0.25) AS q1, quantile_disc(ts, 0.75) AS q3
+                       FROM usage),
+                 g AS (SELECT q1, q3, greatest((q3 - q1) * {OUTLIER_SPANS},
+                                               INTERVAL '{OUTLIER_MIN_DAYS} days') AS gap FROM q)
+            SELECT min(ts), max(ts) FROM usage, g
+            WHERE ts >= g.q1 - g.gap AND ts <= g.q3 + g.gap
+            """
+        )[0]
+        return None if row[0] is None else (row[0], row[1])
 
     def bucket_seconds(self) -> int | None:
         """The stored data's own spacing: the narrowest imported bucket, or None for raw events."""
