@@ -87,6 +87,30 @@ def test_the_guard_turns_a_bug_into_one_line_and_debug_shows_the_traceback(
     assert "synthetic bug" in debug.stderr
 
 
+def test_ctrl_c_during_an_import_exits_130_quietly_and_rolls_back(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    assert _run("import", str(_event(tmp_path, "m")), "--db", str(db)).returncode == 0
+    before = _usage_csv(db)
+    # Ctrl-C arrives while the rows are being written, inside the import's transaction.
+    script = (
+        "import sys\n"
+        "from tokenplan.store.duckdb_store import DuckDBStore\n"
+        "real = DuckDBStore._write_one\n"
+        "def interrupted(self, batch):\n"
+        "    real(self, batch)\n"
+        "    raise KeyboardInterrupt\n"
+        "DuckDBStore._write_one = interrupted\n"
+        "from tokenplan.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    event = str(_event(tmp_path, "m", name="second.jsonl", tokens=99))
+    args = [sys.executable, "-c", script, "import", event, "--db", str(db)]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60, env={"PATH": "/bin"})
+    assert out.returncode == 130
+    assert out.stderr.strip() == ""
+    assert _usage_csv(db) == before
+
+
 # -- 2. untrusted text is data --------------------------------------------------------------
 
 
