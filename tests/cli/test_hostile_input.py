@@ -87,6 +87,30 @@ def test_the_guard_turns_a_bug_into_one_line_and_debug_shows_the_traceback(
     assert "synthetic bug" in debug.stderr
 
 
+def test_ctrl_c_during_an_import_exits_130_quietly_and_rolls_back(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    assert _run("import", str(_event(tmp_path, "m")), "--db", str(db)).returncode == 0
+    before = _usage_csv(db)
+    # Ctrl-C arrives while the rows are being written, inside the import's transaction.
+    script = (
+        "import sys\n"
+        "from tokenplan.store.duckdb_store import DuckDBStore\n"
+        "real = DuckDBStore._write_one\n"
+        "def interrupted(self, batch):\n"
+        "    real(self, batch)\n"
+        "    raise KeyboardInterrupt\n"
+        "DuckDBStore._write_one = interrupted\n"
+        "from tokenplan.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    event = str(_event(tmp_path, "m", name="second.jsonl", tokens=99))
+    args = [sys.executable, "-c", script, "import", event, "--db", str(db)]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60, env={"PATH": "/bin"})
+    assert out.returncode == 130
+    assert out.stderr.strip() == ""
+    assert _usage_csv(db) == before
+
+
 # -- 2. untrusted text is data --------------------------------------------------------------
 
 
@@ -222,6 +246,66 @@ def test_a_read_command_leaves_the_store_file_untouched(tmp_path: Path) -> None:
         reader.execute("SELECT count(*) FROM usage").fetchall()
         assert _usage_csv(db).endswith(",15\n")
     assert db.read_bytes() == before
+
+
+# -- 5. provider exports are snapshots -----------------------------------------------------
+
+
+def test_a_newer_export_replaces_the_buckets_it_changed(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    head = "timestamp,model,requests,input_tokens,output_tokens\n"
+    first = tmp_path / "first.csv"
+    first.write_text(head + "2025-03-01T00:00:00Z,m,1,10,5\n2025-03-01T01:00:00Z,m,1,3,1\n")
+    later = tmp_path / "later.csv"  # the last hour was partial in the first export
+    later.write_text(head + "2025-03-01T00:00:00Z,m,1,10,5\n2025-03-01T01:00:00Z,m,4,30,10\n")
+    assert _run("import", str(first), "--db", str(db)).returncode == 0
+    out = _run("import", str(later), "--db", str(db))
+    assert "1 replaced" in out.stdout, out.stdout
+    assert _usage_csv(db).splitlines()[1:] == [
+        "total,2025-03-01T00:00:00Z,15",
+        "total,2025-03-01T01:00:00Z,40",
+    ]
+    again = _run("import", str(later), "--db", str(db))
+    assert "0 new, 2 already present" in again.stdout
+
+
+def test_a_raw_file_imported_twice_is_warned_about(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    event = str(_event(tmp_path, "m"))
+    assert "WARNING" not in _run("import", event, "--db", str(db)).stdout
+    again = _run("import", event, "--db", str(db))
+    assert again.returncode == 0
+    assert "WARNING" in again.stdout
+    assert "counted" in again.stdout
+
+
+# -- 6. outliers in time --------------------------------------------------------------------
+
+
+def test_a_stray_timestamp_is_reported_and_can_be_trimmed(tmp_path: Path) -> None:
+    import json
+
+    from tokenplan.store import open_store
+
+    db = tmp_path / "s.duckdb"
+    path = tmp_path / "stray.jsonl"
+    stamps = [f"2025-03-0{d}T00:00:00Z" for d in range(1, 9)] + ["1970-01-01T00:00:00Z"]
+    path.write_text(
+        "".join(
+            json.dumps({"ts": ts, "model": "m", "input_tokens": 1, "output_tokens": 1}) + "\n"
+            for ts in stamps
+        )
+    )
+    out = _run("import", str(path), "--db", str(db))
+    assert "1 events lie far outside" in out.stdout, out.stdout
+    assert "1970-01-01T00:00:00Z" in out.stdout
+    with open_store(db, mode="read") as store:
+        whole = store.series("total_tokens", "1d")
+        trimmed = store.series("total_tokens", "1d", trim_outliers=True)
+    assert whole["ds"].min().year == 1970
+    assert trimmed["ds"].min().isoformat() == "2025-03-01T00:00:00"
+    assert len(trimmed) == 8
+    assert trimmed["y"].sum() == 16
 
 
 # -- random input (property tests, in-process) ----------------------------------------------

@@ -25,3 +25,32 @@ def test_trailing_zeros_and_missing_values() -> None:
     frame = pd.DataFrame({"series": ["total"], "timestamp": [iso(pd.Timestamp("2025-01-01"))],
                           "y": [float("nan")]})  # fmt: skip
     assert to_csv(frame) == "series,timestamp,y\ntotal,2025-01-01T00:00:00Z,\n"
+
+
+def test_untrusted_text_is_shown_escaped_and_never_as_markup() -> None:
+    from rich.console import Console
+
+    from tokenplan.cli.output import safe, visible
+
+    assert visible("a\x1b]0;t\x07b\u202ec\u200bd\x9b") == "a\\x1b]0;t\\x07b\\u202ec\\u200bd\\x9b"
+    console = Console(record=True, width=80, color_system=None)
+    console.print(safe("[/x] [red]y[link=https://e.example]z"))
+    assert "[/x] [red]y[link=https://e.example]z" in console.export_text()
+
+
+def test_spreadsheet_cells_neutralise_formulas_but_keep_numbers() -> None:
+    from tokenplan.cli.output import spreadsheet_cell, to_csv
+
+    assert [spreadsheet_cell(v) for v in ("=1+1", "+x", "-x", "@SUM(A1)", "\tx", "ok")] == [
+        "'=1+1",
+        "'+x",
+        "'-x",
+        "'@SUM(A1)",
+        "'\tx",
+        "ok",
+    ]
+    assert spreadsheet_cell("-3.25") == "-3.25"
+    assert spreadsheet_cell(-3) == -3
+    frame = pd.DataFrame({"series": ["=cmd", "total"], "y": [-1, 2]})
+    assert to_csv(frame, spreadsheet=True) == "series,y\n'=cmd,-1\ntotal,2\n"
+    assert to_csv(frame) == "series,y\n=cmd,-1\ntotal,2\n"

@@ -75,7 +75,7 @@ def summary_table(s: ImportSummary) -> Table:
     span = f"{_iso(s.start)} … {_iso(s.end)}" if s.start else "—"
     rows = [
         ("rows read", f"{s.rows_read:,}"),
-        ("stored", f"{s.inserted:,} new, {s.duplicates:,} already present"),
+        ("stored", _stored(s)),
         ("rows rejected", f"{s.rejected}"),
         ("time span", span),
         ("models", ", ".join(s.models) or "—"),
@@ -89,6 +89,13 @@ def summary_table(s: ImportSummary) -> Table:
     for what, value in rows:
         table.add_row(what, safe(value))
     return table
+
+
+def _stored(s: ImportSummary) -> str:
+    text = f"{s.inserted:,} new, {s.duplicates:,} already present"
+    if s.replaced:
+        text += f", {s.replaced:,} replaced by this newer export"
+    return text
 
 
 def _cost(s: ImportSummary) -> str:

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tokenplan.collect import detect
+from tokenplan.collect.checks import content_hash, time_outliers
 from tokenplan.collect.columns import is_batch
 from tokenplan.collect.detect import Source
 from tokenplan.untrusted import visible
@@ -58,6 +59,8 @@ class ImportSummary:
     unpriced_models: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     rejected: int = 0
+    replaced: int = 0
+    """Stored buckets a newer export changed (last export wins per bucket and dimension)."""
 
 
 _READERS: dict[str, tuple[str, str]] = {
@@ -84,6 +87,7 @@ class _Totals:
     rows: int = 0
     inserted: int = 0
     duplicates: int = 0
+    replaced: int = 0
     start: datetime | None = None
     end: datetime | None = None
     models: set[str] = field(default_factory=set)
@@ -92,11 +96,15 @@ class _Totals:
     unsplit_tokens: int = 0
     cost: Decimal | None = None
     unpriced: set[str] = field(default_factory=set)
+    stamps: list[pa.Array] = field(default_factory=list)
+    without_ids: int = 0
 
     def add(self, table: pa.Table) -> None:
         self.rows += table.num_rows
         if not table.num_rows:
             return
+        self.stamps.append(table.column("ts").combine_chunks())
+        self.without_ids += table.column("request_id").null_count
         lo, hi = pc.min_max(table.column("ts")).values()
         lo_dt, hi_dt = lo.as_py(), hi.as_py()
         self.start = lo_dt if self.start is None else min(self.start, lo_dt)
@@ -138,6 +146,8 @@ def import_file(
                 result = store.write(priced)
                 totals.inserted += result.inserted
                 totals.duplicates += result.duplicates
+                totals.replaced += result.replaced
+            notes.extend(_warnings(store, source, name, totals))
     return ImportSummary(
         path=source.name,
         format=name,
@@ -153,7 +163,40 @@ def import_file(
         cost_usd=totals.cost,
         unpriced_models=tuple(sorted(totals.unpriced)),
         notes=tuple(dict.fromkeys(notes)),
+        replaced=totals.replaced,
     )
+
+
+_RAW_FORMATS = (
+    detect.EVENTS_CSV,
+    detect.EVENTS_JSONL,
+    detect.EVENTS_PARQUET,
+    detect.AZURE_TRACE,
+    detect.MOONCAKE_TRACE,
+)
+
+
+def _warnings(store: DuckDBStore, source: Source, fmt: str, totals: _Totals) -> list[str]:
+    """Notes on what was stored but may be wrong: a repeated raw file, stray timestamps."""
+    out = []
+    digest = content_hash(source.path)
+    if fmt in _RAW_FORMATS and totals.without_ids:
+        earlier = store.file_imported(digest)
+        if earlier is not None:
+            out.append(
+                f"WARNING: a file with the same content was imported on {earlier:%Y-%m-%d %H:%M} "
+                f"UTC; its {totals.without_ids:,} events without request ids are now counted "
+                "twice (give events request ids to make re-imports idempotent)"
+            )
+    store.record_file(digest, source.name, fmt, totals.rows)
+    far = time_outliers(totals.stamps)
+    if far is not None:
+        count, first, last = far
+        out.append(
+            f"{count:,} events lie far outside the bulk of this file's time range "
+            f"({first:%Y-%m-%dT%H:%M:%SZ} … {last:%Y-%m-%dT%H:%M:%SZ}); check their timestamps"
+        )
+    return out
 
 
 def prefetch(items: Iterator[pa.Table], depth: int = 1) -> Iterator[pa.Table]:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from tokenplan.store.files import StoreMode, check_store_file
 from tokenplan.store.schema import (
     COLUMN_SQL,
     COLUMNS,
+    CREATE_IMPORTS,
     CREATE_META,
     CREATE_USAGE,
     LEGACY_MARKERS,
@@ -32,6 +33,22 @@ from tokenplan.store.schema import (
 )
 
 DEFAULT_DB = "tokenplan.duckdb"
+# Time outliers: see `DuckDBStore.time_bulk` (tokenplan.collect.checks applies the same rule).
+OUTLIER_SPANS = 10
+OUTLIER_MIN_DAYS = 30
+# What a newer export of a bucket may say differently (see `_replace_changed_buckets`).
+SNAPSHOT_COLUMNS = (
+    "requests",
+    "failed_requests",
+    "rate_limited_requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "unsplit_tokens",
+    "latency_ms_sum",
+    "cost_usd",
+)
 TOTAL_ID = "total"
 INCOMING = "_tokenplan_incoming"
 NONE_LABEL = "(none)"
@@ -45,6 +62,7 @@ class WriteResult:
 
     inserted: int
     duplicates: int
+    replaced: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,10 +178,25 @@ class DuckDBStore:
             self._run(CREATE_USAGE)
             self._migrate()
             self._run(CREATE_META)
+            self._run(CREATE_IMPORTS)
             self._run(
                 f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('schema_version', ?)",
                 [str(SCHEMA_VERSION)],
             )
+
+    def file_imported(self, sha256: str) -> datetime | None:
+        """When a file with this content hash was first imported, or None."""
+        rows = self._run(
+            "SELECT min(imported_at) FROM tokenplan_imports WHERE sha256 = ?", [sha256]
+        )
+        return rows[0][0] if rows else None
+
+    def record_file(self, sha256: str, path: str, fmt: str, rows: int) -> None:
+        """Remember an imported file (inside the import's transaction)."""
+        self._run(
+            "INSERT INTO tokenplan_imports (sha256, path, format, rows) VALUES (?, ?, ?, ?)",
+            [sha256, path, fmt, rows],
+        )
 
     def _schema_version(self) -> int | None:
         rows = self._run(f"SELECT value FROM {META_TABLE} WHERE key = 'schema_version'")
@@ -221,13 +254,14 @@ class DuckDBStore:
         """Insert rows of `USAGE_SCHEMA` in one transaction, skipping known ``request_id``s."""
         batches: Iterable[pa.RecordBatch | pa.Table]
         batches = [rows] if isinstance(rows, pa.Table | pa.RecordBatch) else rows
-        inserted = duplicates = 0
+        inserted = duplicates = replaced = 0
         with self.transaction():
             for batch in batches:
                 result = self._write_one(batch)
                 inserted += result.inserted
                 duplicates += result.duplicates
-        return WriteResult(inserted, duplicates)
+                replaced += result.replaced
+        return WriteResult(inserted, duplicates, replaced)
 
     def _write_one(self, batch: pa.Table | pa.RecordBatch) -> WriteResult:
         table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
@@ -246,6 +280,7 @@ class DuckDBStore:
             if ids.null_count == table.num_rows or not self._may_hold_duplicates(table):
                 self._run_with(f"{insert} FROM {name}", table)
                 return WriteResult(table.num_rows, 0)
+            replaced = self._replace_changed_buckets(table)
             before = self._count()
             # Idempotency: a request_id already stored, or repeated in this batch, counts once.
             self._run_with(
@@ -261,9 +296,26 @@ class DuckDBStore:
                 table,
             )
             inserted = self._count() - before
-            return WriteResult(inserted, table.num_rows - inserted)
+            return WriteResult(inserted - replaced, table.num_rows - inserted, replaced)
         except duckdb.Error as exc:
             raise StoreError(f"writing to the store {self.path} failed: {exc}") from exc
+
+    def _replace_changed_buckets(self, table: pa.Table) -> int:
+        # Provider exports and usage series are snapshots: a later export of a bucket (same
+        # bucket id: format, start, width, dimensions) that differs in any metric replaces the
+        # stored one: last export wins per bucket and dimension. Identical buckets stay, and
+        # are counted as already present. Raw events (their own request ids) are never replaced.
+        differs = " OR ".join(f'u."{c}" IS DISTINCT FROM n."{c}"' for c in SNAPSHOT_COLUMNS)
+        rows = self._run_with(
+            f"""
+            DELETE FROM usage u USING {INCOMING} n
+            WHERE n.request_id LIKE 'bucket:%'
+              AND u.rid_hash = hash(n.request_id) AND u.request_id = n.request_id
+              AND ({differs})
+            """,
+            table,
+        )
+        return int(rows[0][0]) if rows else 0
 
     def _may_hold_duplicates(self, table: pa.Table) -> bool:
         # The exact dedupe above sorts and anti-joins; most batches carry only fresh ids, so a
@@ -313,12 +365,15 @@ class DuckDBStore:
         until: datetime | None = None,
         *,
         exact: bool = False,
+        trim_outliers: bool = False,
     ) -> pd.DataFrame:
         """Metric at a frequency, split by dimensions, as a tidy ``unique_id, ds, y`` frame.
 
         Buckets with no rows are 0; buckets whose rows do not know the metric are NaN.
         ``since`` is inclusive and ``until`` exclusive; both default to the data's span.
         With ``exact``, counts are ints and cost is `Decimal` (no float rounding).
+        With ``trim_outliers``, rows outside `time_bulk` (stray epoch-zero or far-future
+        stamps) are left out, so that they neither stretch the grid nor move a forecast.
         """
         if metric not in METRIC_SQL:
             raise InvalidInput(
@@ -330,6 +385,13 @@ class DuckDBStore:
                 f"cannot split by {', '.join(unknown)}; use any of {', '.join(DIMENSIONS)}."
             )
         f = freq if isinstance(freq, Frequency) else parse_freq(freq)
+        if trim_outliers:
+            bulk = self.time_bulk()
+            if bulk is not None:
+                lo_ts, hi_ts = bulk
+                since = lo_ts if since is None else max(_to_naive([since])[0], lo_ts)
+                hi_end = hi_ts + timedelta(microseconds=1)
+                until = hi_end if until is None else min(_to_naive([until])[0], hi_end)
         uid = (
             " || '|' || ".join(f"coalesce(\"{d}\", '{NONE_LABEL}')" for d in by)
             if by
@@ -392,6 +454,25 @@ class DuckDBStore:
         else:
             frame["y"] = frame["y"].astype(float)
         return frame
+
+    def time_bulk(self) -> tuple[datetime, datetime] | None:
+        """The stored time range without outliers (naive UTC, inclusive), or None if empty.
+
+        Rule (the import reports the same): the bulk is the first to third quartile of the
+        rows' timestamps; rows more than ten bulk widths (and at least 30 days) outside it are
+        outliers.
+        """
+        row = self._run(
+            f"""
+            WITH q AS (SELECT quantile_disc(ts, 0.25) AS q1, quantile_disc(ts, 0.75) AS q3
+                       FROM usage),
+                 g AS (SELECT q1, q3, greatest((q3 - q1) * {OUTLIER_SPANS},
+                                               INTERVAL '{OUTLIER_MIN_DAYS} days') AS gap FROM q)
+            SELECT min(ts), max(ts) FROM usage, g
+            WHERE ts >= g.q1 - g.gap AND ts <= g.q3 + g.gap
+            """
+        )[0]
+        return None if row[0] is None else (row[0], row[1])
 
     def bucket_seconds(self) -> int | None:
         """The stored data's own spacing: the narrowest imported bucket, or None for raw events."""

@@ -53,6 +53,11 @@ METRIC_SQL: dict[str, str] = {
 SCHEMA_VERSION = 1
 META_TABLE = "tokenplan_meta"
 CREATE_META = f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)"
+# Files imported, by content hash: a raw file imported twice is counted twice (no ids).
+CREATE_IMPORTS = """CREATE TABLE IF NOT EXISTS tokenplan_imports (
+    sha256 VARCHAR NOT NULL, path VARCHAR, format VARCHAR, rows BIGINT,
+    imported_at TIMESTAMP NOT NULL DEFAULT (now()::TIMESTAMP)
+)"""
 # Columns whose presence marks a `usage` table written by tokenplan before the metadata table.
 LEGACY_MARKERS = frozenset(
     {"ts", "bucket_s", "model", "input_tokens", "output_tokens", "request_id", "source"}
