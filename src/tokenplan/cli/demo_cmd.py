@@ -12,6 +12,7 @@ from rich.table import Table
 
 from tokenplan.capacity import CapacityPlan, PlanSettings, make_plan
 from tokenplan.cli.app import app, console
+from tokenplan.cli.output import safe
 from tokenplan.collect import import_file
 from tokenplan.pricing import PriceBook
 from tokenplan.store import DuckDBStore
@@ -51,7 +52,7 @@ def demo(
         plan = make_plan(store, settings=PlanSettings(horizon_hours=24 * FORECAST_DAYS))
         console.print(forecast_week(plan, out / "forecast.csv"))
         report_path = write_report(plan, book, out)
-    console.print(f"[bold]Report:[/bold] {report_path.resolve()}", highlight=False)
+    console.print("[bold]Report:[/bold]", safe(report_path.resolve()), highlight=False)
 
 
 def daily_table(store: DuckDBStore) -> Table:

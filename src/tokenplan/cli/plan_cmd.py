@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from tokenplan.cli.app import DbOption, app, console
-from tokenplan.cli.output import OutputFormat, iso, plain
+from tokenplan.cli.output import OutputFormat, iso, plain, safe
 from tokenplan.cli.series_input import load_series
 from tokenplan.errors import InvalidInput
 from tokenplan.events import DIMENSIONS
@@ -80,9 +80,14 @@ def project(
     table.add_column("", style="bold")
     table.add_column("", justify="right")
     for key, value in payload.items():
-        table.add_row(key, _cell(value))
+        table.add_row(safe(key), safe(_cell(value)))
     console.print(table)
-    console.print(f"[dim]{result.method}[/dim]")
+    console.print(safe(result.method), style="dim")
+
+
+def _add_row(table: Table, *cells: Any) -> None:
+    """A table row whose cells are data: a model named ``[/x]`` prints as ``[/x]``."""
+    table.add_row(*(safe(c) for c in cells))
 
 
 def _cell(value: Any) -> str:
@@ -117,7 +122,7 @@ def budget(
     from tokenplan.plan.budgets import evaluate_budgets, load_budgets, scopes_needed
 
     budgets = load_budgets(config)
-    with open_store(resolve_db_path(db)) as store:
+    with open_store(resolve_db_path(db), mode="read") as store:
         end = store.summary().end
         cut = parse_when(
             as_of, now=end if end is not None else pd.Timestamp.now(UTC), option="--as-of"
@@ -190,7 +195,8 @@ def _budget_table(statuses: list[Any], config: Path) -> None:
             breach = f"breached on {row['breach_at'][:10]}"
         elif row["breach_at"]:
             breach = f"expected {row['breach_at']}"
-        table.add_row(
+        _add_row(
+            table,
             row["name"],
             row["period"],
             f"{float(s.budget.amount):,.2f} {cur}"
@@ -204,7 +210,8 @@ def _budget_table(statuses: list[Any], config: Path) -> None:
     console.print(table)
     for s in statuses:
         for alert in s.alerts:
-            console.print(f"[{'red' if alert.severity == 'critical' else 'yellow'}]{alert.message}")
+            style = "red" if alert.severity == "critical" else "yellow"
+            console.print(safe(alert.message), style=style)
 
 
 @app.command()
@@ -223,7 +230,7 @@ def headroom(
     from tokenplan.plan.limits import resolve_limits
 
     config = resolve_limits(limits, env=os.environ)
-    with open_store(resolve_db_path(db)) as store:
+    with open_store(resolve_db_path(db), mode="read") as store:
         forecasts, ratios = {}, {}
         width = store.bucket_seconds()
         for metric in ("requests", "input_tokens", "output_tokens"):
@@ -259,7 +266,8 @@ def headroom(
     ):
         table.add_column(col, justify="right" if col not in ("limit", "kind") else "left")
     for r in rows:
-        table.add_row(
+        _add_row(
+            table,
             f"{r.provider} {r.family} {r.tier}",
             r.kind.upper(),
             f"{r.limit:,}",
@@ -270,13 +278,17 @@ def headroom(
         )
     console.print(table)
     for ptu in size_ptu(forecasts, config, ratios, cache_read_share=share):
-        console.print(f"Azure PTU {ptu.model} ({ptu.deployment}): {ptu.units} PTU — {ptu.note}")
+        console.print(
+            safe(f"Azure PTU {ptu.model} ({ptu.deployment}): {ptu.units} PTU — {ptu.note}")
+        )
     notes = {r.note for r in rows}
     for note in sorted(notes):
-        console.print(f"[dim]{note}[/dim]")
+        console.print(safe(note), style="dim")
     seen = sorted({str(m) for f in forecasts.values() for m in f["unique_id"].unique()})
     for model in config.unlimited(seen):
-        console.print(f"{model}: no rate limit configured in {config.source}; add one to check it.")
+        console.print(
+            safe(f"{model}: no rate limit configured in {config.source}; add one to check it.")
+        )
     if not rows:
         console.print("no configured limit matches the models in the store.")
 
@@ -307,7 +319,7 @@ def spikes(
     if by not in DIMENSIONS:
         raise InvalidInput(f"--by {by!r} is not a dimension; use one of {', '.join(DIMENSIONS)}.")
     check_tz(tz)
-    with open_store(resolve_db_path(db)) as store:
+    with open_store(resolve_db_path(db), mode="read") as store:
         end = store.summary().end
         now = end if end is not None else pd.Timestamp.now(UTC)
         start, stop = parse_when(since, now=now), parse_when(until, now=now, option="--until")
@@ -325,7 +337,8 @@ def spikes(
             col, justify="right" if col in ("buckets", "actual", "usual", "size") else "left"
         )
     for a in found:
-        table.add_row(
+        _add_row(
+            table,
             a.kind,
             iso(a.start),
             str(a.buckets),
@@ -336,6 +349,6 @@ def spikes(
         )
     console.print(table)
     for a in found:
-        console.print(a.message)
+        console.print(safe(a.message))
     if not found:
         console.print("nothing unusual.")

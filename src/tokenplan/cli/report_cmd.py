@@ -37,7 +37,7 @@ def report(
     """Write the capacity report: history, forecast, budgets, headroom, spikes and advice."""
     rate = _currency(currency, fx)
     book = _price_book(prices, rate)
-    with open_store(resolve_db_path(db)) as store:
+    with open_store(resolve_db_path(db), mode="read") as store:
         result = build_report(
             store,
             prices=book,

@@ -39,7 +39,7 @@ def load_series(
         store = DuckDBStore(":memory:")
         import_file(store, input_path)
     else:
-        store = open_store(resolve_db_path(db))
+        store = open_store(resolve_db_path(db), mode="read")
     with store:
         width = store.bucket_seconds()
         frequency = parse_freq(freq) if freq else parse_freq(f"{width}s" if width else DEFAULT_FREQ)
