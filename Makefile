@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) bench/ingest.py
 	$(PY) bench/project_calibration.py
 	$(PY) bench/forecast_speed.py
+	$(PY) bench/m4_hourly.py --save bench/results/m4_hourly.json
 	$(PY) bench/forecast_accuracy.py
 
 clean:
