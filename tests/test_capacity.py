@@ -200,3 +200,23 @@ def test_open_plans_a_store_file(tmp_path: Path) -> None:
     fc = plan.forecast_frame("total_tokens")
     assert fc is not None
     assert len(fc[fc["unique_id"] == "total"]) == 24
+
+
+def test_a_stray_epoch_event_does_not_move_the_plan() -> None:
+    """One 1970 row (reported at import) changes neither the as-of time nor the forecast."""
+    rows = [(h, "m-a", "t-x", 10_000 + 3_000 * (h % 24 > 8), True) for h in range(24 * 8)]
+    clean = make_plan(
+        make_store(rows), settings=PlanSettings(horizon_hours=24), forecaster=incoherent
+    )
+    epoch_hours = -int((pd.Timestamp(START) - pd.Timestamp("1970-01-01", tz="UTC")).days * 24)
+    stray = make_plan(
+        make_store([*rows, (epoch_hours, "m-a", "t-x", 500, True)]),
+        settings=PlanSettings(horizon_hours=24),
+        forecaster=incoherent,
+    )
+    assert stray.as_of == clean.as_of
+    assert stray.since == clean.since
+    a, b = clean.forecast_frame("total_tokens"), stray.forecast_frame("total_tokens")
+    assert a is not None
+    assert b is not None
+    pd.testing.assert_frame_equal(a, b)

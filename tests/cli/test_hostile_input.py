@@ -133,6 +133,31 @@ def test_names_are_data_not_markup(tmp_path: Path, model: str) -> None:
         assert "\\x1b]0;pwned\\x07" in table.stdout
 
 
+def test_plan_commands_print_names_literally(tmp_path: Path) -> None:
+    import json
+
+    db, path = tmp_path / "s.duckdb", tmp_path / "days.jsonl"
+    lines = [
+        {
+            "ts": f"2025-03-0{d}T{h:02d}:00:00Z",
+            "model": model,
+            "input_tokens": 9,
+            "output_tokens": 1,
+        }
+        for d in range(1, 4)
+        for h in range(24)
+        for model in ("[/x]", "[red]y")
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert _run("import", str(path), "--db", str(db)).returncode == 0
+    for command in (("spikes", "--by", "model"), ("headroom", "--horizon", "24")):
+        out = _run(*command, "--db", str(db))
+        assert out.returncode == 0, out.stderr
+        assert "Traceback" not in out.stderr
+    assert "[/x]" in out.stdout
+    assert "[red]y" in out.stdout
+
+
 def test_usage_csv_neutralises_formulas_but_not_numbers(tmp_path: Path) -> None:
     db = tmp_path / "s.duckdb"
     assert _run("import", str(_event(tmp_path, "=HYPERLINK(1)")), "--db", str(db)).returncode == 0

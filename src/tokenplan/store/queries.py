@@ -7,6 +7,7 @@ satisfies the planner by answering them; SQL stays here, never in `report` or `p
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -62,12 +63,20 @@ class DuckDBQueries:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> pd.DataFrame:
-        """Delegates to `DuckDBStore.series` (float values)."""
-        return self.store.series(metric, freq, tuple(by), since, until)
+        """Delegates to `DuckDBStore.series` (float values), stray timestamps left out."""
+        return self.store.series(metric, freq, tuple(by), since, until, trim_outliers=True)
 
     def summary(self) -> StoreSummary:
-        """Delegates to `DuckDBStore.summary`."""
-        return self.store.summary()
+        """`DuckDBStore.summary`, its span that of the bulk (`DuckDBStore.time_bulk`).
+
+        One stray epoch-zero or far-future event must not move the plan's as-of time or its
+        training window; the import already reported it, and the totals still count it.
+        """
+        summary = self.store.summary()
+        bulk = self.store.time_bulk()
+        if bulk is None:
+            return summary
+        return replace(summary, start=bulk[0], end=bulk[1])
 
     def widest_bucket_seconds(self, since: datetime) -> int:
         """Widest bucket among rows since ``since`` (0 when none)."""
