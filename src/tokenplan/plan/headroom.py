@@ -106,6 +106,22 @@ def _sigma(frame: pd.DataFrame) -> np.ndarray:
     return sig
 
 
+def _minute_draws(
+    forecast: pd.DataFrame, total: pd.DataFrame, ratio: PeakRatio, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each bucket's mean minute, and draws of its busiest minute (one row per bucket).
+
+    Mean-minute draws are log-normal around the forecast mean, times the peak-ratio draws.
+    """
+    mean = total["mean"].to_numpy(float) * scale / _bucket_minutes(forecast)
+    sig = _sigma(total)
+    r = np.asarray(ratio.samples, float)
+    draws = mean[:, None, None] * np.exp(
+        sig[:, None, None] * _Z[None, :, None] - sig[:, None, None] ** 2 / 2
+    )
+    return mean, (draws * r[None, None, :]).reshape(len(total), -1)
+
+
 def peak_minutes(
     forecast: pd.DataFrame, ratio: PeakRatio, *, scale: float = 1.0, limit: float | None = None
 ) -> pd.DataFrame:
@@ -115,15 +131,8 @@ def peak_minutes(
     conservative for the quantiles. ``scale`` multiplies usage (e.g. the uncached share).
     """
     total = forecast.groupby("ds", as_index=False).sum(numeric_only=True).sort_values("ds")
-    minutes = _bucket_minutes(forecast)
-    mean = total["mean"].to_numpy(float) * scale / minutes
-    sig = _sigma(total)
+    mean, peaks = _minute_draws(forecast, total, ratio, scale)
     r = np.asarray(ratio.samples, float)
-    # Bucket mean-minute draws (log-normal around the forecast mean) times ratio draws.
-    draws = mean[:, None, None] * np.exp(
-        sig[:, None, None] * _Z[None, :, None] - sig[:, None, None] ** 2 / 2
-    )
-    peaks = (draws * r[None, None, :]).reshape(len(total), -1)
     out = pd.DataFrame(
         {
             "ds": total["ds"].to_numpy(),
@@ -152,14 +161,7 @@ def window_peak(
     total = forecast.groupby("ds", as_index=False).sum(numeric_only=True).sort_values("ds")
     if total.empty:
         return 0.0, None if limit is None else 0.0
-    minutes = _bucket_minutes(forecast)
-    mean = total["mean"].to_numpy(float) * scale / minutes
-    sig = _sigma(total)
-    r = np.asarray(ratio.samples, float)
-    draws = mean[:, None, None] * np.exp(
-        sig[:, None, None] * _Z[None, :, None] - sig[:, None, None] ** 2 / 2
-    )
-    peaks = np.sort((draws * r[None, None, :]).reshape(len(total), -1), axis=1)
+    peaks = np.sort(_minute_draws(forecast, total, ratio, scale)[1], axis=1)
 
     def p_below(x: float) -> float:
         # P(every bucket's busiest minute <= x), from each bucket's sorted draws.

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from tokenplan.errors import InvalidInput, StoreError
-from tokenplan.events import DIMENSIONS, USAGE_SCHEMA
+from tokenplan.events import COUNT_METRICS, DIMENSIONS, USAGE_SCHEMA
 from tokenplan.frequency import Frequency, parse_freq
 from tokenplan.store.files import StoreMode, check_store_file
 from tokenplan.store.schema import (
@@ -37,18 +37,7 @@ DEFAULT_DB = "tokenplan.duckdb"
 OUTLIER_SPANS = 10
 OUTLIER_MIN_DAYS = 30
 # What a newer export of a bucket may say differently (see `_replace_changed_buckets`).
-SNAPSHOT_COLUMNS = (
-    "requests",
-    "failed_requests",
-    "rate_limited_requests",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "unsplit_tokens",
-    "latency_ms_sum",
-    "cost_usd",
-)
+SNAPSHOT_COLUMNS = (*COUNT_METRICS, "unsplit_tokens", "latency_ms_sum", "cost_usd")
 TOTAL_ID = "total"
 INCOMING = "_tokenplan_incoming"
 NONE_LABEL = "(none)"
