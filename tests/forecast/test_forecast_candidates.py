@@ -9,14 +9,24 @@ import pandas as pd
 
 from conftest import usage
 from tokenplan.forecast import forecast
-from tokenplan.forecast.boosting import lags_for, run_boosting
+from tokenplan.forecast.boosting import _Design, run_boosting
 from tokenplan.forecast.preparation import to_series, validate
 from tokenplan.frequency import make_cadence
 
 
-def test_lags_are_never_shorter_than_the_horizon() -> None:
-    for h in (1, 6, 24, 48, 168):
-        assert min(lags_for(h, (24, 168), 10_000)) >= h
+def test_direct_features_read_nothing_at_or_after_the_origin() -> None:
+    cadence = make_cadence("1h")
+    rng = np.random.default_rng(1)
+    z = rng.normal(5.0, 1.0, 1000)
+    for h in (1, 24, 168):
+        design = _Design(h, (24, 168), cadence)
+        steps = np.arange(1, h + 1)
+        x, level = design.rows(z, 700, steps, 0)
+        later = z.copy()
+        later[700:] = 1e6  # everything from the origin on
+        y, same_level = design.rows(later, 700, steps, 0)
+        np.testing.assert_array_equal(x, y)
+        assert level == same_level
 
 
 def test_boosting_ignores_values_after_the_origin() -> None:

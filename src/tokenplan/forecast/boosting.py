@@ -1,17 +1,19 @@
-"""A global LightGBM candidate whose every feature is known at the forecast origin.
+"""A global LightGBM candidate that forecasts every step of the horizon from the origin directly.
 
-Each target bucket ``t`` is described by lags of at least ``h`` buckets (so for any step of a
-forecast made at origin ``o``, every lag falls at or before ``o``: no recursion and no leak),
-rolling means that end ``h`` buckets back, and the calendar of ``t`` itself (hour, weekday,
-minute). Values are log1p and expressed relative to the series' mean over the primary season
-ending ``h`` buckets back, so one model serves series of any size and follows level changes.
-The loss is L1, which targets the median and shrugs off bursts.
+One row per (series, origin, step ``k``): the features are what is known at the origin (the
+last values, the same phase one, two and three cycles back of each season, recent means and
+spread) plus ``k`` and the calendar of the target bucket. Everything is in log1p and relative
+to the series' level at the origin (its mean over the last primary cycle), so one model serves
+series of any size and follows level changes; the loss is L1, which targets the median and
+shrugs off bursts. Because every feature is known at the origin there is no recursion and no
+leak, and the last hours before the origin inform every step (an earlier version used only
+lags of at least ``h``: on the 414 M4 hourly series it scored MASE 1.10 where this one scores
+0.88-0.94, depending on how many rows it may learn from).
 
-Features are built directly in numpy rather than with mlforecast: with no lag shorter than
-the horizon there is nothing recursive to do, and mlforecast's step-by-step predict loop cost
-seconds per backtest window; it also sidesteps the mlforecast 1.1.0 direct-mode calendar bug.
-One model is fitted at the earliest backtest cut and reused for later cuts (it sees only data
-before each of them); the final model is fitted on all history.
+Training rows are sampled (recent origins first, a bounded number per series) so the cost
+stays flat in history length and number of series. One model is fitted at the earliest
+backtest cut and reused for the later cuts (it sees only data before each of them); the final
+model is fitted on all history.
 """
 
 from __future__ import annotations
@@ -22,65 +24,58 @@ from tokenplan.forecast.preparation import Series
 from tokenplan.frequency import Cadence
 
 NAME = "lightgbm"
-# Above this many training rows, keep only each series' most recent rows: older weeks add
-# little and fitting time grows with rows.
-_MAX_ROWS = 200_000
+# Rows the final and the backtest model may learn from: beyond this, fitting time grows with
+# little gain (M4 hourly: 0.5M rows MASE 0.94-0.98, 1.2M rows 0.875 at four times the time).
+_FINAL_ROWS = 500_000
+_BACKTEST_ROWS = 300_000
+# At most this many steps per origin are kept: long horizons sample their steps.
+_STEPS_PER_ORIGIN = 48
 # Few rows cannot use several threads well (OpenMP start-up dominates).
 _ROWS_PER_THREAD = 50_000
-
-
-def lags_for(h: int, seasons: tuple[int, ...], shortest: int) -> list[int]:
-    """Lags at least ``h`` long: ``h`` itself and seasonal multiples past the horizon."""
-    lags = {h}
-    for s in seasons:
-        first = s * (-(-h // s))
-        lags.update({first, first + s})
-    if not seasons:
-        lags.update({h + 1, h + 2})
-    # A lag needs history behind it and some rows left to learn from.
-    usable = sorted(lag for lag in lags if lag <= shortest - max(h, 16))
-    return usable or [h]
+_RECENT_LAGS = 24
+_CYCLES_BACK = 3
 
 
 class _Design:
     """Feature layout shared by training and prediction."""
 
-    def __init__(self, h: int, seasons: tuple[int, ...], shortest: int, cadence: Cadence) -> None:
+    def __init__(self, h: int, seasons: tuple[int, ...], cadence: Cadence) -> None:
         self.h = h
-        self.lags = lags_for(h, seasons, shortest)
+        self.seasons = seasons
         self.base = seasons[0] if seasons else max(2, min(h, 24))
-        self.windows = sorted({s for s in seasons if s + h <= shortest} | {self.base})
+        self.recent = min(self.base, _RECENT_LAGS)
         self.seconds = cadence.seconds
-        self.reach = max(max(self.lags), h + max(self.windows) - 1)
+        self.first = max(self.base, self.recent, 8)  # earliest usable origin
+        # Earliest origin at which every seasonal feature is known.
+        self.settled = (2 * seasons[-1] if seasons else 0) + self.base
 
     def rows(
-        self, z: np.ndarray, start_ns: int, targets: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Features and level offsets for target indices (all refer to ``z[:min(targets)]``+)."""
-        csum = np.concatenate([[0.0], np.cumsum(z)])
-
-        def trailing_mean(end: np.ndarray, w: int) -> np.ndarray:
-            # mean of z[end - w + 1 .. end], clipped at the series start
-            lo = np.maximum(end - w + 1, 0)
-            return (csum[end + 1] - csum[lo]) / (end + 1 - lo)
-
-        ref = targets - self.h
-        level = trailing_mean(ref, self.base)
-        cols = []
-        for lag in self.lags:
-            idx = targets - lag
-            cols.append(np.where(idx >= 0, z[np.maximum(idx, 0)] - level, np.nan))
-        for w in self.windows:
-            if w != self.base:
-                cols.append(trailing_mean(ref, w) - level)
-        seconds = start_ns // 1_000_000_000 + targets * self.seconds
-        if self.seconds < 86_400:
-            cols.append((seconds // 3600) % 24)
-        cols.append((seconds // 86_400 + 3) % 7)  # 1970-01-01 was a Thursday; Monday = 0
-        if self.seconds < 3600:
-            cols.append((seconds // 60) % 60)
-        if self.seconds >= 86_400:
-            cols.append((seconds // 86_400) % 365)
+        self, z: np.ndarray, origin: int, steps: np.ndarray, start_ns: int
+    ) -> tuple[np.ndarray, float]:
+        """Features for ``steps`` (1-based) ahead of ``origin`` (first unknown index of ``z``)."""
+        past = z[:origin]
+        level = float(past[-self.base :].mean())
+        target = origin + steps - 1
+        n = len(steps)
+        cols: list[np.ndarray] = [steps.astype(float)]
+        lags = past[-self.recent :][::-1] - level
+        if len(lags) < self.recent:
+            lags = np.concatenate([lags, np.full(self.recent - len(lags), np.nan)])
+        cols.extend(np.broadcast_to(lags[:, None], (self.recent, n)))
+        for season in self.seasons:
+            back = -(-steps // season)
+            for m in range(_CYCLES_BACK):
+                idx = target - season * (back + m)
+                cols.append(np.where(idx >= 0, z[np.maximum(idx, 0)], np.nan) - level)
+            cols.append(np.full(n, past[-season:].mean() - level))
+        if self.seasons:
+            season = self.seasons[0]
+            back = -(-steps // season)
+            idx = np.stack([target - season * (back + m) for m in range(4)])
+            same_phase = np.where(idx >= 0, z[np.maximum(idx, 0)], np.nan)
+            with np.errstate(all="ignore"):
+                cols.append(np.nanmedian(same_phase, axis=0) - level)
+        cols.append(np.full(n, past[-self.base :].std()))
         return np.column_stack(cols).astype(float), level
 
 
@@ -89,10 +84,13 @@ def _model(rows: int, threads: int) -> object:
 
     return lgb.LGBMRegressor(
         objective="l1",
-        n_estimators=250,
-        learning_rate=0.06,
+        n_estimators=300,
+        learning_rate=0.08,
         num_leaves=31,
-        min_child_samples=20,
+        min_child_samples=50,
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.8,
         deterministic=True,
         force_row_wise=True,
         num_threads=max(1, min(threads, rows // _ROWS_PER_THREAD)),
@@ -102,21 +100,34 @@ def _model(rows: int, threads: int) -> object:
 
 
 def _train(
-    design: _Design, logs: list[np.ndarray], starts: list[int], cut: int, threads: int
+    design: _Design, logs: list[np.ndarray], starts: list[int], cut: int, budget: int, threads: int
 ) -> object | None:
-    per_series = max(_MAX_ROWS // max(len(logs), 1), 200)
+    h = design.h
+    steps_per_origin = min(h, _STEPS_PER_ORIGIN)
+    per_series = max(budget // max(len(logs), 1), 4 * steps_per_origin)
+    origins_per_series = max(per_series // steps_per_origin, 2)
+    rng = np.random.default_rng(0)
     xs, ys = [], []
     for z_all, start in zip(logs, starts, strict=True):
         z = z_all[: len(z_all) - cut]
-        first = max(design.h + design.base - 1, min(design.reach, len(z) // 2))
-        targets = np.arange(max(first, len(z) - per_series), len(z))
-        if len(targets) == 0:
+        last = len(z) - h  # whole windows only: partial ones over-weight the first steps
+        if last < design.first:
             continue
-        x, level = design.rows(z, start, targets)
-        xs.append(x)
-        ys.append(z[targets] - level)
+        # Recent origins, half a primary cycle apart: the freshest behaviour matters most, and
+        # origins whose seasonal lags are all known teach more than early ones full of gaps.
+        first = min(design.settled, last)
+        first = max(first, design.first)
+        stride = max(1, design.base // 2)
+        for origin in range(last, first - 1, -stride)[:origins_per_series]:
+            known = min(h, len(z) - origin)
+            steps = np.arange(1, known + 1)
+            if known > steps_per_origin:
+                steps = np.sort(rng.choice(steps, steps_per_origin, replace=False))
+            x, level = design.rows(z, origin, steps, start)
+            xs.append(x)
+            ys.append(z[origin + steps - 1] - level)
     if not xs:
-        # Too little history left before this cut for any lag row: no model, not a crash.
+        # Too little history left before this cut for any row: no model, not a crash.
         return None
     x_all, y_all = np.vstack(xs), np.concatenate(ys)
     model = _model(len(y_all), threads)
@@ -137,26 +148,23 @@ def run_boosting(
     logs = [np.log1p(s.y) for s in series]
     starts = [int(s.start.value) for s in series]
     earliest = max(cuts)
-    shortest = min(len(z) for z in logs)
-    designs = {
-        True: _Design(h, seasons, shortest, cadence),
-        False: _Design(h, seasons, shortest - earliest, cadence),
-    }
+    design = _Design(h, seasons, cadence)
+    steps = np.arange(1, h + 1)
     models: dict[bool, object | None] = {}
     for i, cut in enumerate(cuts):
         final = cut == 0
-        design = designs[final]
         if final not in models:
-            models[final] = _train(design, logs, starts, 0 if final else earliest, threads)
+            budget = _FINAL_ROWS if final else _BACKTEST_ROWS
+            models[final] = _train(design, logs, starts, 0 if final else earliest, budget, threads)
         model = models[final]
         if model is None:
             continue  # this cut keeps NaN: the candidate is unavailable there
         xs, levels = [], []
         for z_all, start in zip(logs, starts, strict=True):
             origin = len(z_all) - cut
-            x, level = design.rows(z_all[:origin], start, np.arange(origin, origin + h))
+            x, level = design.rows(z_all, origin, steps, start)
             xs.append(x)
             levels.append(level)
         pred = model.predict(np.vstack(xs)).reshape(len(series), h)  # type: ignore[attr-defined]
-        out[i] = np.maximum(np.expm1(pred + np.stack(levels)), 0.0)
+        out[i] = np.maximum(np.expm1(pred + np.array(levels)[:, None]), 0.0)
     return {NAME: out}

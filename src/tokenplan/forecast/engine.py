@@ -20,11 +20,6 @@ from tokenplan.forecast.preparation import REGULAR, SHORT, Series, classify, to_
 from tokenplan.forecast.result import ForecastResult, PathModel, level_name
 from tokenplan.frequency import make_cadence
 
-# Local statsforecast models cost ~0.5 s per series and window on 2 cores; running them on
-# every series of a large panel is still far over the speed target (50 synthetic 90-day
-# hourly series at h=168 did not finish in 300 s on a shared 2-core machine), so above this
-# many series they are skipped unless asked for, and each series' note says so.
-LOCAL_MODELS_MAX_SERIES = 50
 # The global model needs some rows to learn from.
 _MIN_BOOSTING_ROWS = 200
 
@@ -136,21 +131,11 @@ class Forecaster:
                 s.unz(point_z), errors, s.log, note, note.split(",")[0], _fallback_variance(s)
             )
             rows.append({"unique_id": s.uid, "method": "fallback", "chosen": True})
-        n_regular = sum(len(g) for g in groups.values())
-        local = self.local_models
-        if local is None:
-            local = n_regular <= LOCAL_MODELS_MAX_SERIES
+        local = True if self.local_models is None else bool(self.local_models)
         if not local:
-            # Never silently: each series says the local models were left out and why.
-            why = (
-                f"local statsforecast models skipped ({n_regular} series > "
-                f"{LOCAL_MODELS_MAX_SERIES}; pass local_models=True to run them)"
-                if self.local_models is None
-                else "local statsforecast models off (local_models=False)"
-            )
             for members in groups.values():
                 for s in members:
-                    s.notes.append(why)
+                    s.notes.append("local statsforecast models off (local_models=False)")
         for (seasons, cuts), members in groups.items():  # type: ignore[assignment]
             self._fit_group(members, seasons, list(cuts), local, fitted, rows)
         return series, fitted, rows
@@ -194,15 +179,15 @@ class Forecaster:
         if local:
             from tokenplan.forecast.statistical import run_statistical
 
-            jobs = 1 if len(members) < 8 else self.threads
-            preds |= run_statistical(members, all_cuts, h, seasons, n_jobs=jobs)
+            preds |= run_statistical(members, all_cuts, h, seasons, n_jobs=self.threads)
         actual = bt.actual_windows(members, cuts, h)
         scale = bt.mase_scale(members, self.cadence)
         mase: dict[str, np.ndarray] = {}
         smape: dict[str, np.ndarray] = {}
         for name, pred in preds.items():
             mase[name], smape[name] = bt.scores(pred[1:], actual, scale)
-        combined = bt.add_combination(preds)
+        ranking = bt.shrunk_scores(mase, len(cuts))
+        combined = bt.add_combination(preds, ranking)
         if combined:
             name = bt.COMBINATION
             mase[name], smape[name] = bt.scores(preds[name][1:], actual, scale)
@@ -222,7 +207,7 @@ class Forecaster:
             runner = next((m for m in ranked if m != method), None)
             what = method
             if method == bt.COMBINATION:
-                what = f"{method} (median of {', '.join(combined)})"
+                what = f"{method} (weighted mean of {', '.join(combined[j])})"
             note = (
                 f"chose {what}: backtest MASE {mase[method][j]:.3f} over {len(cuts)} window(s)"
                 + (f" (next {runner} {mase[runner][j]:.3f})" if runner else "")
