@@ -12,19 +12,17 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tokenplan.cli.app import DbOption, app, console, err_console
-from tokenplan.cli.output import iso, to_csv, to_table
+from tokenplan.cli.output import to_csv, to_table
 from tokenplan.cli.series_input import load_series
 from tokenplan.errors import InvalidInput
-from tokenplan.events import DIMENSIONS
+from tokenplan.events import DIMENSIONS, METRICS
 from tokenplan.store.duckdb_store import TOTAL_ID
-
-FORECAST_METRICS = ("requests", "input_tokens", "output_tokens", "total_tokens", "cost_usd")
 
 InputOption = Annotated[
     Path | None,
     typer.Option("--input", help="Usage series CSV or any importable file; default: the store."),
 ]
-MetricOption = Annotated[str, typer.Option(help=", ".join(FORECAST_METRICS))]
+MetricOption = Annotated[str, typer.Option(help=", ".join(METRICS))]
 HorizonOption = Annotated[int, typer.Option(help="Buckets to forecast ahead.", min=1)]
 FreqOption = Annotated[
     str | None, typer.Option(help="Bucket width (default: the input's own spacing).")
@@ -39,9 +37,9 @@ LevelOption = Annotated[
 
 
 def _check(metric: str, by: str | None) -> list[str]:
-    if metric not in FORECAST_METRICS:
+    if metric not in METRICS:
         raise InvalidInput(
-            f"--metric {metric!r} cannot be forecast; use one of {', '.join(FORECAST_METRICS)}."
+            f"--metric {metric!r} cannot be forecast; use one of {', '.join(METRICS)}."
         )
     if by is not None and by not in DIMENSIONS:
         raise InvalidInput(f"--by {by!r} is not a dimension; use one of {', '.join(DIMENSIONS)}.")
@@ -73,6 +71,7 @@ def forecast(
 ) -> None:
     """Forecast a usage metric with calibrated intervals (models chosen by backtest)."""
     from tokenplan.forecast import forecast as run_forecast
+    from tokenplan.forecast.result import contract_frame
 
     dims = _check(metric, by)
     levels = tuple(level or (80, 95))
@@ -95,20 +94,6 @@ def forecast(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(to_csv(table))
     console.print(f"wrote {len(table):,} rows to {out}", highlight=False)
-
-
-def contract_frame(frame: pd.DataFrame, levels: tuple[int, ...]) -> pd.DataFrame:
-    """The forecast as the CSV contract: series, timestamp, mean, lo_L, hi_L per level."""
-    columns = ["mean"] + [f"{side}_{lv}" for lv in levels for side in ("lo", "hi")]
-    table = frame.rename(columns={"unique_id": "series"})
-    table["timestamp"] = table["ds"].map(iso)
-    table = table[["series", "timestamp", *columns]]
-    # Never negative, and lo <= mean <= hi even after float noise in reconciliation.
-    table[columns] = table[columns].clip(lower=0.0)
-    for lv in levels:
-        table[f"lo_{lv}"] = table[[f"lo_{lv}", "mean"]].min(axis=1)
-        table[f"hi_{lv}"] = table[[f"hi_{lv}", "mean"]].max(axis=1)
-    return table.reset_index(drop=True)
 
 
 @app.command()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +9,7 @@ import typer
 
 from tokenplan.cli.app import DbOption, app, console
 from tokenplan.errors import InvalidInput
-from tokenplan.pricing import FxRate, PriceBook
+from tokenplan.pricing import FxRate, PriceBook, parse_fx
 from tokenplan.report import Currency, build_report, write_html, write_json
 from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
@@ -36,12 +35,18 @@ def report(
 ) -> None:
     """Write the capacity report: history, forecast, budgets, headroom, spikes and advice."""
     rate = _currency(currency, fx)
-    book = _price_book(prices, rate)
+    # Both an exact rate for prices and budgets, and the report's plain one ("--fx" says why).
+    shown = (
+        None
+        if rate is None
+        else Currency(code=rate.currency, rate=float(rate.per_usd), note="--fx")
+    )
+    book = PriceBook(prices, fx=rate)
     with open_store(resolve_db_path(db), mode="read") as store:
         result = build_report(
             store,
             prices=book,
-            fx=rate,
+            fx=shown,
             budgets=_load(budgets, "budgets"),
             limits=_load(limits, "limits"),
             horizon_hours=horizon,
@@ -53,25 +58,12 @@ def report(
     console.print(str(path), markup=False, highlight=False)
 
 
-def _currency(code: str | None, fx: str | None) -> Currency | None:
+def _currency(code: str | None, fx: str | None) -> FxRate | None:
     """The second currency; the rate is explicit because a stale built-in one would mislead."""
-    if code is None and fx is None:
-        return None
-    if code is None or fx is None:
+    rate = parse_fx(code, fx)
+    if code is not None and rate is None:
         raise InvalidInput("--currency and --fx go together, e.g. --currency CNY --fx 7.3.")
-    try:
-        rate = Decimal(fx)
-    except InvalidOperation:
-        raise InvalidInput(f"--fx {fx!r} is not a number; give units of {code} per USD.") from None
-    if not rate.is_finite() or rate <= 0:
-        raise InvalidInput(f"--fx {fx!r} must be a positive number of {code} per USD.")
-    return Currency(code=code.strip().upper(), rate=float(rate), note="--fx")
-
-
-def _price_book(path: Path | None, rate: Currency | None) -> PriceBook:
-    """genai-prices list prices, with the overrides file on top when one is given."""
-    fx = None if rate is None else FxRate(currency=rate.code, per_usd=Decimal(str(rate.rate)))
-    return PriceBook(path, fx=fx)
+    return rate
 
 
 def _load(path: Path | None, what: str) -> Any:
