@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,7 +24,12 @@ def report(
     ] = None,
     horizon: Annotated[int, typer.Option(help="Hours to forecast ahead.", min=1)] = 168,
     budgets: Annotated[Path | None, typer.Option(help="Budgets TOML file.")] = None,
-    limits: Annotated[Path | None, typer.Option(help="Rate limits TOML file.")] = None,
+    limits: Annotated[
+        Path | None,
+        typer.Option(
+            help="Rate limits TOML (default: $TOKENPLAN_LIMITS, else the shipped example)."
+        ),
+    ] = None,
     prices: Annotated[Path | None, typer.Option(help="Price overrides TOML file.")] = None,
     currency: Annotated[
         str | None, typer.Option(help="Second currency to show beside USD, e.g. CNY.")
@@ -47,8 +53,8 @@ def report(
             store,
             prices=book,
             fx=shown,
-            budgets=_load(budgets, "budgets"),
-            limits=_load(limits, "limits"),
+            budgets=_budgets(budgets),
+            limits=_limits(limits),
             horizon_hours=horizon,
         )
     path = write_html(result, out)
@@ -66,15 +72,20 @@ def _currency(code: str | None, fx: str | None) -> FxRate | None:
     return rate
 
 
-def _load(path: Path | None, what: str) -> Any:
+def _limits(path: Path | None) -> Any:
+    """The limits `tokenplan headroom` reads too: --limits, $TOKENPLAN_LIMITS, else the example."""
+    from tokenplan.plan.limits import resolve_limits
+
+    if path is not None and not path.is_file():
+        raise InvalidInput(f"the limits file {path} does not exist.")
+    return resolve_limits(path, env=os.environ)
+
+
+def _budgets(path: Path | None) -> Any:
     if path is None:
         return None
     if not path.is_file():
-        raise InvalidInput(f"the {what} file {path} does not exist.")
-    if what == "limits":
-        from tokenplan.plan.limits import load_limits
-
-        return load_limits(path)
+        raise InvalidInput(f"the budgets file {path} does not exist.")
     from tokenplan.plan.budgets import load_budgets
 
     return load_budgets(path)
