@@ -104,6 +104,8 @@ class CapacityPlan:
     since: datetime | None = None
     metric: str = "total_tokens"
     history: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # Requests and token counts per model (``unique_id`` = model), for headroom and advice.
+    model_history: dict[str, pd.DataFrame] = field(default_factory=dict)
     providers: dict[str, str | None] = field(default_factory=dict)
     spend_all: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
@@ -152,13 +154,10 @@ class CapacityPlan:
         """Per-model forecasts of requests and tokens (metric → frame), or why there are none."""
         if self._per_model is None:
             fn = self._engine()
-            if fn is None or self.since is None or self.as_of is None:
+            if fn is None or self.as_of is None:
                 self._per_model = "no forecast of requests and tokens per model"
             else:
-                until = self.as_of.to_pydatetime()
-                self._per_model = _model_forecasts(
-                    self.queries, fn, self.since, until, self.settings
-                )
+                self._per_model = _model_forecasts(self.model_history, fn, self.settings)
         return self._per_model
 
     def _engine(self) -> Forecaster | None:
@@ -403,6 +402,7 @@ def make_plan(
             + ", ".join(summary.unpriced_models)
             + " (see `tokenplan prices MODEL`)."
         )
+    plan.model_history = _model_frames(queries, since, until, settings)
     plan.providers = queries.model_providers(since)
     return plan
 
@@ -530,16 +530,25 @@ def _forecast(
     return result
 
 
-def _model_forecasts(
-    queries: UsageQueries, fn: Forecaster, since: datetime, until: datetime, settings: PlanSettings
-) -> dict[str, pd.DataFrame] | str:
-    """Per-model forecasts of requests and tokens (metric → frame), or why not."""
-    out: dict[str, pd.DataFrame] = {}
+def _model_frames(
+    queries: UsageQueries, since: datetime, until: datetime, settings: PlanSettings
+) -> dict[str, pd.DataFrame]:
+    """Requests and token counts per model (metric → ``unique_id, ds, y``), where recorded."""
+    out = {}
     for metric in MODEL_METRICS:
         frame = queries.series(metric, settings.freq, ("model",), since, until)
         if frame.empty or not frame["y"].fillna(0).any():
             continue
-        frame["y"] = frame["y"].fillna(0.0).astype(float)
+        out[metric] = frame.assign(y=frame["y"].fillna(0.0).astype(float))
+    return out
+
+
+def _model_forecasts(
+    frames: Mapping[str, pd.DataFrame], fn: Forecaster, settings: PlanSettings
+) -> dict[str, pd.DataFrame] | str:
+    """Per-model forecasts of requests and tokens (metric → frame), or why not."""
+    out: dict[str, pd.DataFrame] = {}
+    for metric, frame in frames.items():
         try:
             result = fn(
                 frame, horizon=settings.horizon_hours, freq=settings.freq, levels=settings.levels
