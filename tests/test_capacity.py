@@ -220,3 +220,96 @@ def test_a_stray_epoch_event_does_not_move_the_plan() -> None:
     assert a is not None
     assert b is not None
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_forecasts_are_made_on_first_read_and_once() -> None:
+    calls: list[int] = []
+
+    def counting(df: pd.DataFrame, horizon: int, **kw: object) -> Result:
+        calls.append(len(df))
+        return incoherent(df, horizon)
+
+    plan = make_plan(
+        make_store(hours(24 * 3, "m-a", "t-x", 1_000)),
+        settings=PlanSettings(horizon_hours=24),
+        forecaster=counting,
+    )
+    assert plan.budget_statuses(()) == []  # a reading that needs no forecast makes none
+    assert calls == []
+    first = plan.forecast_frame("total_tokens")
+    assert len(calls) == 2  # tokens and cost, each once for the total and every split
+    assert plan.forecast_frame("total_tokens") is first
+    assert not isinstance(plan.per_model, str)
+    assert plan.per_model is plan.per_model
+    assert len(calls) == 2 + len(plan.model_history)
+
+
+def _minute_rows(start: pd.Timestamp, minutes: int, model: str) -> pa.Table:
+    """Minute rows with every hour's busiest minute at 3x its quiet minutes."""
+    ts = pd.date_range(start, periods=minutes, freq="1min")
+    requests = np.where(ts.minute == 30, 30, 10)
+    frame = pd.DataFrame(
+        {
+            "ts": ts,
+            "bucket_s": 60,
+            "provider": "anthropic",
+            "model": model,
+            "requests": requests,
+            "input_tokens": requests * 100,
+            "output_tokens": requests * 10,
+            "source": "test",
+        }
+    )
+    for name in USAGE_SCHEMA.names:
+        if name not in frame:
+            frame[name] = None
+    return pa.Table.from_pandas(
+        frame[USAGE_SCHEMA.names], schema=USAGE_SCHEMA, preserve_index=False
+    )
+
+
+def test_busiest_minute_is_learned_from_the_recent_minute_data_behind_older_hours() -> None:
+    from tokenplan.plan.limits import LimitsConfig, RateLimit
+
+    # Three weeks of hourly rows, then eight days of minute rows (the last seven are learned).
+    store = make_store(hours(24 * 21, "claude-sonnet-4-5", "t-x", 60_000))
+    store.write(
+        _minute_rows(
+            pd.Timestamp(START).tz_localize(None) + pd.Timedelta(days=21),
+            8 * 1440,
+            "claude-sonnet-4-5",
+        )
+    )
+    limit = RateLimit(
+        provider="anthropic", family="sonnet", models=("claude-*",), tier="t1", rank=1, rpm=100
+    )
+    plan = make_plan(store, settings=PlanSettings(horizon_hours=24), forecaster=incoherent)
+    check = plan.headroom(LimitsConfig((limit,), source="t.toml"))
+    assert not isinstance(check, str)
+    requests = next(n for n in check.peaks if n.startswith("requests:"))
+    # Mean minute (59 x 10 + 30) / 60 = 10.33; busiest 30: a measured ratio of 2.9.
+    assert "learned from 168 hour(s) of minute data" in requests
+    assert "total tokens: busiest minute learned" in " ".join(check.peaks)
+    # Hourly data only: inferred, and the note says so.
+    hourly = make_plan(
+        make_store(hours(24 * 21, "claude-sonnet-4-5", "t-x", 60_000)),
+        settings=PlanSettings(horizon_hours=24),
+        forecaster=incoherent,
+    ).headroom(LimitsConfig((limit,), source="t.toml"))
+    assert not isinstance(hourly, str)
+    assert all("inferred from hourly data" in n for n in hourly.peaks)
+
+
+def test_as_of_judges_only_the_data_before_it() -> None:
+    rows = hours(24 * 10, "m-a", "t-x", 1_000)
+    full = make_plan(make_store(rows), settings=PlanSettings(horizon_hours=24))
+    cut = datetime(2025, 3, 8, 11, 30, tzinfo=UTC)
+    early = make_plan(make_store(rows), settings=PlanSettings(horizon_hours=24, as_of=cut))
+    assert full.as_of == pd.Timestamp("2025-03-13 00:00")
+    assert early.as_of == pd.Timestamp("2025-03-08 12:00")  # the 11:00 bucket is judged
+    assert early.last_bucket == pd.Timestamp("2025-03-08 11:00")
+    assert early.history["total_tokens"]["ds"].max() == pd.Timestamp("2025-03-08 11:00")
+    proj = early.projection("total_tokens", period="day")
+    assert proj.period_start == pd.Timestamp("2025-03-08", tz="UTC")
+    # 1,000 tokens an hour before noon: 12 hours so far.
+    assert proj.so_far == 12 * 1_000

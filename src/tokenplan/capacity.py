@@ -21,13 +21,18 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import numpy as np
 import pandas as pd
 
-from tokenplan.errors import TokenplanError
+from tokenplan.errors import InvalidInput, TokenplanError
+from tokenplan.frequency import parse_freq
 from tokenplan.store.duckdb_store import DuckDBStore, StoreSummary
 from tokenplan.store.queries import UsageQueries, queries_for
-from tokenplan.timestamps import ISO_FORMAT
+from tokenplan.timestamps import iso_utc
 
 if TYPE_CHECKING:
     from tokenplan.plan.budgets import BudgetsConfig
+    from tokenplan.plan.headroom import HeadroomCheck
+    from tokenplan.plan.limits import LimitsConfig
+    from tokenplan.plan.projection import Projection
+    from tokenplan.plan.spikes import Anomaly
     from tokenplan.pricing import FxRate
 
 __all__ = [
@@ -38,6 +43,7 @@ __all__ = [
     "PlanSettings",
     "Planner",
     "cohere",
+    "grid_phase",
     "make_plan",
     "open_planner",
 ]
@@ -48,6 +54,8 @@ TOTAL = "total"
 MODEL_METRICS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens")
 # Minute history that far back is enough to learn how spiky the busiest minute of an hour is.
 PEAK_RATIO_DAYS = 7
+# The store's bucket grid starts here (a Monday at midnight UTC); plan buckets follow it.
+GRID_ORIGIN = pd.Timestamp("2000-01-03")
 
 
 class ForecastLike(Protocol):
@@ -76,11 +84,18 @@ class PlanSettings:
     max_series: int = 8
     levels: tuple[int, ...] = (80, 95)
     freq: str = "1h"
+    # Judge on data up to this time (buckets starting at or before it); None: the last bucket.
+    as_of: datetime | None = None
 
 
 @dataclass(slots=True, kw_only=True)
 class CapacityPlan:
-    """Every frame the faces show: history, coherent forecasts, per-model forecasts, notes."""
+    """Every frame the faces show: history, coherent forecasts, per-model forecasts, notes.
+
+    Forecasts are made on first read and kept: a command that reads only budgets or spikes
+    never pays for them, and a figure read twice is one number. ``as_of`` is the end of the
+    last bucket judged (exclusive); every reading stops there.
+    """
 
     settings: PlanSettings
     queries: UsageQueries
@@ -89,18 +104,82 @@ class CapacityPlan:
     since: datetime | None = None
     metric: str = "total_tokens"
     history: dict[str, pd.DataFrame] = field(default_factory=dict)
-    results: dict[str, ForecastLike] = field(default_factory=dict)
-    forecasts: dict[str, pd.DataFrame] = field(default_factory=dict)
-    per_model: dict[str, pd.DataFrame] | str = "no forecast of requests and tokens per model"
+    # Requests and token counts per model (``unique_id`` = model), for headroom and advice.
+    model_history: dict[str, pd.DataFrame] = field(default_factory=dict)
     providers: dict[str, str | None] = field(default_factory=dict)
     spend_all: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
-    forecast_notes: list[str] = field(default_factory=list)
+    forecaster: Forecaster | None = field(default=None, repr=False)
+    _results: dict[str, ForecastLike] | None = field(default=None, init=False, repr=False)
+    _forecasts: dict[str, pd.DataFrame] = field(default_factory=dict, init=False, repr=False)
+    _per_model: dict[str, pd.DataFrame] | str | None = field(default=None, init=False, repr=False)
+    _forecast_notes: list[str] = field(default_factory=list, init=False, repr=False)
+    _engine_found: bool | None = field(default=None, init=False, repr=False)
 
     @property
     def empty(self) -> bool:
         """True when the store holds no usage."""
         return self.as_of is None
+
+    @property
+    def step(self) -> pd.Timedelta:
+        """The plan's bucket width (``settings.freq``)."""
+        return pd.Timedelta(seconds=parse_freq(self.settings.freq).seconds)
+
+    @property
+    def last_bucket(self) -> pd.Timestamp | None:
+        """Start of the last bucket the plan judges (naive UTC), or None when empty."""
+        return None if self.as_of is None else self.as_of - self.step
+
+    @property
+    def results(self) -> dict[str, ForecastLike]:
+        """The engine's result per usage metric (for joint-path ranges), made on first read."""
+        self._forecast_usage()
+        return self._results or {}
+
+    @property
+    def forecasts(self) -> dict[str, pd.DataFrame]:
+        """The coherent forecast frame per usage metric, made on first read."""
+        self._forecast_usage()
+        return self._forecasts
+
+    @property
+    def forecast_notes(self) -> list[str]:
+        """What the engine said about each usage series it forecast."""
+        self._forecast_usage()
+        return self._forecast_notes
+
+    @property
+    def per_model(self) -> dict[str, pd.DataFrame] | str:
+        """Per-model forecasts of requests and tokens (metric → frame), or why there are none."""
+        if self._per_model is None:
+            fn = self._engine()
+            if fn is None or self.as_of is None:
+                self._per_model = "no forecast of requests and tokens per model"
+            else:
+                self._per_model = _model_forecasts(self.model_history, fn, self.settings)
+        return self._per_model
+
+    def _engine(self) -> Forecaster | None:
+        if self.forecaster is None and self._engine_found is None:
+            self.forecaster = _engine(self.notes)
+            self._engine_found = self.forecaster is not None
+        return self.forecaster
+
+    def _forecast_usage(self) -> None:
+        if self._results is not None:
+            return
+        self._results = {}
+        fn = self._engine()
+        if fn is None:
+            return
+        for metric, frame in self.history.items():
+            what = "cost" if metric == "cost_usd" else "tokens"
+            result = _forecast(fn, frame, self.settings, self._forecast_notes, what)
+            self._results[metric] = result
+            fc = result.frame.copy()
+            fc["ds"] = pd.to_datetime(fc["ds"])
+            self._forecasts[metric] = cohere(fc, self.settings.levels)
 
     @property
     def unpriced_models(self) -> list[str]:
@@ -145,35 +224,99 @@ class CapacityPlan:
             )
             for scope in scopes_needed(budgets)
         }
-        last = self.as_of - pd.Timedelta(hours=1)
-        return list(evaluate_budgets(budgets, spend, fx=fx, as_of=last))
+        return list(evaluate_budgets(budgets, spend, fx=fx, as_of=self.last_bucket))
 
-    def headroom(self, limits: Any) -> list[Any] | str:
-        """Busiest-minute use per model against ``limits`` (``plan_headroom``), or why not."""
-        from tokenplan.plan.headroom import learn_peak_ratio, plan_headroom
+    def projection(
+        self, metric: str, *, period: str, limit: float | None = None, tz: str = "UTC"
+    ) -> Projection:
+        """``metric``'s total for the period holding the plan's as-of time, with ranges.
 
-        if isinstance(self.per_model, str):
-            return self.per_model
+        The budgets' computation (`tokenplan.plan.projection.project`) on the plan's series;
+        `budget_statuses` gives the same numbers for a budget of ``limit`` on all spend.
+        """
+        from tokenplan.plan.projection import project
+
+        if self.as_of is None or self.since is None:
+            raise InvalidInput("the store holds no usage to project; import some first.")
+        frame = self.queries.series(
+            metric, self.settings.freq, (), self.since, self.as_of.to_pydatetime()
+        )
+        shift = self._phase()
+        return project(
+            frame.assign(ds=frame["ds"] + shift)[["ds", "y"]],
+            period=period,
+            limit=limit,
+            as_of=None if self.last_bucket is None else self.last_bucket + shift,
+            tz=tz,
+            freq=self.settings.freq,
+        )
+
+    def _phase(self) -> pd.Timedelta:
+        """How far the data's own buckets start after the grid (16h for days at 16:00Z).
+
+        At the data's own width the store puts each bucket on its grid line; shifting back by
+        this keeps the series' phase, so a day bucket of Asia/Shanghai stays in its own day.
+        """
+        width = int(self.step.total_seconds())
+        if self.since is None or self.queries.widest_bucket_seconds(self.since) != width:
+            return pd.Timedelta(0)
+        return grid_phase(self.summary.start, width)
+
+    def headroom(self, limits: LimitsConfig) -> HeadroomCheck | str:
+        """Busiest-minute use per model against ``limits`` (`check_headroom`), or why not.
+
+        The busiest minute is learned from the last week at the finest bucket every row there
+        has: measured on minute data, inferred (and said so) from coarser buckets.
+        """
+        from tokenplan.plan.headroom import check_headroom, learn_peak_ratio
+
+        per_model = self.per_model
+        if isinstance(per_model, str):
+            return per_model
         if self.as_of is None or self.since is None:
             return "the store is empty"
-        forecasts = {m: f for m, f in self.per_model.items() if m != "cache_read_tokens"}
+        forecasts = {m: f for m, f in per_model.items() if m != "cache_read_tokens"}
+        recent = max(self.as_of - pd.Timedelta(days=PEAK_RATIO_DAYS), pd.Timestamp(self.since))
+        # The widest bucket in the window is the finest grid the whole window can be read at.
+        width = self.queries.widest_bucket_seconds(recent.to_pydatetime())
+        metrics = list(forecasts)
+        if {"input_tokens", "output_tokens"} & set(forecasts):
+            metrics.append("total_tokens")
         ratios = {}
-        # Minute peaks are only learnable when every row in the window is minute-or-finer.
-        if self.queries.widest_bucket_seconds(self.since) <= 60:
-            recent = (self.as_of - pd.Timedelta(days=PEAK_RATIO_DAYS)).to_pydatetime()
-            for metric in forecasts:
-                ratios[metric] = learn_peak_ratio(self.queries.series(metric, "1min", (), recent))
+        for metric in metrics:
+            history = None
+            if width < 3600:
+                freq = "1min" if width <= 60 else f"{width}s"
+                until = self.as_of.to_pydatetime()
+                history = self.queries.series(metric, freq, (), recent.to_pydatetime(), until)
+            ratios[metric] = learn_peak_ratio(history, bucket_s=max(width, 60))
         share = self.queries.cache_read_share(self.since)
-        return list(plan_headroom(forecasts, limits, ratios, cache_read_share=share))
+        return check_headroom(forecasts, limits, ratios, cache_read_share=share)
 
-    def anomalies(self, recent: int = 24) -> list[Any]:
-        """Spikes and drops in the newest ``recent`` buckets, attributed to a model."""
+    def anomalies(
+        self,
+        recent: int = 24,
+        *,
+        metric: str | None = None,
+        by: str = "model",
+        k: int = 2,
+        tz: str = "UTC",
+        since: datetime | None = None,
+    ) -> list[Anomaly]:
+        """Spikes and drops of ``metric`` (default: the plan's) in the newest ``recent`` buckets.
+
+        Each is attributed to a value of ``by``; ``since`` moves the start of the history the
+        usual level is learned from (default: the plan's window).
+        """
         from tokenplan.plan.spikes import find_anomalies
 
-        if self.since is None:
+        if self.since is None or self.as_of is None:
             return []
-        frame = self.queries.series(self.metric, self.settings.freq, ("model",), self.since)
-        return list(find_anomalies(frame, recent=recent, dimension="model", metric=self.metric))
+        metric = metric or self.metric
+        frame = self.queries.series(
+            metric, self.settings.freq, (by,), since or self.since, self.as_of.to_pydatetime()
+        )
+        return list(find_anomalies(frame, recent=recent, k=k, dimension=by, tz=tz, metric=metric))
 
     def advice(
         self, prices: Any, *, alternatives: Mapping[str, str] | None = None
@@ -206,20 +349,17 @@ class CapacityPlan:
         fc = self.forecasts.get(metric)
         if fc is None:
             raise TokenplanError(f"the plan has no forecast of {metric}.")
+        from tokenplan.forecast.result import contract_frame
+
         prefix = f"{dimension}="
         keep = fc["unique_id"].eq(TOTAL)
         if dimension is not None:
             keep |= fc["unique_id"].str.startswith(prefix)
-        out = fc[keep].copy()
-        out["series"] = out["unique_id"].str.removeprefix(prefix)
-        out["timestamp"] = out["ds"].dt.strftime(ISO_FORMAT)
-        cols = ["series", "timestamp", "mean"]
-        for level in self.settings.levels:
-            cols += [f"lo_{level}", f"hi_{level}"]
         # Total first, then the parts by name, each in time order.
-        out = out.assign(_part=out["unique_id"].ne(TOTAL))
+        out = fc[keep].assign(_part=fc["unique_id"].ne(TOTAL))
         out = out.sort_values(["_part", "unique_id", "ds"], kind="stable")
-        return out[cols].reset_index(drop=True)
+        out["unique_id"] = out["unique_id"].str.removeprefix(prefix)
+        return contract_frame(out, self.settings.levels)
 
 
 def make_plan(
@@ -228,43 +368,56 @@ def make_plan(
     settings: PlanSettings | None = None,
     forecaster: Forecaster | None = None,
 ) -> CapacityPlan:
-    """Read the usage once and forecast tokens, cost and per-model usage once each."""
+    """Read the usage once; tokens, cost and per-model usage are forecast once, when first read."""
     settings = settings or PlanSettings()
     queries = queries_for(store)
     summary = queries.summary()
-    plan = CapacityPlan(settings=settings, queries=queries, summary=summary)
+    plan = CapacityPlan(settings=settings, queries=queries, summary=summary, forecaster=forecaster)
     if summary.rows == 0 or summary.end is None:
         plan.notes.append("The store holds no usage yet: import some with `tokenplan import`.")
         return plan
-    as_of = pd.Timestamp(summary.end).floor("h") + pd.Timedelta(hours=1)
+    first = _naive(summary.start) if summary.start else _naive(summary.end)
+    cut = _naive(summary.end) if settings.as_of is None else _naive(settings.as_of)
+    if cut < first:
+        raise InvalidInput(
+            f"as-of time {iso_utc(cut)} is before the first usage in the store "
+            f"({iso_utc(first)}); choose a later one."
+        )
+    step = plan.step
+    as_of = GRID_ORIGIN + ((cut - GRID_ORIGIN) // step + 1) * step
     # Never before the first data: the store zero-fills a window, and fake zeros would
     # drag the forecast and the spike baselines down.
-    start = pd.Timestamp(summary.start).floor("h") if summary.start else as_of
+    start = GRID_ORIGIN + ((first - GRID_ORIGIN) // step) * step
     since = max(as_of - pd.Timedelta(days=settings.train_days), start).to_pydatetime()
+    until = as_of.to_pydatetime()
     plan.as_of, plan.since = as_of, since
-    plan.metric = _token_metric(queries, since, settings.freq, plan.notes)
-    plan.history[plan.metric] = _frames(queries, plan.metric, since, settings, plan.notes)
-    if _has_costs(queries, since):
-        plan.history["cost_usd"] = _frames(queries, "cost_usd", since, settings, plan.notes)
-        plan.spend_all = queries.series("cost_usd", settings.freq, (), since, as_of.to_pydatetime())
+    plan.metric = _token_metric(queries, since, until, settings.freq, plan.notes)
+    plan.history[plan.metric] = _frames(queries, plan.metric, since, until, settings, plan.notes)
+    if _has_costs(queries, since, until):
+        plan.history["cost_usd"] = _frames(queries, "cost_usd", since, until, settings, plan.notes)
+        plan.spend_all = queries.series("cost_usd", settings.freq, (), since, until)
     if summary.unpriced_models:
         plan.notes.append(
             "Costs leave out models without a price: "
             + ", ".join(summary.unpriced_models)
             + " (see `tokenplan prices MODEL`)."
         )
-    fn = forecaster or _engine(plan.notes)
-    if fn is not None:
-        for metric, frame in plan.history.items():
-            what = "cost" if metric == "cost_usd" else "tokens"
-            result = _forecast(fn, frame, settings, plan.forecast_notes, what)
-            plan.results[metric] = result
-            fc = result.frame.copy()
-            fc["ds"] = pd.to_datetime(fc["ds"])
-            plan.forecasts[metric] = cohere(fc, settings.levels)
-        plan.per_model = _model_forecasts(queries, fn, since, settings)
+    plan.model_history = _model_frames(queries, since, until, settings)
     plan.providers = queries.model_providers(since)
     return plan
+
+
+def grid_phase(start: Any, width: int) -> pd.Timedelta:
+    """How far buckets of ``width`` seconds that began at ``start`` sit after the store's grid."""
+    if start is None:
+        return pd.Timedelta(0)
+    return (_naive(start) - GRID_ORIGIN) % pd.Timedelta(seconds=width)
+
+
+def _naive(value: Any) -> pd.Timestamp:
+    """A timestamp as naive UTC (the store's convention)."""
+    stamp = pd.Timestamp(value)
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
 
 
 def cohere(frame: pd.DataFrame, levels: Sequence[int] = (80, 95)) -> pd.DataFrame:
@@ -307,26 +460,33 @@ def cohere(frame: pd.DataFrame, levels: Sequence[int] = (80, 95)) -> pd.DataFram
 # -- reading ---------------------------------------------------------------------------------
 
 
-def _token_metric(queries: UsageQueries, since: datetime, freq: str, notes: list[str]) -> str:
+def _token_metric(
+    queries: UsageQueries, since: datetime, until: datetime, freq: str, notes: list[str]
+) -> str:
     """Total tokens, unless the source does not know them (some traces only count requests)."""
-    total = queries.series("total_tokens", freq, (), since)
+    total = queries.series("total_tokens", freq, (), since, until)
     if total["y"].notna().any():
         return "total_tokens"
     notes.append("The usage has no token counts, so the plan forecasts requests instead.")
     return "requests"
 
 
-def _has_costs(queries: UsageQueries, since: datetime) -> bool:
-    return bool(queries.series("cost_usd", "1d", (), since)["y"].notna().any())
+def _has_costs(queries: UsageQueries, since: datetime, until: datetime) -> bool:
+    return bool(queries.series("cost_usd", "1d", (), since, until)["y"].notna().any())
 
 
 def _frames(
-    queries: UsageQueries, metric: str, since: datetime, settings: PlanSettings, notes: list[str]
+    queries: UsageQueries,
+    metric: str,
+    since: datetime,
+    until: datetime,
+    settings: PlanSettings,
+    notes: list[str],
 ) -> pd.DataFrame:
     """``total`` and one series per value of each dimension, stacked in one tidy frame."""
-    parts = [queries.series(metric, settings.freq, (), since)]
+    parts = [queries.series(metric, settings.freq, (), since, until)]
     for dim in settings.dimensions:
-        frame = queries.series(metric, settings.freq, (dim,), since)
+        frame = queries.series(metric, settings.freq, (dim,), since, until)
         if frame.empty or set(frame["unique_id"]) == {"(none)"}:
             continue
         parts.append(_pool(frame, dim, settings.max_series))
@@ -370,16 +530,25 @@ def _forecast(
     return result
 
 
+def _model_frames(
+    queries: UsageQueries, since: datetime, until: datetime, settings: PlanSettings
+) -> dict[str, pd.DataFrame]:
+    """Requests and token counts per model (metric → ``unique_id, ds, y``), where recorded."""
+    out = {}
+    for metric in MODEL_METRICS:
+        frame = queries.series(metric, settings.freq, ("model",), since, until)
+        if frame.empty or not frame["y"].fillna(0).any():
+            continue
+        out[metric] = frame.assign(y=frame["y"].fillna(0.0).astype(float))
+    return out
+
+
 def _model_forecasts(
-    queries: UsageQueries, fn: Forecaster, since: datetime, settings: PlanSettings
+    frames: Mapping[str, pd.DataFrame], fn: Forecaster, settings: PlanSettings
 ) -> dict[str, pd.DataFrame] | str:
     """Per-model forecasts of requests and tokens (metric → frame), or why not."""
     out: dict[str, pd.DataFrame] = {}
-    for metric in MODEL_METRICS:
-        frame = queries.series(metric, settings.freq, ("model",), since)
-        if frame.empty or not frame["y"].fillna(0).any():
-            continue
-        frame["y"] = frame["y"].fillna(0.0).astype(float)
+    for metric, frame in frames.items():
         try:
             result = fn(
                 frame, horizon=settings.horizon_hours, freq=settings.freq, levels=settings.levels

@@ -1,6 +1,8 @@
-"""Bucket frequencies such as ``1min``, ``10min``, ``1h``, ``1d``, ``1w``, and their seasons.
+"""Bucket frequencies such as ``1min``, ``10min``, ``1h``, ``1d``, ``1w``, ``1mo``, and seasons.
 
 The one parser of frequency text: the store, the planner and the forecaster all use it.
+Calendar months (``1mo``) have no fixed width, so only readers that bucket by the calendar
+(`tokenplan usage`, `tokenplan forecast`) accept them (``parse_freq(text, calendar=True)``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ _UNITS = {
     "w": 604800,
     "week": 604800,
 }
+_MONTH_UNITS = ("mo", "mon", "month", "months")
 _DAY = 86_400
 _WEEK = 7 * _DAY
 _PATTERN = re.compile(r"^\s*(\d*)\s*([a-zA-Z]+)\s*$")
@@ -30,13 +33,21 @@ _PATTERN = re.compile(r"^\s*(\d*)\s*([a-zA-Z]+)\s*$")
 
 @dataclass(frozen=True, slots=True)
 class Frequency:
-    """A fixed bucket width."""
+    """A bucket width: ``seconds`` long, or ``months`` calendar months (then ``seconds`` is 0)."""
 
     seconds: int
+    months: int = 0
+
+    @property
+    def calendar(self) -> bool:
+        """Whole days, weeks or months: buckets that start at a midnight of some time zone."""
+        return self.months > 0 or (self.seconds > 0 and self.seconds % _DAY == 0)
 
     @property
     def label(self) -> str:
-        """Canonical name: ``10min``, ``1h``, ``1d``."""
+        """Canonical name: ``10min``, ``1h``, ``1d``, ``1mo``."""
+        if self.months:
+            return f"{self.months}mo"
         for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("min", 60)):
             if self.seconds % size == 0:
                 return f"{self.seconds // size}{unit}"
@@ -44,7 +55,9 @@ class Frequency:
 
     @property
     def pandas(self) -> str:
-        """The pandas offset alias for this width."""
+        """The pandas offset alias for this width (``MS``, month starts, for months)."""
+        if self.months:
+            return f"{self.months}MS"
         for unit, size in (("D", 86400), ("h", 3600), ("min", 60)):
             if self.seconds % size == 0:
                 return f"{self.seconds // size}{unit}"
@@ -53,20 +66,28 @@ class Frequency:
     @property
     def interval(self) -> str:
         """A DuckDB interval literal."""
-        return f"{self.seconds} seconds"
+        return f"{self.months} months" if self.months else f"{self.seconds} seconds"
 
 
-def parse_freq(text: str) -> Frequency:
-    """Parse ``1h`` / ``10min`` / ``1d`` / ``H`` into a `Frequency`."""
+def parse_freq(text: str, *, calendar: bool = False) -> Frequency:
+    """Parse ``1h`` / ``10min`` / ``1d`` / ``H`` (and, with ``calendar``, ``1mo``)."""
     match = _PATTERN.match(str(text))
     unit = match.group(2).lower() if match else ""
-    if not match or unit not in _UNITS:
+    if not match or (unit not in _UNITS and unit not in _MONTH_UNITS):
+        months = ", 1mo" if calendar else ""
         raise InvalidInput(
-            f"frequency {text!r} is not understood; use e.g. 1min, 10min, 1h, 1d or 1w."
+            f"frequency {text!r} is not understood; use e.g. 1min, 10min, 1h, 1d, 1w{months}."
         )
     count = int(match.group(1) or 1)
     if count <= 0:
         raise InvalidInput(f"frequency {text!r} must be positive.")
+    if unit in _MONTH_UNITS:
+        if not calendar:
+            raise InvalidInput(
+                f"frequency {text!r}: calendar months have no fixed width, so only `tokenplan "
+                "usage` and `tokenplan forecast` take them; use a fixed width such as 1d here."
+            )
+        return Frequency(0, months=count)
     return Frequency(count * _UNITS[unit])
 
 

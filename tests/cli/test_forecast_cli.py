@@ -166,3 +166,58 @@ def test_forecast_keeps_the_bucket_phase(
     rows = read_rows(out)
     assert rows[0]["timestamp"] == first
     assert len({r["timestamp"] for r in rows}) == 7
+
+
+def test_forecast_by_calendar_month_sums_the_days_in_the_zone(tmp_path: Path) -> None:
+    # Hourly usage 2024-01-01 .. 2024-03-20 (UTC); months and days start at Shanghai midnight.
+    source = _bucketed_csv(tmp_path / "in.csv", "2024-01-01T00:00", 80 * 24, "1h")
+    months = tmp_path / "months.csv"
+    run = tokenplan(
+        "forecast", "--input", source, "--metric", "requests", "--freq", "1mo",
+        "--horizon", "2", "--tz", "Asia/Shanghai", "--out", months,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    rows = read_rows(months)
+    # The data ends in March (Shanghai): April and May are forecast, from their midnights.
+    assert [r["timestamp"] for r in rows] == ["2024-03-31T16:00:00Z", "2024-04-30T16:00:00Z"]
+    for r in rows:
+        assert float(r["lo_95"]) <= float(r["lo_80"]) <= float(r["mean"]) <= float(r["hi_80"])
+    # The same days forecast one by one (to the end of May) add up to the months. The data
+    # ends 2024-03-20T23:00Z, 07:00 on 21 March in Shanghai: that partial day is left out of
+    # the history (it would read as a dip) and forecast whole, so 72 days are forecast.
+    days = tmp_path / "days.csv"
+    run = tokenplan(
+        "forecast", "--input", source, "--metric", "requests", "--freq", "1d",
+        "--horizon", "72", "--tz", "Asia/Shanghai", "--out", days,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    daily = read_rows(days)
+    assert daily[0]["timestamp"] == "2024-03-20T16:00:00Z"  # Shanghai day of 21 March
+    assert daily[-1]["timestamp"] == "2024-05-30T16:00:00Z"  # Shanghai day of 31 May
+    april = [r for r in daily if "2024-03-31T16" <= r["timestamp"] < "2024-04-30T16"]
+    assert len(april) == 30
+    assert float(rows[0]["mean"]) == pytest.approx(sum(float(r["mean"]) for r in april))
+    # A month's range is wider than a day's, and not the sum of independent days' ranges.
+    assert float(rows[0]["hi_80"]) < sum(float(r["hi_80"]) for r in april)
+
+
+def test_usage_by_calendar_month_and_zone(tmp_path: Path) -> None:
+    source = _bucketed_csv(tmp_path / "in.csv", "2024-01-01T00:00", 60 * 24, "1h")
+    db = tmp_path / "s.duckdb"
+    assert tokenplan("import", source, "--db", db).returncode == 0
+    run = tokenplan(
+        "usage", "--db", db, "--metric", "requests", "--freq", "1mo", "--tz", "Asia/Shanghai",
+        "--format", "csv",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "series,timestamp,requests"
+    # 2024-01-01 00:00Z is 08:00 in Shanghai: January there starts at 2023-12-31T16:00Z.
+    assert [line.split(",")[1] for line in lines[1:]] == [
+        "2023-12-31T16:00:00Z",
+        "2024-01-31T16:00:00Z",
+        "2024-02-29T16:00:00Z",
+    ]
+    bad = tokenplan("backtest", "--db", db, "--metric", "requests", "--freq", "1mo")
+    assert bad.returncode == 2
+    assert "calendar months" in bad.stderr + bad.stdout

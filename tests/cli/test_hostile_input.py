@@ -24,6 +24,9 @@ from hypothesis import strategies as st
 
 from tokenplan.cli import main
 
+# The subprocesses run this checkout's code, not whatever tokenplan is installed.
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
 ESC = "\x1b"
 
 
@@ -33,7 +36,7 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
         capture_output=True,
         text=True,
         timeout=120,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", **(env or {})},
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "PYTHONPATH": SRC, **(env or {})},
     )
 
 
@@ -77,7 +80,7 @@ def test_the_guard_turns_a_bug_into_one_line_and_debug_shows_the_traceback(
         "main(sys.argv[1:])\n"
     )
     args = [sys.executable, "-c", script, "usage", "--db", str(tmp_path / "s.duckdb")]
-    env = {"PATH": "/usr/bin:/bin", "COLUMNS": "200"}
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": SRC, "COLUMNS": "200"}
     out = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env)
     line = _one_line_error(out)
     assert "RuntimeError: synthetic bug" in line

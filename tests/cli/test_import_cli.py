@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# The subprocesses run this checkout's code, not whatever tokenplan is installed.
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
 DATA = Path(__file__).resolve().parents[1] / "data"
 GOOD = DATA / "shared" / "azure_llm_2023" / "minutely.csv"
 
@@ -18,7 +21,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=120,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "PYTHONPATH": SRC},
     )
 
 

@@ -8,7 +8,8 @@ import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokenplan.cli.output import iso, plain, to_csv
+from tokenplan.cli.output import plain, to_csv
+from tokenplan.timestamps import iso_utc as iso
 
 
 @given(st.decimals(allow_nan=False, allow_infinity=False, places=12, min_value=0, max_value=10**20))

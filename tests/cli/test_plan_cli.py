@@ -11,6 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+# The subprocesses run this checkout's code, not whatever tokenplan is installed.
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -18,7 +21,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=180,
-        env={"COLUMNS": "250", "PATH": "/usr/bin:/bin"},
+        env={"COLUMNS": "250", "PATH": "/usr/bin:/bin", "PYTHONPATH": SRC},
     )
 
 

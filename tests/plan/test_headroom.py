@@ -203,3 +203,87 @@ def test_limits_name_their_source_and_models_without_one(tmp_path: Path) -> None
     own.write_text("")
     assert resolve_limits(None, env={"TOKENPLAN_LIMITS": str(own)}).source == str(own)
     assert resolve_limits(own, env={}).rate_limits == ()
+
+
+def _ten_minute_hours(hours: int) -> pd.DataFrame:
+    # Each hour: five quiet 10-minute buckets of 10 and one busy one of 40 (mean 15, peak 40).
+    ds = pd.date_range("2025-01-06", periods=hours * 6, freq="10min")
+    y = np.where(np.arange(len(ds)) % 6 == 3, 40.0, 10.0)
+    return pd.DataFrame({"ds": ds, "y": y})
+
+
+def test_ten_minute_data_measures_the_busiest_ten_minutes_and_infers_the_minute() -> None:
+    ratio = learn_peak_ratio(_ten_minute_hours(48), bucket_s=600)
+    inside = 4.0 ** (np.log(10) / np.log(60))  # the 4x hour-to-minute default, scaled to 10 min
+    assert inside == pytest.approx(2.18, abs=0.01)
+    assert len(ratio.samples) == 48
+    assert ratio.samples == pytest.approx([40 / 15 * inside] * 48)
+    assert ratio.learned
+    assert ratio.source.startswith("inferred from 10-minute data")
+    assert "learned from 48 hour(s)" in ratio.source
+    # Told minutes but given 10-minute buckets: read at their own width, not as minutes.
+    assert learn_peak_ratio(_ten_minute_hours(48)).samples == ratio.samples
+
+
+def test_hourly_data_says_the_busiest_minute_is_inferred_and_how() -> None:
+    hourly = pd.DataFrame({"ds": pd.date_range("2025-01-06", periods=72, freq="h"), "y": 60.0})
+    for ratio in (learn_peak_ratio(None, bucket_s=3600), learn_peak_ratio(hourly)):
+        assert ratio.samples == (4.0,)
+        assert not ratio.learned
+        assert ratio.source.startswith("inferred from hourly data")
+        assert "4x the hour's mean minute" in ratio.source
+        assert "import minute-level usage" in ratio.source
+
+
+def test_the_holding_tier_holds_the_same_p99_its_rows_show() -> None:
+    # Two days of uncertain hours: each hour's own p99 is under 1,150 RPM, but the p99 of the
+    # busiest minute over all 48 hours is above it. t1 must not be said to hold that p99.
+    f = _flat(30_000)
+    f["hi_80"] = f["mean"] * 1.1
+    ratio = PeakRatio((2.0,), "test")
+    per_hour = float(peak_minutes(f, ratio)["p99_peak"].max())
+    tiers = tuple(
+        RateLimit(
+            provider="anthropic",
+            family="sonnet",
+            models=("claude-sonnet-4*",),
+            tier=name,
+            rank=rank,
+            rpm=rpm,
+        )
+        for name, rank, rpm in (("t1", 1, round(per_hour) + 1), ("t2", 2, 2_000))
+    )
+    rows = plan_headroom({"requests": f}, LimitsConfig(tiers), {"requests": ratio})
+    by_tier = {r.tier: r for r in rows}
+    assert by_tier["t1"].p99_peak > by_tier["t1"].limit > per_hour
+    assert by_tier["t1"].headroom < 0
+    assert by_tier["t1"].p_hit_max > 0.01
+    assert {r.holding_tier for r in rows} == {"t2"}
+
+
+def test_check_lists_every_model_and_names_the_limits_source() -> None:
+    from tokenplan.plan.headroom import check_headroom
+
+    limit = RateLimit(
+        provider="anthropic",
+        family="sonnet",
+        models=("claude-sonnet-4*",),
+        tier="t1",
+        rank=1,
+        rpm=10_000,
+    )
+    forecasts = {
+        "requests": pd.concat([_flat(600), _flat(600, model="gpt-4o"), _flat(6, model="o3")])
+    }
+    ratio = PeakRatio((2.0,), "learned from 30 hour(s) of minute data")
+    check = check_headroom(
+        forecasts, LimitsConfig((limit,), source="team.toml"), {"requests": ratio}
+    )
+    assert check.models == ("claude-sonnet-4-5", "gpt-4o", "o3")
+    assert check.unlimited == ("gpt-4o", "o3")
+    assert check.notes[0] == "limits from team.toml"
+    assert "requests: busiest minute learned from 30 hour(s) of minute data" in check.notes
+    assert "no rate limit configured in team.toml for gpt-4o, o3; add one to check it" in (
+        check.notes
+    )
+    assert [r.severity for r in check.rows] == ["ok"]

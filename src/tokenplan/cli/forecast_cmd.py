@@ -12,22 +12,27 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tokenplan.cli.app import DbOption, app, console, err_console
-from tokenplan.cli.output import iso, to_csv, to_table
+from tokenplan.cli.output import safe, to_csv, to_table
 from tokenplan.cli.series_input import load_series
 from tokenplan.errors import InvalidInput
-from tokenplan.events import DIMENSIONS
+from tokenplan.events import DIMENSIONS, METRICS
+from tokenplan.frequency import Frequency, parse_freq
+from tokenplan.plan.periods import check_tz
 from tokenplan.store.duckdb_store import TOTAL_ID
-
-FORECAST_METRICS = ("requests", "input_tokens", "output_tokens", "total_tokens", "cost_usd")
+from tokenplan.timestamps import from_wall_time, to_wall_time
 
 InputOption = Annotated[
     Path | None,
     typer.Option("--input", help="Usage series CSV or any importable file; default: the store."),
 ]
-MetricOption = Annotated[str, typer.Option(help=", ".join(FORECAST_METRICS))]
+MetricOption = Annotated[str, typer.Option(help=", ".join(METRICS))]
 HorizonOption = Annotated[int, typer.Option(help="Buckets to forecast ahead.", min=1)]
 FreqOption = Annotated[
     str | None, typer.Option(help="Bucket width (default: the input's own spacing).")
+]
+TzOption = Annotated[
+    str | None,
+    typer.Option("--tz", help="Time zone whose midnight starts 1d, 1w and 1mo buckets (UTC)."),
 ]
 ByOption = Annotated[
     str | None,
@@ -39,9 +44,9 @@ LevelOption = Annotated[
 
 
 def _check(metric: str, by: str | None) -> list[str]:
-    if metric not in FORECAST_METRICS:
+    if metric not in METRICS:
         raise InvalidInput(
-            f"--metric {metric!r} cannot be forecast; use one of {', '.join(FORECAST_METRICS)}."
+            f"--metric {metric!r} cannot be forecast; use one of {', '.join(METRICS)}."
         )
     if by is not None and by not in DIMENSIONS:
         raise InvalidInput(f"--by {by!r} is not a dimension; use one of {', '.join(DIMENSIONS)}.")
@@ -62,53 +67,84 @@ def _progress() -> Progress:
 def forecast(
     input_path: InputOption = None,
     metric: MetricOption = "total_tokens",
-    horizon: HorizonOption = 168,
+    horizon: Annotated[
+        int | None,
+        typer.Option(help="Buckets to forecast ahead (default 168; 3 with --freq 1mo).", min=1),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="CSV to write; default: print a table.")
     ] = None,
-    freq: FreqOption = None,
+    freq: Annotated[
+        str | None,
+        typer.Option(help="Bucket width, or 1mo for calendar months (default: the input's own)."),
+    ] = None,
     by: ByOption = None,
     level: LevelOption = None,
+    tz: TzOption = None,
     db: DbOption = None,
 ) -> None:
-    """Forecast a usage metric with calibrated intervals (models chosen by backtest)."""
-    from tokenplan.forecast import forecast as run_forecast
+    """Forecast a usage metric with calibrated intervals (models chosen by backtest).
+
+    ``--freq 1mo`` forecasts the days and sums whole calendar months from the days' joint
+    paths; timestamps are always the UTC start of each bucket.
+    """
+    from tokenplan.forecast.result import contract_frame
 
     dims = _check(metric, by)
     levels = tuple(level or (80, 95))
-    frame, frequency = load_series(input_path=input_path, db=db, metric=metric, freq=freq, by=dims)
+    zone = check_tz(tz) if tz else None
+    months = parse_freq(freq, calendar=True).months if freq else 0
+    if months > 1:
+        raise InvalidInput(f"--freq {freq}: use 1mo; several months per bucket are not supported.")
+    frame, frequency = load_series(
+        input_path=input_path,
+        db=db,
+        metric=metric,
+        freq="1d" if months else freq,
+        by=dims,
+        tz=zone,
+    )
+    # The engine wants evenly spaced buckets: calendar ones are handed over in wall time.
+    wall = zone is not None and frequency.calendar
+    if wall:
+        frame = frame.assign(ds=to_wall_time(frame["ds"], str(zone)))
     with _progress() as progress:
         progress.add_task(f"forecasting {frame['unique_id'].nunique()} series", total=None)
-        result = run_forecast(
-            frame,
-            horizon=horizon,
-            freq=frequency.label,
-            levels=levels,
-            hierarchy=TOTAL_ID if dims else None,
-        )
-    table = contract_frame(result.frame, levels)
+        fc, notes = _run(frame, frequency, months, horizon, levels, TOTAL_ID if dims else None)
+    if wall:
+        fc = fc.assign(ds=from_wall_time(fc["ds"], str(zone)))
+    table = contract_frame(fc, levels)
+    label = "1mo" if months else frequency.label
     if out is None:
-        console.print(to_table(table, title=f"{metric} forecast, {frequency.label} buckets"))
-        for uid, note in sorted(result.notes.items()):
-            console.print(f"[dim]{uid}: {note}[/dim]", highlight=False)
+        zone_note = f" ({zone})" if wall else ""
+        console.print(to_table(table, title=f"{metric} forecast, {label} buckets{zone_note}"))
+        for uid, note in sorted(notes.items()):
+            console.print(safe(f"{uid}: {note}"), style="dim")
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(to_csv(table))
     console.print(f"wrote {len(table):,} rows to {out}", highlight=False)
 
 
-def contract_frame(frame: pd.DataFrame, levels: tuple[int, ...]) -> pd.DataFrame:
-    """The forecast as the CSV contract: series, timestamp, mean, lo_L, hi_L per level."""
-    columns = ["mean"] + [f"{side}_{lv}" for lv in levels for side in ("lo", "hi")]
-    table = frame.rename(columns={"unique_id": "series"})
-    table["timestamp"] = table["ds"].map(iso)
-    table = table[["series", "timestamp", *columns]]
-    # Never negative, and lo <= mean <= hi even after float noise in reconciliation.
-    table[columns] = table[columns].clip(lower=0.0)
-    for lv in levels:
-        table[f"lo_{lv}"] = table[[f"lo_{lv}", "mean"]].min(axis=1)
-        table[f"hi_{lv}"] = table[[f"hi_{lv}", "mean"]].max(axis=1)
-    return table.reset_index(drop=True)
+def _run(
+    frame: pd.DataFrame,
+    frequency: Frequency,
+    months: int,
+    horizon: int | None,
+    levels: tuple[int, ...],
+    hierarchy: str | None,
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The forecast frame and the engine's notes: per bucket, or per month summed from days."""
+    from tokenplan.forecast import forecast as run_forecast
+    from tokenplan.forecast.calendar import forecast_months
+
+    if months:
+        fc, result = forecast_months(frame, months=horizon or 3, levels=levels, hierarchy=hierarchy)
+        return fc, {uid: f"{note} (daily, summed per month)" for uid, note in result.notes.items()}
+    result = run_forecast(
+        frame, horizon=horizon or 168, freq=frequency.label, levels=levels, hierarchy=hierarchy
+    )
+    return result.frame, result.notes
 
 
 @app.command()

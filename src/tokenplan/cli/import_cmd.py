@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
@@ -16,6 +16,7 @@ from tokenplan.errors import InvalidInput
 from tokenplan.pricing import PriceBook
 from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
+from tokenplan.timestamps import iso_utc
 
 
 def load_prices(overrides: Path | None) -> PriceBook:
@@ -72,7 +73,7 @@ def summary_table(s: ImportSummary) -> Table:
     table = Table(title=safe(f"imported {Path(s.path).name} as {s.format}"), show_header=False)
     table.add_column("what")
     table.add_column("value")
-    span = f"{_iso(s.start)} … {_iso(s.end)}" if s.start else "—"
+    span = f"{iso_utc(s.start)} … {iso_utc(s.end)}" if s.start and s.end else "—"
     rows = [
         ("rows read", f"{s.rows_read:,}"),
         ("stored", _stored(s)),
@@ -103,7 +104,3 @@ def _cost(s: ImportSummary) -> str:
         return "unknown"
     partial = " (without the unpriced models)" if s.unpriced_models else ""
     return f"${s.cost_usd:,.2f}{partial}"
-
-
-def _iso(value: Any) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else "—"

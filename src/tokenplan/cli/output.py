@@ -15,6 +15,7 @@ import pandas as pd
 from rich.table import Table
 from rich.text import Text
 
+from tokenplan.timestamps import iso_utc
 from tokenplan.untrusted import visible
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
@@ -30,14 +31,6 @@ class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
-
-
-def iso(ts: Any) -> str:
-    """A naive-UTC or aware timestamp as ISO 8601 with ``Z``."""
-    stamp = pd.Timestamp(ts)
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def safe(value: Any) -> Text:
@@ -77,7 +70,7 @@ def plain(value: Any) -> Any:
             return None
         return int(value) if value.is_integer() and abs(value) < 2**53 else value
     if isinstance(value, pd.Timestamp | datetime):
-        return iso(value)
+        return iso_utc(value)
     if hasattr(value, "item"):
         return plain(value.item())
     return value

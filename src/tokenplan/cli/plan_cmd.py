@@ -1,26 +1,75 @@
-"""`tokenplan project | budget | headroom | spikes`: the planning commands."""
+"""`tokenplan project | budget | headroom | spikes`: readings of one capacity plan.
+
+Each command builds the plan its flags describe (`tokenplan.capacity.make_plan`) and prints one
+of its readings, so a figure shown here is the one `tokenplan report` shows for the same store
+and settings. All four print ``--format table`` or ``json``; budget, headroom and spikes exit 1
+when an alert is critical, so a cron job or CI step can act on it.
+"""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, timedelta
+import math
+import os
+from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.table import Table
 
+from tokenplan.capacity import CapacityPlan, PlanSettings, make_plan
 from tokenplan.cli.app import DbOption, app, console
-from tokenplan.cli.output import OutputFormat, iso, plain, safe
-from tokenplan.cli.series_input import load_series
+from tokenplan.cli.output import plain, safe
+from tokenplan.cli.series_input import open_source, own_frequency
 from tokenplan.errors import InvalidInput
-from tokenplan.events import DIMENSIONS
+from tokenplan.events import DIMENSIONS, METRICS
 from tokenplan.plan.periods import Period, check_tz, parse_when
-from tokenplan.store import open_store
+from tokenplan.pricing import parse_fx
+from tokenplan.store import DuckDBStore, open_store
 from tokenplan.store.duckdb_store import resolve_db_path
+from tokenplan.store.queries import queries_for
+from tokenplan.timestamps import iso_utc
 
-PROJECT_METRICS = ("requests", "input_tokens", "output_tokens", "total_tokens", "cost_usd")
+if TYPE_CHECKING:
+    from tokenplan.plan.budgets import BudgetStatus
+    from tokenplan.plan.headroom import HeadroomCheck
+    from tokenplan.plan.spikes import Anomaly
+
+
+class Format(StrEnum):
+    """How a planning command prints its reading."""
+
+    table = "table"
+    json = "json"
+
+
+FormatOption = Annotated[Format, typer.Option("--format", help="table or json.")]
+
+
+def _plan(
+    store: DuckDBStore, as_of: str | None, option: str = "--as-of", **settings: Any
+) -> CapacityPlan:
+    """The plan of ``store`` judged as of ``as_of`` (ISO, or a span before the data's end)."""
+    queries = queries_for(store)
+    end = queries.summary().end
+    cut = None if end is None else parse_when(as_of, now=end, option=option)
+    if option == "--until" and cut is not None:
+        # --until is exclusive: the last bucket judged is the one before it.
+        cut -= timedelta(microseconds=1)
+    plan = make_plan(queries, settings=PlanSettings(as_of=cut, **settings))
+    if plan.empty:
+        raise InvalidInput(f"{store.path} holds no usage yet; import some with `tokenplan import`.")
+    return plan
+
+
+def _echo_json(payload: dict[str, Any]) -> None:
+    typer.echo(json.dumps(payload, indent=2))
+
+
+def _as_of(plan: CapacityPlan) -> str | None:
+    return None if plan.as_of is None else iso_utc(plan.as_of)
 
 
 @app.command()
@@ -31,7 +80,7 @@ def project(
             "--input", help="Usage series CSV or any importable file; default: the store."
         ),
     ] = None,
-    metric: Annotated[str, typer.Option(help=", ".join(PROJECT_METRICS))] = "cost_usd",
+    metric: Annotated[str, typer.Option(help=", ".join(METRICS))] = "cost_usd",
     period: Annotated[
         Period, typer.Option(help="day, week (from Monday) or month.")
     ] = Period.month,
@@ -50,30 +99,26 @@ def project(
     freq: Annotated[
         str | None, typer.Option(help="Bucket width (default: the data's own).")
     ] = None,
-    fmt: Annotated[
-        OutputFormat, typer.Option("--format", help="json or table.")
-    ] = OutputFormat.table,
+    fmt: FormatOption = Format.table,
     db: DbOption = None,
 ) -> None:
-    """Project the current period's total with 80%/95% ranges and P(total > limit)."""
-    from tokenplan.plan.projection import project as run_project
+    """Project the current period's total with 80%/95% ranges and P(total > limit).
 
-    if metric not in PROJECT_METRICS:
-        raise InvalidInput(
-            f"--metric {metric!r} is not known; use one of {', '.join(PROJECT_METRICS)}."
-        )
+    The budgets' computation: `--metric cost_usd --limit X` gives what a budget of X on all
+    spend shows in `tokenplan budget` and the report. A projection is not an alert, so the exit
+    code is 0 whatever the chance of passing the limit (its contract; use `budget` to alert).
+    """
+    if metric not in METRICS:
+        raise InvalidInput(f"--metric {metric!r} is not known; use one of {', '.join(METRICS)}.")
     if limit is not None and not limit >= 0:
         raise InvalidInput(f"--limit {limit} must be a number >= 0.")
     check_tz(tz)
-    frame, frequency = load_series(input_path=input_path, db=db, metric=metric, freq=freq)
-    last = pd.Timestamp(frame["ds"].max()) if len(frame) else pd.Timestamp.now(UTC)
-    # "--as-of 1d" is a day before the data's last bucket, so a replayed trace acts like live data.
-    cut = parse_when(as_of, now=last, option="--as-of")
-    result = run_project(
-        frame[["ds", "y"]], period=period, limit=limit, as_of=cut, tz=tz, freq=frequency.label
-    )
+    with open_source(input_path, db) as store:
+        frequency = own_frequency(store, freq)
+        plan = _plan(store, as_of, freq=frequency.label)
+        result = plan.projection(metric, period=period.value, limit=limit, tz=tz)
     payload = {k: plain(v) for k, v in result.to_dict().items()}
-    if fmt is OutputFormat.json:
+    if fmt is Format.json:
         typer.echo(json.dumps(payload))
         return
     table = Table(title=f"{metric} this {period.value} ({tz})", show_header=False)
@@ -109,9 +154,11 @@ def budget(
         str | None,
         typer.Option("--as-of", help="Judge on data up to this time (ISO, or 1d = a day ago)."),
     ] = None,
-    fmt: Annotated[
-        OutputFormat, typer.Option("--format", help="json or table.")
-    ] = OutputFormat.table,
+    currency: Annotated[
+        str | None, typer.Option(help="Currency of --fx, e.g. CNY (else the file's [fx]).")
+    ] = None,
+    fx: Annotated[str | None, typer.Option(help="Units of --currency per USD, e.g. 7.3.")] = None,
+    fmt: FormatOption = Format.table,
     db: DbOption = None,
 ) -> None:
     """Spend against each budget: so far, projected, overrun chance and alerts.
@@ -119,29 +166,23 @@ def budget(
     Exits 1 when any alert is critical (a budget breached or likely to be), so a cron job or CI
     step can act on it; 0 otherwise.
     """
-    from tokenplan.plan.budgets import evaluate_budgets, load_budgets, scopes_needed
+    from tokenplan.plan.budgets import load_budgets
 
     budgets = load_budgets(config)
+    rate = parse_fx(currency, fx)
     with open_store(resolve_db_path(db), mode="read") as store:
-        end = store.summary().end
-        cut = parse_when(
-            as_of, now=end if end is not None else pd.Timestamp.now(UTC), option="--as-of"
-        )
-        spend = {
-            scope: store.series("cost_usd", "1h", () if scope == "all" else (scope,))
-            for scope in scopes_needed(budgets)
-        }
-    statuses = evaluate_budgets(budgets, spend, as_of=cut)
+        plan = _plan(store, as_of)
+        statuses = plan.budget_statuses(budgets, fx=rate)
     critical = any(a.severity == "critical" for s in statuses for a in s.alerts)
-    if fmt is OutputFormat.json:
-        typer.echo(json.dumps({"budgets": [_budget_json(s) for s in statuses]}))
+    if fmt is Format.json:
+        _echo_json({"as_of": _as_of(plan), "budgets": [_budget_json(s) for s in statuses]})
     else:
         _budget_table(statuses, config)
     if critical:
         raise typer.Exit(1)
 
 
-def _budget_json(s: Any) -> dict[str, Any]:
+def _budget_json(s: BudgetStatus) -> dict[str, Any]:
     p, b = s.projection, s.budget
     rate = float(b.amount) / s.limit_usd if s.limit_usd else None
 
@@ -162,15 +203,15 @@ def _budget_json(s: Any) -> dict[str, Any]:
         "hi_80": local(p.hi_80 if p else None),
         "p_over_limit": s.p_overrun,
         "breached": bool(p and s.limit_usd is not None and p.so_far > s.limit_usd),
-        "breach_at": None if p is None or p.breach_at is None else iso(p.breach_at),
+        "breach_at": None if p is None or p.breach_at is None else iso_utc(p.breach_at),
         "alerts": [
             {"kind": a.kind, "severity": a.severity, "message": a.message} for a in s.alerts
         ],
     }
 
 
-def _budget_table(statuses: list[Any], config: Path) -> None:
-    table = Table(title=f"budgets ({config})")
+def _budget_table(statuses: list[BudgetStatus], config: Path) -> None:
+    table = Table(title=safe(f"budgets ({config})"))
     for col in (
         "budget",
         "period",
@@ -217,55 +258,96 @@ def _budget_table(statuses: list[Any], config: Path) -> None:
 @app.command()
 def headroom(
     limits: Annotated[
-        Path | None, typer.Option("--limits", help="Limits TOML (default: the shipped example).")
+        Path | None,
+        typer.Option(
+            "--limits",
+            help="Limits TOML (default: $TOKENPLAN_LIMITS, else the shipped dated example).",
+        ),
     ] = None,
     horizon: Annotated[int, typer.Option(help="Hours to look ahead.", min=1)] = 168,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Judge on data up to this time (ISO, or 1d = a day ago)."),
+    ] = None,
+    fmt: FormatOption = Format.table,
     db: DbOption = None,
 ) -> None:
-    """Forecast busiest-minute use against each rate limit; the tier or PTUs that hold p99."""
-    import os
+    """Forecast busiest-minute use against each rate limit; the tier or PTUs that hold p99.
 
-    from tokenplan.forecast import forecast as run_forecast
-    from tokenplan.plan.headroom import learn_peak_ratio, plan_headroom, size_ptu
+    Exits 1 when a limit of the current tier is likely hit (P >= 50% in the window).
+    """
     from tokenplan.plan.limits import resolve_limits
 
     config = resolve_limits(limits, env=os.environ)
     with open_store(resolve_db_path(db), mode="read") as store:
-        forecasts, ratios = {}, {}
-        width = store.bucket_seconds()
-        for metric in ("requests", "input_tokens", "output_tokens"):
-            frame = store.series(metric, "1h", ("model",))
-            if frame.empty or frame["y"].isna().all():
-                continue
-            result = run_forecast(
-                frame.fillna({"y": 0.0}), horizon=horizon, freq="1h", levels=(80, 95)
-            )
-            forecasts[metric] = result.frame
-            # Minute peaks are learnable only from minute-or-finer rows; a week of them is plenty.
-            minutely = None
-            if width is None or width <= 60:
-                since = store.summary().end
-                since = since - timedelta(days=7) if since is not None else None
-                minutely = store.series(metric, "1min", (), since)
-            ratios[metric] = learn_peak_ratio(minutely)
-        cached = store.series("cache_read_tokens", "1d", ())["y"].sum()
-        inputs = store.series("input_tokens", "1d", ())["y"].sum()
-    if not forecasts:
-        raise InvalidInput("the store holds no requests or token counts; import usage first.")
-    share = float(cached / inputs) if inputs and inputs == inputs else 0.0
-    rows = plan_headroom(forecasts, config, ratios, cache_read_share=share)
-    table = Table(title=f"rate-limit headroom, next {horizon} h ({config.source})")
+        plan = _plan(store, as_of, horizon_hours=horizon)
+        check = plan.headroom(config)
+    if isinstance(check, str):
+        raise InvalidInput(f"cannot check rate-limit headroom: {check}; import usage first.")
+    if fmt is Format.json:
+        _echo_json(_headroom_json(check, plan))
+    else:
+        _headroom_table(check, horizon)
+    if any(r.severity == "critical" for r in check.rows):
+        raise typer.Exit(1)
+
+
+def _headroom_json(check: HeadroomCheck, plan: CapacityPlan) -> dict[str, Any]:
+    """The report's headroom keys (``peak_p99``, ``headroom`` as a share, ``p_hit_max``)."""
+    return {
+        "as_of": _as_of(plan),
+        "horizon_hours": plan.settings.horizon_hours,
+        "limits_source": check.source,
+        "items": [
+            {
+                "name": f"{r.provider} {r.family} ({r.tier})",
+                "provider": r.provider,
+                "family": r.family,
+                "tier": r.tier,
+                "limit_kind": r.kind.upper(),
+                "metric": r.metric,
+                "limit": r.limit,
+                "peak_p50": r.expected_peak,
+                "peak_p99": r.p99_peak,
+                "headroom": r.headroom_share,
+                "p_hit_max": r.p_hit_max,
+                "first_risk_at": None if r.first_risk_at is None else iso_utc(r.first_risk_at),
+                "holding_tier": r.holding_tier,
+                "severity": r.severity,
+            }
+            for r in check.rows
+        ],
+        "ptu": [
+            {
+                "model": p.model,
+                "deployment": p.deployment,
+                "units": p.units,
+                "p99_input_tpm": p.p99_input_tpm,
+                "p99_output_tpm": p.p99_output_tpm,
+                "note": p.note,
+            }
+            for p in check.ptu
+        ],
+        "models": list(check.models),
+        "unlimited_models": list(check.unlimited),
+        "notes": check.notes,
+    }
+
+
+def _headroom_table(check: HeadroomCheck, horizon: int) -> None:
+    table = Table(title=safe(f"rate-limit headroom, next {horizon} h ({check.source})"))
     for col in (
         "limit",
         "kind",
         "value/min",
-        "p99 peak",
+        "p99 busiest minute",
         "headroom",
+        f"P(hit) in {horizon} h",
         "first P>5%",
         "tier holding p99",
     ):
         table.add_column(col, justify="right" if col not in ("limit", "kind") else "left")
-    for r in rows:
+    for r in check.rows:
         _add_row(
             table,
             f"{r.provider} {r.family} {r.tier}",
@@ -273,29 +355,34 @@ def headroom(
             f"{r.limit:,}",
             f"{r.p99_peak:,.0f}",
             f"{r.headroom_share:.0%}",
-            "—" if r.first_risk_at is None else iso(r.first_risk_at),
+            f"{r.p_hit_max:.0%}",
+            "—" if r.first_risk_at is None else iso_utc(r.first_risk_at),
             r.holding_tier or "none listed",
         )
     console.print(table)
-    for ptu in size_ptu(forecasts, config, ratios, cache_read_share=share):
+    for ptu in check.ptu:
         console.print(
             safe(f"Azure PTU {ptu.model} ({ptu.deployment}): {ptu.units} PTU — {ptu.note}")
         )
-    notes = {r.note for r in rows}
-    for note in sorted(notes):
+    for row in check.rows:
+        if row.severity == "critical":
+            console.print(
+                safe(
+                    f"{row.provider} {row.family} {row.tier}: {row.kind.upper()} is likely hit "
+                    f"(P = {row.p_hit_max:.0%} in the next {horizon} h)."
+                ),
+                style="red",
+            )
+    for note in check.notes:
         console.print(safe(note), style="dim")
-    seen = sorted({str(m) for f in forecasts.values() for m in f["unique_id"].unique()})
-    for model in config.unlimited(seen):
-        console.print(
-            safe(f"{model}: no rate limit configured in {config.source}; add one to check it.")
-        )
-    if not rows:
-        console.print("no configured limit matches the models in the store.")
 
 
 @app.command()
 def spikes(
-    metric: Annotated[str, typer.Option(help="requests, total_tokens, cost_usd, ...")] = "requests",
+    metric: Annotated[
+        str | None,
+        typer.Option(help="requests, total_tokens, cost_usd, ... (default: the plan's tokens)."),
+    ] = None,
     by: Annotated[str, typer.Option(help="Dimension to attribute a spike to.")] = "model",
     freq: Annotated[str, typer.Option(help="Bucket width.")] = "1h",
     recent: Annotated[int, typer.Option(help="How many newest buckets to check.", min=1)] = 24,
@@ -311,27 +398,64 @@ def spikes(
     tz: Annotated[
         str, typer.Option("--tz", help="Time zone for the 'usual for 03:00' label.")
     ] = "UTC",
+    fmt: FormatOption = Format.table,
     db: DbOption = None,
 ) -> None:
-    """Spikes and drops in the newest buckets, sized against the same hour and attributed."""
-    from tokenplan.plan.spikes import find_anomalies
+    """Spikes and drops in the newest buckets, sized against the same hour and attributed.
 
+    Exits 1 when a spike or drop is still going on at the newest bucket.
+    """
     if by not in DIMENSIONS:
         raise InvalidInput(f"--by {by!r} is not a dimension; use one of {', '.join(DIMENSIONS)}.")
+    if metric is not None and metric not in METRICS:
+        raise InvalidInput(f"--metric {metric!r} is not known; use one of {', '.join(METRICS)}.")
     check_tz(tz)
     with open_store(resolve_db_path(db), mode="read") as store:
-        end = store.summary().end
-        now = end if end is not None else pd.Timestamp.now(UTC)
-        start, stop = parse_when(since, now=now), parse_when(until, now=now, option="--until")
-        frame = store.series(
-            metric,
-            freq,
-            (by,),
-            None if start is None else start.to_pydatetime(),
-            None if stop is None else stop.to_pydatetime(),
+        plan = _plan(store, until, option="--until", freq=freq)
+        start = _since(since, plan)
+        found = plan.anomalies(recent, metric=metric, by=by, k=k, tz=tz, since=start)
+    shown = metric or plan.metric
+    if fmt is Format.json:
+        _echo_json(
+            {
+                "as_of": _as_of(plan),
+                "metric": shown,
+                "freq": freq,
+                "anomalies": [_anomaly_json(a) for a in found],
+            }
         )
-    found = find_anomalies(frame, recent=recent, k=k, dimension=by, tz=tz, metric=metric)
-    table = Table(title=f"spikes and drops in the last {recent} x {freq} of {metric}")
+    else:
+        _spikes_table(found, recent, freq, shown)
+    if any(a.severity == "critical" for a in found):
+        raise typer.Exit(1)
+
+
+def _since(since: str | None, plan: CapacityPlan) -> datetime | None:
+    if since is None or plan.summary.end is None:
+        return None
+    start = parse_when(since, now=plan.summary.end)
+    return None if start is None else start.to_pydatetime()
+
+
+def _anomaly_json(a: Anomaly) -> dict[str, Any]:
+    return {
+        "kind": a.kind,
+        "severity": a.severity,
+        "start": iso_utc(a.start),
+        "end": iso_utc(a.end),
+        "buckets": a.buckets,
+        "actual": a.actual,
+        "usual": a.expected,
+        "ratio": a.peak_ratio if math.isfinite(a.peak_ratio) else None,
+        "dimension": a.dimension,
+        "culprit": a.culprit,
+        "culprit_share": a.culprit_share,
+        "message": a.message,
+    }
+
+
+def _spikes_table(found: list[Anomaly], recent: int, freq: str, metric: str) -> None:
+    table = Table(title=safe(f"spikes and drops in the last {recent} x {freq} of {metric}"))
     for col in ("kind", "start", "buckets", "actual", "usual", "size", "cause"):
         table.add_column(
             col, justify="right" if col in ("buckets", "actual", "usual", "size") else "left"
@@ -339,8 +463,8 @@ def spikes(
     for a in found:
         _add_row(
             table,
-            a.kind,
-            iso(a.start),
+            a.kind + (" (ongoing)" if a.ongoing else ""),
+            iso_utc(a.start),
             str(a.buckets),
             f"{a.actual:,.0f}",
             f"{a.expected:,.0f}",
@@ -349,6 +473,6 @@ def spikes(
         )
     console.print(table)
     for a in found:
-        console.print(safe(a.message))
+        console.print(safe(a.message), style="red" if a.severity == "critical" else None)
     if not found:
         console.print("nothing unusual.")

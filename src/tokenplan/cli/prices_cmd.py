@@ -15,7 +15,7 @@ from rich.text import Text
 from tokenplan.cli.app import app, console
 from tokenplan.cli.output import OutputFormat, safe
 from tokenplan.errors import InvalidInput, PriceError
-from tokenplan.pricing import FxRate, PriceBook, Rates, TierRates
+from tokenplan.pricing import FxRate, PriceBook, Rates, TierRates, parse_fx
 
 EXAMPLE_FILE = "src/tokenplan/data/prices.example.toml"
 _COLUMNS = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
@@ -143,18 +143,6 @@ def parse_moment(value: str | None) -> datetime:
             f"--at: {value!r} is not a date or ISO 8601 time (e.g. 2025-06-01)."
         ) from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def parse_fx(currency: str | None, fx: str | None) -> FxRate | None:
-    """``--currency`` and ``--fx`` as an exchange rate (both or neither)."""
-    if fx is None:
-        return None
-    if currency is None:
-        raise InvalidInput("--fx needs --currency, e.g. --currency CNY --fx 7.3.")
-    try:
-        return FxRate(currency=currency, per_usd=Decimal(fx.strip()))
-    except (ArithmeticError, ValueError):
-        raise InvalidInput(f"--fx: {fx!r} is not a positive number, e.g. 7.3.") from None
 
 
 def _table(rates: Rates, batch: Rates | None, second: FxRate | None) -> Table:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +10,7 @@ import typer
 
 from tokenplan.cli.app import DbOption, app, console
 from tokenplan.errors import InvalidInput
-from tokenplan.pricing import FxRate, PriceBook
+from tokenplan.pricing import FxRate, PriceBook, parse_fx
 from tokenplan.report import Currency, build_report, write_html, write_json
 from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
@@ -24,7 +24,12 @@ def report(
     ] = None,
     horizon: Annotated[int, typer.Option(help="Hours to forecast ahead.", min=1)] = 168,
     budgets: Annotated[Path | None, typer.Option(help="Budgets TOML file.")] = None,
-    limits: Annotated[Path | None, typer.Option(help="Rate limits TOML file.")] = None,
+    limits: Annotated[
+        Path | None,
+        typer.Option(
+            help="Rate limits TOML (default: $TOKENPLAN_LIMITS, else the shipped example)."
+        ),
+    ] = None,
     prices: Annotated[Path | None, typer.Option(help="Price overrides TOML file.")] = None,
     currency: Annotated[
         str | None, typer.Option(help="Second currency to show beside USD, e.g. CNY.")
@@ -36,14 +41,20 @@ def report(
 ) -> None:
     """Write the capacity report: history, forecast, budgets, headroom, spikes and advice."""
     rate = _currency(currency, fx)
-    book = _price_book(prices, rate)
+    # Both an exact rate for prices and budgets, and the report's plain one ("--fx" says why).
+    shown = (
+        None
+        if rate is None
+        else Currency(code=rate.currency, rate=float(rate.per_usd), note="--fx")
+    )
+    book = PriceBook(prices, fx=rate)
     with open_store(resolve_db_path(db), mode="read") as store:
         result = build_report(
             store,
             prices=book,
-            fx=rate,
-            budgets=_load(budgets, "budgets"),
-            limits=_load(limits, "limits"),
+            fx=shown,
+            budgets=_budgets(budgets),
+            limits=_limits(limits),
             horizon_hours=horizon,
         )
     path = write_html(result, out)
@@ -53,36 +64,28 @@ def report(
     console.print(str(path), markup=False, highlight=False)
 
 
-def _currency(code: str | None, fx: str | None) -> Currency | None:
+def _currency(code: str | None, fx: str | None) -> FxRate | None:
     """The second currency; the rate is explicit because a stale built-in one would mislead."""
-    if code is None and fx is None:
-        return None
-    if code is None or fx is None:
+    rate = parse_fx(code, fx)
+    if code is not None and rate is None:
         raise InvalidInput("--currency and --fx go together, e.g. --currency CNY --fx 7.3.")
-    try:
-        rate = Decimal(fx)
-    except InvalidOperation:
-        raise InvalidInput(f"--fx {fx!r} is not a number; give units of {code} per USD.") from None
-    if not rate.is_finite() or rate <= 0:
-        raise InvalidInput(f"--fx {fx!r} must be a positive number of {code} per USD.")
-    return Currency(code=code.strip().upper(), rate=float(rate), note="--fx")
+    return rate
 
 
-def _price_book(path: Path | None, rate: Currency | None) -> PriceBook:
-    """genai-prices list prices, with the overrides file on top when one is given."""
-    fx = None if rate is None else FxRate(currency=rate.code, per_usd=Decimal(str(rate.rate)))
-    return PriceBook(path, fx=fx)
+def _limits(path: Path | None) -> Any:
+    """The limits `tokenplan headroom` reads too: --limits, $TOKENPLAN_LIMITS, else the example."""
+    from tokenplan.plan.limits import resolve_limits
+
+    if path is not None and not path.is_file():
+        raise InvalidInput(f"the limits file {path} does not exist.")
+    return resolve_limits(path, env=os.environ)
 
 
-def _load(path: Path | None, what: str) -> Any:
+def _budgets(path: Path | None) -> Any:
     if path is None:
         return None
     if not path.is_file():
-        raise InvalidInput(f"the {what} file {path} does not exist.")
-    if what == "limits":
-        from tokenplan.plan.limits import load_limits
-
-        return load_limits(path)
+        raise InvalidInput(f"the budgets file {path} does not exist.")
     from tokenplan.plan.budgets import load_budgets
 
     return load_budgets(path)

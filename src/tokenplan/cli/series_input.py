@@ -2,36 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from tokenplan.capacity import grid_phase
 from tokenplan.collect import import_file
 from tokenplan.errors import InvalidInput
 from tokenplan.frequency import Frequency, parse_freq
 from tokenplan.store import DuckDBStore, open_store
 from tokenplan.store.duckdb_store import resolve_db_path
+from tokenplan.timestamps import from_wall_time, to_wall_time
 
 # Raw events carry no bucket width of their own; an hour is what planning usually wants.
 DEFAULT_FREQ = "1h"
-# The store's bucket grid starts here (a Monday at midnight UTC).
-_STORE_ORIGIN = pd.Timestamp("2000-01-03")
 
 
-def load_series(
-    *,
-    input_path: Path | None,
-    db: Path | None,
-    metric: str,
-    freq: str | None,
-    by: Sequence[str] = (),
-) -> tuple[pd.DataFrame, Frequency]:
-    """The tidy ``unique_id, ds, y`` series of ``metric`` and the frequency it is at.
+@contextmanager
+def open_source(input_path: Path | None, db: Path | None) -> Iterator[DuckDBStore]:
+    """The store a command reads: ``--input`` in a throwaway in-memory store, or ``--db`` read-only.
 
-    An ``--input`` file is imported into a throwaway in-memory store (any format `tokenplan
-    import` reads); without it the series comes from the store. ``freq`` defaults to the
-    data's own spacing.
+    Any format `tokenplan import` reads works as ``--input``.
     """
     if input_path is not None:
         if not input_path.is_file():
@@ -41,17 +35,55 @@ def load_series(
     else:
         store = open_store(resolve_db_path(db), mode="read")
     with store:
+        yield store
+
+
+def own_frequency(store: DuckDBStore, freq: str | None, *, calendar: bool = False) -> Frequency:
+    """``--freq``, or the data's own bucket width; never finer than the data's buckets.
+
+    With ``calendar``, calendar months (``1mo``) are accepted too.
+    """
+    width = store.bucket_seconds()
+    if freq:
+        frequency = parse_freq(freq, calendar=calendar)
+    else:
+        frequency = parse_freq(f"{width}s" if width else DEFAULT_FREQ)
+    if width and not frequency.months and frequency.seconds < width:
+        raise InvalidInput(
+            f"--freq {frequency.label} is finer than the data's own buckets "
+            f"({Frequency(width).label}); use --freq {Frequency(width).label} or wider."
+        )
+    return frequency
+
+
+def load_series(
+    *,
+    input_path: Path | None,
+    db: Path | None,
+    metric: str,
+    freq: str | None,
+    by: Sequence[str] = (),
+    tz: str | None = None,
+) -> tuple[pd.DataFrame, Frequency]:
+    """The tidy ``unique_id, ds, y`` series of ``metric`` and the frequency it is at.
+
+    The series comes from `open_source`; ``freq`` defaults to the data's own spacing. Days,
+    weeks and months start at midnight in ``tz`` (default UTC); ``ds`` stays naive UTC.
+    Buckets wider than the data's own that it covers only in part (the first and last day
+    of hourly data, say) are left out: a forecast would read them as dips.
+    """
+    with open_source(input_path, db) as store:
+        frequency = own_frequency(store, freq, calendar=True)
         width = store.bucket_seconds()
-        frequency = parse_freq(freq) if freq else parse_freq(f"{width}s" if width else DEFAULT_FREQ)
-        if width and frequency.seconds < width:
-            raise InvalidInput(
-                f"--freq {frequency.label} is finer than the data's own buckets "
-                f"({Frequency(width).label}); use --freq {Frequency(width).label} or wider."
-            )
-        frame = store.series(metric, frequency, by)
-        if width and frequency.seconds == width and not frame.empty:
-            frame["ds"] = frame["ds"] + _phase(store, width)
-    where = f"--input {input_path}" if input_path else f"the store {store.path}"
+        frame = store.series(metric, frequency, by, tz=tz)
+        local = tz is not None and frequency.calendar
+        if width and frequency.seconds == width and not local and not frame.empty:
+            frame["ds"] = frame["ds"] + grid_phase(store.summary().start, width)
+        elif not width or frequency.months or frequency.seconds > width:
+            summary = store.summary()
+            covered = (summary.start, summary.end, pd.Timedelta(seconds=width or 0))
+            frame = _whole_buckets(frame, frequency, tz or "UTC", covered)
+        where = f"--input {input_path}" if input_path else f"the store {store.path}"
     if frame.empty:
         raise InvalidInput(f"{where} holds no usage to forecast.")
     if frame["y"].isna().all():
@@ -62,16 +94,27 @@ def load_series(
     return frame, frequency
 
 
-def _phase(store: DuckDBStore, width: int) -> pd.Timedelta:
-    """How far the data's own buckets start after the store's grid (16h for days at 16:00Z).
-
-    At the data's own width the store puts each bucket on its grid line; shifting back by
-    this keeps the series' phase, so the first forecast bucket follows the last one recorded.
-    """
-    start = store.summary().start
-    if start is None:
-        return pd.Timedelta(0)
-    stamp = pd.Timestamp(start)
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return (stamp - _STORE_ORIGIN) % pd.Timedelta(seconds=width)
+def _whole_buckets(
+    frame: pd.DataFrame,
+    frequency: Frequency,
+    tz: str,
+    covered: tuple[Any, Any, pd.Timedelta],
+) -> pd.DataFrame:
+    """``frame`` without a first or last bucket that the data covers only in part."""
+    first, last, width = covered
+    if frame.empty or first is None or last is None:
+        return frame
+    starts = pd.Series(sorted(frame["ds"].unique()))
+    wall = to_wall_time(starts, tz)
+    step = (
+        pd.DateOffset(months=frequency.months)
+        if frequency.months
+        else pd.Timedelta(seconds=frequency.seconds)
+    )
+    ends = from_wall_time(wall + step, tz)
+    data_end = pd.Timestamp(last) + max(width, pd.Timedelta(microseconds=1))
+    keep = (starts >= pd.Timestamp(first)) & (ends <= data_end)
+    # Too short to spare them: keep the partial buckets rather than nothing.
+    if keep.sum() < 2:
+        return frame
+    return frame[frame["ds"].isin(set(starts[keep]))].reset_index(drop=True)

@@ -10,6 +10,7 @@ import typer
 from tokenplan.cli.app import DbOption, app, console
 from tokenplan.cli.output import OutputFormat, to_csv, to_json, to_table
 from tokenplan.events import METRICS, parse_timestamp
+from tokenplan.frequency import parse_freq
 from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
 
@@ -29,27 +30,35 @@ def usage(
         str,
         typer.Option(help=f"One of {', '.join(METRICS)}."),
     ] = "total_tokens",
-    freq: Annotated[str, typer.Option(help="Bucket width: 1min, 10min, 1h, 1d, 1w.")] = "1h",
+    freq: Annotated[
+        str, typer.Option(help="Bucket width: 1min, 10min, 1h, 1d, 1w or 1mo (calendar months).")
+    ] = "1h",
     by: Annotated[
         list[str] | None,
         typer.Option(help="Split by model, provider, team, feature, user or key_id (repeatable)."),
     ] = None,
     since: Annotated[str | None, typer.Option(help="Start (inclusive), ISO 8601 UTC.")] = None,
     until: Annotated[str | None, typer.Option(help="End (exclusive), ISO 8601 UTC.")] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option("--tz", help="Time zone whose midnight starts 1d, 1w and 1mo buckets (UTC)."),
+    ] = None,
     fmt: Annotated[
         OutputFormat, typer.Option("--format", help="table, csv or json.")
     ] = OutputFormat.table,
     db: DbOption = None,
 ) -> None:
-    """Show usage from the store: one row per series and bucket."""
+    """Show usage from the store: one row per series and bucket (timestamps: UTC bucket starts)."""
+    frequency = parse_freq(freq, calendar=True)
     with open_store(resolve_db_path(db), mode="read") as store:
         frame = store.series(
             metric,
-            freq,
+            frequency,
             by or (),
             parse_when(since, "--since"),
             parse_when(until, "--until"),
             exact=True,
+            tz=tz,
         )
     frame = frame.rename(columns={"unique_id": "series", "ds": "timestamp", "y": metric})
     if fmt is OutputFormat.csv:
@@ -57,4 +66,5 @@ def usage(
     elif fmt is OutputFormat.json:
         typer.echo(to_json(frame))
     else:
-        console.print(to_table(frame, title=f"{metric} per {freq}"))
+        zone = f" ({tz})" if tz and frequency.calendar else ""
+        console.print(to_table(frame, title=f"{metric} per {frequency.label}{zone}"))

@@ -20,6 +20,7 @@ from tokenplan.collect import detect
 from tokenplan.collect.checks import content_hash, time_outliers
 from tokenplan.collect.columns import is_batch
 from tokenplan.collect.detect import Source
+from tokenplan.timestamps import iso_utc
 from tokenplan.untrusted import visible
 
 if TYPE_CHECKING:
@@ -32,8 +33,8 @@ Reader = Callable[..., Iterator[pa.Table]]
 PROGRESS_MIN_BYTES = 8 << 20
 
 
-class PriceBook(Protocol):
-    """What the importer needs from `tokenplan.pricing.PriceBook`."""
+class Pricer(Protocol):
+    """What the importer needs of a price source (`tokenplan.pricing.PriceBook` is one)."""
 
     def price_rows(self, table: pa.Table, *, batch: bool = False) -> Any:
         """Fill ``cost_usd`` where it is NULL; return ``table``, ``unpriced_models``, ``notes``."""
@@ -123,7 +124,7 @@ def import_file(
     path: str | Path,
     *,
     fmt: str | None = None,
-    prices: PriceBook | None = None,
+    prices: Pricer | None = None,
     tz: tzinfo | None = None,
     progress: bool | ProgressCallback = False,
 ) -> ImportSummary:
@@ -194,7 +195,7 @@ def _warnings(store: DuckDBStore, source: Source, fmt: str, totals: _Totals) -> 
         count, first, last = far
         out.append(
             f"{count:,} events lie far outside the bulk of this file's time range "
-            f"({first:%Y-%m-%dT%H:%M:%SZ} … {last:%Y-%m-%dT%H:%M:%SZ}); check their timestamps"
+            f"({iso_utc(first)} … {iso_utc(last)}); check their timestamps"
         )
     return out
 
@@ -241,9 +242,7 @@ def prefetch(items: Iterator[pa.Table], depth: int = 1) -> Iterator[pa.Table]:
         worker.join()
 
 
-def _price(
-    table: pa.Table, prices: PriceBook | None, notes: list[str], totals: _Totals
-) -> pa.Table:
+def _price(table: pa.Table, prices: Pricer | None, notes: list[str], totals: _Totals) -> pa.Table:
     cost = table.column("cost_usd")
     if cost.null_count == 0:
         return table

@@ -9,6 +9,24 @@ import pandas as pd
 
 from tokenplan.errors import InvalidInput
 from tokenplan.forecast.conformal import sample_errors
+from tokenplan.timestamps import iso_utc
+
+
+def contract_frame(frame: pd.DataFrame, levels: tuple[int, ...]) -> pd.DataFrame:
+    """A forecast frame as the CSV contract: ``series, timestamp, mean, lo_L, hi_L`` per level.
+
+    What the contract guarantees is enforced here: never negative, ``lo <= mean <= hi``.
+    """
+    columns = ["mean"] + [f"{side}_{lv}" for lv in levels for side in ("lo", "hi")]
+    table = frame.rename(columns={"unique_id": "series"})
+    table["timestamp"] = table["ds"].map(iso_utc)
+    table = table[["series", "timestamp", *columns]]
+    # Float noise in reconciliation can put a bound a hair on the wrong side of the mean.
+    table[columns] = table[columns].clip(lower=0.0)
+    for lv in levels:
+        table[f"lo_{lv}"] = table[[f"lo_{lv}", "mean"]].min(axis=1)
+        table[f"hi_{lv}"] = table[[f"hi_{lv}", "mean"]].max(axis=1)
+    return table.reset_index(drop=True)
 
 
 def level_name(level: float) -> str:

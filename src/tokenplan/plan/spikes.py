@@ -29,6 +29,13 @@ class Anomaly:
     culprit: str | None
     culprit_share: float | None
     message: str
+    # Still going at the newest bucket: happening now, not a thing of the past.
+    ongoing: bool = False
+
+    @property
+    def severity(self) -> str:
+        """``critical`` while the spike or drop is still going on, ``warning`` once it is over."""
+        return "critical" if self.ongoing else "warning"
 
 
 def _phase(ds: pd.Series, step: pd.Timedelta) -> tuple[np.ndarray, int]:
@@ -157,6 +164,8 @@ def find_anomalies(
         out += _partial_drops(
             wide, hist, new, base, step, covered, drop_k, drop_share, dimension, tz, metric
         )
+    newest_end = pd.Timestamp(new["ds"].iloc[-1]) + step
+    out = [replace(a, ongoing=a.end >= newest_end) for a in out]
     return sorted(out, key=lambda x: x.start)
 
 

@@ -32,6 +32,27 @@ def round_usd(amount: Decimal) -> Decimal:
         return amount.quantize(USD_QUANTUM, rounding=ROUND_HALF_UP)
 
 
+def parse_fx(currency: str | None, per_usd: str | None) -> FxRate | None:
+    """``--currency`` and ``--fx`` text as an exact `FxRate`; None when no rate is given.
+
+    A rate needs its currency; a currency alone is None (the caller may find its rate in a
+    prices or budgets file, or refuse it). Errors name the option and show a valid example.
+    """
+    from tokenplan.errors import InvalidInput
+
+    if per_usd is None:
+        return None
+    if currency is None or not currency.strip():
+        raise InvalidInput("--fx needs --currency, e.g. --currency CNY --fx 7.3.")
+    try:
+        return FxRate(currency=currency, per_usd=Decimal(per_usd.strip()))
+    except (ArithmeticError, ValueError):
+        raise InvalidInput(
+            f"--fx {per_usd!r} must be a positive number of {currency.strip().upper()} per USD, "
+            "e.g. 7.3."
+        ) from None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FxRate:
     """An explicit exchange rate: ``per_usd`` units of ``currency`` buy one US dollar."""

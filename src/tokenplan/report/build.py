@@ -88,6 +88,8 @@ def report_from_plan(
     title: str = "LLM usage and capacity report",
 ) -> Report:
     """The report's sections, each a reading of ``plan`` (nothing is forecast again here)."""
+    # Forecasting first: its notes (an engine that is missing, say) belong to the report's.
+    plan.forecasts  # noqa: B018
     notes = list(plan.notes)
     exact_fx = fx if fx is not None else getattr(prices, "fx", None)
     fx = _as_currency(exact_fx)

@@ -36,15 +36,19 @@ iso = iso_utc
 
 
 def headroom_section(plan: CapacityPlan, limits: Any) -> Section[HeadroomRow]:
-    """The plan's busiest-minute use per model against each configured rate limit."""
+    """The plan's busiest-minute use per model against each configured rate limit.
+
+    The note names where the limits came from, how the busiest minute was found, and every
+    model no limit covers.
+    """
     if not limits:
         return unavailable("no rate limits configured: pass --limits limits.toml")
-    rows = plan.headroom(limits)
-    if isinstance(rows, str):
-        return unavailable(rows)
+    check = plan.headroom(limits)
+    if isinstance(check, str):
+        return unavailable(check)
     return Section(
         available=True,
-        note="" if rows else "no configured limit matches the models in the store",
+        note="; ".join(check.notes),
         items=[
             HeadroomRow(
                 name=f"{r.provider} {r.family} ({r.tier})",
@@ -55,10 +59,13 @@ def headroom_section(plan: CapacityPlan, limits: Any) -> Section[HeadroomRow]:
                 headroom=r.headroom_share,
                 first_risk_at=None if r.first_risk_at is None else iso(r.first_risk_at),
                 p_hit_max=r.p_hit_max,
-                suggestion=(f"tier {r.holding_tier} holds the p99 peak; " if r.holding_tier else "")
-                + r.note,
+                suggestion=(
+                    f"tier {r.holding_tier} holds the p99 peak"
+                    if r.holding_tier
+                    else "no listed tier holds the p99 peak"
+                ),
             )
-            for r in rows
+            for r in check.rows
         ],
     )
 

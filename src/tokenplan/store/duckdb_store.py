@@ -43,6 +43,8 @@ INCOMING = "_tokenplan_incoming"
 NONE_LABEL = "(none)"
 # A Monday midnight, so that weekly buckets start on Monday and every shorter width aligns.
 _ORIGIN = "TIMESTAMP '2000-01-03 00:00:00'"
+# Calendar months start on the 1st.
+_MONTH_ORIGIN = "TIMESTAMP '2000-01-01 00:00:00'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +357,7 @@ class DuckDBStore:
         *,
         exact: bool = False,
         trim_outliers: bool = False,
+        tz: str | None = None,
     ) -> pd.DataFrame:
         """Metric at a frequency, split by dimensions, as a tidy ``unique_id, ds, y`` frame.
 
@@ -363,6 +366,8 @@ class DuckDBStore:
         With ``exact``, counts are ints and cost is `Decimal` (no float rounding).
         With ``trim_outliers``, rows outside `time_bulk` (stray epoch-zero or far-future
         stamps) are left out, so that they neither stretch the grid nor move a forecast.
+        Calendar buckets (days, weeks from Monday, months) start at midnight in ``tz``
+        (default UTC); ``ds`` is always the bucket start in naive UTC.
         """
         if metric not in METRIC_SQL:
             raise InvalidInput(
@@ -373,7 +378,8 @@ class DuckDBStore:
             raise InvalidInput(
                 f"cannot split by {', '.join(unknown)}; use any of {', '.join(DIMENSIONS)}."
             )
-        f = freq if isinstance(freq, Frequency) else parse_freq(freq)
+        f = freq if isinstance(freq, Frequency) else parse_freq(freq, calendar=True)
+        zone = _zone(tz) if f.calendar else None
         if trim_outliers:
             bulk = self.time_bulk()
             if bulk is not None:
@@ -387,15 +393,13 @@ class DuckDBStore:
             else f"'{TOTAL_ID}'"
         )
         where, params = _range_filter(since, until)
-        bucket = f"time_bucket(INTERVAL '{f.interval}', ts, {_ORIGIN})"
-        lo = f"time_bucket(INTERVAL '{f.interval}', ?::TIMESTAMP, {_ORIGIN})" if since else None
+        bucket = _bucket_sql(f, zone, "ts")
+        lo = _bucket_sql(f, zone, "?::TIMESTAMP") if since else None
         hi = "?::TIMESTAMP - INTERVAL '1 microsecond'" if until else None
         grid_lo = lo or "(SELECT min(ds) FROM b)"
-        grid_hi = (
-            f"time_bucket(INTERVAL '{f.interval}', {hi}, {_ORIGIN})"
-            if hi
-            else "(SELECT max(ds) FROM b)"
-        )
+        grid_hi = _bucket_sql(f, zone, hi) if hi else "(SELECT max(ds) FROM b)"
+        # Buckets are found and gridded on local wall time; each start is then told in UTC.
+        ds_out = f"timezone('UTC', timezone('{zone}', grid.ds))" if zone else "grid.ds"
         grid_params = [p for p in (since, until) if p is not None]
         # Counts sum as HUGEINT (128-bit): no total of valid rows can overflow.
         y_type = "DECIMAL(38, 12)" if metric == "cost_usd" else "HUGEINT" if exact else "DOUBLE"
@@ -413,7 +417,7 @@ class DuckDBStore:
                 FROM ids,
                      generate_series({grid_lo}, {grid_hi}, INTERVAL '{f.interval}') AS g(ds)
             )
-            SELECT grid.unique_id, grid.ds,
+            SELECT grid.unique_id, {ds_out} AS ds,
                    CASE WHEN b.ds IS NULL THEN 0 WHEN b.known = 0 THEN NULL ELSE b.y END AS y
             FROM grid LEFT JOIN b USING (unique_id, ds)
             ORDER BY grid.unique_id, grid.ds
@@ -505,6 +509,30 @@ def _to_naive(values: Sequence[datetime]) -> list[datetime]:
     from datetime import UTC
 
     return [v.astimezone(UTC).replace(tzinfo=None) if v.tzinfo else v for v in values]
+
+
+def _zone(tz: str | None) -> str | None:
+    """``tz`` checked as an IANA zone name safe to put in SQL; None for UTC."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if tz is None or tz.upper() in ("UTC", "Z", "ETC/UTC"):
+        return None
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(
+            f"time zone {tz!r} is not known; use an IANA name such as UTC or Asia/Shanghai."
+        ) from None
+    if not all(c.isalnum() or c in "/_+-" for c in tz):
+        raise InvalidInput(f"time zone {tz!r} is not an IANA name such as Asia/Shanghai.")
+    return tz
+
+
+def _bucket_sql(f: Frequency, zone: str | None, x: str) -> str:
+    """SQL for the start of ``x``'s bucket: UTC, or local wall time in ``zone``."""
+    origin = _MONTH_ORIGIN if f.months else _ORIGIN
+    local = f"timezone('{zone}', timezone('UTC', {x}))" if zone else x
+    return f"time_bucket(INTERVAL '{f.interval}', {local}, {origin})"
 
 
 def _range_filter(since: datetime | None, until: datetime | None) -> tuple[str, list[datetime]]:
