@@ -139,7 +139,9 @@ def report(cases: list[Case]) -> None:
     df["rel_line"] = df.err_line / df.actual
     df["in80"] = (df.actual >= df.lo80) & (df.actual <= df.hi80)
     df["in95"] = (df.actual >= df.lo95) & (df.actual <= df.hi95)
-    over = [np.array([float(a > x) for x in lim]) for a, lim in zip(df.actual, df.limits, strict=True)]
+    over = [
+        np.array([float(a > x) for x in lim]) for a, lim in zip(df.actual, df.limits, strict=True)
+    ]
     df["brier_ours"] = [np.mean((np.asarray(p) - o) ** 2) for p, o in zip(df.p, over, strict=True)]
     df["brier_line"] = [
         np.mean((np.asarray(y) - o) ** 2) for y, o in zip(df.line_yes, over, strict=True)

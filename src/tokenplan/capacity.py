@@ -28,6 +28,7 @@ from tokenplan.timestamps import ISO_FORMAT
 
 if TYPE_CHECKING:
     from tokenplan.plan.budgets import BudgetsConfig
+    from tokenplan.plan.projection import Projection
     from tokenplan.pricing import FxRate
 
 __all__ = [
@@ -96,6 +97,7 @@ class CapacityPlan:
     spend_all: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
     forecast_notes: list[str] = field(default_factory=list)
+    projections: dict[tuple[str, str], Projection | None] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -146,7 +148,35 @@ class CapacityPlan:
             for scope in scopes_needed(budgets)
         }
         last = self.as_of - pd.Timedelta(hours=1)
-        return list(evaluate_budgets(budgets, spend, fx=fx, as_of=last))
+        # The plan's own spend forecast carries the rest of each period it covers.
+        forecast = self.results.get("cost_usd")
+        return list(evaluate_budgets(budgets, spend, fx=fx, as_of=last, forecast=forecast))
+
+    def spend_projection(self, period: str = "month", tz: str = "UTC") -> Projection | None:
+        """All spend of the current ``period`` projected to its end (computed once per plan).
+
+        The same computation as a budget on all spend over that period, without the limit.
+        """
+        from tokenplan.errors import TokenplanError
+        from tokenplan.plan.projection import project
+
+        key = (period, tz)
+        if key in self.projections:
+            return self.projections[key]
+        spend, proj = self.spend_all, None
+        if self.as_of is not None and spend is not None and spend["y"].notna().any():
+            try:
+                proj = project(
+                    spend[["ds", "y"]],
+                    period=period,
+                    tz=tz,
+                    as_of=self.as_of - pd.Timedelta(hours=1),
+                    forecast=self.results.get("cost_usd"),
+                )
+            except TokenplanError:
+                proj = None
+        self.projections[key] = proj
+        return proj
 
     def headroom(self, limits: Any) -> list[Any] | str:
         """Busiest-minute use per model against ``limits`` (``plan_headroom``), or why not."""

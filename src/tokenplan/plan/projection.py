@@ -28,8 +28,9 @@ from tokenplan.plan.remaining import (
     candidates,
     engine_outlook,
     plan_outlook,
+    usual_share,
 )
-from tokenplan.plan.stacking import Past, RemainingTotal, stack
+from tokenplan.plan.stacking import Past, RemainingTotal, Stack, stack
 from tokenplan.timestamps import iso_utc
 
 __all__ = ["Projection", "project"]
@@ -37,7 +38,12 @@ __all__ = ["Projection", "project"]
 # Past periods replayed at most: enough to weigh three candidates and see their spread, few
 # enough that a projection stays well under a second (each replay is one engine fit).
 MAX_PAST_PERIODS = 8
-_NAMES = {"engine": "forecast engine", "line": "straight line", "level": "last day's level"}
+_NAMES = {
+    "engine": "forecast engine",
+    "shape": "period so far over its usual share",
+    "line": "straight line",
+    "level": "last day's level",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +58,9 @@ class _Path:
         if len(self.amounts) == 0:
             return None
         cum = self.base + np.cumsum(self.amounts)
-        if not cum[-1] > level:
+        if not cum[-1] >= level:
             return None
-        i = int(np.argmax(cum > level))
+        i = int(np.argmax(cum >= level))
         y = self.amounts[i]
         frac = (level - (cum[i] - y)) / y if y > 0 else 0.0
         at = pd.Timestamp(self.index[i]) + step * float(min(max(frac, 0.0), 1.0))
@@ -144,6 +150,85 @@ def project(
     otherwise the forecast engine is run here.
     """
     kind = parse_period(period)
+    values, step, start, end = _grid(series, as_of, freq, kind, tz)
+    start_n, end_n = start.tz_localize(None), end.tz_localize(None)
+    in_period = values[values.index >= start_n]
+    so_far = float(np.nansum(in_period.to_numpy()))
+    remaining = pd.date_range(
+        values.index[-1] + step, end_n - pd.Timedelta(microseconds=1), freq=step
+    )
+    spent = _Path(pd.DatetimeIndex(in_period.index), np.nan_to_num(in_period.to_numpy(float)), 0.0)
+    proj = Projection(
+        period_start=start,
+        period_end=end,
+        as_of=pd.Timestamp(values.index[-1]).tz_localize("UTC"),
+        so_far=so_far,
+        projected=so_far,
+        lo_80=so_far,
+        hi_80=so_far,
+        lo_95=so_far,
+        hi_95=so_far,
+        limit=limit,
+        p_over_limit=None,
+        breach_at=None,
+        method="the period is complete: the total is the spend",
+        step=step,
+        spent=spent,
+    )
+    if len(remaining):
+        history = History.of(values.to_numpy(float), values.index[0], step)
+        outlook = plan_outlook(forecast, series_id, remaining) if forecast is not None else None
+        outlook = outlook or engine_outlook(history, len(values), len(remaining), spread=True)
+        windows = _windows(history, start_n, end_n, kind, tz, len(values))
+        # The usual share only fits a period seen from its start.
+        seen_all = values.index[0] <= start_n
+        share = usual_share(history, windows, len(values)) if seen_all else None
+        current = candidates(history, len(values), len(in_period), len(remaining), outlook, share)
+        prior = outlook.log_sd if outlook is not None and outlook.log_sd is not None else 0.0
+        fit = stack(
+            current,
+            list(_past(history, windows)),
+            eps=_eps(history.values, len(remaining)),
+            prior_sd=prior,
+        )
+        proj = _with_rest(proj, fit, current, remaining, outlook, kind)
+    if limit is None:
+        return proj
+    return replace(proj, p_over_limit=proj.p_over(limit), breach_at=proj.expected_at(limit))
+
+
+def _with_rest(
+    proj: Projection,
+    fit: Stack,
+    current: dict[str, float],
+    remaining: pd.DatetimeIndex,
+    outlook: EngineOutlook | None,
+    kind: Period,
+) -> Projection:
+    """``proj`` (spend so far only) with the calibrated rest of the period added."""
+    dist, so_far = fit.remaining, proj.so_far
+    projected = so_far + dist.median
+    lo95, lo80, hi80, hi95 = (so_far + dist.quantile(q) for q in (0.025, 0.1, 0.9, 0.975))
+    return replace(
+        proj,
+        projected=projected,
+        # Interpolated t quantiles can land a hair beside the median: widen, never move it.
+        lo_80=min(lo80, projected),
+        hi_80=max(hi80, projected),
+        lo_95=min(lo95, lo80, projected),
+        hi_95=max(hi95, hi80, projected),
+        method=_note(fit.weights, fit.periods, kind, outlook),
+        weights=fit.weights,
+        candidates=current,
+        remaining=dist,
+        expected=_Path(remaining, _shape(outlook, len(remaining)) * dist.median, so_far),
+    )
+
+
+def _grid(
+    series: pd.DataFrame, as_of: Any, freq: str | None, kind: Period, tz: str
+) -> tuple[pd.Series, pd.Timedelta, pd.Timestamp, pd.Timestamp]:
+    """The series on a regular grid up to the ``as_of`` bucket, its step and the period."""
     if series.empty or pd.to_numeric(series["y"], errors="coerce").notna().sum() == 0:
         raise InvalidInput("the series has no known values to project from.")
     if "unique_id" in series:
@@ -160,102 +245,47 @@ def project(
     last_bucket = first + ((cut - first) // step) * step
     values = values[values.index <= last_bucket]
     start, end = period_bounds(last_bucket if as_of is None else cut, kind, tz)
-    start_n, end_n = start.tz_localize(None), end.tz_localize(None)
     # Coarser buckets for long minute-level histories: same answer, far less work.
     if step < pd.Timedelta(hours=1) and values.index[-1] - first > pd.Timedelta(days=3):
-        values, step = _to_hours(values, start_n), pd.Timedelta(hours=1)
-    in_period = values[values.index >= start_n]
-    so_far = float(np.nansum(in_period.to_numpy()))
-    remaining = pd.date_range(
-        values.index[-1] + step, end_n - pd.Timedelta(microseconds=1), freq=step
-    )
-    spent = _Path(in_period.index, np.nan_to_num(in_period.to_numpy(float)), 0.0)
-    common = {
-        "period_start": start,
-        "period_end": end,
-        "as_of": pd.Timestamp(values.index[-1]).tz_localize("UTC"),
-        "so_far": so_far,
-        "limit": limit,
-        "step": step,
-        "spent": spent,
-    }
-    if len(remaining) == 0:
-        p = None if limit is None else float(so_far > limit)
-        breach = None if limit is None else spent.crossing(limit, step)
-        return Projection(
-            **common,
-            projected=so_far,
-            lo_80=so_far,
-            hi_80=so_far,
-            lo_95=so_far,
-            hi_95=so_far,
-            p_over_limit=p,
-            breach_at=breach,
-            method="the period is complete: the total is the spend",
-            remaining=RemainingTotal(0.0, 0.0),
-        )
-    history = History.of(values.to_numpy(float), first, step)
-    outlook = plan_outlook(forecast, series_id, remaining) if forecast is not None else None
-    outlook = outlook or engine_outlook(history, len(values), len(remaining), spread=True)
-    current = candidates(history, len(values), len(in_period), len(remaining), outlook)
-    past = list(_past(history, start_n, end_n, kind, tz, len(values)))
-    eps = _eps(history.values, len(remaining))
-    prior = outlook.log_sd if outlook is not None and outlook.log_sd is not None else 0.0
-    fit = stack(current, past, eps=eps, prior_sd=prior)
-    dist = fit.remaining
-    projected = so_far + dist.median
-    lo95, lo80, hi80, hi95 = (so_far + dist.quantile(q) for q in (0.025, 0.1, 0.9, 0.975))
-    expected = _Path(remaining, _shape(outlook, len(remaining)) * dist.median, so_far)
-    proj = Projection(
-        **common,
-        projected=projected,
-        lo_80=min(lo80, projected),
-        hi_80=max(hi80, projected),
-        lo_95=min(lo95, lo80, projected),
-        hi_95=max(hi95, hi80, projected),
-        p_over_limit=None,
-        breach_at=None,
-        method=_note(fit.weights, fit.periods, kind, outlook),
-        weights=fit.weights,
-        candidates=current,
-        remaining=dist,
-        expected=expected,
-    )
-    if limit is None:
-        return proj
-    return replace(proj, p_over_limit=proj.p_over(limit), breach_at=proj.expected_at(limit))
+        values, step = _to_hours(values, start.tz_localize(None)), pd.Timedelta(hours=1)
+    return values, step, start, end
 
 
-def _past(
-    history: History,
-    start: pd.Timestamp,
-    end: pd.Timestamp,
-    kind: Period,
-    tz: str,
-    n: int,
-) -> Iterator[Past]:
-    """The candidates at the same point of each complete, fully known past period."""
-    step, first = history.step, history.first
-    share = ((history.first + n * step) - start) / (end - start)
+def _windows(
+    history: History, start: pd.Timestamp, end: pd.Timestamp, kind: Period, tz: str, n: int
+) -> list[tuple[int, int, int]]:
+    """Bucket indices (start, origin, end) of complete, fully known past periods, newest first.
+
+    The origin is at the same share of each past period as ``n`` buckets are of the current
+    one (so whole days for weeks, and a month's share for months of other lengths).
+    """
+    step, first, y = history.step, history.first, history.values
+    share = ((first + n * step) - start) / (end - start)
+    out = []
     s = start
     for _ in range(MAX_PAST_PERIODS):
-        ps, pe = (t.tz_localize(None) for t in period_bounds(
-            (s - pd.Timedelta(microseconds=1)).tz_localize("UTC"), kind, tz
-        ))
+        before = (s - pd.Timedelta(microseconds=1)).tz_localize("UTC")
+        ps, pe = (t.tz_localize(None) for t in period_bounds(before, kind, tz))
         s = ps
         if ps < first:
-            return
+            break
         i_start = int(np.ceil((ps - first) / step))
         i_end = int(np.ceil((pe - first) / step))
-        upto = i_start + max(int(round(share * (i_end - i_start))), 1)
-        y = history.values
-        rest = y[upto:i_end]
-        if upto >= i_end or not np.isfinite(y[i_start:i_end]).all():
-            continue
+        upto = i_start + max(round(share * (i_end - i_start)), 1)
+        if upto < i_end and np.isfinite(y[i_start:i_end]).all():
+            out.append((i_start, upto, i_end))
+    return out
+
+
+def _past(history: History, windows: list[tuple[int, int, int]]) -> Iterator[Past]:
+    """Every candidate at the origin of each past period, from the data before it only."""
+    y = history.values
+    for j, (i_start, upto, i_end) in enumerate(windows):
         r = i_end - upto
         outlook = engine_outlook(history, upto, r, spread=False)
-        forecasts = candidates(history, upto, upto - i_start, r, outlook)
-        yield Past(forecasts, float(rest.sum()), _eps(y[:upto], r))
+        share = usual_share(history, windows[j + 1 :], upto)
+        forecasts = candidates(history, upto, upto - i_start, r, outlook, share)
+        yield Past(forecasts, float(y[upto:i_end].sum()), _eps(y[:upto], r))
 
 
 def _eps(values: np.ndarray, r: int) -> float:

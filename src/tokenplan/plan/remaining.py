@@ -19,10 +19,18 @@ import pandas as pd
 from tokenplan.errors import TokenplanError
 from tokenplan.frequency import Frequency
 
-__all__ = ["CANDIDATES", "EngineOutlook", "History", "candidates", "engine_outlook", "plan_outlook"]
+__all__ = [
+    "CANDIDATES",
+    "EngineOutlook",
+    "History",
+    "candidates",
+    "engine_outlook",
+    "plan_outlook",
+    "usual_share",
+]
 
 # The order is the order of the notes: the engine first, then the two run-rates.
-CANDIDATES = ("engine", "line", "level")
+CANDIDATES = ("engine", "shape", "line", "level")
 _PATHS = 2000
 # A burst, as the forecast engine defines one: this many robust deviations above the local
 # median and at least 4x it, in at most 2% of the buckets of a series with few zeros.
@@ -82,9 +90,19 @@ class History:
 
 
 def candidates(
-    history: History, upto: int, elapsed: int, r: int, outlook: EngineOutlook | None
+    history: History,
+    upto: int,
+    elapsed: int,
+    r: int,
+    outlook: EngineOutlook | None,
+    share: float | None = None,
 ) -> dict[str, float]:
-    """Remaining total after bucket ``upto - 1`` per candidate (``elapsed`` buckets of period)."""
+    """Remaining total after bucket ``upto - 1`` per candidate (``elapsed`` buckets of period).
+
+    ``share`` is the part of a period's total that its first ``elapsed`` buckets usually hold
+    (from past periods): the period so far, divided by it, is the straight line bent to the
+    period's own shape (weekends, nights).
+    """
     y = history.rates(upto)
     out: dict[str, float] = {}
     if outlook is not None:
@@ -92,10 +110,20 @@ def candidates(
     part = y[max(upto - elapsed, 0) :]
     if np.isfinite(part).any():
         out["line"] = float(np.nanmean(part)) * r
+        if share is not None and 0 < share < 1:
+            out["shape"] = float(np.nansum(part)) * (1 - share) / share
     recent = y[max(upto - history.day, 0) :]
     if np.isfinite(recent).any():
         out["level"] = float(np.nanmean(recent)) * r
     return out
+
+
+def usual_share(history: History, windows: list[tuple[int, int, int]], upto: int) -> float | None:
+    """Share of past periods' totals (``start, origin, end`` bucket indices) before the origin."""
+    y = history.rates(upto)
+    before = sum(float(np.nansum(y[s:o])) for s, o, _ in windows)
+    total = sum(float(np.nansum(y[s:e])) for s, _, e in windows)
+    return before / total if total > 0 else None
 
 
 def engine_outlook(history: History, upto: int, r: int, *, spread: bool) -> EngineOutlook | None:
@@ -130,7 +158,9 @@ def engine_outlook(history: History, upto: int, r: int, *, spread: bool) -> Engi
     return EngineOutlook(point, log_sd, result.notes.get("total", ""))
 
 
-def plan_outlook(forecast: Any, series_id: str, remaining: pd.DatetimeIndex) -> EngineOutlook | None:
+def plan_outlook(
+    forecast: Any, series_id: str, remaining: pd.DatetimeIndex
+) -> EngineOutlook | None:
     """The plan's own forecast of ``series_id`` when it starts right after the origin and covers
     the rest of the period (``forecast`` is a `tokenplan.forecast.ForecastResult`)."""
     paths = getattr(forecast, "paths", None)

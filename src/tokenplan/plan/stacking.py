@@ -4,9 +4,9 @@ Past errors are log-ratios ``actual / forecast`` of the remaining total, from or
 same point of past periods. Weights are inverse mean squared errors, each shrunk toward the
 candidates' common mean by `KAPPA` pseudo-periods (equal weights with no past at all). The
 combination's own past errors, each made with weights from the other periods (leave one out),
-give its bias and spread; a normal prior (mean 0, the engine's spread plus the candidates'
-disagreement) worth `KAPPA` periods fills in when past periods are few, and the remaining
-total is log-Student-t with the usual predictive degrees of freedom.
+give its bias and spread; a prior (no bias, the spread of the engine's own sample paths for
+the remaining total) worth `KAPPA` periods fills in when past periods are few, and the
+remaining total is log-Student-t with the usual predictive degrees of freedom.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-__all__ = ["KAPPA", "Past", "RemainingTotal", "stack"]
+__all__ = ["KAPPA", "Past", "RemainingTotal", "Stack", "stack"]
 
 # Pseudo-periods the prior is worth: shrinkage of weights, bias and spread alike.
 KAPPA = 2.0
@@ -47,7 +47,9 @@ class RemainingTotal:
     def quantile(self, q: float) -> float:
         """The ``q`` quantile of the remaining total."""
         z = float(stats.t.ppf(q, self.dof)) if self.scale > 0 else 0.0
-        return max((self.centre + self.eps) * float(np.exp(self.mu + self.scale * z)) - self.eps, 0.0)
+        return max(
+            (self.centre + self.eps) * float(np.exp(self.mu + self.scale * z)) - self.eps, 0.0
+        )
 
     @property
     def median(self) -> float:
@@ -58,10 +60,9 @@ class RemainingTotal:
         """Probability that the remaining total exceeds ``x``."""
         if x < 0:
             return 1.0
-        ratio = (x + self.eps) / (self.centre + self.eps)
-        if ratio <= 0:
-            return 1.0
-        d = float(np.log(ratio)) - self.mu
+        if self.centre + self.eps <= 0:
+            return 0.0  # nothing left: the remaining total is 0
+        d = float(np.log((x + self.eps) / (self.centre + self.eps))) - self.mu
         if self.scale <= 0:
             return float(d < 0)
         return float(stats.t.sf(d / self.scale, self.dof))
@@ -107,8 +108,7 @@ def stack(
 ) -> Stack:
     """Combine ``current`` candidate forecasts of the remaining total, calibrated on ``past``.
 
-    ``prior_sd`` is the log-sd of the remaining total the engine's own sample paths give (the
-    candidates' disagreement is added to it).
+    ``prior_sd`` is the log-sd of the remaining total the engine's own sample paths give.
     """
     names = [n for n in current if np.isfinite(current[n])]
     f = np.array([max(current[n], 0.0) for n in names])
@@ -128,11 +128,9 @@ def stack(
         own.append(np.log((p.actual + p.eps) / (guess + p.eps)))
     e = np.asarray(own)
     k = len(e)
-    spread = np.log((f + eps) / (centre + eps)) if len(f) else np.zeros(0)
-    between = float(np.dot(w, spread**2)) if len(f) else 0.0
-    prior_var = prior_sd**2 + between
-    # Normal / inverse-gamma posterior: prior mean 0 worth KAPPA periods, prior variance
-    # prior_var worth KAPPA periods; the predictive is Student-t with KAPPA + k degrees.
+    prior_var = prior_sd**2
+    # Normal / inverse-gamma posterior: prior mean 0 worth KAPPA periods, prior variance (the
+    # engine's) worth KAPPA periods; the predictive is Student-t with KAPPA + k degrees.
     mean = float(e.mean()) if k else 0.0
     mu = k * mean / (k + KAPPA)
     ss = float(np.sum((e - mean) ** 2)) + k * KAPPA / (k + KAPPA) * mean**2
