@@ -26,6 +26,7 @@ from tokenplan.plan.remaining import (
     EngineOutlook,
     History,
     candidates,
+    day_spread,
     engine_outlook,
     plan_outlook,
     usual_share,
@@ -184,7 +185,7 @@ def project(
         seen_all = values.index[0] <= start_n
         share = usual_share(history, windows, len(values)) if seen_all else None
         current = candidates(history, len(values), len(in_period), len(remaining), outlook, share)
-        prior = outlook.log_sd if outlook is not None and outlook.log_sd is not None else 0.0
+        prior = _prior_spread(history, outlook, len(values))
         fit = stack(
             current,
             list(_past(history, windows)),
@@ -286,6 +287,16 @@ def _past(history: History, windows: list[tuple[int, int, int]]) -> Iterator[Pas
         share = usual_share(history, windows[j + 1 :], upto)
         forecasts = candidates(history, upto, upto - i_start, r, outlook, share)
         yield Past(forecasts, float(y[upto:i_end].sum()), _eps(y[:upto], r))
+
+
+def _prior_spread(history: History, outlook: EngineOutlook | None, upto: int) -> float:
+    """The engine's spread of the remaining total when it is backtested, else day totals'."""
+    if outlook is not None and outlook.calibrated and outlook.log_sd is not None:
+        return outlook.log_sd
+    spread = day_spread(history, upto)
+    if spread is not None:
+        return spread
+    return outlook.log_sd if outlook is not None and outlook.log_sd is not None else 0.0
 
 
 def _eps(values: np.ndarray, r: int) -> float:

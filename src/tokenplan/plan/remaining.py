@@ -24,6 +24,7 @@ __all__ = [
     "EngineOutlook",
     "History",
     "candidates",
+    "day_spread",
     "engine_outlook",
     "plan_outlook",
     "usual_share",
@@ -37,6 +38,8 @@ _PATHS = 2000
 _BURST_Z = 8.0
 _BURST_MIN_LOG = float(np.log(4.0))
 _BURST_MAX_SHARE = 0.02
+# The usual level of a bucket: the median of the same time on this many previous days.
+_USUAL_DAYS = 7
 _ZERO_MAX_SHARE = 0.1
 
 
@@ -47,11 +50,12 @@ class EngineOutlook:
     point: np.ndarray
     log_sd: float | None
     note: str
+    calibrated: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class History:
-    """A regular series (NaN where unknown) with, per bucket, its usual level for run-rates."""
+    """A regular series (NaN where unknown), with each bucket's usual level and burst flag."""
 
     values: np.ndarray
     first: pd.Timestamp
@@ -61,15 +65,27 @@ class History:
 
     @classmethod
     def of(cls, values: np.ndarray, first: pd.Timestamp, step: pd.Timedelta) -> History:
-        """Flag bursts with a trailing window, so a flag never depends on later data."""
+        """Flag bursts against the same time of the previous days (else the last hours).
+
+        Only earlier buckets set a bucket's usual level, so a flag never depends on later data.
+        """
         day = max(round(pd.Timedelta(days=1) / step), 1)
-        window = max(day, 6) + 1
-        z = pd.Series(np.log1p(np.maximum(values, 0.0)))
-        med = z.rolling(window, min_periods=1).median()
-        mad = (z - med).abs().rolling(window, min_periods=1).median()
-        band = np.maximum(_BURST_Z * 1.4826 * mad.to_numpy(), _BURST_MIN_LOG)
-        burst = (z - med).to_numpy() > band
-        return cls(values, first, step, np.expm1(med.to_numpy()), np.nan_to_num(burst) > 0)
+        z = np.log1p(np.maximum(values, 0.0))
+        n = len(z)
+        lagged = np.full((n, _USUAL_DAYS), np.nan)
+        for k in range(1, _USUAL_DAYS + 1):
+            if k * day < n:
+                lagged[k * day :, k - 1] = z[: n - k * day]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # no earlier day yet: all NaN
+            usual = np.nanmedian(lagged, axis=1)
+        recent = pd.Series(z).rolling(max(day, 6) + 1, min_periods=1).median().to_numpy()
+        usual = np.where(np.isnan(usual), recent, usual)
+        dev = z - usual
+        spread = pd.Series(np.abs(dev)).rolling(_USUAL_DAYS * day, min_periods=1).median()
+        band = np.maximum(_BURST_Z * 1.4826 * spread.to_numpy(), _BURST_MIN_LOG)
+        burst = np.nan_to_num(dev, nan=0.0) > band
+        return cls(values, first, step, np.expm1(usual), burst)
 
     @property
     def day(self) -> int:
@@ -155,7 +171,7 @@ def engine_outlook(history: History, upto: int, r: int, *, spread: bool) -> Engi
         return None
     point = result.frame["mean"].to_numpy(float)[gap:]
     log_sd = None if paths is None else _log_sd(paths.sum(axis=1))
-    return EngineOutlook(point, log_sd, result.notes.get("total", ""))
+    return EngineOutlook(point, log_sd, result.notes.get("total", ""), _calibrated(result, "total"))
 
 
 def plan_outlook(
@@ -177,7 +193,40 @@ def plan_outlook(
     sums = forecast.sample_paths(series_id, _PATHS)[:, :r].sum(axis=1)
     notes = getattr(forecast, "notes", {})
     note = notes.get(series_id, "") if isinstance(notes, Mapping) else ""
-    return EngineOutlook(rows["mean"].to_numpy(float)[:r], _log_sd(sums), f"the plan's: {note}")
+    return EngineOutlook(
+        rows["mean"].to_numpy(float)[:r],
+        _log_sd(sums),
+        f"the plan's: {note}",
+        _calibrated(forecast, series_id),
+    )
+
+
+def day_spread(history: History, upto: int) -> float | None:
+    """Robust log-sd of the series' own day totals before ``upto`` (None under three days).
+
+    The prior spread of a remaining total when the engine could not backtest its own: how much
+    a day's usage moves is what a projection of the next days cannot know.
+    """
+    y = history.rates(upto)
+    block = history.day
+    count = upto // block
+    if count < 3:
+        return None
+    sums = y[upto - count * block : upto].reshape(count, block)
+    known = np.isfinite(sums).all(axis=1)
+    totals = sums[known].sum(axis=1)
+    totals = totals[totals > 0]
+    if len(totals) < 3:
+        return None
+    logs = np.log(totals)
+    return float(1.4826 * np.median(np.abs(logs - np.median(logs))))
+
+
+def _calibrated(result: Any, series_id: str) -> bool:
+    """Whether the engine backtested this series (a fallback's spread is a guess)."""
+    chosen = getattr(result, "chosen", {})
+    method = chosen.get(series_id, "") if isinstance(chosen, Mapping) else ""
+    return not str(method).startswith("fallback")
 
 
 def _log_sd(sums: np.ndarray) -> float:
