@@ -300,7 +300,7 @@ def test_a_steady_series_gets_a_narrow_range_around_the_straight_line() -> None:
     frame = _steady(60, noise=0.02)
     for as_of in ("2025-02-26 23:00", "2025-02-20 23:00"):
         p = project(frame, period="week", as_of=as_of)
-        elapsed = (pd.Timestamp(as_of) + pd.Timedelta(hours=1) - p.period_start.tz_localize(None))
+        elapsed = pd.Timestamp(as_of) + pd.Timedelta(hours=1) - p.period_start.tz_localize(None)
         line = p.so_far / (elapsed / pd.Timedelta(days=7))
         assert p.lo_80 <= line <= p.hi_80
         assert (p.hi_80 - p.lo_80) / p.projected < 0.1
