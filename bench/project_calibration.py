@@ -53,6 +53,7 @@ class Case:
     lo95: float
     hi95: float
     limits: list[float]
+    past: int
     p: list[float]
     line_yes: list[float]
 
@@ -123,6 +124,7 @@ def run_trace(name: str, file: str, tz: str, metric: str, period: str, quick: bo
                     p0.lo_95,
                     p0.hi_95,
                     limits,
+                    p0.past_periods,
                     [p0.p_over(x) for x in limits],
                     [float(line > x) for x in limits],
                 )
@@ -174,6 +176,9 @@ def report(cases: list[Case]) -> None:
         f"{df.rel_line.mean():.4f}  ratio {df.rel_ours.mean() / df.rel_line.mean():.3f}"
     )
     print(f"pooled coverage: 80% range {df.in80.mean():.3f}, 95% range {df.in95.mean():.3f}")
+    by_past = df.groupby(np.minimum(df.past, 8)).agg(n=("in80", "size"), c80=("in80", "mean"))
+    cells = [f"{k}{'+' if k == 8 else ''}: {r.c80:.2f} (n={r.n})" for k, r in by_past.iterrows()]
+    print("80% coverage by past periods seen: " + ", ".join(cells))
     p = np.concatenate(df.p.to_list())
     yes = np.concatenate(df.line_yes.to_list())
     actual_over = np.concatenate(over)

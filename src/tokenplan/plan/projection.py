@@ -89,6 +89,7 @@ class Projection:
     breach_at: pd.Timestamp | None
     method: str
     weights: dict[str, float] = field(default_factory=dict, compare=False)
+    past_periods: int = field(default=0, compare=False)
     candidates: dict[str, float] = field(default_factory=dict, compare=False)
     remaining: RemainingTotal = field(
         default_factory=lambda: RemainingTotal(0.0, 0.0), repr=False, compare=False
@@ -185,13 +186,9 @@ def project(
         seen_all = values.index[0] <= start_n
         share = usual_share(history, windows, len(values)) if seen_all else None
         current = candidates(history, len(values), len(in_period), len(remaining), outlook, share)
-        prior = _prior_spread(history, outlook, len(values))
-        fit = stack(
-            current,
-            list(_past(history, windows)),
-            eps=_eps(history.values, len(remaining)),
-            prior_sd=prior,
-        )
+        eps = _eps(history.values, len(remaining))
+        prior = _prior_spread(history, outlook, len(values), eps)
+        fit = stack(current, list(_past(history, windows)), eps=eps, prior_sd=prior)
         proj = _with_rest(proj, fit, current, remaining, outlook, kind)
     if limit is None:
         return proj
@@ -220,6 +217,7 @@ def _with_rest(
         hi_95=max(hi95, hi80, projected),
         method=_note(fit.weights, fit.periods, kind, outlook),
         weights=fit.weights,
+        past_periods=fit.periods,
         candidates=current,
         remaining=dist,
         expected=_Path(remaining, _shape(outlook, len(remaining)) * dist.median, so_far),
@@ -289,21 +287,26 @@ def _past(history: History, windows: list[tuple[int, int, int]]) -> Iterator[Pas
         yield Past(forecasts, float(y[upto:i_end].sum()), _eps(y[:upto], r))
 
 
-def _prior_spread(history: History, outlook: EngineOutlook | None, upto: int) -> float:
+def _prior_spread(history: History, outlook: EngineOutlook | None, upto: int, eps: float) -> float:
     """The engine's spread of the remaining total when it is backtested, else day totals'."""
-    if outlook is not None and outlook.calibrated and outlook.log_sd is not None:
-        return outlook.log_sd
+    engine = outlook.log_sd(eps) if outlook is not None else None
+    if outlook is not None and outlook.calibrated and engine is not None:
+        return engine
     spread = day_spread(history, upto)
     if spread is not None:
         return spread
-    return outlook.log_sd if outlook is not None and outlook.log_sd is not None else 0.0
+    return engine if engine is not None else 0.0
 
 
 def _eps(values: np.ndarray, r: int) -> float:
-    """A hundredth of a typical remaining total: keeps log-ratios finite near zero usage."""
+    """A tenth of a typical remaining total: below it errors are additive, not multiplicative.
+
+    Log-ratios of totals near zero (a quiet night, an intermittent series) would otherwise
+    read a few cents as a hundredfold error and blow the range up.
+    """
     known = values[np.isfinite(values)]
     level = float(np.mean(np.abs(known))) if len(known) else 0.0
-    return max(0.01 * level * r, 1e-9)
+    return max(0.1 * level * r, 1e-9)
 
 
 def _shape(outlook: EngineOutlook | None, r: int) -> np.ndarray:

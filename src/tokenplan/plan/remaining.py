@@ -33,6 +33,7 @@ __all__ = [
 # The order is the order of the notes: the engine first, then the two run-rates.
 CANDIDATES = ("engine", "shape", "line", "level")
 _PATHS = 2000
+_Z90 = 1.2816  # the standard normal's 90% quantile
 # A burst, as the forecast engine defines one: this many robust deviations above the local
 # median and at least 4x it, in at most 2% of the buckets of a series with few zeros.
 _BURST_Z = 8.0
@@ -45,12 +46,20 @@ _ZERO_MAX_SHARE = 0.1
 
 @dataclass(frozen=True, slots=True)
 class EngineOutlook:
-    """The engine's forecast of the buckets after an origin: means, and the log-sd of their sum."""
+    """The engine's forecast of the buckets after an origin: means, and their sum's 80% band."""
 
     point: np.ndarray
-    log_sd: float | None
+    band: tuple[float, float] | None
     note: str
     calibrated: bool = True
+
+    def log_sd(self, eps: float) -> float | None:
+        """Spread of the remaining total in log terms, read from its central 80% (robust to
+        tails); ``eps`` keeps a total near zero from reading as infinitely uncertain."""
+        if self.band is None:
+            return None
+        lo, hi = self.band
+        return float(np.log((max(hi, lo) + eps) / (max(lo, 0.0) + eps))) / (2 * _Z90)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +179,8 @@ def engine_outlook(history: History, upto: int, r: int, *, spread: bool) -> Engi
     except (TokenplanError, ValueError):
         return None
     point = result.frame["mean"].to_numpy(float)[gap:]
-    log_sd = None if paths is None else _log_sd(paths.sum(axis=1))
-    return EngineOutlook(point, log_sd, result.notes.get("total", ""), _calibrated(result, "total"))
+    band = None if paths is None else _band(paths.sum(axis=1))
+    return EngineOutlook(point, band, result.notes.get("total", ""), _calibrated(result, "total"))
 
 
 def plan_outlook(
@@ -195,7 +204,7 @@ def plan_outlook(
     note = notes.get(series_id, "") if isinstance(notes, Mapping) else ""
     return EngineOutlook(
         rows["mean"].to_numpy(float)[:r],
-        _log_sd(sums),
+        _band(sums),
         f"the plan's: {note}",
         _calibrated(forecast, series_id),
     )
@@ -229,8 +238,6 @@ def _calibrated(result: Any, series_id: str) -> bool:
     return not str(method).startswith("fallback")
 
 
-def _log_sd(sums: np.ndarray) -> float:
-    """Spread of a positive total in log terms, read from its central 80% (robust to tails)."""
+def _band(sums: np.ndarray) -> tuple[float, float]:
     lo, hi = np.quantile(sums, [0.1, 0.9])
-    mid = max(float(np.median(sums)), 1e-12)
-    return float(np.log(max(hi, mid) / max(lo, mid * 1e-3))) / (2 * 1.2816)
+    return float(lo), float(hi)

@@ -4,9 +4,9 @@ Past errors are log-ratios ``actual / forecast`` of the remaining total, from or
 same point of past periods. Weights are inverse mean squared errors, each shrunk toward the
 candidates' common mean by `KAPPA` pseudo-periods (equal weights with no past at all). The
 combination's own past errors, each made with weights from the other periods (leave one out),
-give its bias and spread; a prior (no bias, the spread of the engine's own sample paths for
-the remaining total) worth `KAPPA` periods fills in when past periods are few, and the
-remaining total is log-Student-t with the usual predictive degrees of freedom.
+give its bias and spread; a prior (no bias, worth `KAPPA` periods; the spread of the engine's
+own sample paths for the remaining total, worth `PRIOR_DOF`) fills in when past periods are
+few, and the remaining total is log-Student-t with the usual predictive degrees of freedom.
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-__all__ = ["KAPPA", "Past", "RemainingTotal", "Stack", "stack"]
+__all__ = ["KAPPA", "PRIOR_DOF", "Past", "RemainingTotal", "Stack", "stack"]
 
-# Pseudo-periods the prior is worth: shrinkage of weights, bias and spread alike.
+# Pseudo-periods the prior is worth: shrinkage of weights and bias.
 KAPPA = 2.0
+# Observations the prior spread is worth: the engine calibrates it on four backtest windows
+# or more (and the day-total spread needs three days).
+PRIOR_DOF = 4.0
 # No projection is exact: the remaining total's log-sd never goes below this.
 _MIN_SCALE = 0.01
 
@@ -130,11 +133,11 @@ def stack(
     k = len(e)
     prior_var = prior_sd**2
     # Normal / inverse-gamma posterior: prior mean 0 worth KAPPA periods, prior variance (the
-    # engine's) worth KAPPA periods; the predictive is Student-t with KAPPA + k degrees.
+    # engine's) worth PRIOR_DOF; the predictive is Student-t with PRIOR_DOF + k degrees.
     mean = float(e.mean()) if k else 0.0
     mu = k * mean / (k + KAPPA)
     ss = float(np.sum((e - mean) ** 2)) + k * KAPPA / (k + KAPPA) * mean**2
-    var = (KAPPA * prior_var + ss) / (KAPPA + k)
+    var = (PRIOR_DOF * prior_var + ss) / (PRIOR_DOF + k)
     scale = max(float(np.sqrt(var * (1 + 1 / (k + KAPPA)))), _MIN_SCALE)
-    remaining = RemainingTotal(centre=centre, eps=eps, mu=mu, scale=scale, dof=KAPPA + k)
+    remaining = RemainingTotal(centre=centre, eps=eps, mu=mu, scale=scale, dof=PRIOR_DOF + k)
     return Stack(dict(zip(names, (float(x) for x in w), strict=True)), remaining, k)
