@@ -177,7 +177,9 @@ def report(cases: list[Case]) -> None:
     )
     print(f"pooled coverage: 80% range {df.in80.mean():.3f}, 95% range {df.in95.mean():.3f}")
     by_past = df.groupby(np.minimum(df.past, 8)).agg(n=("in80", "size"), c80=("in80", "mean"))
-    cells = [f"{k}{'+' if k == 8 else ''}: {r.c80:.2f} (n={r.n})" for k, r in by_past.iterrows()]
+    cells = [
+        f"{k}{'+' if k == 8 else ''}: {r.c80:.2f} (n={int(r.n)})" for k, r in by_past.iterrows()
+    ]
     print("80% coverage by past periods seen: " + ", ".join(cells))
     p = np.concatenate(df.p.to_list())
     yes = np.concatenate(df.line_yes.to_list())
