@@ -1,12 +1,13 @@
 """Where the current period's total will land: spend so far (exact) plus a calibrated rest.
 
-The rest of the period is forecast three ways (`tokenplan.plan.remaining`): by the forecast
+The rest of the period is forecast four ways (`tokenplan.plan.remaining`): by the forecast
 engine (or the plan's own forecast, when it covers the rest), by the straight line of the
-period so far, and by the last day's level. The same three are replayed at the same point of
-the series' own past periods; how each did there sets its weight and the combination's errors
-there set the range (`tokenplan.plan.stacking`). ``projected`` is the median of the period
-total; the ranges and ``p_over_limit`` are read from the same distribution, so a limit below
-the projection is more likely than not to be passed.
+period so far, by the period so far over the share it usually makes of a period, and by the
+last day's level. All are replayed at the same point of the series' own past periods; how
+each did there sets its weight and the combination's errors there set the range
+(`tokenplan.plan.stacking`). ``projected`` is the median of the period total; the ranges and
+``p_over_limit`` are read from the same distribution, so a limit below the projection is more
+likely than not to be passed.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from tokenplan.timestamps import iso_utc
 
 __all__ = ["Projection", "project"]
 
-# Past periods replayed at most: enough to weigh three candidates and see their spread, few
-# enough that a projection stays well under a second (each replay is one engine fit).
+# Past periods replayed at most: enough to weigh the candidates and see their spread, few
+# enough that a projection stays around a second (each replay is one fast engine fit).
 MAX_PAST_PERIODS = 8
 _NAMES = {
     "engine": "forecast engine",
@@ -56,6 +57,7 @@ class _Path:
     base: float
 
     def crossing(self, level: float, step: pd.Timedelta) -> pd.Timestamp | None:
+        """When the running total reaches ``level``, interpolated within the bucket."""
         if len(self.amounts) == 0:
             return None
         cum = self.base + np.cumsum(self.amounts)

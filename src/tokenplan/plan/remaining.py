@@ -1,9 +1,10 @@
-"""Forecasts of the rest of a period: the forecast engine, the straight line, the last day's level.
+"""Candidate forecasts of the rest of a period, from the history up to an origin.
 
-Each is a candidate for the remaining total of a period, given the history up to an origin.
-The straight line and the last day's level are run-rates: an isolated burst would be
-extrapolated by them as a multiple of its cost, so their rates are taken on the history with
-such bursts replaced by the usual level (the burst's own cost stays in the spend so far).
+The forecast engine; the straight line (the period's run-rate so far); the period so far over
+the share of a period's total its elapsed part usually holds; the last day's level. The three
+run-rates would extrapolate an isolated burst as a multiple of its cost, so their rates are
+taken on the history with such bursts replaced by the usual level (the burst's own cost stays
+in the spend so far).
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ __all__ = [
     "usual_share",
 ]
 
-# The order is the order of the notes: the engine first, then the two run-rates.
+# The order of the notes: the engine first, then the run-rates.
 CANDIDATES = ("engine", "shape", "line", "level")
 _PATHS = 2000
 _Z90 = 1.2816  # the standard normal's 90% quantile
-# A burst, as the forecast engine defines one: this many robust deviations above the local
-# median and at least 4x it, in at most 2% of the buckets of a series with few zeros.
+# A burst, with the forecast engine's thresholds: this many robust deviations above the usual
+# level and at least 4x it, in at most 2% of the buckets of a series with few zeros.
 _BURST_Z = 8.0
 _BURST_MIN_LOG = float(np.log(4.0))
 _BURST_MAX_SHARE = 0.02
