@@ -115,6 +115,9 @@ class CapacityPlan:
     _per_model: dict[str, pd.DataFrame] | str | None = field(default=None, init=False, repr=False)
     _forecast_notes: list[str] = field(default_factory=list, init=False, repr=False)
     _engine_found: bool | None = field(default=None, init=False, repr=False)
+    projections: dict[tuple[str, str], Projection | None] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     @property
     def empty(self) -> bool:
@@ -212,7 +215,7 @@ class CapacityPlan:
         """Each budget judged on the plan's spend (``tokenplan.plan.budgets.evaluate_budgets``)."""
         from tokenplan.plan.budgets import evaluate_budgets, scopes_needed
 
-        if self.as_of is None:
+        if self.as_of is None or not budgets:
             return []
         spend = {
             scope: self.queries.series(
@@ -224,7 +227,37 @@ class CapacityPlan:
             )
             for scope in scopes_needed(budgets)
         }
-        return list(evaluate_budgets(budgets, spend, fx=fx, as_of=self.last_bucket))
+        # The plan's own spend forecast carries the rest of each period it covers.
+        forecast = self.results.get("cost_usd")
+        return list(
+            evaluate_budgets(budgets, spend, fx=fx, as_of=self.last_bucket, forecast=forecast)
+        )
+
+    def spend_projection(self, period: str = "month", tz: str = "UTC") -> Projection | None:
+        """All spend of the current ``period`` projected to its end (computed once per plan).
+
+        The same computation as a budget on all spend over that period, without the limit.
+        """
+        from tokenplan.errors import TokenplanError
+        from tokenplan.plan.projection import project
+
+        key = (period, tz)
+        if key in self.projections:
+            return self.projections[key]
+        spend, proj = self.spend_all, None
+        if self.as_of is not None and spend is not None and spend["y"].notna().any():
+            try:
+                proj = project(
+                    spend[["ds", "y"]],
+                    period=period,
+                    tz=tz,
+                    as_of=self.last_bucket,
+                    forecast=self.results.get("cost_usd"),
+                )
+            except TokenplanError:
+                proj = None
+        self.projections[key] = proj
+        return proj
 
     def projection(
         self, metric: str, *, period: str, limit: float | None = None, tz: str = "UTC"
@@ -242,6 +275,10 @@ class CapacityPlan:
             metric, self.settings.freq, (), self.since, self.as_of.to_pydatetime()
         )
         shift = self._phase()
+        # The plan's own forecast of the metric carries the rest of the period, as for budgets
+        # (on the grid only: a shifted phase would not line up with its buckets).
+        planned = metric in self.history and shift == pd.Timedelta(0)
+        forecast = self.results.get(metric) if planned else None
         return project(
             frame.assign(ds=frame["ds"] + shift)[["ds", "y"]],
             period=period,
@@ -249,6 +286,7 @@ class CapacityPlan:
             as_of=None if self.last_bucket is None else self.last_bucket + shift,
             tz=tz,
             freq=self.settings.freq,
+            forecast=forecast,
         )
 
     def _phase(self) -> pd.Timedelta:

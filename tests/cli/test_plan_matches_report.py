@@ -74,7 +74,10 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         *("--budgets", str(budgets), "--limits", str(limits), "--horizon", HORIZON),
     )
     assert report.returncode == 0, report.stderr
-    budget = _run("budget", "--db", str(db), "--config", str(budgets), "--format", "json")
+    budget = _run(
+        "budget",
+        *("--db", str(db), "--config", str(budgets), "--horizon", HORIZON, "--format", "json"),
+    )
     headroom = _run(
         "headroom",
         *("--db", str(db), "--limits", str(limits), "--horizon", HORIZON, "--format", "json"),

@@ -80,7 +80,8 @@ def test_budget_numbers_by_hand(budgeted: Report) -> None:
     # 8 more identical days: $1,084.89 in all, well past $1,000, crossed on the 29th.
     assert month.projected == pytest.approx(29 * 37.41, rel=5e-3)
     assert month.lo_95 <= month.lo_80 <= month.projected <= month.hi_80 <= month.hi_95
-    assert month.p_over_limit == pytest.approx(1.0)
+    # No past March to calibrate on, so not quite certain, but all but.
+    assert month.p_over_limit > 0.99
     assert month.breach_at is not None
     assert month.breach_at.startswith("2025-03-29")
     assert month.amount_usd == 1000
@@ -89,7 +90,7 @@ def test_budget_numbers_by_hand(budgeted: Report) -> None:
         ("warning", pytest.approx(800)),
         ("critical", pytest.approx(1000)),
     ]
-    assert all(a.probability == pytest.approx(1.0) for a in month.alerts)
+    assert all(a.probability is not None and a.probability > 0.99 for a in month.alerts)
     assert "chance of passing 80%" in month.alerts[0].message
     week = rows["sonnet, weekly"]
     assert week.scope == "model claude-sonnet"

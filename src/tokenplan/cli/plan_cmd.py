@@ -158,6 +158,9 @@ def budget(
         str | None, typer.Option(help="Currency of --fx, e.g. CNY (else the file's [fx]).")
     ] = None,
     fx: Annotated[str | None, typer.Option(help="Units of --currency per USD, e.g. 7.3.")] = None,
+    horizon: Annotated[
+        int, typer.Option(help="Hours the plan forecasts (as the report's --horizon).", min=1)
+    ] = 168,
     fmt: FormatOption = Format.table,
     db: DbOption = None,
 ) -> None:
@@ -171,7 +174,7 @@ def budget(
     budgets = load_budgets(config)
     rate = parse_fx(currency, fx)
     with open_store(resolve_db_path(db), mode="read") as store:
-        plan = _plan(store, as_of)
+        plan = _plan(store, as_of, horizon_hours=horizon)
         statuses = plan.budget_statuses(budgets, fx=rate)
     critical = any(a.severity == "critical" for s in statuses for a in s.alerts)
     if fmt is Format.json:

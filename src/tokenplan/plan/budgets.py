@@ -49,6 +49,7 @@ __all__ = [
     "evaluate_budgets",
     "load_budgets",
     "scopes_needed",
+    "series_id",
 ]
 
 SCOPES = ("all", "model", "team", "feature", "key_id")
@@ -100,6 +101,11 @@ class BudgetStatus:
         if self.projection is None or self.limit_usd is None:
             return None
         return self.projection.p_over(self.limit_usd)
+
+
+def series_id(budget: Budget) -> str:
+    """The capacity plan's name for the series a budget watches: ``total`` or ``scope=match``."""
+    return "total" if budget.scope == "all" else f"{budget.scope}={budget.match}"
 
 
 def scopes_needed(budgets: Sequence[Budget] | BudgetsConfig) -> set[str]:
@@ -196,12 +202,15 @@ def evaluate_budgets(
     *,
     fx: Any = None,
     as_of: Any = None,
+    forecast: Any = None,
 ) -> list[BudgetStatus]:
     """Judge each budget on spend in USD (``spend[scope]``: ``unique_id, ds, y`` split by scope).
 
     ``spend["all"]`` is the total (any ``unique_id``); ``spend["model"]`` etc. have the
     dimension value as ``unique_id``. ``fx`` is a `tokenplan.pricing.FxRate` for budgets in
-    another currency. Problems become alerts on the budget, never exceptions.
+    another currency. ``forecast`` is the capacity plan's forecast of spend (series ``total``
+    and ``model=…``, ``team=…``), used for the rest of a period it covers. Problems become
+    alerts on the budget, never exceptions.
     """
     config_fx = (
         (budgets.fx_currency, budgets.fx_per_usd)
@@ -209,7 +218,7 @@ def evaluate_budgets(
         else (None, None)
     )
     items = budgets.budgets if isinstance(budgets, BudgetsConfig) else tuple(budgets)
-    return [_evaluate(b, spend, config_fx, fx, as_of) for b in items]
+    return [_evaluate(b, spend, config_fx, fx, as_of, forecast) for b in items]
 
 
 def _evaluate(
@@ -218,6 +227,7 @@ def _evaluate(
     config_fx: tuple[str | None, Decimal | None],
     fx: Any,
     as_of: Any,
+    forecast: Any = None,
 ) -> BudgetStatus:
     limit = _limit_usd(budget, config_fx, fx)
     frame = spend.get(budget.scope)
@@ -242,7 +252,13 @@ def _evaluate(
         return BudgetStatus(budget=budget, limit_usd=limit, projection=None, alerts=(alert,))
     try:
         proj = project(
-            frame[["ds", "y"]], period=budget.period, limit=limit, as_of=as_of, tz=budget.tz
+            frame[["ds", "y"]],
+            period=budget.period,
+            limit=limit,
+            as_of=as_of,
+            tz=budget.tz,
+            forecast=forecast,
+            series_id=series_id(budget),
         )
     except TokenplanError as exc:
         alert = Alert(
@@ -279,7 +295,7 @@ def _alerts(budget: Budget, limit: float, proj: Projection) -> list[Alert]:
         level = limit * share
         severity = "critical" if share >= 1 else "warning"
         if proj.so_far >= level:
-            at = _crossed_at(proj, level)
+            at = proj.crossed_at(level)
             when = ""
             if at is not None and share >= 1:
                 when = f", breached on {at.strftime('%Y-%m-%d %H:%M')} UTC"
@@ -321,10 +337,3 @@ def _alerts(budget: Budget, limit: float, proj: Projection) -> list[Alert]:
                 )
             )
     return out
-
-
-def _crossed_at(proj: Projection, level: float) -> pd.Timestamp | None:
-    """When the running spend passed ``level`` (from the data), if the projection knows."""
-    if proj.limit is not None and abs(proj.limit - level) < 1e-9 * max(level, 1.0):
-        return proj.breach_at
-    return None

@@ -13,9 +13,8 @@ from typing import Any
 import pandas as pd
 
 from tokenplan.capacity import CapacityPlan
-from tokenplan.errors import TokenplanError
 from tokenplan.plan.budgets import BudgetsConfig, BudgetStatus
-from tokenplan.plan.projection import Projection, project
+from tokenplan.plan.projection import Projection
 from tokenplan.report import formatting as fmt
 from tokenplan.report.model import AlertRow, BudgetRow, Card, Currency, Section, Status
 from tokenplan.timestamps import iso_utc as _iso
@@ -86,15 +85,12 @@ def _status(p: float) -> Status:
 
 
 def month_end_card(
-    budgets: Section[BudgetRow],
-    spend_all: pd.DataFrame | None,
-    as_of: pd.Timestamp,
-    fx: Currency | None,
+    budgets: Section[BudgetRow], month_end: Projection | None, fx: Currency | None
 ) -> Card:
     """Projected month-end spend against the monthly budget for all spend, with P(overrun).
 
-    Without such a budget the card still projects the month's total spend (UTC months) and says
-    that no budget is set.
+    Without such a budget the card still shows the plan's projection of the month's total
+    spend (UTC months) and says that no budget is set.
     """
     title = "Projected month end vs budget"
     month = next((b for b in budgets.items if b.period == "month" and b.scope == "all"), None)
@@ -115,7 +111,7 @@ def month_end_card(
             ),
             status=_status(month.p_over_limit),
         )
-    proj = _project_month(spend_all, as_of)
+    proj = month_end
     if proj is None:
         return Card(
             key="month_end",
@@ -138,12 +134,3 @@ def month_end_card(
         ),
         status="na",
     )
-
-
-def _project_month(spend_all: pd.DataFrame | None, as_of: pd.Timestamp) -> Projection | None:
-    if spend_all is None or spend_all["y"].notna().sum() == 0:
-        return None
-    try:
-        return project(spend_all[["ds", "y"]], period="month", as_of=as_of - pd.Timedelta(hours=1))
-    except TokenplanError:
-        return None

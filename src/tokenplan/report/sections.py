@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from tokenplan.capacity import CapacityPlan
+from tokenplan.plan.projection import Projection
 from tokenplan.report.budgets import month_end_card
 from tokenplan.report.model import (
     Card,
@@ -103,7 +104,7 @@ def cards(
     store: UsageQueries,
     as_of: pd.Timestamp,
     fx: Currency | None,
-    spend_all: pd.DataFrame | None = None,
+    month_end: Projection | None = None,
 ) -> list[Card]:
     """Headline figures: spend to date, period end vs budget, peak vs limit, next week."""
 
@@ -130,7 +131,7 @@ def cards(
             status="ok" if spent is not None else "na",
         )
     ]
-    out.append(month_end_card(report.budgets, spend_all, as_of, fx))
+    out.append(month_end_card(report.budgets, month_end, fx))
     out.append(_limit_card(report))
     if report.capacity.items and report.capacity.items[0].weekly:
         week = report.capacity.items[0].weekly[0]
