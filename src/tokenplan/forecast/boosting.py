@@ -33,6 +33,8 @@ _STEPS_PER_ORIGIN = 48
 # Few rows cannot use several threads well (OpenMP start-up dominates).
 _ROWS_PER_THREAD = 50_000
 _RECENT_LAGS = 24
+# Fewer rows than this teach a tree nothing the seasonal candidates do not already know.
+_MIN_ROWS = 100
 _CYCLES_BACK = 3
 
 
@@ -110,14 +112,17 @@ def _train(
     xs, ys = [], []
     for z_all, start in zip(logs, starts, strict=True):
         z = z_all[: len(z_all) - cut]
-        last = len(z) - h  # whole windows only: partial ones over-weight the first steps
-        if last < design.first:
-            continue
         # Recent origins, half a primary cycle apart: the freshest behaviour matters most, and
         # origins whose seasonal lags are all known teach more than early ones full of gaps.
-        first = min(design.settled, last)
-        first = max(first, design.first)
         stride = max(1, design.base // 2)
+        # Whole windows when there are enough of them (partial ones over-weight the first
+        # steps); on short histories, origins whose later steps are not known yet.
+        last = len(z) - h
+        if last - max(design.settled, design.first) < 4 * stride:
+            last = len(z) - 1
+        if last < design.first:
+            continue
+        first = max(min(design.settled, last), design.first)
         for origin in range(last, first - 1, -stride)[:origins_per_series]:
             known = min(h, len(z) - origin)
             steps = np.arange(1, known + 1)
@@ -130,6 +135,8 @@ def _train(
         # Too little history left before this cut for any row: no model, not a crash.
         return None
     x_all, y_all = np.vstack(xs), np.concatenate(ys)
+    if len(y_all) < _MIN_ROWS:
+        return None
     model = _model(len(y_all), threads)
     model.fit(x_all, y_all)  # type: ignore[attr-defined]
     return model

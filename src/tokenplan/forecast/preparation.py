@@ -22,6 +22,8 @@ ZEROS, CONSTANT, SHORT, REGULAR = "zeros", "constant", "short", "regular"
 # least a factor of e**_BURST_MIN_LOG away; real swings of bursty LLM traffic stay below it.
 _BURST_Z = 8.0
 _BURST_MIN_LOG = np.log(4.0)
+# A run of zeros this long (share of a primary cycle) amid traffic is an outage, not usage.
+_OUTAGE_MIN_CYCLE_SHARE = 0.125
 # Level shifts smaller than 3x are left to the models (weekends alone reach 2x).
 _SHIFT_MIN_LOG = np.log(3.0)
 # A Monday at midnight UTC: grids without a phase of their own start their weeks there.
@@ -170,6 +172,7 @@ def classify(series: Series, cadence: Cadence, horizon: int) -> None:
         series.kind = SHORT
         return
     series.log = _prefers_log(y, cadence)
+    _fill_outages(series, cadence)
     _damp_bursts(series, cadence)
     _rescale_level_shift(series, cadence)
 
@@ -201,6 +204,39 @@ def _prefers_log(y: np.ndarray, cadence: Cadence) -> bool:
 
     # Lambda 0 (log) makes sd / mean constant; lambda 1 (none) makes sd constant.
     return cv(sd[keep] / mean[keep]) <= cv(sd[keep])
+
+
+def _fill_outages(series: Series, cadence: Cadence) -> None:
+    """Fill runs of zeros amid steady traffic (an outage) from nearby cycles, for fitting only.
+
+    A run counts when it lasts at least `_OUTAGE_MIN_CYCLE_SHARE` of a primary cycle (three
+    buckets at least), the series is rarely zero otherwise, and the same phase in the cycles
+    just before and after the run carried traffic (nightly zeros of business-hours traffic
+    stay as they are).
+    A run that reaches the last bucket is kept: it may be what is happening now.
+    """
+    y = series.y
+    zero = y == 0
+    if zero.mean() > 0.2:
+        return  # intermittent: zeros are the signal
+    season = max(cadence.primary, 8)
+    shortest = max(3, int(season * _OUTAGE_MIN_CYCLE_SHARE))
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], zero.astype(int), [0]])))
+    filled = y.copy()
+    count = 0
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        if stop - start < shortest or stop >= len(y):
+            continue
+        idx = np.arange(start, stop)
+        back = season * -(-(stop - start) // season)  # whole cycles, clear of the run itself
+        near = np.concatenate([idx - back, idx + back])
+        near = near[(near >= 0) & (near < len(y))]
+        if near.size and np.mean(y[near] > 0) >= 0.8:
+            filled[idx] = np.nan
+            count += stop - start
+    if count:
+        series.y = _fill_gaps(filled, cadence.seasons)
+        series.notes.append(f"{count} outage bucket(s) (zeros amid traffic) filled for fitting")
 
 
 def _damp_bursts(series: Series, cadence: Cadence) -> None:
