@@ -41,14 +41,15 @@ def test_a_ten_times_burst_does_not_inflate_the_next_days() -> None:
     assert hit < 1.15 * base
 
 
-def test_one_day_of_ten_minute_history_falls_back_and_says_so() -> None:
+def test_one_day_of_ten_minute_history_drops_the_season_and_says_so() -> None:
     day = usage(n=144, freq="10min", noise=0.1)
     res = forecast(day, horizon=12, freq="10min", levels=(80, 95))
     assert len(res.frame) == 12
     assert np.isfinite(res.frame[["mean", "lo_95", "hi_95"]].to_numpy()).all()
     note = res.notes["s"]
-    assert "fallback" in note
-    assert "no seasonal profile" in note  # a day has no weekly season, nor two daily cycles
+    # A day has no weekly season, nor two daily cycles: backtested without a season.
+    assert "no seasonal profile" in note
+    assert "seasons none" in note
     # The forecast starts from the level of the last hours, not the whole day's median.
     last_hours = float(day["y"].tail(24).median())
     assert abs(float(res.frame["mean"].iloc[0]) - last_hours) < 0.2 * last_hours

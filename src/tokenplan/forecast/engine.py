@@ -213,6 +213,9 @@ class Forecaster:
                 + (f" (next {runner} {mase[runner][j]:.3f})" if runner else "")
                 + f"; {'log1p' if s.log else 'no'} transform; seasons {list(seasons) or 'none'}"
             )
+            if not seasons and self.cadence.seasons:
+                need = 2 * self.cadence.primary
+                note += f"; no seasonal profile (needs {need} buckets, two cycles of {need // 2})"
             if s.notes:
                 note += "; " + "; ".join(s.notes)
             err_raw = actual[:, j, :] - preds[method][1:, j, :]

@@ -22,6 +22,8 @@ ZEROS, CONSTANT, SHORT, REGULAR = "zeros", "constant", "short", "regular"
 # least a factor of e**_BURST_MIN_LOG away; real swings of bursty LLM traffic stay below it.
 _BURST_Z = 8.0
 _BURST_MIN_LOG = np.log(4.0)
+# Fewest buckets a backtest window trains on when the series has no season to learn.
+_MIN_TRAIN_PLAIN = 16
 # A run of zeros this long (share of a primary cycle) amid traffic is an outage, not usage.
 _OUTAGE_MIN_CYCLE_SHARE = 0.125
 # Level shifts smaller than 3x are left to the models (weekends alone reach 2x).
@@ -168,7 +170,11 @@ def classify(series: Series, cadence: Cadence, horizon: int) -> None:
     if np.ptp(y) == 0:
         series.kind = CONSTANT
         return
-    if len(y) < min_history(cadence, horizon):
+    n = len(y)
+    # Too short for two primary cycles (a day of 10-minute buckets has no weekly season, and a
+    # few hours none at all): still backtested, by the candidates that need no season.
+    plain = not cadence.usable(n) and n >= _MIN_TRAIN_PLAIN + horizon
+    if n < min_history(cadence, horizon) and not plain:
         series.kind = SHORT
         return
     series.log = _prefers_log(y, cadence)
@@ -182,9 +188,14 @@ def min_history(cadence: Cadence, horizon: int) -> int:
     return min_train(cadence) + horizon
 
 
-def min_train(cadence: Cadence) -> int:
-    """Shortest training stretch a backtest window may use: two primary cycles, at least 16."""
-    return max(2 * cadence.primary, 16)
+def min_train(cadence: Cadence, n: int | None = None) -> int:
+    """Shortest training stretch a backtest window may use: two primary cycles, at least 16.
+
+    A series of ``n`` buckets too short for any season trains without one: 16 buckets.
+    """
+    if n is not None and not cadence.usable(n):
+        return _MIN_TRAIN_PLAIN
+    return max(2 * cadence.primary, _MIN_TRAIN_PLAIN)
 
 
 def _prefers_log(y: np.ndarray, cadence: Cadence) -> bool:

@@ -51,13 +51,13 @@ def plan_windows(
     of its cycles; otherwise drop the longest season. Windows step by ``h`` when history
     allows, else overlap (smaller steps) to keep enough of them for calibration.
     """
-    room = n - h - min_train(cadence)  # how far the earliest origin may move back
+    room = n - h - min_train(cadence, n)  # how far the earliest origin may move back
     if room < 0:
         return (), []
     seasons = cadence.usable(n)
     while True:
-        longest = 2 * seasons[-1] if seasons else min_train(cadence)
-        span = n - h - max(longest, min_train(cadence))
+        longest = 2 * seasons[-1] if seasons else min_train(cadence, n)
+        span = n - h - max(longest, min_train(cadence, n))
         if span >= 0:
             step = h if span // h + 1 >= max_windows else max(1, span // max(max_windows - 1, 1))
             step = min(step, h)
