@@ -87,7 +87,8 @@ def _statsforecast(make: Callable[[], object]) -> Callable[[pd.DataFrame, int, s
 def _prophet(train: pd.DataFrame, h: int, freq: str) -> pd.DataFrame:
     from prophet import Prophet
 
-    logging.getLogger("cmdstanpy").setLevel(logging.ERROR)
+    # cmdstanpy resets its own level on every fit; only disabling the logger keeps it quiet.
+    logging.getLogger("cmdstanpy").disabled = True
     logging.getLogger("prophet").setLevel(logging.ERROR)
     parts = []
     for uid, g in train.groupby("unique_id", sort=False):
@@ -110,6 +111,7 @@ def _prophet(train: pd.DataFrame, h: int, freq: str) -> pd.DataFrame:
 
 def prophet_peer() -> Peer | None:
     """Prophet with its defaults, or None when it is not installed."""
+    logging.getLogger("prophet.plot").disabled = True  # "Importing plotly failed": harmless
     try:
         import prophet
     except ImportError:

@@ -51,11 +51,10 @@ def _per_method(scores: pd.DataFrame) -> pd.DataFrame:
 def _complete(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Keep peers that scored every window tokenplan scored in the case."""
     ours = table[table["method"] == "tokenplan"].set_index("case")["windows"]
-    want = table["case"].map(ours)
-    keep = want.notna() & (table["windows"] == want)
+    want = table["case"].map(ours).fillna(0).astype(int)
+    keep = (want > 0) & (table["windows"] == want)
     notes = [
-        f"{r.case}: {r.method} left out ({r.windows} of {int(want[i]) if want[i] == want[i] else 0}"
-        " windows)"
+        f"{r.case}: {r.method} left out ({r.windows} of the {want[i]} windows tokenplan scored)"
         for i, r in table[~keep].iterrows()
     ]
     return table[keep].reset_index(drop=True), notes
@@ -80,7 +79,8 @@ def summarize(run: Run, wall: float, prophet_note: str) -> Summary:
     lines: list[str] = []
     scores = pd.DataFrame(run.scores)
     if scores.empty:
-        return Summary(pd.DataFrame(), pd.DataFrame(), ["no case scored"], "no case scored")
+        lines = ["no case scored", *_failures(run)]
+        return Summary(pd.DataFrame(), pd.DataFrame(), lines, "\n".join(lines))
     table, dropped = _complete(_per_method(scores))
     peers = table[table["method"] != "tokenplan"]
     best = peers.loc[peers.groupby("case")["mase"].idxmin()].set_index("case")
@@ -135,16 +135,26 @@ def summarize(run: Run, wall: float, prophet_note: str) -> Summary:
         f"({len(peer_fits) - len(fitted)} of {len(peer_fits)} fits from the cache), "
         f"tokenplan {fits.loc[fits['method'] == 'tokenplan', 'seconds'].sum():.0f} s"
     )
+    lines.append(
+        "seconds: tokenplan's per case; a peer's per dataset and metric (one fit per origin at "
+        "the longest horizon serves every horizon; cached fits show the time they first took)"
+    )
     lines.append(prophet_note)
     lines += [f"note: {d}" for d in dropped]
-    for f in run.failures:
-        lines.append(f"FAILED {f['method']} on {f['case']} origin -{f['origin']}: {f['error']}")
-        if "reproducer" in f:
-            lines.append(f"  reproduce: {f['reproducer']}")
+    lines += _failures(run)
 
     text = "\n\n".join(blocks) + "\n\n== summary\n" + cases.round(3).to_string() + "\n"
     text += "\n".join(lines)
     return Summary(table, cases, lines, text)
+
+
+def _failures(run: Run) -> list[str]:
+    lines = []
+    for f in run.failures:
+        lines.append(f"FAILED {f['method']} on {f['case']} origin -{f['origin']}: {f['error']}")
+        if "reproducer" in f:
+            lines.append(f"  reproduce: {f['reproducer']}")
+    return lines
 
 
 def _markdown(cases: pd.DataFrame) -> str:

@@ -15,7 +15,7 @@ Per case and method: mean MASE and sMAPE over series x origins, mean MSIS (95%),
 peer's, the best chosen in hindsight per case; the summary gives their geometric mean and the
 worst, and coverage pooled over the non-M4 cases and over M4.
 
-    .venv/bin/python bench/forecast_accuracy.py [--quick] [--only REGEX] [--max-series 20]
+    .venv/bin/python bench/forecast_accuracy.py [--quick] [--only REGEX] [--max-series N]
         [--no-prophet | --prophet-everywhere] [--cache DIR | --no-cache] [--out DIR]
 
 A full run writes bench/results/forecast_accuracy.csv (long: case, method, metrics) and
@@ -42,7 +42,7 @@ from scoring import mase_scale, score_window
 from tokenplan.forecast import forecast
 
 RESULTS = Path(__file__).resolve().parent / "results"
-QUICK_CAP, QUICK_M4 = 5, 40
+QUICK_CAP, QUICK_M4 = 5, 60
 
 
 @dataclass
@@ -177,7 +177,7 @@ def plans(args: argparse.Namespace) -> list[Plan]:
     pattern = re.compile(args.only) if args.only else None
     for dataset in DATASETS:
         origins = 1 if args.quick else dataset.origins
-        cap = QUICK_CAP if args.quick else args.max_series
+        cap = QUICK_CAP if args.quick else args.max_series or dataset.cap
         for metric in dataset.metrics:
             names = [f"{dataset.name}/{dataset.freq}/{metric}/h{h}" for h in dataset.horizons]
             if pattern and not any(pattern.search(n) for n in names):
@@ -229,7 +229,9 @@ def main() -> None:
         "--quick", action="store_true", help=f"1 origin, {QUICK_CAP} clients, {QUICK_M4} M4 series"
     )
     parser.add_argument("--only", help="only cases whose name matches this regex")
-    parser.add_argument("--max-series", type=int, default=20, help="per-client cases: N largest")
+    parser.add_argument(
+        "--max-series", type=int, help="per-client cases: the N largest (default 20; 8 at 10 min)"
+    )
     parser.add_argument("--no-prophet", action="store_true")
     parser.add_argument(
         "--prophet-everywhere", action="store_true", help="Prophet on M4 and per-client too"
@@ -259,7 +261,7 @@ def main() -> None:
     pd.set_option("display.width", 220)
     summary = summarize(run, wall, _prophet_note(args, prophet is not None, run))
     print(summary.text)
-    if out is not None:
+    if out is not None and not summary.table.empty:
         command = "bench/forecast_accuracy.py " + " ".join(sys.argv[1:])
         write_results(summary, out, command.strip(), [describe(p) for p in run.plans])
         print(f"wrote {out / 'forecast_accuracy.csv'} and {out / 'forecast_accuracy.md'}")
