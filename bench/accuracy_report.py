@@ -107,7 +107,7 @@ def summarize(run: Run, wall: float, prophet_note: str) -> Summary:
             "cov80": ours["cov80"],
             "cov95": ours["cov95"],
         }
-    )
+    ).reindex(ours.index)  # run order (M4, clients, models, traces), not alphabetical
     cases.index.name = "case"
     ratios = cases["ratio"].dropna()
     geo = float(np.exp(np.mean(np.log(ratios))))
