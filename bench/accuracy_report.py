@@ -184,7 +184,7 @@ def write_results(summary: Summary, out: Path, command: str, plans_text: list[st
         "",
         _markdown(summary.cases),
         "",
-        *[f"- {line}" for line in summary.lines],
+        *[f"- {line}" for line in summary.lines if not line.startswith("seconds:")],
         "",
         "Series kept by the history rule:",
         "",
