@@ -1,373 +1,282 @@
-"""Accuracy of tokenplan.forecast against the usual picks, on the real traces in shared/data.
+"""Accuracy of tokenplan.forecast against the peers a user would pick instead, on open data.
 
-Every method sees the same training stretch and is scored on the same rolling origins:
-MASE (scaled by the in-sample seasonal naive error on the daily season), sMAPE, and the
-share of actuals inside the 80% and 95% intervals (over every origin and step). Hours a trace
-marks as missing (NASA's empty ``requests``) are missing for everybody: never scored,
-interpolated for peers that cannot take gaps, left as gaps for tokenplan and Prophet.
+Cases are (dataset, frequency, metric, horizon): the 414 M4 hourly series (h=48, the
+competition's test set and scoring), ServeGen per client and per model (10 min and hourly),
+Azure 2024 hourly, NASA 1995 hourly and daily, Azure 2023 and Mooncake minutely (see
+bench/accuracy_cases.py for the data and the history rule that picks series). On each rolling
+origin tokenplan is called once with all the case's series, through the public API
+(``forecast(frame, horizon=h, freq=..., levels=(80, 95))``), and every peer in
+bench/accuracy_peers.py is fitted on the same training part. Origins step back from the end by
+the dataset's longest horizon (up to 3; M4 has 1), so shorter horizons score the first steps.
 
-"Ours" is the real command an outside check runs: the trace's own CSV rows before the origin
-are written to a temporary usage CSV and ``tokenplan forecast --input ... --metric ...
---horizon ... [--by model] --out ...`` runs in a fresh process.
+Per case and method: mean MASE and sMAPE over series x origins, mean MSIS (95%), pooled 80% /
+95% coverage; MASE and MSIS are scaled by the in-sample seasonal naive MAE at the daily season
+(lag 1 where the history holds under two days). The ratio is tokenplan's MASE over the best
+peer's, the best chosen in hindsight per case; the summary gives their geometric mean and the
+worst, and coverage pooled over the non-M4 cases and over M4.
 
-    .venv/bin/python bench/forecast_accuracy.py [--data DIR] [--quick] [--only NAME]
-        [--no-prophet] [--jobs 2] [--cache DIR] [--save CSV]
+    .venv/bin/python bench/forecast_accuracy.py [--quick] [--only REGEX] [--max-series N]
+        [--no-prophet | --prophet-everywhere] [--cache DIR | --no-cache] [--out DIR]
 
-``--cache DIR`` keeps the peers' forecasts per case (they are deterministic), so iterating
-on tokenplan re-runs only the forecast command.
+A full run writes bench/results/forecast_accuracy.csv (long: case, method, metrics) and
+forecast_accuracy.md (the README's table); ``--quick`` / ``--only`` write only with ``--out``.
+Peer forecasts are cached (default bench/results/cache/), so a rerun refits only tokenplan.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import pickle
-import subprocess
+import re
 import sys
-import tempfile
 import time
-import warnings
-from concurrent.futures import ProcessPoolExecutor
+import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "shared"
-LEVELS = (80, 95)
+from accuracy_cases import DATASETS, SHARED, Dataset, Plan, make_plan
+from accuracy_peers import LEVELS, Peer, PeerCache, filled, prophet_peer, statsforecast_peers
+from accuracy_report import summarize, write_results
+from scoring import mase_scale, score_window
+from tokenplan.forecast import forecast
+
+RESULTS = Path(__file__).resolve().parent / "results"
+QUICK_CAP, QUICK_M4 = 5, 60
 
 
-# name -> (relative CSV path, metric, forecast split by model)
-SOURCES = {
-    "servegen_hourly_total_tokens": ("servegen_language/hourly.csv", "total_tokens", True),
-    "servegen_hourly_requests": ("servegen_language/hourly.csv", "requests", True),
-    "servegen_10min_total_tokens": ("servegen_language/10min.csv", "total_tokens", True),
-    "servegen_10min_requests": ("servegen_language/10min.csv", "requests", True),
-    "azure_2024_conv_requests": ("azure_llm_2024_conv_hourly/hourly.csv", "requests", False),
-    "nasa_1995_requests": ("nasa_http_1995_proxy/hourly.csv", "requests", False),
-}
-# A quick run: one origin per case on a subset that still has hourly, 10-min, gaps and tokens.
-QUICK = ("servegen_hourly_total_tokens", "servegen_10min_requests", "nasa_1995_requests")
+@dataclass
+class Run:
+    """Everything one bench run measured."""
+
+    scores: list[dict[str, object]] = field(default_factory=list)
+    fits: list[dict[str, object]] = field(default_factory=list)
+    failures: list[dict[str, object]] = field(default_factory=list)
+    plans: list[Plan] = field(default_factory=list)
+    prophet_cases: list[str] = field(default_factory=list)
 
 
-def _read(path: Path, metric: str) -> pd.DataFrame:
-    raw = pd.read_csv(path)
-    raw["ds"] = pd.to_datetime(raw["timestamp"]).dt.tz_localize(None)
-    if metric == "total_tokens":
-        both = raw[["input_tokens", "output_tokens"]]
-        raw[metric] = both.sum(axis=1, min_count=2)
-    return raw[["model", "ds", metric]].rename(columns={"model": "unique_id", metric: "y"})
-
-
-def datasets(data: Path) -> dict[str, tuple[pd.DataFrame, str, str | None]]:
-    """name -> (tidy frame, freq, total id or None)."""
-    out: dict[str, tuple[pd.DataFrame, str, str | None]] = {}
-    for metric in ("total_tokens", "requests"):
-        frame = _read(data / "servegen_language" / "hourly.csv", metric)
-        frame["unique_id"] = frame["unique_id"] + f":{metric}"
-        out[f"servegen_hourly_{metric}"] = (frame, "1h", f"total:{metric}")
-        frame = _read(data / "servegen_language" / "10min.csv", metric)
-        frame["unique_id"] = frame["unique_id"] + f":{metric}"
-        out[f"servegen_10min_{metric}"] = (frame, "10min", f"total:{metric}")
-    out["azure_2024_conv_requests"] = (
-        _read(data / "azure_llm_2024_conv_hourly" / "hourly.csv", "requests"),
-        "1h",
-        None,
-    )
-    out["nasa_1995_requests"] = (
-        _read(data / "nasa_http_1995_proxy" / "hourly.csv", "requests"),
-        "1h",
-        None,
-    )
-    return out
-
-
-def with_total(frame: pd.DataFrame, total_id: str | None) -> pd.DataFrame:
-    if total_id is None:
-        return frame
-    total = frame.groupby("ds", as_index=False)["y"].sum(min_count=1).assign(unique_id=total_id)
-    return pd.concat([frame, total], ignore_index=True)
-
-
-def origins(n: int, h: int, per_day: int, count: int) -> list[int]:
-    """Up to ``count`` origins stepping back by ``h``, each with >= max(h, 4 days) of history."""
-    least = max(h, 4 * per_day)
-    return [n - h - k * h for k in range(count) if n - h - k * h >= least]
-
-
-# ---- peers -----------------------------------------------------------------------------------
-
-
-def _filled(y: np.ndarray) -> np.ndarray:
-    s = pd.Series(y)
-    return s.interpolate(limit_direction="both").fillna(0.0).to_numpy()
-
-
-def peer_statsforecast(
-    train: pd.DataFrame, h: int, freq: str, daily: int, seasons: list[int]
-) -> dict[str, pd.DataFrame]:
-    from statsforecast import StatsForecast
-    from statsforecast.models import MSTL, AutoETS, AutoTheta, SeasonalNaive
-
-    df = train.copy()
-    df["y"] = df.groupby("unique_id")["y"].transform(lambda s: _filled(s.to_numpy()))
-    models = [
-        SeasonalNaive(season_length=seasons[-1] if seasons else 1, alias="seasonal_naive"),
-        AutoETS(season_length=daily, alias="auto_ets"),
-        AutoTheta(season_length=daily, alias="auto_theta"),
-    ]
-    if seasons:
-        models.append(
-            MSTL(season_length=seasons, trend_forecaster=AutoETS(model="ZZN"), alias="mstl")
-        )
-    sf = StatsForecast(models=models, freq=freq.replace("1h", "h"), n_jobs=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fc = sf.forecast(df=df, h=h, level=list(LEVELS))
-    out = {}
-    for m in models:
-        name = m.alias
-        part = fc[["unique_id", "ds", name]].rename(columns={name: "mean"})
-        for lv in LEVELS:
-            part[f"lo_{lv}"] = fc[f"{name}-lo-{lv}"]
-            part[f"hi_{lv}"] = fc[f"{name}-hi-{lv}"]
-        out[name] = part
-    return out
-
-
-def peer_prophet(train: pd.DataFrame, h: int, freq: str) -> pd.DataFrame:
-    from prophet import Prophet
-
-    logging.getLogger("cmdstanpy").setLevel(logging.ERROR)
-    logging.getLogger("prophet").setLevel(logging.ERROR)
-    parts = []
-    for uid, g in train.groupby("unique_id"):
-        m = Prophet(uncertainty_samples=300)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            m.fit(g[["ds", "y"]].dropna())
-            future = pd.DataFrame(
-                {"ds": pd.date_range(g["ds"].max(), periods=h + 1, freq=freq)[1:]}
-            )
-            point = m.predict(future)["yhat"].to_numpy()
-            samples = m.predictive_samples(future)["yhat"]
-        part = pd.DataFrame({"unique_id": uid, "ds": future["ds"], "mean": point})
-        for lv in LEVELS:
-            part[f"lo_{lv}"] = np.quantile(samples, 0.5 - lv / 200, axis=1)
-            part[f"hi_{lv}"] = np.quantile(samples, 0.5 + lv / 200, axis=1)
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)
-
-
-def _gbr_features(y: np.ndarray, ds: pd.DatetimeIndex, t: int, per_hour: int) -> list[float]:
-    hour = ds[t].hour
-    dow = ds[t].dayofweek
-    feats = [
-        hour,
-        dow,
-        float(dow >= 5),
-        float(dow < 5 and 9 <= hour < 18),
-        np.sin(2 * np.pi * hour / 24),
-        np.cos(2 * np.pi * hour / 24),
-        np.sin(2 * np.pi * dow / 7),
-        np.cos(2 * np.pi * dow / 7),
-    ]
-    for lag in (1, 2, 3, 24 * per_hour, 48 * per_hour, 168 * per_hour):
-        feats.append(y[t - lag] if t - lag >= 0 else np.nan)
-    for w in (6, 12, 24, 168):
-        win = y[max(0, t - w * per_hour) : t]
-        feats += [win.mean(), win.std(), win.max()] if len(win) else [np.nan] * 3
-    return feats
-
-
-def peer_gbr(train: pd.DataFrame, h: int, freq: str, per_hour: int) -> pd.DataFrame:
-    """The seed articles' recipe, predicted recursively so no future lag leaks in."""
-    from sklearn.ensemble import GradientBoostingRegressor
-
-    parts = []
-    for uid, g in train.groupby("unique_id"):
-        y = _filled(g["y"].to_numpy())
-        ds = pd.DatetimeIndex(g["ds"])
-        full_ds = ds.append(pd.date_range(ds[-1], periods=h + 1, freq=freq)[1:])
-        start = min(len(y) - 1, 24 * per_hour)
-        x = np.array([_gbr_features(y, full_ds, t, per_hour) for t in range(start, len(y))])
-        x = np.nan_to_num(x, nan=0.0)
-        model = GradientBoostingRegressor(random_state=0).fit(x, y[start:])
-        ext = list(y)
-        for t in range(len(y), len(y) + h):
-            row = np.nan_to_num(np.array([_gbr_features(np.array(ext), full_ds, t, per_hour)]))
-            ext.append(max(float(model.predict(row)[0]), 0.0))
-        part = pd.DataFrame({"unique_id": uid, "ds": full_ds[len(y) :], "mean": ext[len(y) :]})
-        for lv in LEVELS:
-            part[f"lo_{lv}"] = np.nan
-            part[f"hi_{lv}"] = np.nan
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)
-
-
-def ours(
-    data: Path, name: str, origin_ds: pd.Timestamp, h: int, total_id: str | None
-) -> pd.DataFrame:
-    """Run ``tokenplan forecast`` on the trace's rows before ``origin_ds``, as a user would."""
-    rel, metric, split = SOURCES[name]
-    raw = pd.read_csv(data / rel, dtype=str, keep_default_na=False)
-    stamps = pd.to_datetime(raw["timestamp"]).dt.tz_localize(None)
-    exe = Path(sys.executable).with_name("tokenplan")
-    with tempfile.TemporaryDirectory() as tmp:
-        src, out = Path(tmp) / "usage.csv", Path(tmp) / "forecast.csv"
-        raw[stamps < origin_ds].to_csv(src, index=False)
-        cmd = [str(exe), "forecast", "--input", str(src), "--metric", metric]
-        cmd += ["--horizon", str(h), "--out", str(out)] + (["--by", "model"] if split else [])
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed ({name}, {origin_ds}): {done.stderr}")
-        pred = pd.read_csv(out)
-    pred["ds"] = pd.to_datetime(pred["timestamp"]).dt.tz_localize(None)
-    if split:
-        pred["unique_id"] = np.where(
-            pred["series"] == "total", str(total_id), pred["series"] + f":{metric}"
-        )
-    else:
-        pred["unique_id"] = raw["model"].iloc[0]
-    return pred.drop(columns=["series", "timestamp"])
-
-
-# ---- scoring ---------------------------------------------------------------------------------
+def split(frame: pd.DataFrame, back: int, h: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training part (all but the last ``back`` buckets) and the ``h`` buckets after it."""
+    from_end = frame.groupby("unique_id").cumcount(ascending=False)
+    train = frame[from_end >= back].reset_index(drop=True)
+    test = frame[(from_end < back) & (from_end >= back - h)].reset_index(drop=True)
+    return train, test
 
 
 def score(
-    pred: pd.DataFrame, test: pd.DataFrame, train: pd.DataFrame, daily: int
-) -> list[dict[str, float]]:
+    case: str, method: str, back: int, pred: pd.DataFrame, test: pd.DataFrame, h: int, scales: dict
+) -> list[dict[str, object]]:
+    """One row per series: the window's scores; NaN forecasts (missing rows) raise."""
+    test = test.groupby("unique_id", sort=True).head(h)
+    keys = pd.MultiIndex.from_frame(test[["unique_id", "ds"]])
+    p = pred.set_index(["unique_id", "ds"]).reindex(keys)
+    if p["mean"].isna().any():
+        missing = p.index[p["mean"].isna()][0]
+        raise ValueError(f"{method} gave no forecast for {missing}")
     rows = []
-    for uid, actual in test.groupby("unique_id"):
-        p = pred[pred["unique_id"] == uid].set_index("ds").reindex(actual["ds"])
-        y = actual["y"].to_numpy()
-        hist = train.loc[train["unique_id"] == uid, "y"].to_numpy()
-        scale = np.nanmean(np.abs(hist[daily:] - hist[:-daily]))
-        ok = ~np.isnan(y)
-        f = np.maximum(p["mean"].to_numpy(), 0.0)
-        err = np.abs(y - f)[ok]
-        denom = (np.abs(y) + np.abs(f))[ok]
-        row = {
-            "mase": float(err.mean() / scale),
-            "smape": float(np.mean(np.where(denom > 0, 200 * err / np.maximum(denom, 1e-12), 0))),
-            "n": float(ok.sum()),
+    for i, uid in enumerate(test["unique_id"].to_numpy()[::h]):
+        sl = slice(i * h, (i + 1) * h)
+        bounds = {lv: (p[f"lo_{lv}"].to_numpy()[sl], p[f"hi_{lv}"].to_numpy()[sl]) for lv in LEVELS}
+        window = score_window(
+            test["y"].to_numpy()[sl], p["mean"].to_numpy()[sl], bounds, scales[uid]
+        )
+        if window["n"] > 0:
+            rows.append({"case": case, "method": method, "origin": back, "uid": uid} | window)
+    return rows
+
+
+def reproducer(train: pd.DataFrame, case: str, back: int, h: int, freq: str) -> str:
+    """Save the failing input and return the one command that reproduces the failure."""
+    folder = RESULTS / "failures"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{re.sub(r'[^A-Za-z0-9]+', '_', case)}_origin{back}.csv"
+    train.to_csv(path, index=False)
+    return (
+        f'PYTHONPATH=src python -c "import pandas as pd; from tokenplan.forecast import forecast; '
+        f"forecast(pd.read_csv('{path.relative_to(RESULTS.parents[1])}', parse_dates=['ds']), "
+        f"horizon={h}, freq='{freq}', levels=(80, 95))\""
+    )
+
+
+def run_plan(plan: Plan, peers: list[Peer], cache: PeerCache, run: Run) -> None:
+    """Fit the peers once per origin at the longest horizon, tokenplan once per case and origin."""
+    freq, h_max = plan.dataset.freq, max(plan.horizons)
+    for back in plan.backs:
+        train, test = split(plan.frame, back, h_max)
+        scales = {
+            uid: mase_scale(g.to_numpy(), plan.primary)
+            for uid, g in train.groupby("unique_id")["y"]
         }
-        for lv in LEVELS:
-            lo, hi = p[f"lo_{lv}"].to_numpy()[ok], p[f"hi_{lv}"].to_numpy()[ok]
-            row[f"hits{lv}"] = float(np.sum((y[ok] >= lo) & (y[ok] <= hi)))
-            row[f"has{lv}"] = float(np.isfinite(lo).all())
-        rows.append(row)
-    return rows
+        peer_train = filled(train)
+        preds: dict[str, pd.DataFrame] = {}
+        for peer in peers:
+            key = f"{plan.dataset.name}/{freq}/{plan.metric}"
+            try:
+                preds[peer.name], seconds, cached = cache.forecast(peer, peer_train, h_max, freq)
+            except Exception as exc:
+                run.failures.append(
+                    {"case": key, "origin": back, "method": peer.name, "error": repr(exc)}
+                )
+                continue
+            run.fits.append(
+                {
+                    "key": key,
+                    "method": peer.name,
+                    "origin": back,
+                    "seconds": seconds,
+                    "cached": cached,
+                }
+            )
+        for h in plan.horizons:
+            case = plan.case(h)
+            start = time.perf_counter()
+            try:
+                ours = forecast(train, horizon=h, freq=freq, levels=LEVELS).frame
+                rows = score(case, "tokenplan", back, ours, test, h, scales)
+            except Exception as exc:
+                run.failures.append(
+                    {
+                        "case": case,
+                        "origin": back,
+                        "method": "tokenplan",
+                        "error": "".join(traceback.format_exception_only(exc)).strip(),
+                        "reproducer": reproducer(train, case, back, h, freq),
+                    }
+                )
+                print(f"  tokenplan FAILED on {case} origin -{back}: {exc!r}", flush=True)
+                continue
+            seconds = time.perf_counter() - start
+            run.fits.append(
+                {
+                    "key": case,
+                    "method": "tokenplan",
+                    "origin": back,
+                    "seconds": seconds,
+                    "cached": False,
+                }
+            )
+            run.scores += rows
+            for name, pred in preds.items():
+                try:
+                    run.scores += score(case, name, back, pred, test, h, scales)
+                except ValueError as exc:
+                    run.failures.append(
+                        {"case": case, "origin": back, "method": name, "error": str(exc)}
+                    )
+        print(
+            f"  {plan.dataset.name}/{freq}/{plan.metric} origin -{back}: done "
+            f"({len(plan.frame['unique_id'].unique())} series)",
+            flush=True,
+        )
 
 
-def _case(args: tuple) -> list[dict[str, object]]:
-    """Forecast one (dataset, h, origin) with one method group and score it."""
-    data, name, h, origin, group, cache = args
-    frame, freq, total_id = datasets(data)[name]
-    per_hour = 6 if freq == "10min" else 1
-    daily = 24 * per_hour
-    frame = with_total(frame, total_id).sort_values(["unique_id", "ds"])
-    groups = [g for _, g in frame.groupby("unique_id")]
-    train = pd.concat([g.iloc[:origin] for g in groups], ignore_index=True)
-    test = pd.concat([g.iloc[origin : origin + h] for g in groups], ignore_index=True)
-    seasons = [s for s in (daily, 7 * daily) if origin >= 2 * s]
-    key = cache / f"{name}-{h}-{origin}-{group}.pkl" if cache and group != "tokenplan" else None
-    start = time.perf_counter()
-    if key is not None and key.exists():
-        preds, seconds = pickle.loads(key.read_bytes())
-    else:
-        if group == "tokenplan":
-            preds = {group: ours(data, name, groups[0]["ds"].iloc[origin], h, total_id)}
-        elif group == "statsforecast":
-            preds = peer_statsforecast(train, h, freq, daily, seasons)
-        elif group == "gbr_recursive":
-            preds = {group: peer_gbr(train, h, freq, per_hour)}
-        else:
-            preds = {group: peer_prophet(train, h, freq)}
-        seconds = (time.perf_counter() - start) / len(preds)
-        if key is not None:
-            key.parent.mkdir(parents=True, exist_ok=True)
-            key.write_bytes(pickle.dumps((preds, seconds)))
-    rows = []
-    for method, pred in preds.items():
-        for row in score(pred, test, train, daily):
-            row |= {"dataset": name, "h": h, "origin": origin, "method": method}
-            rows.append(row | {"seconds": seconds})
-    return rows
+def plans(args: argparse.Namespace) -> list[Plan]:
+    """The cases this run scores, after --only and --quick."""
+    out = []
+    pattern = re.compile(args.only) if args.only else None
+    for dataset in DATASETS:
+        origins = 1 if args.quick else dataset.origins
+        cap = QUICK_CAP if args.quick else args.max_series or dataset.cap
+        for metric in dataset.metrics:
+            names = [f"{dataset.name}/{dataset.freq}/{metric}/h{h}" for h in dataset.horizons]
+            if pattern and not any(pattern.search(n) for n in names):
+                continue
+            frame = _read(dataset, metric, args)
+            plan = make_plan(dataset, metric, frame, origins, cap)
+            if pattern:
+                plan.horizons = tuple(h for h in plan.horizons if pattern.search(plan.case(h)))
+            out.append(plan)
+    return out
 
 
-def run(
-    data: Path,
-    quick: bool,
-    only: str | None,
-    skip_prophet: bool,
-    jobs: int = 1,
-    cache: Path | None = None,
-) -> pd.DataFrame:
-    cases = []
-    for name, (frame, freq, _total_id) in datasets(data).items():
-        if (only and only not in name) or (quick and not only and name not in QUICK):
-            continue
-        daily = 24 * (6 if freq == "10min" else 1)
-        n = frame.groupby("unique_id").size().min()
-        groups = ["tokenplan", "statsforecast", "gbr_recursive"]
-        groups += [] if skip_prophet else ["prophet"]
-        for h in (24, 168):
-            for origin in origins(n, h, daily, 1 if quick else 3):
-                cases += [(data, name, h, origin, group, cache) for group in groups]
-    records = []
-    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for args, rows in zip(cases, pool.map(_case, cases), strict=True):
-            records += rows
-            print(f"done {args[1]} h={args[2]} origin={args[3]} {args[4]}", flush=True)
-    return pd.DataFrame(records)
+def _read(dataset: Dataset, metric: str, args: argparse.Namespace) -> pd.DataFrame:
+    frame = dataset.read(args.data, metric)
+    if args.quick and dataset.name == "m4_hourly":
+        frame = frame[frame["unique_id"].isin(frame["unique_id"].unique()[:QUICK_M4])]
+    return frame
 
 
-def table(records: pd.DataFrame) -> pd.DataFrame:
-    def agg(g: pd.DataFrame) -> pd.Series:
-        out = {"MASE": g["mase"].mean(), "sMAPE": g["smape"].mean()}
-        for lv in LEVELS:
-            has = g[f"has{lv}"].all()
-            out[f"cov{lv}"] = g[f"hits{lv}"].sum() / g["n"].sum() if has else np.nan
-        out["s/case"] = g.groupby("origin")["seconds"].first().mean()
-        out["cases"] = len(g)
-        return pd.Series(out)
-
-    return records.groupby(["dataset", "h", "method"]).apply(agg, include_groups=False)
+def describe(plan: Plan) -> str:
+    """One line: what the history rule kept and dropped, the origins and seasons."""
+    c = plan.counts
+    dropped = ", ".join(
+        f"{c[k]} {label}"
+        for k, label in (
+            ("short", "too short"),
+            ("mostly_zero", "mostly zero"),
+            ("flat", "flat"),
+            ("over_cap", "over the cap"),
+        )
+        if c.get(k)
+    )
+    head = f"{plan.dataset.name}/{plan.dataset.freq}/{plan.metric}"
+    if not plan.horizons:
+        return f"{head}: skipped h={plan.skipped_horizons} (not enough history for the rule)"
+    skipped = f"; h={plan.skipped_horizons} skipped (history)" if plan.skipped_horizons else ""
+    return (
+        f"{head}: {c['kept']} of {c['candidates']} series kept"
+        + (f" ({dropped})" if dropped else "")
+        + f"; origins -{', -'.join(map(str, plan.backs))}; seasons {list(plan.seasons)}, "
+        f"MASE lag {plan.primary}{skipped}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--quick", action="store_true", help="one origin per case, three datasets")
-    parser.add_argument("--only", help="run datasets whose name contains this")
-    parser.add_argument("--no-prophet", action="store_true")
-    parser.add_argument("--save", type=Path, help="write the raw per-case scores as CSV")
-    parser.add_argument("--jobs", type=int, default=2, help="cases run in parallel")
-    parser.add_argument("--cache", type=Path, help="folder to keep peer forecasts in")
-    args = parser.parse_args()
-    records = run(args.data, args.quick, args.only, args.no_prophet, args.jobs, args.cache)
-    if args.save:
-        records.to_csv(args.save, index=False)
-    pd.set_option("display.width", 200)
-    print(table(records).round(3).to_string())
-    print()
-    per_dataset = records.groupby(["dataset", "method"])["mase"].mean().unstack()
-    peers = per_dataset.drop(columns="tokenplan")
-    summary = pd.DataFrame(
-        {
-            "tokenplan": per_dataset["tokenplan"],
-            "best_peer": peers.idxmin(axis=1),
-            "best_peer_mase": peers.min(axis=1),
-        }
+    parser.add_argument("--data", type=Path, default=SHARED, help="folder of the shared traces")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"1 origin, {QUICK_CAP} clients, {QUICK_M4} M4 series"
     )
-    summary["ratio"] = summary["tokenplan"] / summary["best_peer_mase"]
-    summary["target_met(<=0.95)"] = summary["ratio"] <= 0.95
-    mine = records[records["method"] == "tokenplan"].groupby("dataset")
-    for lv in LEVELS:
-        summary[f"cov{lv}"] = mine[f"hits{lv}"].sum() / mine["n"].sum()
-    print(summary.round(3).to_string())
+    parser.add_argument("--only", help="only cases whose name matches this regex")
+    parser.add_argument(
+        "--max-series", type=int, help="per-client cases: the N largest (default 20; 8 at 10 min)"
+    )
+    parser.add_argument("--no-prophet", action="store_true")
+    parser.add_argument(
+        "--prophet-everywhere", action="store_true", help="Prophet on M4 and per-client too"
+    )
+    parser.add_argument("--cache", type=Path, default=RESULTS / "cache")
+    parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument("--out", type=Path, help="write the CSV and markdown here")
+    args = parser.parse_args()
+    out = args.out or (None if args.quick or args.only else RESULTS)
+
+    started = time.perf_counter()
+    cache = PeerCache(None if args.no_cache else args.cache)
+    prophet = None if args.no_prophet else prophet_peer()
+    run = Run()
+    for plan in plans(args):
+        print(describe(plan), flush=True)
+        run.plans.append(plan)
+        if not plan.horizons or plan.frame.empty:
+            continue
+        peers = statsforecast_peers(plan.seasons, plan.primary)
+        if prophet and (plan.dataset.prophet or args.prophet_everywhere):
+            peers.append(prophet)
+            run.prophet_cases += [plan.case(h) for h in plan.horizons]
+        run_plan(plan, peers, cache, run)
+    wall = time.perf_counter() - started
+
+    pd.set_option("display.width", 220)
+    summary = summarize(run, wall, _prophet_note(args, prophet is not None, run))
+    print(summary.text)
+    if out is not None and not summary.table.empty:
+        command = "bench/forecast_accuracy.py " + " ".join(sys.argv[1:])
+        write_results(summary, out, command.strip(), [describe(p) for p in run.plans])
+        print(f"wrote {out / 'forecast_accuracy.csv'} and {out / 'forecast_accuracy.md'}")
+
+
+def _prophet_note(args: argparse.Namespace, installed: bool, run: Run) -> str:
+    if args.no_prophet:
+        return "Prophet: left out (--no-prophet)"
+    if not installed:
+        return "Prophet: not installed (pip install prophet==1.5.0, the bench extra), left out"
+    where = "every case" if args.prophet_everywhere else "the trace cases"
+    skipped = "" if args.prophet_everywhere else "; skipped on M4 and per-client cases"
+    return (
+        f"Prophet: run on {where} ({len(run.prophet_cases)} cases){skipped} (--prophet-everywhere)"
+    )
 
 
 if __name__ == "__main__":

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scoring import mase_scale, owa, score_window
 from tokenplan.forecast import forecast
 
 DATA = Path(__file__).resolve().parent / "data" / "m4_hourly"
 HORIZON, SEASON = 48, 24
-NAIVE2_SMAPE, NAIVE2_MASE = 18.383, 2.395
 
 
 def load(n: int | None) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
@@ -41,28 +41,22 @@ def load(n: int | None) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
 
 def score(frame: pd.DataFrame, fc: pd.DataFrame, actual: dict[str, np.ndarray]) -> dict[str, float]:
     """The competition's hourly scores, averaged over series."""
-    smape, mase, msis, cov95, cov80 = [], [], [], [], []
+    rows = []
     for uid, hist in frame.groupby("unique_id", sort=False):
-        y = hist["y"].to_numpy()
-        scale = np.mean(np.abs(y[SEASON:] - y[:-SEASON]))
         f = fc[fc["unique_id"] == uid].sort_values("ds")
-        a, m = actual[uid], f["mean"].to_numpy()
-        lo, hi = f["lo_95"].to_numpy(), f["hi_95"].to_numpy()
-        smape.append(np.mean(200 * np.abs(a - m) / (np.abs(a) + np.abs(m))))
-        mase.append(np.mean(np.abs(a - m)) / scale)
-        penalty = (2 / 0.05) * ((lo - a) * (a < lo) + (a - hi) * (a > hi))
-        msis.append(np.mean(hi - lo + penalty) / scale)
-        cov95.append(np.mean((a >= lo) & (a <= hi)))
-        cov80.append(np.mean((a >= f["lo_80"].to_numpy()) & (a <= f["hi_80"].to_numpy())))
-    s, m = float(np.mean(smape)), float(np.mean(mase))
+        bounds = {lv: (f[f"lo_{lv}"].to_numpy(), f[f"hi_{lv}"].to_numpy()) for lv in (80, 95)}
+        scale = mase_scale(hist["y"].to_numpy(), SEASON)
+        rows.append(score_window(actual[uid], f["mean"].to_numpy(), bounds, scale))
+    per = pd.DataFrame(rows)
+    s, m = float(per["smape"].mean()), float(per["mase"].mean())
     return {
-        "series": len(smape),
+        "series": len(per),
         "smape": s,
         "mase": m,
-        "owa": 0.5 * (s / NAIVE2_SMAPE + m / NAIVE2_MASE),
-        "msis": float(np.mean(msis)),
-        "coverage95": float(np.mean(cov95)),
-        "coverage80": float(np.mean(cov80)),
+        "owa": owa(s, m),
+        "msis": float(per["msis"].mean()),
+        "coverage95": float((per["hits95"] / per["n"]).mean()),
+        "coverage80": float((per["hits80"] / per["n"]).mean()),
     }
 
 

@@ -1,0 +1,194 @@
+"""Turn the bench's per-window scores into per-case tables, the summary and the result files."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from scoring import owa
+
+if TYPE_CHECKING:
+    from forecast_accuracy import Run
+
+TARGETS = "geometric-mean ratio <= 0.95, no case above 1.10, coverage 80% in 77-83%, 95% in 92-98%"
+
+
+@dataclass
+class Summary:
+    """The long per-case, per-method table, the one-row-per-case summary and the printed text."""
+
+    table: pd.DataFrame
+    cases: pd.DataFrame
+    lines: list[str]
+    text: str
+
+
+def _per_method(scores: pd.DataFrame) -> pd.DataFrame:
+    grouped = scores.groupby(["case", "method"], sort=False)
+    out = grouped.agg(
+        series=("uid", "nunique"),
+        origins=("origin", "nunique"),
+        windows=("uid", "size"),
+        mase=("mase", "mean"),
+        smape=("smape", "mean"),
+        msis=("msis", "mean"),
+        hits80=("hits80", "sum"),
+        hits95=("hits95", "sum"),
+        n=("n", "sum"),
+    ).reset_index()
+    out["cov80"] = out["hits80"] / out["n"]
+    out["cov95"] = out["hits95"] / out["n"]
+    m4 = out["case"].str.startswith("m4_hourly")
+    out["owa"] = np.where(m4, owa(out["smape"], out["mase"]), np.nan)
+    return out
+
+
+def _complete(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Keep peers that scored every window tokenplan scored in the case."""
+    ours = table[table["method"] == "tokenplan"].set_index("case")["windows"]
+    want = table["case"].map(ours).fillna(0).astype(int)
+    keep = (want > 0) & (table["windows"] == want)
+    notes = [
+        f"{r.case}: {r.method} left out ({r.windows} of the {want[i]} windows tokenplan scored)"
+        for i, r in table[~keep].iterrows()
+    ]
+    return table[keep].reset_index(drop=True), notes
+
+
+def _seconds(run: Run, table: pd.DataFrame) -> pd.Series:
+    fits = pd.DataFrame(run.fits)
+    if fits.empty:
+        return pd.Series(np.nan, index=table.index)
+    per = fits.groupby(["key", "method"])["seconds"].sum()
+    key = np.where(
+        table["method"] == "tokenplan", table["case"], table["case"].str.rsplit("/", n=1).str[0]
+    )
+    return pd.Series(
+        [per.get((k, m), np.nan) for k, m in zip(key, table["method"], strict=True)],
+        index=table.index,
+    )
+
+
+def summarize(run: Run, wall: float, prophet_note: str) -> Summary:
+    """Per-case tables, the summary over cases and the timing, as text and frames."""
+    lines: list[str] = []
+    scores = pd.DataFrame(run.scores)
+    if scores.empty:
+        lines = ["no case scored", *_failures(run)]
+        return Summary(pd.DataFrame(), pd.DataFrame(), lines, "\n".join(lines))
+    table, dropped = _complete(_per_method(scores))
+    peers = table[table["method"] != "tokenplan"]
+    best = peers.loc[peers.groupby("case")["mase"].idxmin()].set_index("case")
+    table["ratio"] = table["mase"] / table["case"].map(best["mase"])
+    table["best_peer"] = table["method"] == table["case"].map(best["method"])
+    table["seconds"] = _seconds(run, table)
+
+    blocks = []
+    cols = ["mase", "smape", "msis", "cov80", "cov95", "owa", "ratio", "seconds"]
+    for case, part in table.groupby("case", sort=False):
+        shown = part.set_index("method")[cols].dropna(axis=1, how="all")
+        head = f"== {case}: {part['series'].iloc[0]} series x {part['origins'].iloc[0]} origins"
+        blocks.append(head + "\n" + shown.round(3).to_string())
+
+    ours = table[table["method"] == "tokenplan"].set_index("case")
+    cases = pd.DataFrame(
+        {
+            "series": ours["series"],
+            "origins": ours["origins"],
+            "tokenplan_mase": ours["mase"],
+            "best_peer": best["method"],
+            "best_peer_mase": best["mase"],
+            "ratio": ours["ratio"],
+            "cov80": ours["cov80"],
+            "cov95": ours["cov95"],
+        }
+    ).reindex(ours.index)  # run order (M4, clients, models, traces), not alphabetical
+    cases.index.name = "case"
+    ratios = cases["ratio"].dropna()
+    geo = float(np.exp(np.mean(np.log(ratios))))
+    worst = ratios.idxmax()
+    lines.append(
+        f"MASE ratio to the best peer over {len(ratios)} cases: geometric mean {geo:.3f}, "
+        f"worst {ratios[worst]:.3f} ({worst}), {int((ratios > 1.10).sum())} case(s) above 1.10"
+    )
+    m4 = ours.index.str.startswith("m4_hourly")
+    for label, sel in (("non-M4 cases", ~m4), ("M4", m4)):
+        part = ours[sel]
+        if len(part):
+            n = part["n"].sum()
+            c80, c95 = part["hits80"].sum() / n, part["hits95"].sum() / n
+            lines.append(
+                f"tokenplan coverage pooled over {label}: 80% {c80:.1%}, 95% {c95:.1%} "
+                f"({int(n)} points)"
+            )
+    lines.append(f"targets: {TARGETS}")
+    fits = pd.DataFrame(run.fits)
+    peer_fits = fits[fits["method"] != "tokenplan"]
+    fitted = peer_fits[~peer_fits["cached"]]
+    lines.append(
+        f"runtime {wall:.0f} s: peers fitted {fitted['seconds'].sum():.0f} s "
+        f"({len(peer_fits) - len(fitted)} of {len(peer_fits)} fits from the cache), "
+        f"tokenplan {fits.loc[fits['method'] == 'tokenplan', 'seconds'].sum():.0f} s"
+    )
+    lines.append(
+        "seconds: tokenplan's per case; a peer's per dataset and metric (one fit per origin at "
+        "the longest horizon serves every horizon; cached fits show the time they first took)"
+    )
+    lines.append(prophet_note)
+    lines += [f"note: {d}" for d in dropped]
+    lines += _failures(run)
+
+    text = "\n\n".join(blocks) + "\n\n== summary\n" + cases.round(3).to_string() + "\n"
+    text += "\n".join(lines)
+    return Summary(table, cases, lines, text)
+
+
+def _failures(run: Run) -> list[str]:
+    lines = []
+    for f in run.failures:
+        lines.append(f"FAILED {f['method']} on {f['case']} origin -{f['origin']}: {f['error']}")
+        if "reproducer" in f:
+            lines.append(f"  reproduce: {f['reproducer']}")
+    return lines
+
+
+def _markdown(cases: pd.DataFrame) -> str:
+    rows = [
+        "| case | series × origins | tokenplan MASE | best peer (MASE) | ratio "
+        "| cov 80% | cov 95% |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for case, r in cases.iterrows():
+        rows.append(
+            f"| {case} | {r['series']} × {r['origins']} | {r['tokenplan_mase']:.3f} | "
+            f"{r['best_peer']} ({r['best_peer_mase']:.3f}) | {r['ratio']:.3f} | "
+            f"{r['cov80']:.1%} | {r['cov95']:.1%} |"
+        )
+    return "\n".join(rows)
+
+
+def write_results(summary: Summary, out: Path, command: str, plans_text: list[str]) -> None:
+    """``forecast_accuracy.csv`` (every case and method) and ``forecast_accuracy.md``."""
+    out.mkdir(parents=True, exist_ok=True)
+    cols = ["case", "method", "series", "origins", "mase", "smape", "msis", "cov80", "cov95"]
+    cols += ["owa", "ratio", "best_peer", "seconds"]
+    summary.table[cols].round(5).to_csv(out / "forecast_accuracy.csv", index=False)
+    today = dt.date.today().isoformat()
+    md = [
+        f"Measured {today} with `.venv/bin/python {command}`.",
+        "",
+        _markdown(summary.cases),
+        "",
+        *[f"- {line}" for line in summary.lines if not line.startswith("seconds:")],
+        "",
+        "Series kept by the history rule:",
+        "",
+        *[f"- {line}" for line in plans_text],
+        "",
+    ]
+    (out / "forecast_accuracy.md").write_text("\n".join(md))
