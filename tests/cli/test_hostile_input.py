@@ -22,7 +22,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import tokenplan
 from tokenplan.cli import main
+
+# The subprocess runs the tokenplan under test (a worktree's src), not an installed one.
+SOURCES = str(Path(tokenplan.__file__).resolve().parents[1])
 
 ESC = "\x1b"
 
@@ -33,7 +37,7 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
         capture_output=True,
         text=True,
         timeout=120,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", **(env or {})},
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "PYTHONPATH": SOURCES, **(env or {})},
     )
 
 
@@ -77,7 +81,7 @@ def test_the_guard_turns_a_bug_into_one_line_and_debug_shows_the_traceback(
         "main(sys.argv[1:])\n"
     )
     args = [sys.executable, "-c", script, "usage", "--db", str(tmp_path / "s.duckdb")]
-    env = {"PATH": "/usr/bin:/bin", "COLUMNS": "200"}
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": SOURCES, "COLUMNS": "200"}
     out = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env)
     line = _one_line_error(out)
     assert "RuntimeError: synthetic bug" in line
@@ -105,7 +109,13 @@ def test_ctrl_c_during_an_import_exits_130_quietly_and_rolls_back(tmp_path: Path
     )
     event = str(_event(tmp_path, "m", name="second.jsonl", tokens=99))
     args = [sys.executable, "-c", script, "import", event, "--db", str(db)]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=60, env={"PATH": "/bin"})
+    out = subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/bin", "PYTHONPATH": SOURCES},
+    )
     assert out.returncode == 130
     assert out.stderr.strip() == ""
     assert _usage_csv(db) == before
@@ -243,7 +253,7 @@ def test_a_foreign_duckdb_file_is_refused_unless_adopted(tmp_path: Path) -> None
     assert _usage_csv(foreign).endswith(",15\n")
     with duckdb.connect(str(foreign), read_only=True) as con:
         version = con.execute("SELECT value FROM tokenplan_meta WHERE key = 'schema_version'")
-        assert version.fetchall() == [("1",)]
+        assert version.fetchall() == [("2",)]
 
 
 def test_a_read_command_never_creates_a_store(tmp_path: Path) -> None:
@@ -292,6 +302,36 @@ def test_a_newer_export_replaces_the_buckets_it_changed(tmp_path: Path) -> None:
     ]
     again = _run("import", str(later), "--db", str(db))
     assert "0 new, 2 already present" in again.stdout
+
+
+def test_a_bucket_is_named_by_its_start_not_by_the_width_inferred_from_its_file(
+    tmp_path: Path,
+) -> None:
+    # Both files export the same 00:00 and 01:00 buckets; the later one also holds a :30
+    # row, so its width is inferred as 30 minutes. The hours must not be counted twice.
+    db = tmp_path / "s.duckdb"
+    head = "timestamp,model,requests,input_tokens,output_tokens\n"
+    hourly = tmp_path / "hourly.csv"
+    hourly.write_text(head + "2025-03-01T00:00:00Z,m,1,10,5\n2025-03-01T01:00:00Z,m,1,3,1\n")
+    with_half = tmp_path / "with_half.csv"
+    with_half.write_text(
+        head
+        + "2025-03-01T00:00:00Z,m,1,10,5\n2025-03-01T01:00:00Z,m,2,6,2\n"
+        + "2025-03-01T01:30:00Z,m,1,7,1\n"
+    )
+    assert _run("import", str(hourly), "--db", str(db)).returncode == 0
+    out = _run("import", str(with_half), "--db", str(db))
+    assert "1 new, 1 already present, 1 replaced by this newer export" in out.stdout, out.stdout
+    assert _usage_csv(db, "--freq", "1h").splitlines()[1:] == [
+        "total,2025-03-01T00:00:00Z,15",
+        "total,2025-03-01T01:00:00Z,16",
+    ]
+    again = _run("import", str(hourly), "--db", str(db))  # the older export, once more
+    assert "0 new, 1 already present, 1 replaced" in again.stdout, again.stdout
+    assert _usage_csv(db, "--freq", "1h").splitlines()[1:] == [
+        "total,2025-03-01T00:00:00Z,15",
+        "total,2025-03-01T01:00:00Z,12",
+    ]
 
 
 def test_a_raw_file_imported_twice_is_warned_about(tmp_path: Path) -> None:

@@ -8,6 +8,11 @@ from pathlib import Path
 
 import pytest
 
+import tokenplan
+
+# The subprocess runs the tokenplan under test (a worktree's src), not an installed one.
+SOURCES = str(Path(tokenplan.__file__).resolve().parents[1])
+
 DATA = Path(__file__).resolve().parents[1] / "data"
 GOOD = DATA / "shared" / "azure_llm_2023" / "minutely.csv"
 
@@ -18,7 +23,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=120,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "PYTHONPATH": SOURCES},
     )
 
 

@@ -11,6 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import tokenplan
+
+# The subprocess runs the tokenplan under test (a worktree's src), not an installed one.
+SOURCES = str(Path(tokenplan.__file__).resolve().parents[1])
+
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -18,7 +23,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=180,
-        env={"COLUMNS": "250", "PATH": "/usr/bin:/bin"},
+        env={"COLUMNS": "250", "PATH": "/usr/bin:/bin", "PYTHONPATH": SOURCES},
     )
 
 

@@ -43,6 +43,8 @@ INCOMING = "_tokenplan_incoming"
 NONE_LABEL = "(none)"
 # A Monday midnight, so that weekly buckets start on Monday and every shorter width aligns.
 _ORIGIN = "TIMESTAMP '2000-01-03 00:00:00'"
+# A schema-1 usage CSV bucket id: start, then the inferred width (dropped since schema 2).
+_CSV_ID_WITH_WIDTH = "^(bucket:usage_csv:[^Z]*Z):[0-9]+:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +167,7 @@ class DuckDBStore:
                 return
         with self.transaction():
             self._run(CREATE_USAGE)
-            self._migrate()
+            self._migrate(version)
             self._run(CREATE_META)
             self._run(CREATE_IMPORTS)
             self._run(
@@ -320,7 +322,7 @@ class DuckDBStore:
         )
         return bool(found[0][0])
 
-    def _migrate(self) -> None:
+    def _migrate(self, version: int | None) -> None:
         # Files written by an older tokenplan lack the columns added since; add them (NULL).
         have = self._usage_columns()
         for column, sql in COLUMN_SQL.items():
@@ -328,6 +330,28 @@ class DuckDBStore:
                 self._run(f'ALTER TABLE usage ADD COLUMN "{column}" {sql.replace(" NOT NULL", "")}')
         if "rid_hash" not in have:
             self._run(f"UPDATE usage SET rid_hash = {RID_HASH}")
+        if version is None or version < 2:
+            self._drop_inferred_widths()
+
+    def _drop_inferred_widths(self) -> None:
+        # Schema 1 put the usage CSV's inferred width in its bucket ids, so one hour imported
+        # from two files whose widths were inferred differently was stored twice. Ids now name
+        # the start only (tokenplan.collect.buckets); such twins keep the later import only.
+        self._run(
+            f"""
+            UPDATE usage SET
+                request_id = regexp_replace(request_id, '{_CSV_ID_WITH_WIDTH}', '\\1:'),
+                rid_hash = hash(regexp_replace(request_id, '{_CSV_ID_WITH_WIDTH}', '\\1:'))
+            WHERE regexp_matches(request_id, '{_CSV_ID_WITH_WIDTH}')
+            """
+        )
+        self._run(
+            """
+            DELETE FROM usage WHERE request_id LIKE 'bucket:usage_csv:%' AND rowid NOT IN (
+                SELECT max(rowid) FROM usage WHERE request_id LIKE 'bucket:usage_csv:%'
+                GROUP BY request_id)
+            """
+        )
 
     def _run_with(self, sql: str, incoming: pa.Table) -> list[tuple[Any, ...]]:
         # DuckDB reads `incoming` through this frame's local variable (a replacement scan).
