@@ -11,11 +11,11 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import stat
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -31,13 +31,16 @@ SOURCES = str(Path(tokenplan.__file__).resolve().parents[1])
 ESC = "\x1b"
 
 
-def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    *args: str, env: dict[str, str] | None = None, **options: Any
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tokenplan", *args],
         capture_output=True,
         text=True,
         timeout=120,
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "PYTHONPATH": SOURCES, **(env or {})},
+        **options,
     )
 
 
@@ -263,12 +266,45 @@ def test_a_read_command_never_creates_a_store(tmp_path: Path) -> None:
     assert not missing.exists()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
 def test_a_read_only_store_can_be_read(tmp_path: Path) -> None:
-    db = tmp_path / "s.duckdb"
-    assert _run("import", str(_event(tmp_path, "m")), "--db", str(db)).returncode == 0
-    db.chmod(stat.S_IRUSR)
-    assert _usage_csv(db).endswith(",15\n")
+    # The store is a file no one may write, in a folder no one may write. Root ignores file
+    # permissions through two capabilities; the commands run without them, and the import
+    # below must really fail for the read to prove anything.
+    folder, db = tmp_path / "store", tmp_path / "store" / "s.duckdb"
+    folder.mkdir()
+    event = _event(tmp_path, "m")
+    assert _run("import", str(event), "--db", str(db)).returncode == 0
+    before = db.read_bytes()
+    db.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        out = _run("usage", "--db", str(db), "--format", "csv", preexec_fn=_obey_permissions)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.endswith(",15\n")
+        refused = _run("import", str(event), "--db", str(db), preexec_fn=_obey_permissions)
+        assert str(db) in _one_line_error(refused)
+        assert db.read_bytes() == before
+        assert [p.name for p in folder.iterdir()] == ["s.duckdb"]
+    finally:
+        folder.chmod(0o755)
+        db.chmod(0o644)
+
+
+def _obey_permissions() -> None:
+    """In the child before exec: drop the capabilities that let root ignore file modes.
+
+    CAP_DAC_OVERRIDE (1), CAP_DAC_READ_SEARCH (2) and CAP_FOWNER (3) leave the bounding set
+    (prctl PR_CAPBSET_DROP = 24), so the exec'd process is root that obeys permissions.
+    Without root this is a no-op: permissions apply anyway.
+    """
+    if os.geteuid() != 0:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2, 3):
+        if libc.prctl(24, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
 
 
 def test_a_read_command_leaves_the_store_file_untouched(tmp_path: Path) -> None:

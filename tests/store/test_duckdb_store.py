@@ -201,3 +201,22 @@ def test_schema_1_usage_csv_ids_lose_their_inferred_width_and_twins_keep_the_lat
     assert kept == [("bucket:openai_usage:x:60::m::::", 7), (f"{start}::m::::", 12)]
     assert version == [("2",)]
     assert (again.inserted, again.duplicates) == (0, 1)
+
+
+def test_series_pools_all_but_the_biggest_before_filling_the_grid() -> None:
+    with DuckDBStore(":memory:") as store:
+        events = [
+            _event(60 * hour, model=f"m{k}", input_tokens=10 * (k + 1), output_tokens=0)
+            for hour in range(3)
+            for k in range(5)
+        ]
+        events.append(_event(60 * 3, model="m0", input_tokens=1, output_tokens=0))
+        store.write(events_to_table(events))
+        pooled = store.series("input_tokens", "1h", ["model"], top=3)
+        whole = store.series("input_tokens", "1h", ["model"])
+        few = store.series("input_tokens", "1h", ["model"], top=5)
+    assert sorted(set(pooled["unique_id"])) == ["(other)", "m3", "m4"]
+    assert pooled.groupby("ds")["y"].sum().tolist() == whole.groupby("ds")["y"].sum().tolist()
+    other = pooled[pooled["unique_id"] == "(other)"]["y"].tolist()
+    assert other == [60.0, 60.0, 60.0, 1.0]  # m0 + m1 + m2, zero-filled like any series
+    assert few.equals(whole)

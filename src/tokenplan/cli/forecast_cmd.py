@@ -14,6 +14,7 @@ from rich.table import Table
 from tokenplan.cli.app import DbOption, app, console, err_console
 from tokenplan.cli.output import iso, to_csv, to_table
 from tokenplan.cli.series_input import load_series
+from tokenplan.cli.targets import writable_file
 from tokenplan.errors import InvalidInput
 from tokenplan.events import DIMENSIONS
 from tokenplan.store.duckdb_store import TOTAL_ID
@@ -25,7 +26,15 @@ InputOption = Annotated[
     typer.Option("--input", help="Usage series CSV or any importable file; default: the store."),
 ]
 MetricOption = Annotated[str, typer.Option(help=", ".join(FORECAST_METRICS))]
-HorizonOption = Annotated[int, typer.Option(help="Buckets to forecast ahead.", min=1)]
+# Far beyond any useful forecast (two years of hours, two weeks of minutes); the engine's
+# sample paths for a horizon of 10^8 would need tens of GiB per series.
+MAX_HORIZON = 20_000
+HorizonOption = Annotated[
+    int,
+    typer.Option(
+        help=f"Buckets to forecast ahead (at most {MAX_HORIZON:,}).", min=1, max=MAX_HORIZON
+    ),
+]
 FreqOption = Annotated[
     str | None, typer.Option(help="Bucket width (default: the input's own spacing).")
 ]
@@ -55,6 +64,8 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         console=err_console,
         transient=True,
+        # Off a terminal the spinner cannot be erased and would leave a blank stderr line.
+        disable=not err_console.is_terminal,
     )
 
 
@@ -75,6 +86,8 @@ def forecast(
     from tokenplan.forecast import forecast as run_forecast
 
     dims = _check(metric, by)
+    if out is not None:
+        writable_file(out, "--out")
     levels = tuple(level or (80, 95))
     frame, frequency = load_series(input_path=input_path, db=db, metric=metric, freq=freq, by=dims)
     with _progress() as progress:

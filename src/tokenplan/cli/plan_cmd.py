@@ -11,6 +11,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
+from tokenplan.capacity import MAX_HORIZON_HOURS as MAX_HOURS
 from tokenplan.cli.app import DbOption, app, console
 from tokenplan.cli.output import OutputFormat, iso, plain, safe
 from tokenplan.cli.series_input import load_series
@@ -219,7 +220,9 @@ def headroom(
     limits: Annotated[
         Path | None, typer.Option("--limits", help="Limits TOML (default: the shipped example).")
     ] = None,
-    horizon: Annotated[int, typer.Option(help="Hours to look ahead.", min=1)] = 168,
+    horizon: Annotated[
+        int, typer.Option(help="Hours to look ahead (at most a year).", min=1, max=MAX_HOURS)
+    ] = 168,
     db: DbOption = None,
 ) -> None:
     """Forecast busiest-minute use against each rate limit; the tier or PTUs that hold p99."""

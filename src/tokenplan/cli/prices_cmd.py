@@ -16,6 +16,7 @@ from tokenplan.cli.app import app, console
 from tokenplan.cli.output import OutputFormat, safe
 from tokenplan.errors import InvalidInput, PriceError
 from tokenplan.pricing import FxRate, PriceBook, Rates, TierRates
+from tokenplan.pricing.rates import parse_per_usd
 
 EXAMPLE_FILE = "src/tokenplan/data/prices.example.toml"
 _COLUMNS = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
@@ -151,10 +152,15 @@ def parse_fx(currency: str | None, fx: str | None) -> FxRate | None:
         return None
     if currency is None:
         raise InvalidInput("--fx needs --currency, e.g. --currency CNY --fx 7.3.")
+    return FxRate(currency=currency, per_usd=fx_option(fx, currency))
+
+
+def fx_option(text: str, currency: str) -> Decimal:
+    """``--fx``: units of ``currency`` per USD, checked like every other exchange rate."""
     try:
-        return FxRate(currency=currency, per_usd=Decimal(fx.strip()))
-    except (ArithmeticError, ValueError):
-        raise InvalidInput(f"--fx: {fx!r} is not a positive number, e.g. 7.3.") from None
+        return parse_per_usd(text)
+    except ValueError as exc:
+        raise InvalidInput(f"--fx: {exc}; give units of {currency} per USD, e.g. 7.3.") from None
 
 
 def _table(rates: Rates, batch: Rates | None, second: FxRate | None) -> Table:

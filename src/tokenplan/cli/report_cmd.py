@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from tokenplan.capacity import MAX_HORIZON_HOURS as MAX_HOURS
 from tokenplan.cli.app import DbOption, app, console
+from tokenplan.cli.prices_cmd import fx_option
+from tokenplan.cli.targets import writable_file
 from tokenplan.errors import InvalidInput
 from tokenplan.pricing import FxRate, PriceBook
 from tokenplan.report import Currency, build_report, write_html, write_json
@@ -22,7 +25,9 @@ def report(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the report's numbers as JSON.")
     ] = None,
-    horizon: Annotated[int, typer.Option(help="Hours to forecast ahead.", min=1)] = 168,
+    horizon: Annotated[
+        int, typer.Option(help="Hours to forecast ahead (at most a year).", min=1, max=MAX_HOURS)
+    ] = 168,
     budgets: Annotated[Path | None, typer.Option(help="Budgets TOML file.")] = None,
     limits: Annotated[Path | None, typer.Option(help="Rate limits TOML file.")] = None,
     prices: Annotated[Path | None, typer.Option(help="Price overrides TOML file.")] = None,
@@ -35,6 +40,9 @@ def report(
     db: DbOption = None,
 ) -> None:
     """Write the capacity report: history, forecast, budgets, headroom, spikes and advice."""
+    writable_file(out, "--out")
+    if json_out is not None:
+        writable_file(json_out, "--json")
     rate = _currency(currency, fx)
     book = _price_book(prices, rate)
     with open_store(resolve_db_path(db), mode="read") as store:
@@ -59,12 +67,7 @@ def _currency(code: str | None, fx: str | None) -> Currency | None:
         return None
     if code is None or fx is None:
         raise InvalidInput("--currency and --fx go together, e.g. --currency CNY --fx 7.3.")
-    try:
-        rate = Decimal(fx)
-    except InvalidOperation:
-        raise InvalidInput(f"--fx {fx!r} is not a number; give units of {code} per USD.") from None
-    if not rate.is_finite() or rate <= 0:
-        raise InvalidInput(f"--fx {fx!r} must be a positive number of {code} per USD.")
+    rate = fx_option(fx, code)
     return Currency(code=code.strip().upper(), rate=float(rate), note="--fx")
 
 
@@ -77,8 +80,6 @@ def _price_book(path: Path | None, rate: Currency | None) -> PriceBook:
 def _load(path: Path | None, what: str) -> Any:
     if path is None:
         return None
-    if not path.is_file():
-        raise InvalidInput(f"the {what} file {path} does not exist.")
     if what == "limits":
         from tokenplan.plan.limits import load_limits
 

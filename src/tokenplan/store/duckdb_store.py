@@ -41,6 +41,7 @@ SNAPSHOT_COLUMNS = (*COUNT_METRICS, "unsplit_tokens", "latency_ms_sum", "cost_us
 TOTAL_ID = "total"
 INCOMING = "_tokenplan_incoming"
 NONE_LABEL = "(none)"
+OTHER_LABEL = "(other)"
 # A Monday midnight, so that weekly buckets start on Monday and every shorter width aligns.
 _ORIGIN = "TIMESTAMP '2000-01-03 00:00:00'"
 # A schema-1 usage CSV bucket id: start, then the inferred width (dropped since schema 2).
@@ -379,6 +380,7 @@ class DuckDBStore:
         *,
         exact: bool = False,
         trim_outliers: bool = False,
+        top: int | None = None,
     ) -> pd.DataFrame:
         """Metric at a frequency, split by dimensions, as a tidy ``unique_id, ds, y`` frame.
 
@@ -387,6 +389,9 @@ class DuckDBStore:
         With ``exact``, counts are ints and cost is `Decimal` (no float rounding).
         With ``trim_outliers``, rows outside `time_bulk` (stray epoch-zero or far-future
         stamps) are left out, so that they neither stretch the grid nor move a forecast.
+        With ``top`` and more than ``top`` series, the ``top - 1`` biggest over the range are
+        kept and the rest summed as ``(other)``, before the grid is filled: thousands of
+        models cost no more than ``top`` series.
         """
         if metric not in METRIC_SQL:
             raise InvalidInput(
@@ -423,14 +428,17 @@ class DuckDBStore:
         grid_params = [p for p in (since, until) if p is not None]
         # Counts sum as HUGEINT (128-bit): no total of valid rows can overflow.
         y_type = "DECIMAL(38, 12)" if metric == "cost_usd" else "HUGEINT" if exact else "DOUBLE"
+        parts = f"""
+            SELECT {uid} AS unique_id, {bucket} AS ds,
+                   sum({METRIC_SQL[metric]})::{y_type} AS y,
+                   count({METRIC_SQL[metric]}) AS known
+            FROM usage {where}
+            GROUP BY ALL
+        """
+        if top is not None:
+            parts = _pooled(parts, max(top, 1))
         sql = f"""
-            WITH b AS (
-                SELECT {uid} AS unique_id, {bucket} AS ds,
-                       sum({METRIC_SQL[metric]})::{y_type} AS y,
-                       count({METRIC_SQL[metric]}) AS known
-                FROM usage {where}
-                GROUP BY ALL
-            ),
+            WITH b AS ({parts}),
             ids AS (SELECT DISTINCT unique_id FROM b),
             grid AS (
                 SELECT ids.unique_id, g.ds
@@ -529,6 +537,23 @@ def _to_naive(values: Sequence[datetime]) -> list[datetime]:
     from datetime import UTC
 
     return [v.astimezone(UTC).replace(tzinfo=None) if v.tzinfo else v for v in values]
+
+
+def _pooled(parts: str, top: int) -> str:
+    """``parts`` (unique_id, ds, y, known) with all but the ``top - 1`` biggest ids pooled."""
+    return f"""
+        WITH p AS ({parts}),
+        sizes AS (SELECT unique_id, sum(y) AS size FROM p GROUP BY unique_id),
+        kept AS (
+            SELECT unique_id FROM sizes
+            ORDER BY size DESC NULLS LAST, unique_id
+            LIMIT CASE WHEN (SELECT count(*) FROM sizes) > {top} THEN {top - 1} ELSE {top} END
+        )
+        SELECT CASE WHEN unique_id IN (SELECT unique_id FROM kept) THEN unique_id
+                    ELSE '{OTHER_LABEL}' END AS unique_id,
+               ds, sum(y) AS y, sum(known) AS known
+        FROM p GROUP BY ALL
+    """
 
 
 def _range_filter(since: datetime | None, until: datetime | None) -> tuple[str, list[datetime]]:
