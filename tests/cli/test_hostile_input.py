@@ -13,6 +13,7 @@ import io
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -500,19 +501,39 @@ def test_random_files_import_cleanly_and_leave_the_store_queryable(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(model=_names, team=_names)
-def test_random_names_go_through_usage(tmp_path: Path, model: str, team: str) -> None:
+def test_random_names_go_through_usage_and_report(tmp_path: Path, model: str, team: str) -> None:
     import json
 
+    from markupsafe import escape
+
+    from tokenplan.untrusted import visible
+
+    # A fresh folder per example: tmp_path is shared by all of them, and a store holding
+    # earlier examples' names would pool this one into "(other)" in the report.
+    tmp_path = Path(tempfile.mkdtemp(dir=tmp_path))
     db = tmp_path / "names.duckdb"
     path = tmp_path / "names.jsonl"
     record = {"ts": "2025-03-01T00:00:00Z", "model": model, "team": team}
     path.write_text(json.dumps({**record, "input_tokens": 3, "output_tokens": 4}) + "\n")
+    html, data = tmp_path / "names.html", tmp_path / "names.json"
     with _columns():
-        code, out, err = _call("import", str(path), "--db", str(db))
-        assert code in (0, 2), err
+        imported, out, err = _call("import", str(path), "--db", str(db))
+        assert imported in (0, 2), err
         assert "Traceback" not in err
         for fmt in ("table", "csv", "json"):
             code, out, err = _call("usage", "--db", str(db), "--by", "model", "--format", fmt)
             assert code == 0, err
             if fmt == "table":
                 assert ESC not in out
+        code, out, err = _call("report", "--db", str(db), "--out", str(html), "--json", str(data))
+        assert code == 0, err
+        assert "Traceback" not in err
+        code, out, err = _call("usage", "--db", str(db), "--by", "team", "--format", "csv")
+        assert code == 0, err  # no query broken afterwards
+    page = html.read_text(encoding="utf-8")
+    # Nothing that drives a terminal, reorders or hides text reaches the page as itself.
+    assert not any(visible(ch) != ch and ch != "\n" for ch in page)
+    if imported == 0:
+        for name in (model, team):
+            if name.strip():
+                assert str(escape(visible(name))) in page, (model, team)
