@@ -125,6 +125,172 @@ def test_ctrl_c_during_an_import_exits_130_quietly_and_rolls_back(tmp_path: Path
     assert _usage_csv(db) == before
 
 
+# -- 1b. validated up front: the option or field named, one line, nothing written -----------
+
+
+@pytest.fixture
+def small_store(tmp_path: Path) -> Path:
+    """A store with one event, for the commands below (they must fail before using it)."""
+    db = tmp_path / "s.duckdb"
+    assert _run("import", str(_event(tmp_path, "m")), "--db", str(db)).returncode == 0
+    return db
+
+
+def _refused(tmp_path: Path, db: Path, *args: str) -> str:
+    """Run a command that must be refused: one line, exit 2, store and folder unchanged."""
+    before, files = db.read_bytes(), sorted(tmp_path.rglob("*"))
+    store = () if args[0] == "prices" else ("--db", str(db))  # prices reads no store
+    line = _one_line_error(_run(*args, *store))
+    assert db.read_bytes() == before
+    assert sorted(tmp_path.rglob("*")) == files
+    return line
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("forecast", "--horizon", "0"), "--horizon"),
+        (("forecast", "--horizon", "-5"), "--horizon"),
+        (("forecast", "--horizon", "100000000"), "20000"),
+        (("forecast", "--horizon", "99999999999999999999"), "--horizon"),
+        (("report", "--horizon", "10000000"), "8784"),
+        (("headroom", "--horizon", "0"), "--horizon"),
+        *(
+            (("report", "--currency", "CNY", "--fx", fx), "--fx")
+            for fx in ("0", "-1", "nan", "inf", "abc", "1e999", "1e-400")
+        ),
+        (("prices", "claude-sonnet-4-5", "--currency", "CNY", "--fx", "1e999"), "--fx"),
+    ],
+)
+def test_out_of_range_options_are_refused_up_front(
+    tmp_path: Path, small_store: Path, args: tuple[str, ...], needle: str
+) -> None:
+    out = ("--out", str(tmp_path / "r.html")) if args[0] == "report" else ()
+    assert needle in _refused(tmp_path, small_store, *args, *out)
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b'[fx]\ncurrency = "CNY"\n\xff\xfe = 1\n', "line 3: byte 0xff is not UTF-8"),
+        (b"[[budget]\nname = ", "is not valid TOML"),
+        (b"a = " + b"[" * 5000 + b"]" * 5000 + b"\n", "too deeply"),
+        (None, "is a directory"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("command", "option", "what"),
+    [
+        ("report", "--prices", "price overrides"),
+        ("report", "--budgets", "budgets"),
+        ("report", "--limits", "limits"),
+        ("budget", "--config", "budgets"),
+    ],
+)
+def test_a_config_file_that_cannot_be_read_is_named(
+    tmp_path: Path,
+    small_store: Path,
+    content: bytes | None,
+    needle: str,
+    command: str,
+    option: str,
+    what: str,
+) -> None:
+    config = tmp_path / "config.toml"
+    if content is None:
+        config.mkdir()
+    else:
+        config.write_bytes(content)
+    out = ("--out", str(tmp_path / "r.html")) if command == "report" else ()
+    line = _refused(tmp_path, small_store, command, option, str(config), *out)
+    assert f"the {what} file {config}" in line
+    assert needle in line
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "needle"),
+    [
+        ("prices.toml", '[fx]\ncurrency = "CNY"\nper_usd = 1e999\n', "'fx.per_usd'"),
+        ("prices.toml", '[fx]\ncurrency = "CNY"\nper_usd = "nan"\n', "'fx.per_usd'"),
+        ("budgets.toml", '[fx]\ncurrency = "CNY"\nper_usd = 0\n', "'per_usd'"),
+    ],
+)
+def test_an_exchange_rate_in_a_config_file_is_checked_with_its_key_named(
+    tmp_path: Path, small_store: Path, name: str, text: str, needle: str
+) -> None:
+    config = tmp_path / name
+    budget = '[[budget]]\nname = "b"\nscope = "all"\namount = 1\n'
+    config.write_text(text if name == "prices.toml" else text + budget)
+    option = "--prices" if name == "prices.toml" else "--budgets"
+    out = str(tmp_path / "r.html")
+    line = _refused(tmp_path, small_store, "report", option, str(config), "--out", out)
+    assert needle in line
+    assert str(config) in line
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "where"),
+    [
+        (
+            "deep.jsonl",
+            '{"ts":"2025-03-01T00:00:00Z","model":"m","input_tokens":1}\n'
+            + "[" * 5000
+            + "]" * 5000
+            + "\n",
+            "line 2",
+        ),
+        (
+            "deep_model.jsonl",
+            '{"ts":"2025-03-01T00:00:00Z","model":'
+            + '{"a":' * 3000
+            + "1"
+            + "}" * 3000
+            + ',"input_tokens":1,"output_tokens":1}\n',
+            "line 1",
+        ),
+        (
+            "report.json",
+            '{"data":[{"starting_at":"2025-03-01T00:00:00Z","results":'
+            + "[" * 5000
+            + "]" * 5000
+            + '}],"has_more":false}\n',
+            "line 1",
+        ),
+    ],
+)
+def test_deeply_nested_json_is_refused_with_its_line(
+    tmp_path: Path, small_store: Path, name: str, text: str, where: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    line = _refused(tmp_path, small_store, "import", str(path))
+    assert f"{path}, {where}: the JSON is nested too deeply" in line
+
+
+@pytest.mark.parametrize(
+    ("command", "target", "needle"),
+    [
+        (("report", "--out"), "a_file/r.html", "a_file is a file, not a folder"),
+        (("report", "--out", "ok.html", "--json"), "a_file/r.json", "--json"),
+        (("report", "--out"), "a_folder", "is a folder; give a file name"),
+        (("forecast", "--horizon", "24", "--out"), "a_folder", "is a folder"),
+        (("forecast", "--horizon", "24", "--out"), "a_file/x/f.csv", "is a file, not a folder"),
+        (("demo", "--out"), "a_file", "is a file; give a folder"),
+        (("report", "--out"), "/proc/tokenplan-no-such/r.html", "cannot create the folder"),
+    ],
+)
+def test_an_unwritable_out_path_is_refused_before_any_work(
+    tmp_path: Path, small_store: Path, command: tuple[str, ...], target: str, needle: str
+) -> None:
+    (tmp_path / "a_file").write_text("keep me\n")
+    (tmp_path / "a_folder").mkdir()
+    path = target if target.startswith("/") else str(tmp_path / target)
+    line = _refused(tmp_path, small_store, *command, path)
+    assert command[-1] in line
+    assert needle in line
+    assert (tmp_path / "a_file").read_text() == "keep me\n"
+
+
 # -- 2. untrusted text is data --------------------------------------------------------------
 
 
