@@ -529,12 +529,31 @@ def test_a_bucket_is_named_by_its_start_not_by_the_width_inferred_from_its_file(
         "total,2025-03-01T00:00:00Z,15",
         "total,2025-03-01T01:00:00Z,16",
     ]
+    assert "WARNING" not in out.stdout
     again = _run("import", str(hourly), "--db", str(db))  # the older export, once more
     assert "0 new, 1 already present, 1 replaced" in again.stdout, again.stdout
+    # Its 01:00 hour now holds the stored 01:30 row: an honest sum cannot be told, so it warns.
+    assert "WARNING: 1 buckets of this file overlap" in again.stdout, again.stdout
     assert _usage_csv(db, "--freq", "1h").splitlines()[1:] == [
         "total,2025-03-01T00:00:00Z,15",
         "total,2025-03-01T01:00:00Z,12",
     ]
+
+
+def test_an_export_at_another_width_is_counted_and_warned_about(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    head = "timestamp,model,requests,input_tokens,output_tokens\n"
+    hourly = tmp_path / "hourly.csv"
+    hourly.write_text(
+        head + "".join(f"2025-03-0{d}T{h:02d}:00:00Z,m,1,10,0\n" for d in (1, 2) for h in range(24))
+    )
+    daily = tmp_path / "daily.csv"
+    daily.write_text(head + "2025-03-01T00:00:00Z,m,24,240,0\n2025-03-02T00:00:00Z,m,24,240,0\n")
+    assert "WARNING" not in _run("import", str(hourly), "--db", str(db)).stdout
+    out = _run("import", str(daily), "--db", str(db))
+    assert out.returncode == 0, out.stderr
+    assert "WARNING: 46 buckets of this file overlap" in out.stdout, out.stdout
+    assert "86,400 s here, 3,600 s stored" in out.stdout
 
 
 def test_a_raw_file_imported_twice_is_warned_about(tmp_path: Path) -> None:

@@ -12,12 +12,13 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tokenplan.cli.app import DbOption, app, console, err_console
-from tokenplan.cli.output import iso, to_csv, to_table
+from tokenplan.cli.output import to_csv, to_table
 from tokenplan.cli.series_input import load_series
 from tokenplan.cli.targets import writable_file
 from tokenplan.errors import InvalidInput
 from tokenplan.events import DIMENSIONS
 from tokenplan.store.duckdb_store import TOTAL_ID
+from tokenplan.timestamps import ISO_FORMAT
 
 FORECAST_METRICS = ("requests", "input_tokens", "output_tokens", "total_tokens", "cost_usd")
 
@@ -114,7 +115,11 @@ def contract_frame(frame: pd.DataFrame, levels: tuple[int, ...]) -> pd.DataFrame
     """The forecast as the CSV contract: series, timestamp, mean, lo_L, hi_L per level."""
     columns = ["mean"] + [f"{side}_{lv}" for lv in levels for side in ("lo", "hi")]
     table = frame.rename(columns={"unique_id": "series"})
-    table["timestamp"] = table["ds"].map(iso)
+    stamps = pd.to_datetime(table["ds"])
+    if stamps.dt.tz is not None:
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    # Vectorised: 5,000 series x 168 hours is 840,000 stamps, too many to format one by one.
+    table["timestamp"] = stamps.dt.strftime(ISO_FORMAT)
     table = table[["series", "timestamp", *columns]]
     # Never negative, and lo <= mean <= hi even after float noise in reconciliation.
     table[columns] = table[columns].clip(lower=0.0)

@@ -33,14 +33,15 @@ def parse_per_usd(value: object) -> Decimal:
     """An exchange rate (units per USD) from text or a number; `ValueError` says what is wrong."""
     if isinstance(value, bool | float):
         value = str(value)  # a TOML or JSON float: its shortest text is what the user wrote
+    shown = repr(value if isinstance(value, str) else str(value))
     try:
         rate = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)  # type: ignore[arg-type]
     except (ArithmeticError, ValueError, TypeError):
-        raise ValueError(f"{value!r} is not a number") from None
+        raise ValueError(f"{shown} is not a number") from None
     if not rate.is_finite() or rate <= 0:
-        raise ValueError(f"{value!r} is not a positive number")
+        raise ValueError(f"{shown} is not a positive number (> 0)")
     if not FX_MIN <= rate <= FX_MAX:
-        raise ValueError(f"{value!r} is outside {FX_MIN:g}..{FX_MAX:g} units per USD")
+        raise ValueError(f"{shown} is outside {FX_MIN:g}..{FX_MAX:g} units per USD")
     return rate
 
 
