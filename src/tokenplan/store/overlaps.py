@@ -36,10 +36,10 @@ class Overlap:
 
 
 def overlapping_buckets(store: DuckDBStore, rows: pa.Table, fmt: str) -> Overlap | None:
-    """Stored ``fmt`` buckets that overlap ``rows`` (already written) with another start.
+    """Buckets of ``rows`` (already written) and stored ``fmt`` buckets that overlap.
 
-    Each bucket is compared with the nearest earlier one of the same series on the other side
-    (an ASOF join, so a re-import of a year of hours stays one sorted pass, not a cross join).
+    Each bucket is compared with how far the other side's earlier buckets of the same series
+    reach (a running max over one sort), so a re-import of a year of hours stays one pass.
     """
     if rows.num_rows == 0:
         return None
@@ -56,23 +56,35 @@ def overlapping_buckets(store: DuckDBStore, rows: pa.Table, fmt: str) -> Overlap
             FROM n
         ),
         u AS (
-            SELECT ts, bucket_s, {_KEY} AS k FROM usage
-            WHERE request_id LIKE 'bucket:' || $fmt || ':%'
-              AND ts >= (SELECT lo FROM span) AND ts < (SELECT hi FROM span)
+            SELECT ts, bucket_s, model, {_KEY} AS k FROM usage, span
+            WHERE request_id LIKE 'bucket:' || $fmt || ':%' AND ts >= lo AND ts < hi
         ),
-        inside_stored AS (
-            SELECT n.ts, n.bucket_s AS width, u.bucket_s AS stored, n.model
-            FROM n ASOF JOIN u ON n.k = u.k AND n.ts > u.ts
-            WHERE u.ts + to_seconds(u.bucket_s) > n.ts
+        both_sides AS (
+            SELECT *, true AS incoming FROM n UNION ALL SELECT *, false AS incoming FROM u
         ),
-        stored_inside AS (
-            SELECT n.ts, n.bucket_s AS width, u.bucket_s AS stored, n.model
-            FROM u ASOF JOIN n ON u.k = n.k AND u.ts > n.ts
-            WHERE n.ts + to_seconds(n.bucket_s) > u.ts
+        reach AS (
+            -- Per series, how far the buckets that start strictly earlier on each side reach.
+            SELECT ts, bucket_s, model, incoming,
+                   max(CASE WHEN incoming THEN ts + to_seconds(bucket_s) END) OVER w AS n_end,
+                   max(CASE WHEN NOT incoming THEN ts + to_seconds(bucket_s) END) OVER w AS u_end,
+                   arg_max(CASE WHEN incoming THEN bucket_s END,
+                           CASE WHEN incoming THEN ts + to_seconds(bucket_s) END) OVER w AS n_width,
+                   arg_max(CASE WHEN NOT incoming THEN bucket_s END,
+                           CASE WHEN NOT incoming THEN ts + to_seconds(bucket_s) END) OVER w
+                       AS u_width
+            FROM both_sides
+            WINDOW w AS (PARTITION BY k ORDER BY ts
+                         RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING)
         ),
-        pairs AS (SELECT * FROM inside_stored UNION ALL SELECT * FROM stored_inside)
-        SELECT count(*), arg_min(ts, ts), arg_min(width, ts), arg_min(stored, ts),
-               arg_min(model, ts)
+        pairs AS (
+            -- An incoming bucket that starts inside a stored one, or the other way round.
+            SELECT ts, bucket_s AS width, u_width AS stored, model FROM reach
+            WHERE incoming AND u_end > ts
+            UNION ALL
+            SELECT ts, n_width AS width, bucket_s AS stored, model FROM reach
+            WHERE NOT incoming AND n_end > ts
+        )
+        SELECT count(*), min(ts), arg_min(width, ts), arg_min(stored, ts), arg_min(model, ts)
         FROM pairs
         """,
         {"fmt": fmt},
