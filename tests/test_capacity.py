@@ -313,3 +313,45 @@ def test_as_of_judges_only_the_data_before_it() -> None:
     assert proj.period_start == pd.Timestamp("2025-03-08", tz="UTC")
     # 1,000 tokens an hour before noon: 12 hours so far.
     assert proj.so_far == 12 * 1_000
+
+
+def test_many_models_are_pooled_before_forecasting_and_shared_out_after() -> None:
+    # 40 models: the biggest get a forecast each, the rest one pooled forecast that is
+    # shared out by their last days, so headroom and advice still see every model.
+    rows = [
+        (
+            hour,
+            f"m-{k:02d}",
+            "t-x",
+            (40 - k) * 1000 + (0 if k < 30 or hour >= 24 * 6 else 5000),
+            True,
+        )
+        for hour in range(24 * 7)
+        for k in range(40)
+    ]
+    seen: list[int] = []
+
+    def counting(df: pd.DataFrame, **kw: object) -> Result:
+        seen.append(df["unique_id"].nunique())
+        return incoherent(df, **kw)  # type: ignore[arg-type]
+
+    settings = PlanSettings(horizon_hours=24, history_days=1, max_series=5, max_model_series=6)
+    plan = make_plan(make_store(rows), settings=settings, forecaster=counting)
+    # The plan forecasts on first read: the usage series, then the per-model ones.
+    assert plan.forecasts
+    assert isinstance(plan.per_model, dict)
+    assert max(seen) <= 1 + 2 * 5  # total + 5 per dimension (model, team)
+    requests = plan.per_model["requests"]
+    assert requests["unique_id"].nunique() == 40
+    assert "(other)" not in set(requests["unique_id"])
+    tokens = plan.per_model["input_tokens"]
+    one_hour = tokens[tokens["ds"] == tokens["ds"].min()].set_index("unique_id")["mean"]
+    # The pool (m-05 … m-39) sums to what the forecaster said for it, split by the last day:
+    # m-30 … m-39 lost 5,000 tokens an hour on the last day, so their share is smaller.
+    pooled = one_hour.drop([f"m-{k:02d}" for k in range(5)])
+    assert pooled.sum() > 0
+    share = pooled / pooled.sum()
+    last_day = {f"m-{k:02d}": (40 - k) * 1000 // 2 for k in range(5, 40)}
+    expected = pd.Series(last_day) / sum(last_day.values())
+    assert np.allclose(share.sort_index(), expected.sort_index())
+    assert any("share one pooled forecast" in note for note in plan.forecast_notes)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from tokenplan.pricing import FxRate
 
 __all__ = [
+    "MAX_HORIZON_HOURS",
     "OTHER",
     "CapacityPlan",
     "ForecastLike",
@@ -56,6 +57,9 @@ MODEL_METRICS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens
 PEAK_RATIO_DAYS = 7
 # The store's bucket grid starts here (a Monday at midnight UTC); plan buckets follow it.
 GRID_ORIGIN = pd.Timestamp("2000-01-03")
+# A plan looks at most a year ahead: beyond that an hourly forecast says nothing, and its
+# arrays (paths x hours x series) would exhaust memory long before.
+MAX_HORIZON_HOURS = 8784
 
 
 class ForecastLike(Protocol):
@@ -82,10 +86,20 @@ class PlanSettings:
     dimensions: tuple[str, ...] = ("model", "team")
     # Beyond this many values of a dimension the rest is pooled, so charts stay legible.
     max_series: int = 8
+    # Per-model forecasts (headroom, advice): the biggest models are forecast one by one, the
+    # rest as one pool shared out by their recent use, so 5,000 models cost 10 series.
+    max_model_series: int = 10
     levels: tuple[int, ...] = (80, 95)
     freq: str = "1h"
     # Judge on data up to this time (buckets starting at or before it); None: the last bucket.
     as_of: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.horizon_hours <= MAX_HORIZON_HOURS:
+            raise InvalidInput(
+                f"horizon_hours {self.horizon_hours} is outside 1..{MAX_HORIZON_HOURS} "
+                "(a year of hours)."
+            )
 
 
 @dataclass(slots=True, kw_only=True)
@@ -160,7 +174,9 @@ class CapacityPlan:
             if fn is None or self.as_of is None:
                 self._per_model = "no forecast of requests and tokens per model"
             else:
-                self._per_model = _model_forecasts(self.model_history, fn, self.settings)
+                self._per_model = _model_forecasts(
+                    self.model_history, self.queries, fn, self.settings, self._forecast_notes
+                )
         return self._per_model
 
     def _engine(self) -> Forecaster | None:
@@ -524,7 +540,8 @@ def _frames(
     """``total`` and one series per value of each dimension, stacked in one tidy frame."""
     parts = [queries.series(metric, settings.freq, (), since, until)]
     for dim in settings.dimensions:
-        frame = queries.series(metric, settings.freq, (dim,), since, until)
+        # Pooled in the store: 5,000 models arrive as max_series series, not 5,000.
+        frame = queries.series(metric, settings.freq, (dim,), since, until, top=settings.max_series)
         if frame.empty or set(frame["unique_id"]) == {"(none)"}:
             continue
         parts.append(_pool(frame, dim, settings.max_series))
@@ -574,7 +591,9 @@ def _model_frames(
     """Requests and token counts per model (metric → ``unique_id, ds, y``), where recorded."""
     out = {}
     for metric in MODEL_METRICS:
-        frame = queries.series(metric, settings.freq, ("model",), since, until)
+        # Pooled in the store: the biggest models one by one, the rest as ``(other)``.
+        top = settings.max_model_series
+        frame = queries.series(metric, settings.freq, ("model",), since, until, top=top)
         if frame.empty or not frame["y"].fillna(0).any():
             continue
         out[metric] = frame.assign(y=frame["y"].fillna(0.0).astype(float))
@@ -582,11 +601,23 @@ def _model_frames(
 
 
 def _model_forecasts(
-    frames: Mapping[str, pd.DataFrame], fn: Forecaster, settings: PlanSettings
+    frames: Mapping[str, pd.DataFrame],
+    queries: UsageQueries,
+    fn: Forecaster,
+    settings: PlanSettings,
+    notes: list[str],
 ) -> dict[str, pd.DataFrame] | str:
-    """Per-model forecasts of requests and tokens (metric → frame), or why not."""
+    """Per-model forecasts of requests and tokens (metric → frame), or why not.
+
+    Beyond ``max_model_series`` models, the biggest are forecast one by one and the rest as one
+    pool, shared out by each model's use over the last ``history_days`` (top-down), so
+    headroom and advice still see every model and the parts still sum to the pool.
+    """
     out: dict[str, pd.DataFrame] = {}
+    pooled_models = 0
     for metric, frame in frames.items():
+        shares = _tail_shares(queries, metric, frame, settings)
+        pooled_models = max(pooled_models, len(shares))
         try:
             result = fn(
                 frame, horizon=settings.horizon_hours, freq=settings.freq, levels=settings.levels
@@ -594,10 +625,61 @@ def _model_forecasts(
         except (TokenplanError, ValueError) as exc:
             # One failed section must not cost the reader the rest of the plan.
             return f"the per-model {metric.replace('_', ' ')} forecast failed: {exc}"
-        out[metric] = result.assign(ds=pd.to_datetime(result["ds"]))
+        result = result.assign(ds=pd.to_datetime(result["ds"]))
+        out[metric] = _share_out(result, shares)
     if not out:
         return "the usage has no requests or token counts per model"
+    if pooled_models:
+        notes.append(
+            f"per-model forecasts (headroom, advice): the {settings.max_model_series - 1} "
+            f"biggest models are forecast one by one; the other {pooled_models:,} share one "
+            f"pooled forecast in proportion to their last {settings.history_days} days."
+        )
     return out
+
+
+def _tail_shares(
+    queries: UsageQueries, metric: str, frame: pd.DataFrame, settings: PlanSettings
+) -> pd.Series:
+    """Each pooled model's share of the ``(other)`` series (empty when nothing was pooled).
+
+    Shares come from the last ``history_days`` (the whole window when the pool was idle
+    then), so a model that went quiet is not given a slice of the future.
+    """
+    if OTHER not in set(frame["unique_id"]):
+        return pd.Series(dtype=float)
+    kept = set(frame["unique_id"]) - {OTHER}
+    end = frame["ds"].max() + pd.Timedelta(settings.freq)
+    start = frame["ds"].min()
+    recent = max(end - pd.Timedelta(days=settings.history_days), start)
+    for since in (recent, start):
+        sums = queries.totals(metric, "model", since.to_pydatetime(), end.to_pydatetime())
+        sums = sums[~sums.index.isin(kept)]
+        if sums.sum() > 0:
+            return sums[sums > 0] / sums.sum()
+    return pd.Series(dtype=float)
+
+
+def _share_out(result: pd.DataFrame, shares: pd.Series) -> pd.DataFrame:
+    """Split the ``(other)`` forecast into its models by ``shares`` (means and quantiles)."""
+    if shares.empty:
+        return result
+    pool = result[result["unique_id"] == OTHER]
+    values = [
+        c
+        for c in result.columns
+        if c not in ("unique_id", "ds") and pd.api.types.is_numeric_dtype(result[c])
+    ]
+    n, k = len(pool), len(shares)
+    parts: dict[str, Any] = {
+        "unique_id": np.repeat(shares.index.to_numpy(dtype=object), n),
+        "ds": np.tile(pool["ds"].to_numpy(), k),
+    }
+    weight = np.repeat(shares.to_numpy(float), n)
+    for col in values:
+        parts[col] = np.tile(pool[col].to_numpy(float), k) * weight
+    split = pd.DataFrame(parts)
+    return pd.concat([result[result["unique_id"] != OTHER], split], ignore_index=True)
 
 
 class Planner:

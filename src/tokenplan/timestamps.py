@@ -20,6 +20,14 @@ def iso_utc(value: Any) -> str:
     return stamp.strftime(ISO_FORMAT)
 
 
+def iso_utc_many(values: Any) -> pd.Series:
+    """Many timestamps as ISO 8601 UTC with ``Z`` at once (what `iso_utc` does to one)."""
+    stamps = pd.Series(pd.to_datetime(values))
+    if stamps.dt.tz is not None:
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    return stamps.dt.strftime(ISO_FORMAT).set_axis(getattr(values, "index", stamps.index))
+
+
 def to_wall_time(ds: pd.Series, tz: str) -> pd.Series:
     """Naive UTC times as naive wall-clock times in ``tz`` (a Shanghai day starts at 00:00)."""
     return pd.to_datetime(ds).dt.tz_localize("UTC").dt.tz_convert(tz).dt.tz_localize(None)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -30,13 +31,16 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 ESC = "\x1b"
 
 
-def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    *args: str, env: dict[str, str] | None = None, **options: Any
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tokenplan", *args],
         capture_output=True,
         text=True,
         timeout=120,
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "PYTHONPATH": SRC, **(env or {})},
+        **options,
     )
 
 
@@ -108,10 +112,182 @@ def test_ctrl_c_during_an_import_exits_130_quietly_and_rolls_back(tmp_path: Path
     )
     event = str(_event(tmp_path, "m", name="second.jsonl", tokens=99))
     args = [sys.executable, "-c", script, "import", event, "--db", str(db)]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=60, env={"PATH": "/bin"})
+    out = subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/bin", "PYTHONPATH": SRC},
+    )
     assert out.returncode == 130
     assert out.stderr.strip() == ""
     assert _usage_csv(db) == before
+
+
+# -- 1b. validated up front: the option or field named, one line, nothing written -----------
+
+
+@pytest.fixture
+def small_store(tmp_path: Path) -> Path:
+    """A store with one event, for the commands below (they must fail before using it)."""
+    db = tmp_path / "s.duckdb"
+    assert _run("import", str(_event(tmp_path, "m")), "--db", str(db)).returncode == 0
+    return db
+
+
+def _refused(tmp_path: Path, db: Path, *args: str) -> str:
+    """Run a command that must be refused: one line, exit 2, store and folder unchanged."""
+    before, files = db.read_bytes(), sorted(tmp_path.rglob("*"))
+    store = () if args[0] == "prices" else ("--db", str(db))  # prices reads no store
+    line = _one_line_error(_run(*args, *store))
+    assert db.read_bytes() == before
+    assert sorted(tmp_path.rglob("*")) == files
+    return line
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("forecast", "--horizon", "0"), "--horizon"),
+        (("forecast", "--horizon", "-5"), "--horizon"),
+        (("forecast", "--horizon", "100000000"), "20000"),
+        (("forecast", "--horizon", "99999999999999999999"), "--horizon"),
+        (("report", "--horizon", "10000000"), "8784"),
+        (("headroom", "--horizon", "0"), "--horizon"),
+        *(
+            (("report", "--currency", "CNY", "--fx", fx), "--fx")
+            for fx in ("0", "-1", "nan", "inf", "abc", "1e999", "1e-400")
+        ),
+        (("prices", "claude-sonnet-4-5", "--currency", "CNY", "--fx", "1e999"), "--fx"),
+    ],
+)
+def test_out_of_range_options_are_refused_up_front(
+    tmp_path: Path, small_store: Path, args: tuple[str, ...], needle: str
+) -> None:
+    out = ("--out", str(tmp_path / "r.html")) if args[0] == "report" else ()
+    assert needle in _refused(tmp_path, small_store, *args, *out)
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b'[fx]\ncurrency = "CNY"\n\xff\xfe = 1\n', "line 3: byte 0xff is not UTF-8"),
+        (b"[[budget]\nname = ", "is not valid TOML"),
+        (b"a = " + b"[" * 5000 + b"]" * 5000 + b"\n", "too deeply"),
+        (None, "is a directory"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("command", "option", "what"),
+    [
+        ("report", "--prices", "price overrides"),
+        ("report", "--budgets", "budgets"),
+        ("report", "--limits", "limits"),
+        ("budget", "--config", "budgets"),
+    ],
+)
+def test_a_config_file_that_cannot_be_read_is_named(
+    tmp_path: Path,
+    small_store: Path,
+    content: bytes | None,
+    needle: str,
+    command: str,
+    option: str,
+    what: str,
+) -> None:
+    config = tmp_path / "config.toml"
+    if content is None:
+        config.mkdir()
+    else:
+        config.write_bytes(content)
+    out = ("--out", str(tmp_path / "r.html")) if command == "report" else ()
+    line = _refused(tmp_path, small_store, command, option, str(config), *out)
+    assert f"the {what} file {config}" in line
+    assert needle in line
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "needle"),
+    [
+        ("prices.toml", '[fx]\ncurrency = "CNY"\nper_usd = 1e999\n', "'fx.per_usd'"),
+        ("prices.toml", '[fx]\ncurrency = "CNY"\nper_usd = "nan"\n', "'fx.per_usd'"),
+        ("budgets.toml", '[fx]\ncurrency = "CNY"\nper_usd = 0\n', "'per_usd'"),
+    ],
+)
+def test_an_exchange_rate_in_a_config_file_is_checked_with_its_key_named(
+    tmp_path: Path, small_store: Path, name: str, text: str, needle: str
+) -> None:
+    config = tmp_path / name
+    budget = '[[budget]]\nname = "b"\nscope = "all"\namount = 1\n'
+    config.write_text(text if name == "prices.toml" else text + budget)
+    option = "--prices" if name == "prices.toml" else "--budgets"
+    out = str(tmp_path / "r.html")
+    line = _refused(tmp_path, small_store, "report", option, str(config), "--out", out)
+    assert needle in line
+    assert str(config) in line
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "where"),
+    [
+        (
+            "deep.jsonl",
+            '{"ts":"2025-03-01T00:00:00Z","model":"m","input_tokens":1}\n'
+            + "[" * 5000
+            + "]" * 5000
+            + "\n",
+            "line 2",
+        ),
+        (
+            "deep_model.jsonl",
+            '{"ts":"2025-03-01T00:00:00Z","model":'
+            + '{"a":' * 3000
+            + "1"
+            + "}" * 3000
+            + ',"input_tokens":1,"output_tokens":1}\n',
+            "line 1",
+        ),
+        (
+            "report.json",
+            '{"data":[{"starting_at":"2025-03-01T00:00:00Z","results":'
+            + "[" * 5000
+            + "]" * 5000
+            + '}],"has_more":false}\n',
+            "line 1",
+        ),
+    ],
+)
+def test_deeply_nested_json_is_refused_with_its_line(
+    tmp_path: Path, small_store: Path, name: str, text: str, where: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    line = _refused(tmp_path, small_store, "import", str(path))
+    assert f"{path}, {where}: the JSON is nested too deeply" in line
+
+
+@pytest.mark.parametrize(
+    ("command", "target", "needle"),
+    [
+        (("report", "--out"), "a_file/r.html", "a_file is a file, not a folder"),
+        (("report", "--out", "ok.html", "--json"), "a_file/r.json", "--json"),
+        (("report", "--out"), "a_folder", "is a folder; give a file name"),
+        (("forecast", "--horizon", "24", "--out"), "a_folder", "is a folder"),
+        (("forecast", "--horizon", "24", "--out"), "a_file/x/f.csv", "is a file, not a folder"),
+        (("demo", "--out"), "a_file", "is a file; give a folder"),
+        (("report", "--out"), "/proc/tokenplan-no-such/r.html", "cannot create the folder"),
+    ],
+)
+def test_an_unwritable_out_path_is_refused_before_any_work(
+    tmp_path: Path, small_store: Path, command: tuple[str, ...], target: str, needle: str
+) -> None:
+    (tmp_path / "a_file").write_text("keep me\n")
+    (tmp_path / "a_folder").mkdir()
+    path = target if target.startswith("/") else str(tmp_path / target)
+    line = _refused(tmp_path, small_store, *command, path)
+    assert command[-1] in line
+    assert needle in line
+    assert (tmp_path / "a_file").read_text() == "keep me\n"
 
 
 # -- 2. untrusted text is data --------------------------------------------------------------
@@ -246,7 +422,7 @@ def test_a_foreign_duckdb_file_is_refused_unless_adopted(tmp_path: Path) -> None
     assert _usage_csv(foreign).endswith(",15\n")
     with duckdb.connect(str(foreign), read_only=True) as con:
         version = con.execute("SELECT value FROM tokenplan_meta WHERE key = 'schema_version'")
-        assert version.fetchall() == [("1",)]
+        assert version.fetchall() == [("2",)]
 
 
 def test_a_read_command_never_creates_a_store(tmp_path: Path) -> None:
@@ -256,12 +432,45 @@ def test_a_read_command_never_creates_a_store(tmp_path: Path) -> None:
     assert not missing.exists()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
 def test_a_read_only_store_can_be_read(tmp_path: Path) -> None:
-    db = tmp_path / "s.duckdb"
-    assert _run("import", str(_event(tmp_path, "m")), "--db", str(db)).returncode == 0
-    db.chmod(stat.S_IRUSR)
-    assert _usage_csv(db).endswith(",15\n")
+    # The store is a file no one may write, in a folder no one may write. Root ignores file
+    # permissions through two capabilities; the commands run without them, and the import
+    # below must really fail for the read to prove anything.
+    folder, db = tmp_path / "store", tmp_path / "store" / "s.duckdb"
+    folder.mkdir()
+    event = _event(tmp_path, "m")
+    assert _run("import", str(event), "--db", str(db)).returncode == 0
+    before = db.read_bytes()
+    db.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        out = _run("usage", "--db", str(db), "--format", "csv", preexec_fn=_obey_permissions)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.endswith(",15\n")
+        refused = _run("import", str(event), "--db", str(db), preexec_fn=_obey_permissions)
+        assert str(db) in _one_line_error(refused)
+        assert db.read_bytes() == before
+        assert [p.name for p in folder.iterdir()] == ["s.duckdb"]
+    finally:
+        folder.chmod(0o755)
+        db.chmod(0o644)
+
+
+def _obey_permissions() -> None:
+    """In the child before exec: drop the capabilities that let root ignore file modes.
+
+    CAP_DAC_OVERRIDE (1), CAP_DAC_READ_SEARCH (2) and CAP_FOWNER (3) leave the bounding set
+    (prctl PR_CAPBSET_DROP = 24), so the exec'd process is root that obeys permissions.
+    Without root this is a no-op: permissions apply anyway.
+    """
+    if os.geteuid() != 0:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2, 3):
+        if libc.prctl(24, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
 
 
 def test_a_read_command_leaves_the_store_file_untouched(tmp_path: Path) -> None:
@@ -295,6 +504,55 @@ def test_a_newer_export_replaces_the_buckets_it_changed(tmp_path: Path) -> None:
     ]
     again = _run("import", str(later), "--db", str(db))
     assert "0 new, 2 already present" in again.stdout
+
+
+def test_a_bucket_is_named_by_its_start_not_by_the_width_inferred_from_its_file(
+    tmp_path: Path,
+) -> None:
+    # Both files export the same 00:00 and 01:00 buckets; the later one also holds a :30
+    # row, so its width is inferred as 30 minutes. The hours must not be counted twice.
+    db = tmp_path / "s.duckdb"
+    head = "timestamp,model,requests,input_tokens,output_tokens\n"
+    hourly = tmp_path / "hourly.csv"
+    hourly.write_text(head + "2025-03-01T00:00:00Z,m,1,10,5\n2025-03-01T01:00:00Z,m,1,3,1\n")
+    with_half = tmp_path / "with_half.csv"
+    with_half.write_text(
+        head
+        + "2025-03-01T00:00:00Z,m,1,10,5\n2025-03-01T01:00:00Z,m,2,6,2\n"
+        + "2025-03-01T01:30:00Z,m,1,7,1\n"
+    )
+    assert _run("import", str(hourly), "--db", str(db)).returncode == 0
+    out = _run("import", str(with_half), "--db", str(db))
+    assert "1 new, 1 already present, 1 replaced by this newer export" in out.stdout, out.stdout
+    assert _usage_csv(db, "--freq", "1h").splitlines()[1:] == [
+        "total,2025-03-01T00:00:00Z,15",
+        "total,2025-03-01T01:00:00Z,16",
+    ]
+    assert "WARNING" not in out.stdout
+    again = _run("import", str(hourly), "--db", str(db))  # the older export, once more
+    assert "0 new, 1 already present, 1 replaced" in again.stdout, again.stdout
+    # Its 01:00 hour now holds the stored 01:30 row: an honest sum cannot be told, so it warns.
+    assert "WARNING: 1 buckets of this file overlap" in again.stdout, again.stdout
+    assert _usage_csv(db, "--freq", "1h").splitlines()[1:] == [
+        "total,2025-03-01T00:00:00Z,15",
+        "total,2025-03-01T01:00:00Z,12",
+    ]
+
+
+def test_an_export_at_another_width_is_counted_and_warned_about(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    head = "timestamp,model,requests,input_tokens,output_tokens\n"
+    hourly = tmp_path / "hourly.csv"
+    hourly.write_text(
+        head + "".join(f"2025-03-0{d}T{h:02d}:00:00Z,m,1,10,0\n" for d in (1, 2) for h in range(24))
+    )
+    daily = tmp_path / "daily.csv"
+    daily.write_text(head + "2025-03-01T00:00:00Z,m,24,240,0\n2025-03-02T00:00:00Z,m,24,240,0\n")
+    assert "WARNING" not in _run("import", str(hourly), "--db", str(db)).stdout
+    out = _run("import", str(daily), "--db", str(db))
+    assert out.returncode == 0, out.stderr
+    assert "WARNING: 46 buckets of this file overlap" in out.stdout, out.stdout
+    assert "86,400 s here, 3,600 s stored" in out.stdout
 
 
 def test_a_raw_file_imported_twice_is_warned_about(tmp_path: Path) -> None:
@@ -427,19 +685,39 @@ def test_random_files_import_cleanly_and_leave_the_store_queryable(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(model=_names, team=_names)
-def test_random_names_go_through_usage(tmp_path: Path, model: str, team: str) -> None:
+def test_random_names_go_through_usage_and_report(tmp_path: Path, model: str, team: str) -> None:
     import json
 
+    from markupsafe import escape
+
+    from tokenplan.untrusted import visible
+
+    # A fresh folder per example: tmp_path is shared by all of them, and a store holding
+    # earlier examples' names would pool this one into "(other)" in the report.
+    tmp_path = Path(tempfile.mkdtemp(dir=tmp_path))
     db = tmp_path / "names.duckdb"
     path = tmp_path / "names.jsonl"
     record = {"ts": "2025-03-01T00:00:00Z", "model": model, "team": team}
     path.write_text(json.dumps({**record, "input_tokens": 3, "output_tokens": 4}) + "\n")
+    html, data = tmp_path / "names.html", tmp_path / "names.json"
     with _columns():
-        code, out, err = _call("import", str(path), "--db", str(db))
-        assert code in (0, 2), err
+        imported, out, err = _call("import", str(path), "--db", str(db))
+        assert imported in (0, 2), err
         assert "Traceback" not in err
         for fmt in ("table", "csv", "json"):
             code, out, err = _call("usage", "--db", str(db), "--by", "model", "--format", fmt)
             assert code == 0, err
             if fmt == "table":
                 assert ESC not in out
+        code, out, err = _call("report", "--db", str(db), "--out", str(html), "--json", str(data))
+        assert code == 0, err
+        assert "Traceback" not in err
+        code, out, err = _call("usage", "--db", str(db), "--by", "team", "--format", "csv")
+        assert code == 0, err  # no query broken afterwards
+    page = html.read_text(encoding="utf-8")
+    # Nothing that drives a terminal, reorders or hides text reaches the page as itself.
+    assert not any(visible(ch) != ch and ch != "\n" for ch in page)
+    if imported == 0:
+        for name in (model, team):
+            if name.strip():
+                assert str(escape(visible(name))) in page, (model, team)

@@ -131,9 +131,9 @@ def test_repeated_bucket_keys_are_all_kept(tmp_path: Path) -> None:
         assert import_file(store, path).inserted == 0
         ids = [r[0] for r in _rows(store, "request_id")]
     assert sorted(ids) == [
-        "bucket:usage_csv:2025-01-01T00:00:00.000000Z:3600::m::::",
-        "bucket:usage_csv:2025-01-01T00:00:00.000000Z:3600::m::::#1",
-        "bucket:usage_csv:2025-01-01T00:00:00.000000Z:3600::m::::#2",
+        "bucket:usage_csv:2025-01-01T00:00:00.000000Z::m::::",
+        "bucket:usage_csv:2025-01-01T00:00:00.000000Z::m::::#1",
+        "bucket:usage_csv:2025-01-01T00:00:00.000000Z::m::::#2",
     ]
 
 

@@ -162,3 +162,61 @@ def test_a_store_file_from_an_older_schema_is_upgraded(db_path: Path) -> None:
         again = store.write(events_to_table([_event(0, request_id="old-1"), _event(1)]))
         assert (again.inserted, again.duplicates) == (1, 1)
         assert store.summary().rows == 2
+
+
+def test_schema_1_usage_csv_ids_lose_their_inferred_width_and_twins_keep_the_later(
+    db_path: Path,
+) -> None:
+    import duckdb
+
+    from tokenplan.collect.columns import usage_table
+
+    start = "bucket:usage_csv:2025-03-01T00:00:00.000000Z"
+    ids = [f"{start}:3600::m::::", f"{start}:1800::m::::", "bucket:openai_usage:x:60::m::::"]
+    with DuckDBStore(db_path) as store:
+        for request_id, tokens in zip(ids, (10, 12, 7), strict=True):
+            columns = {"ts": T0.replace(tzinfo=None), "bucket_s": 3600, "model": "m"}
+            row = {**columns, "input_tokens": tokens, "output_tokens": 0}
+            store.write(usage_table(1, {**row, "request_id": request_id}))
+    with duckdb.connect(str(db_path)) as con:
+        con.execute("UPDATE tokenplan_meta SET value = '1' WHERE key = 'schema_version'")
+    with DuckDBStore(db_path) as store:
+        kept = store.connection.execute(
+            "SELECT request_id, input_tokens FROM usage ORDER BY request_id"
+        ).fetchall()
+        version = store.connection.execute("SELECT value FROM tokenplan_meta").fetchall()
+        again = store.write(
+            usage_table(
+                1,
+                {
+                    "ts": T0.replace(tzinfo=None),
+                    "bucket_s": 1800,
+                    "model": "m",
+                    "input_tokens": 12,
+                    "output_tokens": 0,
+                    "request_id": f"{start}::m::::",
+                },
+            )
+        )
+    assert kept == [("bucket:openai_usage:x:60::m::::", 7), (f"{start}::m::::", 12)]
+    assert version == [("2",)]
+    assert (again.inserted, again.duplicates) == (0, 1)
+
+
+def test_series_pools_all_but_the_biggest_before_filling_the_grid() -> None:
+    with DuckDBStore(":memory:") as store:
+        events = [
+            _event(60 * hour, model=f"m{k}", input_tokens=10 * (k + 1), output_tokens=0)
+            for hour in range(3)
+            for k in range(5)
+        ]
+        events.append(_event(60 * 3, model="m0", input_tokens=1, output_tokens=0))
+        store.write(events_to_table(events))
+        pooled = store.series("input_tokens", "1h", ["model"], top=3)
+        whole = store.series("input_tokens", "1h", ["model"])
+        few = store.series("input_tokens", "1h", ["model"], top=5)
+    assert sorted(set(pooled["unique_id"])) == ["(other)", "m3", "m4"]
+    assert pooled.groupby("ds")["y"].sum().tolist() == whole.groupby("ds")["y"].sum().tolist()
+    other = pooled[pooled["unique_id"] == "(other)"]["y"].tolist()
+    assert other == [60.0, 60.0, 60.0, 1.0]  # m0 + m1 + m2, zero-filled like any series
+    assert few.equals(whole)

@@ -54,7 +54,13 @@ def main(argv: list[str] | None = None) -> None:
         # exit from raising again on the closed pipe.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+    except (
+        FileNotFoundError,
+        FileExistsError,
+        IsADirectoryError,
+        NotADirectoryError,
+        PermissionError,
+    ) as exc:
         _fail(f"{exc.strerror}: {exc.filename}")
     except Exception as exc:  # the guard: anything unforeseen is still one line
         if debug:

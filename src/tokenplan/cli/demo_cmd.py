@@ -13,6 +13,7 @@ from rich.table import Table
 from tokenplan.capacity import CapacityPlan, PlanSettings, make_plan
 from tokenplan.cli.app import app, console
 from tokenplan.cli.output import safe
+from tokenplan.cli.targets import writable_folder
 from tokenplan.collect import import_file
 from tokenplan.pricing import PriceBook
 from tokenplan.store import DuckDBStore
@@ -37,6 +38,7 @@ def demo(
     ),
 ) -> None:
     """Import the bundled ServeGen trace, summarise it, forecast a week and write the report."""
+    writable_folder(out, "--out")
     out.mkdir(parents=True, exist_ok=True)
     book = PriceBook(bundled("prices.toml"))
     with DuckDBStore(db) as store:

@@ -14,6 +14,7 @@ from rich.table import Table
 from tokenplan.cli.app import DbOption, app, console, err_console
 from tokenplan.cli.output import safe, to_csv, to_table
 from tokenplan.cli.series_input import load_series
+from tokenplan.cli.targets import writable_file
 from tokenplan.errors import InvalidInput
 from tokenplan.events import DIMENSIONS, METRICS
 from tokenplan.frequency import Frequency, parse_freq
@@ -26,7 +27,15 @@ InputOption = Annotated[
     typer.Option("--input", help="Usage series CSV or any importable file; default: the store."),
 ]
 MetricOption = Annotated[str, typer.Option(help=", ".join(METRICS))]
-HorizonOption = Annotated[int, typer.Option(help="Buckets to forecast ahead.", min=1)]
+# Far beyond any useful forecast (two years of hours, two weeks of minutes); the engine's
+# sample paths for a horizon of 10^8 would need tens of GiB per series.
+MAX_HORIZON = 20_000
+HorizonOption = Annotated[
+    int,
+    typer.Option(
+        help=f"Buckets to forecast ahead (at most {MAX_HORIZON:,}).", min=1, max=MAX_HORIZON
+    ),
+]
 FreqOption = Annotated[
     str | None, typer.Option(help="Bucket width (default: the input's own spacing).")
 ]
@@ -60,6 +69,8 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         console=err_console,
         transient=True,
+        # Off a terminal the spinner cannot be erased and would leave a blank stderr line.
+        disable=not err_console.is_terminal,
     )
 
 
@@ -69,7 +80,14 @@ def forecast(
     metric: MetricOption = "total_tokens",
     horizon: Annotated[
         int | None,
-        typer.Option(help="Buckets to forecast ahead (default 168; 3 with --freq 1mo).", min=1),
+        typer.Option(
+            help=(
+                "Buckets to forecast ahead (default 168; 3 with --freq 1mo; "
+                f"at most {MAX_HORIZON:,})."
+            ),
+            min=1,
+            max=MAX_HORIZON,
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="CSV to write; default: print a table.")
@@ -91,6 +109,8 @@ def forecast(
     from tokenplan.forecast.result import contract_frame
 
     dims = _check(metric, by)
+    if out is not None:
+        writable_file(out, "--out")
     levels = tuple(level or (80, 95))
     zone = check_tz(tz) if tz else None
     months = parse_freq(freq, calendar=True).months if freq else 0

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from tokenplan.capacity import MAX_HORIZON_HOURS as MAX_HOURS
 from tokenplan.capacity import CapacityPlan, PlanSettings, make_plan
 from tokenplan.cli.app import DbOption, app, console
 from tokenplan.cli.output import plain, safe
@@ -267,7 +268,9 @@ def headroom(
             help="Limits TOML (default: $TOKENPLAN_LIMITS, else the shipped dated example).",
         ),
     ] = None,
-    horizon: Annotated[int, typer.Option(help="Hours to look ahead.", min=1)] = 168,
+    horizon: Annotated[
+        int, typer.Option(help="Hours to look ahead (at most a year).", min=1, max=MAX_HOURS)
+    ] = 168,
     as_of: Annotated[
         str | None,
         typer.Option("--as-of", help="Judge on data up to this time (ISO, or 1d = a day ago)."),

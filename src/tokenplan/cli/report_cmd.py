@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
+from tokenplan.capacity import MAX_HORIZON_HOURS as MAX_HOURS
 from tokenplan.cli.app import DbOption, app, console
+from tokenplan.cli.targets import writable_file
 from tokenplan.errors import InvalidInput
 from tokenplan.pricing import FxRate, PriceBook, parse_fx
 from tokenplan.report import Currency, build_report, write_html, write_json
@@ -22,7 +24,9 @@ def report(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the report's numbers as JSON.")
     ] = None,
-    horizon: Annotated[int, typer.Option(help="Hours to forecast ahead.", min=1)] = 168,
+    horizon: Annotated[
+        int, typer.Option(help="Hours to forecast ahead (at most a year).", min=1, max=MAX_HOURS)
+    ] = 168,
     budgets: Annotated[Path | None, typer.Option(help="Budgets TOML file.")] = None,
     limits: Annotated[
         Path | None,
@@ -40,6 +44,9 @@ def report(
     db: DbOption = None,
 ) -> None:
     """Write the capacity report: history, forecast, budgets, headroom, spikes and advice."""
+    writable_file(out, "--out")
+    if json_out is not None:
+        writable_file(json_out, "--json")
     rate = _currency(currency, fx)
     # Both an exact rate for prices and budgets, and the report's plain one ("--fx" says why).
     shown = (
@@ -76,7 +83,7 @@ def _limits(path: Path | None) -> Any:
     """The limits `tokenplan headroom` reads too: --limits, $TOKENPLAN_LIMITS, else the example."""
     from tokenplan.plan.limits import resolve_limits
 
-    if path is not None and not path.is_file():
+    if path is not None and not path.exists():
         raise InvalidInput(f"the limits file {path} does not exist.")
     return resolve_limits(path, env=os.environ)
 
@@ -84,7 +91,8 @@ def _limits(path: Path | None) -> Any:
 def _budgets(path: Path | None) -> Any:
     if path is None:
         return None
-    if not path.is_file():
+    # A folder or an unreadable file is the loader's to explain (one line naming the file).
+    if not path.exists():
         raise InvalidInput(f"the budgets file {path} does not exist.")
     from tokenplan.plan.budgets import load_budgets
 

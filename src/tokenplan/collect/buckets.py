@@ -1,12 +1,20 @@
 """Pre-aggregated buckets: their width, and request ids that make re-imports idempotent.
 
-A bucket row's ``request_id`` is deterministic::
+A bucket row's ``request_id`` is deterministic and built only from what the export itself
+states about the bucket: its bounds and its dimensions::
 
     bucket:<format>:<start Z>:<width s>:<provider>:<model>:<team>:<feature>:<user>:<key_id>
 
-(empty for an unknown dimension), with ``#<k>`` appended to the k-th repeat of the same key
+for provider reports (which give each bucket's start and end), and, for the usage series CSV
+(which gives only the start; its width is inferred from the spacing of the whole file)::
+
+    bucket:usage_csv:<start Z>:<provider>:<model>:<team>:<feature>:<user>:<key_id>
+
+Empty for an unknown dimension, with ``#<k>`` appended to the k-th repeat of the same key
 within one file. Importing the same export twice, or two exports that overlap, stores each
-bucket once: the store skips a ``request_id`` it already has.
+bucket once (the store replaces it when the later export differs: last export wins). An
+inferred width never enters the id: two exports of the same hour, one of which also holds a
+``:30`` row, must name that hour the same way.
 """
 
 from __future__ import annotations
@@ -51,18 +59,22 @@ def infer_width(ts: pa.Array | pa.ChunkedArray, keys: pa.Array) -> int | None:
     return max(1, width_us // 1_000_000)
 
 
-def bucket_ids(fmt: str, table: pa.Table, extra: Sequence[pa.Array] = ()) -> pa.Array:
+def bucket_ids(
+    fmt: str, table: pa.Table, extra: Sequence[pa.Array] = (), *, stated_width: bool = True
+) -> pa.Array:
     """Deterministic ``request_id``s for the bucket rows of ``table`` (see the module doc).
 
-    ``extra`` columns (e.g. a provider's service tier) are appended to the key.
+    ``extra`` columns (e.g. a provider's service tier) are appended to the key. Pass
+    ``stated_width=False`` when ``bucket_s`` was inferred rather than read from the export.
     """
     start = iso_strings(table.column("ts"))
-    width = pc.cast(table.column("bucket_s"), pa.string())
+    bounds = [start]
+    if stated_width:
+        bounds.append(pc.cast(table.column("bucket_s"), pa.string()))
     dims = [pc.cast(table.column(d), pa.string()) for d in KEY_DIMENSIONS]
     base = pc.binary_join_element_wise(
         f"bucket:{fmt}",
-        start,
-        width,
+        *bounds,
         *dims,
         *extra,
         ":",

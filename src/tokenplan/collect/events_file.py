@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from tokenplan.collect import columns as col
 from tokenplan.collect.detect import Source
-from tokenplan.collect.positions import csv_line, csv_shape_error, json_error
+from tokenplan.collect.positions import csv_line, csv_shape_error, json_error, too_deep
 from tokenplan.collect.usage_csv import read_header
 from tokenplan.errors import InvalidInput, at
 from tokenplan.events import COST_TYPE, STATUSES
@@ -255,12 +255,14 @@ def _jsonl_fallback(source: Source, tz: tzinfo | None, skip: int) -> Iterator[pa
 def _parse_line(source: Source, number: int, raw: str) -> dict[str, Any]:
     try:
         obj = json.loads(raw, parse_float=Decimal)  # money exactly, not via float
+        if not isinstance(obj, dict):
+            raise InvalidInput(f"{at(source.name, number)}: expected a JSON object per line.")
+        return {k: _text(obj[k]) for k in FIELDS if k in obj}
     except json.JSONDecodeError as exc:
         last = not raw.endswith("\n")
         raise json_error(source, exc, line_offset=number - 1, is_last=last) from None
-    if not isinstance(obj, dict):
-        raise InvalidInput(f"{at(source.name, number)}: expected a JSON object per line.")
-    return {k: _text(obj[k]) for k in FIELDS if k in obj}
+    except RecursionError:
+        raise too_deep(source, number) from None
 
 
 def _text(value: Any) -> str | None:

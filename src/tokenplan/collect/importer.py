@@ -25,6 +25,7 @@ from tokenplan.untrusted import visible
 
 if TYPE_CHECKING:
     from tokenplan.store.duckdb_store import DuckDBStore
+    from tokenplan.store.overlaps import Overlap
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (bytes read so far, file size in bytes)."""
@@ -99,6 +100,7 @@ class _Totals:
     unpriced: set[str] = field(default_factory=set)
     stamps: list[pa.Array] = field(default_factory=list)
     without_ids: int = 0
+    overlaps: list[Overlap | None] = field(default_factory=list)
 
     def add(self, table: pa.Table) -> None:
         self.rows += table.num_rows
@@ -148,6 +150,8 @@ def import_file(
                 totals.inserted += result.inserted
                 totals.duplicates += result.duplicates
                 totals.replaced += result.replaced
+                if name in _SNAPSHOT_FORMATS:
+                    totals.overlaps.append(_overlap(store, priced, name))
             notes.extend(_warnings(store, source, name, totals))
     return ImportSummary(
         path=source.name,
@@ -167,6 +171,9 @@ def import_file(
         replaced=totals.replaced,
     )
 
+
+# Formats whose rows are buckets named by their bounds (last export wins per bucket).
+_SNAPSHOT_FORMATS = (detect.USAGE_CSV, detect.ANTHROPIC_USAGE, detect.OPENAI_USAGE)
 
 _RAW_FORMATS = (
     detect.EVENTS_CSV,
@@ -190,6 +197,16 @@ def _warnings(store: DuckDBStore, source: Source, fmt: str, totals: _Totals) -> 
                 "twice (give events request ids to make re-imports idempotent)"
             )
     store.record_file(digest, source.name, fmt, totals.rows)
+    overlaps = [o for o in totals.overlaps if o is not None]
+    if overlaps:
+        earliest = min(overlaps, key=lambda o: o.start)
+        out.append(
+            f"WARNING: {sum(o.count for o in overlaps):,} buckets of this file overlap stored "
+            "buckets of the same kind of export with other bounds (first at "
+            f"{earliest.start:%Y-%m-%dT%H:%M:%SZ}, model {visible(earliest.model)}: "
+            f"{earliest.width_s:,} s here, {earliest.stored_width_s:,} s stored); both are "
+            "counted. If they describe the same usage, import one bucket width into a fresh store"
+        )
     far = time_outliers(totals.stamps)
     if far is not None:
         count, first, last = far
@@ -198,6 +215,12 @@ def _warnings(store: DuckDBStore, source: Source, fmt: str, totals: _Totals) -> 
             f"({iso_utc(first)} … {iso_utc(last)}); check their timestamps"
         )
     return out
+
+
+def _overlap(store: DuckDBStore, rows: pa.Table, fmt: str) -> Overlap | None:
+    from tokenplan.store.overlaps import overlapping_buckets
+
+    return overlapping_buckets(store, rows, fmt)
 
 
 def prefetch(items: Iterator[pa.Table], depth: int = 1) -> Iterator[pa.Table]:

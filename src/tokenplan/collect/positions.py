@@ -80,12 +80,22 @@ def jsonl_syntax_error(source: Source, cause: Exception) -> InvalidInput:
             value = json.loads(raw)
         except json.JSONDecodeError as exc:
             return json_error(source, exc, line_offset=number - 1, is_last=number == last)
+        except RecursionError:
+            return too_deep(source, number)
         if not isinstance(value, dict):
             return InvalidInput(
                 f"{at(source.name, number)}: expected one JSON object per line, "
                 f"found {type(value).__name__}."
             )
     return InvalidInput(f"{source.name}: the JSON lines could not be read ({cause}).")
+
+
+def too_deep(source: Source, line: int | None) -> InvalidInput:
+    """A one-line message for JSON nested past Python's recursion limit (no record is)."""
+    return InvalidInput(
+        f"{at(source.name, line)}: the JSON is nested too deeply (about a thousand levels) "
+        "to be a usage record; check the file."
+    )
 
 
 def json_error(

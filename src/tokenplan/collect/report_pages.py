@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from tokenplan.collect import columns as col
 from tokenplan.collect.buckets import bucket_ids
 from tokenplan.collect.detect import Source
-from tokenplan.collect.positions import json_error
+from tokenplan.collect.positions import json_error, too_deep
 from tokenplan.errors import InvalidInput, at
 
 
@@ -49,6 +49,8 @@ def load_pages(source: Source) -> list[Page]:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise json_error(source, exc) from None
+        except RecursionError:
+            raise too_deep(source, text.count("\n", 0, pos) + 1) from None
         line = text.count("\n", 0, pos) + 1
         items = value if isinstance(value, list) else [value]
         for item in items:

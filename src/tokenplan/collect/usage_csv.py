@@ -14,8 +14,9 @@ dimensions ``team, feature`` (also ``provider, user, key_id``; ``client`` is rea
   ``total_tokens`` but in neither part, and is not priced); a note says so. Splitting it as
   all-input would misprice it.
 - The bucket width (``bucket_s``) is the gcd of the timestamp gaps within each series.
-- Rows get deterministic ``request_id``s (see `tokenplan.collect.buckets`), so re-importing an
-  overlapping export stores each bucket once.
+- Rows get deterministic ``request_id``s from their start and dimensions, never from the
+  inferred width (see `tokenplan.collect.buckets`), so re-importing an overlapping export
+  stores each bucket once, and the later export's value wins.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def _rows(raw: pa.Table, source: Source, *, tz: tzinfo | None, notes: list[str])
         "bucket_s",
         pa.repeat(pa.scalar(width, pa.int32()), n),
     )
-    ids = bucket_ids(USAGE_CSV, table)
+    ids = bucket_ids(USAGE_CSV, table, stated_width=False)
     return table.set_column(table.schema.get_field_index("request_id"), "request_id", ids)
 
 

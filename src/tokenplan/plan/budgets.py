@@ -27,7 +27,6 @@ period = "week"
 from __future__ import annotations
 
 import difflib
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -36,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 
+from tokenplan.config_file import read_toml
 from tokenplan.errors import ConfigError, InvalidInput, TokenplanError
 from tokenplan.plan.alerts import Alert
 from tokenplan.plan.periods import Period, check_tz, parse_period
@@ -116,20 +116,24 @@ def scopes_needed(budgets: Sequence[Budget] | BudgetsConfig) -> set[str]:
 
 def load_budgets(path: str | Path) -> BudgetsConfig:
     """Read and check a budgets TOML file."""
-    try:
-        data = tomllib.loads(Path(path).read_text("utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read the budgets file {path}: {exc.strerror}.") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"the budgets file {path} is not valid TOML: {exc}.") from exc
+    data = read_toml(path, "budgets", parse_float=float)
     fx = data.get("fx") or {}
     currency = str(fx["currency"]).upper() if "currency" in fx else None
-    per_usd = _decimal(fx["per_usd"], f"{path}, [fx]", "per_usd") if "per_usd" in fx else None
+    per_usd = _rate(fx["per_usd"], f"{path}, [fx]") if "per_usd" in fx else None
     entries = data.get("budget", [])
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}: no [[budget]] entries; add at least one.")
     budgets = tuple(_budget(e, f"{path}, [[budget]] #{i}") for i, e in enumerate(entries, 1))
     return BudgetsConfig(budgets, currency, per_usd, str(path))
+
+
+def _rate(value: Any, where: str) -> Decimal:
+    from tokenplan.pricing.rates import parse_per_usd
+
+    try:
+        return parse_per_usd(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: field 'per_usd': {exc}; give units per USD.") from None
 
 
 def _decimal(value: Any, where: str, key: str) -> Decimal:

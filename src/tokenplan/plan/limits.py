@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from tokenplan.config_file import read_toml
 from tokenplan.errors import ConfigError
 
 __all__ = [
@@ -142,16 +143,10 @@ def load_limits(path: str | Path | None = None) -> LimitsConfig:
     if path is None:
         text = resources.files("tokenplan.plan").joinpath("limits.example.toml").read_text("utf-8")
         source = "limits.example.toml (shipped example)"
+        data = tomllib.loads(text)
     else:
         source = str(path)
-        try:
-            text = Path(path).read_text("utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read the limits file {path}: {exc.strerror}.") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"the limits file {source} is not valid TOML: {exc}.") from exc
+        data = read_toml(path, "limits", parse_float=float)
     rate_limits = tuple(
         _rate_limit(item, source, i) for i, item in enumerate(data.get("rate_limit", []), 1)
     )

@@ -5,15 +5,15 @@ See ``tokenplan/data/prices.example.toml`` for a documented example.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tokenplan.config_file import read_toml
 from tokenplan.errors import ConfigError
-from tokenplan.pricing.rates import MTOK, FxRate, TierRates
+from tokenplan.pricing.rates import MTOK, FxRate, TierRates, parse_per_usd
 
 _TOP_KEYS = {"batch_multiplier", "fx", "prices"}
 _FX_KEYS = {"currency", "per_usd"}
@@ -69,22 +69,15 @@ class OverridesFile:
 def load_overrides(path: Path) -> OverridesFile:
     """Read and validate an overrides file; any mistake is a ConfigError naming file and key."""
     path = Path(path)
-    try:
-        # parse_float=Decimal keeps `3.75` exactly 3.75, never a binary float.
-        raw = tomllib.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: the price overrides file does not exist.") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc}).") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the price overrides file ({exc}).") from None
+    # Decimal numbers keep `3.75` exactly 3.75, never a binary float.
+    raw = read_toml(path, "price overrides", parse_float=Decimal)
     _unknown(raw, _TOP_KEYS, path, "")
     fx = None
     if "fx" in raw:
         table = _table(raw["fx"], path, "fx")
         _unknown(table, _FX_KEYS, path, "fx.")
         currency = _text(table.get("currency"), path, "fx.currency", required=True)
-        per_usd = _money(table.get("per_usd"), path, "fx.per_usd", positive=True)
+        per_usd = _rate(table.get("per_usd"), path, "fx.per_usd")
         assert per_usd is not None
         assert currency is not None
         fx = FxRate(currency=currency, per_usd=per_usd)
@@ -147,7 +140,7 @@ def _entry(item: Any, path: Path, i: int) -> Override:
         model=model,
         provider=_text(table.get("provider"), path, f"{where}.provider"),
         currency=currency.upper(),
-        per_usd=_money(table.get("per_usd"), path, f"{where}.per_usd", positive=True),
+        per_usd=_rate(table.get("per_usd"), path, f"{where}.per_usd", required=False),
         base=base,
         tiers=tuple(tiers),
         multiplier=multiplier,
@@ -201,6 +194,15 @@ def _text(value: Any, path: Path, where: str, *, required: bool = False) -> str 
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{path}, key '{where}': {value!r} is not a non-empty string.")
     return value.strip()
+
+
+def _rate(value: Any, path: Path, where: str, *, required: bool = True) -> Decimal | None:
+    if value is None and not required:
+        return None
+    try:
+        return parse_per_usd(value)
+    except ValueError as exc:
+        raise ConfigError(f"{path}, key '{where}': {exc}; give units per USD, e.g. 7.3.") from None
 
 
 def _money(value: Any, path: Path, where: str, *, positive: bool = False) -> Decimal | None:

@@ -13,6 +13,10 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 MTOK = Decimal(1_000_000)
 USD_QUANTUM = Decimal("1e-12")  # the store's cost_usd scale, decimal128(38, 12)
 _PREC = 80  # enough digits that no product or quotient here is ever rounded by the context
+# Real rates run from about 0.3 (KWD) to about 10^5 (IRR, VND) units per USD. Far outside that
+# is a typo (or 1e999, which Decimal accepts and which overflows the first rounding).
+FX_MIN = Decimal("1e-6")
+FX_MAX = Decimal("1e9")
 
 
 def to_decimal(value: Decimal | int | str, what: str) -> Decimal:
@@ -23,6 +27,22 @@ def to_decimal(value: Decimal | int | str, what: str) -> Decimal:
     if not dec.is_finite():
         raise ValueError(f"{what} must be a finite number, got {value!r}.")
     return dec
+
+
+def parse_per_usd(value: object) -> Decimal:
+    """An exchange rate (units per USD) from text or a number; `ValueError` says what is wrong."""
+    if isinstance(value, bool | float):
+        value = str(value)  # a TOML or JSON float: its shortest text is what the user wrote
+    shown = repr(value if isinstance(value, str) else str(value))
+    try:
+        rate = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)  # type: ignore[arg-type]
+    except (ArithmeticError, ValueError, TypeError):
+        raise ValueError(f"{shown} is not a number") from None
+    if not rate.is_finite() or rate <= 0:
+        raise ValueError(f"{shown} is not a positive number (> 0)")
+    if not FX_MIN <= rate <= FX_MAX:
+        raise ValueError(f"{shown} is outside {FX_MIN:g}..{FX_MAX:g} units per USD")
+    return rate
 
 
 def round_usd(amount: Decimal) -> Decimal:
@@ -44,13 +64,14 @@ def parse_fx(currency: str | None, per_usd: str | None) -> FxRate | None:
         return None
     if currency is None or not currency.strip():
         raise InvalidInput("--fx needs --currency, e.g. --currency CNY --fx 7.3.")
+    code = currency.strip().upper()
     try:
-        return FxRate(currency=currency, per_usd=Decimal(per_usd.strip()))
-    except (ArithmeticError, ValueError):
+        rate = parse_per_usd(per_usd)
+    except ValueError as exc:
         raise InvalidInput(
-            f"--fx {per_usd!r} must be a positive number of {currency.strip().upper()} per USD, "
-            "e.g. 7.3."
+            f"--fx: {exc}; it must be a positive number of {code} per USD, e.g. 7.3."
         ) from None
+    return FxRate(currency=currency, per_usd=rate)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,8 +83,10 @@ class FxRate:
 
     def __post_init__(self) -> None:
         per_usd = to_decimal(self.per_usd, "per_usd")
-        if per_usd <= 0:
-            raise ValueError(f"per_usd must be > 0, got {per_usd}.")
+        try:
+            parse_per_usd(per_usd)
+        except ValueError as exc:
+            raise ValueError(f"per_usd: {exc}.") from None
         object.__setattr__(self, "per_usd", per_usd)
         object.__setattr__(self, "currency", self.currency.strip().upper())
 

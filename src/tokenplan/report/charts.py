@@ -15,6 +15,7 @@ from markupsafe import Markup, escape
 
 from tokenplan.report import formatting as fmt
 from tokenplan.report.model import BudgetRow, Fan, HeadroomRow, StackedDay
+from tokenplan.untrusted import visible
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#8C8C8C", "#F0E442")
@@ -33,13 +34,18 @@ def color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
+def shown(text: object) -> Markup:
+    """Text escaped for SVG, with bidi, zero-width and control characters made visible."""
+    return escape(visible(str(text)))
+
+
 def tag(name: str, body: str = "", /, **attrs: object) -> str:
     """One SVG element; ``fill_opacity`` → ``fill-opacity``, ``cls`` → ``class``, floats to 0.1."""
     parts = []
     for key, value in attrs.items():
         attr = "class" if key == "cls" else key.replace("_", "-")
         text = f"{value:.1f}" if isinstance(value, float) else str(value)
-        parts.append(f'{attr}="{escape(text)}"')
+        parts.append(f'{attr}="{shown(text)}"')
     head = f"<{name} {' '.join(parts)}"
     return f"{head}>{body}</{name}>" if body else f"{head}/>"
 
@@ -65,8 +71,8 @@ class _Svg:
         self.width = width
         self.height = height
         self.parts: list[str] = [
-            tag("title", str(escape(title)), id=f"{chart_id}-title"),
-            tag("desc", str(escape(desc)), id=f"{chart_id}-desc"),
+            tag("title", str(shown(title)), id=f"{chart_id}-title"),
+            tag("desc", str(shown(desc)), id=f"{chart_id}-desc"),
         ]
 
     def add(self, name: str, body: str = "", /, **attrs: object) -> None:
@@ -77,7 +83,7 @@ class _Svg:
 
     def text(self, x: float, y: float, label: str, *, anchor: str = "start", cls: str = "") -> None:
         extra = {"cls": cls} if cls else {}
-        self.add("text", str(escape(label)), x=float(x), y=float(y), text_anchor=anchor, **extra)
+        self.add("text", str(shown(label)), x=float(x), y=float(y), text_anchor=anchor, **extra)
 
     def render(self) -> Markup:
         head = tag(
@@ -242,7 +248,7 @@ def stacked_bars(
             tip += " (forecast)" if d.forecast else ""
             svg.add(
                 "rect",
-                tag("title", str(escape(tip))),
+                tag("title", str(shown(tip))),
                 cls="bar",
                 x=x,
                 y=base,
@@ -261,10 +267,10 @@ def stacked_bars(
     svg.line(left, top + ph, left + pw, top + ph, stroke=MUTED)
     x = float(left)
     for j, name in enumerate(order):
-        shown = name if len(name) <= 28 else name[:27] + "…"
+        label = name if len(name) <= 28 else name[:27] + "…"
         svg.add("rect", x=x, y=8, width=12, height=12, fill=color(j))
-        svg.text(x + 16, 18, shown, cls="legend")
-        x += 16 + 7 * len(shown) + 18
+        svg.text(x + 16, 18, label, cls="legend")
+        x += 16 + 7 * len(label) + 18
     return svg.render()
 
 

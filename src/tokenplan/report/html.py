@@ -17,6 +17,7 @@ from tokenplan import __version__
 from tokenplan.report import charts
 from tokenplan.report import formatting as fmt
 from tokenplan.report.model import Report
+from tokenplan.untrusted import visible
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
@@ -41,6 +42,17 @@ def num(value: Any, path: str, kind: str = "count", code: str = "USD") -> Markup
     )
 
 
+def _shown(value: Any) -> Any:
+    """Text as the page shows it: bidi, zero-width and control characters as escapes.
+
+    Autoescape stops markup; this stops a model name that reads as another (``a\u202eb``).
+    Markup (numbers, charts) is already built from shown text and passes unchanged.
+    """
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible(value)
+    return value
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("tokenplan.report", "templates"),
@@ -48,6 +60,7 @@ def _environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_shown,
     )
     env.globals.update(num=num, charts=charts, fmt=fmt, csp=CSP, version=__version__)
     return env

@@ -41,10 +41,13 @@ SNAPSHOT_COLUMNS = (*COUNT_METRICS, "unsplit_tokens", "latency_ms_sum", "cost_us
 TOTAL_ID = "total"
 INCOMING = "_tokenplan_incoming"
 NONE_LABEL = "(none)"
+OTHER_LABEL = "(other)"
 # A Monday midnight, so that weekly buckets start on Monday and every shorter width aligns.
 _ORIGIN = "TIMESTAMP '2000-01-03 00:00:00'"
 # Calendar months start on the 1st.
 _MONTH_ORIGIN = "TIMESTAMP '2000-01-01 00:00:00'"
+# A schema-1 usage CSV bucket id: start, then the inferred width (dropped since schema 2).
+_CSV_ID_WITH_WIDTH = "^(bucket:usage_csv:[^Z]*Z):[0-9]+:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +170,7 @@ class DuckDBStore:
                 return
         with self.transaction():
             self._run(CREATE_USAGE)
-            self._migrate()
+            self._migrate(version)
             self._run(CREATE_META)
             self._run(CREATE_IMPORTS)
             self._run(
@@ -322,7 +325,7 @@ class DuckDBStore:
         )
         return bool(found[0][0])
 
-    def _migrate(self) -> None:
+    def _migrate(self, version: int | None) -> None:
         # Files written by an older tokenplan lack the columns added since; add them (NULL).
         have = self._usage_columns()
         for column, sql in COLUMN_SQL.items():
@@ -330,6 +333,28 @@ class DuckDBStore:
                 self._run(f'ALTER TABLE usage ADD COLUMN "{column}" {sql.replace(" NOT NULL", "")}')
         if "rid_hash" not in have:
             self._run(f"UPDATE usage SET rid_hash = {RID_HASH}")
+        if version is None or version < 2:
+            self._drop_inferred_widths()
+
+    def _drop_inferred_widths(self) -> None:
+        # Schema 1 put the usage CSV's inferred width in its bucket ids, so one hour imported
+        # from two files whose widths were inferred differently was stored twice. Ids now name
+        # the start only (tokenplan.collect.buckets); such twins keep the later import only.
+        self._run(
+            f"""
+            UPDATE usage SET
+                request_id = regexp_replace(request_id, '{_CSV_ID_WITH_WIDTH}', '\\1:'),
+                rid_hash = hash(regexp_replace(request_id, '{_CSV_ID_WITH_WIDTH}', '\\1:'))
+            WHERE regexp_matches(request_id, '{_CSV_ID_WITH_WIDTH}')
+            """
+        )
+        self._run(
+            """
+            DELETE FROM usage WHERE request_id LIKE 'bucket:usage_csv:%' AND rowid NOT IN (
+                SELECT max(rowid) FROM usage WHERE request_id LIKE 'bucket:usage_csv:%'
+                GROUP BY request_id)
+            """
+        )
 
     def _run_with(self, sql: str, incoming: pa.Table) -> list[tuple[Any, ...]]:
         # DuckDB reads `incoming` through this frame's local variable (a replacement scan).
@@ -358,6 +383,7 @@ class DuckDBStore:
         exact: bool = False,
         trim_outliers: bool = False,
         tz: str | None = None,
+        top: int | None = None,
     ) -> pd.DataFrame:
         """Metric at a frequency, split by dimensions, as a tidy ``unique_id, ds, y`` frame.
 
@@ -368,6 +394,10 @@ class DuckDBStore:
         stamps) are left out, so that they neither stretch the grid nor move a forecast.
         Calendar buckets (days, weeks from Monday, months) start at midnight in ``tz``
         (default UTC); ``ds`` is always the bucket start in naive UTC.
+
+        With ``top`` and more than ``top`` series, the ``top - 1`` biggest over the range are
+        kept and the rest summed as ``(other)``, before the grid is filled: thousands of
+        models cost no more than ``top`` series.
         """
         if metric not in METRIC_SQL:
             raise InvalidInput(
@@ -403,14 +433,17 @@ class DuckDBStore:
         grid_params = [p for p in (since, until) if p is not None]
         # Counts sum as HUGEINT (128-bit): no total of valid rows can overflow.
         y_type = "DECIMAL(38, 12)" if metric == "cost_usd" else "HUGEINT" if exact else "DOUBLE"
+        parts = f"""
+            SELECT {uid} AS unique_id, {bucket} AS ds,
+                   sum({METRIC_SQL[metric]})::{y_type} AS y,
+                   count({METRIC_SQL[metric]}) AS known
+            FROM usage {where}
+            GROUP BY ALL
+        """
+        if top is not None:
+            parts = _pooled(parts, max(top, 1))
         sql = f"""
-            WITH b AS (
-                SELECT {uid} AS unique_id, {bucket} AS ds,
-                       sum({METRIC_SQL[metric]})::{y_type} AS y,
-                       count({METRIC_SQL[metric]}) AS known
-                FROM usage {where}
-                GROUP BY ALL
-            ),
+            WITH b AS ({parts}),
             ids AS (SELECT DISTINCT unique_id FROM b),
             grid AS (
                 SELECT ids.unique_id, g.ds
@@ -533,6 +566,23 @@ def _bucket_sql(f: Frequency, zone: str | None, x: str) -> str:
     origin = _MONTH_ORIGIN if f.months else _ORIGIN
     local = f"timezone('{zone}', timezone('UTC', {x}))" if zone else x
     return f"time_bucket(INTERVAL '{f.interval}', {local}, {origin})"
+
+
+def _pooled(parts: str, top: int) -> str:
+    """``parts`` (unique_id, ds, y, known) with all but the ``top - 1`` biggest ids pooled."""
+    return f"""
+        WITH p AS ({parts}),
+        sizes AS (SELECT unique_id, sum(y) AS size FROM p GROUP BY unique_id),
+        kept AS (
+            SELECT unique_id FROM sizes
+            ORDER BY size DESC NULLS LAST, unique_id
+            LIMIT CASE WHEN (SELECT count(*) FROM sizes) > {top} THEN {top - 1} ELSE {top} END
+        )
+        SELECT CASE WHEN unique_id IN (SELECT unique_id FROM kept) THEN unique_id
+                    ELSE '{OTHER_LABEL}' END AS unique_id,
+               ds, sum(y) AS y, sum(known) AS known
+        FROM p GROUP BY ALL
+    """
 
 
 def _range_filter(since: datetime | None, until: datetime | None) -> tuple[str, list[datetime]]:

@@ -13,7 +13,10 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from tokenplan.store.duckdb_store import DuckDBStore, StoreSummary
+from tokenplan.errors import InvalidInput
+from tokenplan.events import DIMENSIONS
+from tokenplan.store.duckdb_store import NONE_LABEL, DuckDBStore, StoreSummary
+from tokenplan.store.schema import METRIC_SQL
 
 __all__ = ["DuckDBQueries", "UsageQueries", "queries_for"]
 
@@ -28,8 +31,18 @@ class UsageQueries(Protocol):
         by: Sequence[str] = (),
         since: datetime | None = None,
         until: datetime | None = None,
+        top: int | None = None,
     ) -> pd.DataFrame:
-        """Metric at a frequency, split by dimensions, as tidy ``unique_id, ds, y``."""
+        """Metric at a frequency, split by dimensions, as tidy ``unique_id, ds, y``.
+
+        With ``top``, all but the ``top - 1`` biggest series are summed as ``(other)``.
+        """
+        ...
+
+    def totals(
+        self, metric: str, dimension: str, since: datetime, until: datetime | None = None
+    ) -> pd.Series:
+        """Sum of ``metric`` per value of ``dimension`` in ``[since, until)`` (no grid)."""
         ...
 
     def summary(self) -> StoreSummary:
@@ -62,9 +75,26 @@ class DuckDBQueries:
         by: Sequence[str] = (),
         since: datetime | None = None,
         until: datetime | None = None,
+        top: int | None = None,
     ) -> pd.DataFrame:
         """Delegates to `DuckDBStore.series` (float values), stray timestamps left out."""
-        return self.store.series(metric, freq, tuple(by), since, until, trim_outliers=True)
+        return self.store.series(metric, freq, tuple(by), since, until, trim_outliers=True, top=top)
+
+    def totals(
+        self, metric: str, dimension: str, since: datetime, until: datetime | None = None
+    ) -> pd.Series:
+        """Sum of ``metric`` per value of ``dimension`` in ``[since, until)`` (unknown → 0)."""
+        if metric not in METRIC_SQL or dimension not in DIMENSIONS:
+            raise InvalidInput(f"cannot total {metric!r} by {dimension!r}.")
+        end = "" if until is None else "AND ts < ?"
+        params = [since] if until is None else [since, until]
+        rows = self.store.connection.execute(
+            f"""SELECT coalesce("{dimension}", '{NONE_LABEL}'),
+                       coalesce(sum({METRIC_SQL[metric]}), 0)::DOUBLE
+                FROM usage WHERE ts >= ? {end} GROUP BY 1""",
+            [p.replace(tzinfo=None) for p in params],
+        ).fetchall()
+        return pd.Series({str(k): float(v) for k, v in rows}, dtype=float)
 
     def summary(self) -> StoreSummary:
         """`DuckDBStore.summary`, its span that of the bulk (`DuckDBStore.time_bulk`).

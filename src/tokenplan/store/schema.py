@@ -50,7 +50,8 @@ METRIC_SQL: dict[str, str] = {
 
 # The store's own marker: a file with this table (and a known version) is a tokenplan store.
 # Bump SCHEMA_VERSION when a change needs more than `_migrate`'s added NULL columns.
-SCHEMA_VERSION = 1
+# 2: usage CSV bucket ids name the bucket's start, not its inferred width.
+SCHEMA_VERSION = 2
 META_TABLE = "tokenplan_meta"
 CREATE_META = f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)"
 # Files imported, by content hash: a raw file imported twice is counted twice (no ids).
