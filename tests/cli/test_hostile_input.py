@@ -16,32 +16,16 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
+from cli_process import SRC, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tokenplan.cli import main
 
-# The subprocesses run this checkout's code, not whatever tokenplan is installed.
-SRC = str(Path(__file__).resolve().parents[2] / "src")
-
 ESC = "\x1b"
-
-
-def _run(
-    *args: str, env: dict[str, str] | None = None, **options: Any
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tokenplan", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "PYTHONPATH": SRC, **(env or {})},
-        **options,
-    )
 
 
 def _one_line_error(out: subprocess.CompletedProcess[str]) -> str:
@@ -54,7 +38,7 @@ def _one_line_error(out: subprocess.CompletedProcess[str]) -> str:
 
 
 def _usage_csv(db: Path, *extra: str) -> str:
-    out = _run("usage", "--db", str(db), "--format", "csv", *extra)
+    out = run_cli("usage", "--db", str(db), "--format", "csv", *extra)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -96,7 +80,7 @@ def test_the_guard_turns_a_bug_into_one_line_and_debug_shows_the_traceback(
 
 def test_ctrl_c_during_an_import_exits_130_quietly_and_rolls_back(tmp_path: Path) -> None:
     db = tmp_path / "s.duckdb"
-    assert _run("import", str(_event(tmp_path, "m")), "--db", str(db)).returncode == 0
+    assert run_cli("import", str(_event(tmp_path, "m")), "--db", str(db)).returncode == 0
     before = _usage_csv(db)
     # Ctrl-C arrives while the rows are being written, inside the import's transaction.
     script = (
@@ -131,7 +115,7 @@ def test_ctrl_c_during_an_import_exits_130_quietly_and_rolls_back(tmp_path: Path
 def small_store(tmp_path: Path) -> Path:
     """A store with one event, for the commands below (they must fail before using it)."""
     db = tmp_path / "s.duckdb"
-    assert _run("import", str(_event(tmp_path, "m")), "--db", str(db)).returncode == 0
+    assert run_cli("import", str(_event(tmp_path, "m")), "--db", str(db)).returncode == 0
     return db
 
 
@@ -139,7 +123,7 @@ def _refused(tmp_path: Path, db: Path, *args: str) -> str:
     """Run a command that must be refused: one line, exit 2, store and folder unchanged."""
     before, files = db.read_bytes(), sorted(tmp_path.rglob("*"))
     store = () if args[0] == "prices" else ("--db", str(db))  # prices reads no store
-    line = _one_line_error(_run(*args, *store))
+    line = _one_line_error(run_cli(*args, *store))
     assert db.read_bytes() == before
     assert sorted(tmp_path.rglob("*")) == files
     return line
@@ -299,9 +283,9 @@ def test_an_unwritable_out_path_is_refused_before_any_work(
 )
 def test_names_are_data_not_markup(tmp_path: Path, model: str) -> None:
     db = tmp_path / "s.duckdb"
-    out = _run("import", str(_event(tmp_path, model)), "--db", str(db))
+    out = run_cli("import", str(_event(tmp_path, model)), "--db", str(db))
     assert out.returncode == 0, out.stderr
-    table = _run("usage", "--db", str(db), "--by", "model")
+    table = run_cli("usage", "--db", str(db), "--by", "model")
     assert table.returncode == 0, table.stderr
     for text in (out.stdout, table.stdout):
         assert ESC not in text
@@ -328,9 +312,9 @@ def test_plan_commands_print_names_literally(tmp_path: Path) -> None:
         for model in ("[/x]", "[red]y")
     ]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    assert _run("import", str(path), "--db", str(db)).returncode == 0
+    assert run_cli("import", str(path), "--db", str(db)).returncode == 0
     for command in (("spikes", "--by", "model"), ("headroom", "--horizon", "24")):
-        out = _run(*command, "--db", str(db))
+        out = run_cli(*command, "--db", str(db))
         assert out.returncode == 0, out.stderr
         assert "Traceback" not in out.stderr
     assert "[/x]" in out.stdout
@@ -339,7 +323,8 @@ def test_plan_commands_print_names_literally(tmp_path: Path) -> None:
 
 def test_usage_csv_neutralises_formulas_but_not_numbers(tmp_path: Path) -> None:
     db = tmp_path / "s.duckdb"
-    assert _run("import", str(_event(tmp_path, "=HYPERLINK(1)")), "--db", str(db)).returncode == 0
+    imported = run_cli("import", str(_event(tmp_path, "=HYPERLINK(1)")), "--db", str(db))
+    assert imported.returncode == 0
     text = _usage_csv(db, "--by", "model")
     assert "'=HYPERLINK(1)" in text
     assert ",15\n" in text
@@ -352,14 +337,14 @@ def test_an_overflowing_count_is_refused_with_its_line_and_the_store_unchanged(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "s.duckdb"
-    assert _run("import", str(_event(tmp_path, "m")), "--db", str(db)).returncode == 0
+    assert run_cli("import", str(_event(tmp_path, "m")), "--db", str(db)).returncode == 0
     before = _usage_csv(db)
     bad = tmp_path / "o.csv"
     bad.write_text(
         "ts,model,input_tokens,output_tokens\n"
         "2025-03-01T00:00:00Z,m,1,1\n2025-03-01T00:00:00Z,m,9223372036854775807,10\n"
     )
-    line = _one_line_error(_run("import", str(bad), "--db", str(db)))
+    line = _one_line_error(run_cli("import", str(bad), "--db", str(db)))
     assert "line 3" in line
     assert "input_tokens" in line
     assert "ceiling" in line
@@ -371,7 +356,7 @@ def test_counts_at_the_ceiling_sum_without_overflow(tmp_path: Path) -> None:
     big = tmp_path / "big.csv"
     row = "2025-03-01T00:00:00Z,m,1000000000000000,1000000000000000\n"
     big.write_text("ts,model,input_tokens,output_tokens\n" + row * 5000)
-    assert _run("import", str(big), "--db", str(db)).returncode == 0
+    assert run_cli("import", str(big), "--db", str(db)).returncode == 0
     assert _usage_csv(db).endswith(",10000000000000000000\n")  # above INT64, exact
 
 
@@ -382,7 +367,7 @@ def test_money_in_json_is_exact(tmp_path: Path) -> None:
         '{"ts":"2025-03-01T00:00:00Z","model":"m","input_tokens":1,"output_tokens":1,'
         '"cost_usd":0.100000000001}\n' * 3
     )
-    assert _run("import", str(path), "--db", str(db)).returncode == 0
+    assert run_cli("import", str(path), "--db", str(db)).returncode == 0
     assert _usage_csv(db, "--metric", "cost_usd").endswith(",0.300000000003\n")
 
 
@@ -402,7 +387,7 @@ def test_db_refuses_a_file_that_is_not_a_store(tmp_path: Path, content: bytes, k
     target = tmp_path / "not_a_store"
     target.write_bytes(content)
     for args in (("import", str(_event(tmp_path, "m"))), ("usage",)):
-        line = _one_line_error(_run(*args, "--db", str(target)))
+        line = _one_line_error(run_cli(*args, "--db", str(target)))
         assert kind in line
         assert "not a tokenplan store" in line
     assert target.read_bytes() == content
@@ -413,12 +398,12 @@ def test_a_foreign_duckdb_file_is_refused_unless_adopted(tmp_path: Path) -> None
     with duckdb.connect(str(foreign)) as con:
         con.execute("CREATE TABLE orders (id INTEGER)")
     event = str(_event(tmp_path, "m"))
-    line = _one_line_error(_run("import", event, "--db", str(foreign)))
+    line = _one_line_error(run_cli("import", event, "--db", str(foreign)))
     assert "--adopt-db" in line
     with duckdb.connect(str(foreign), read_only=True) as con:
         tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     assert tables == {"orders"}
-    assert _run("import", event, "--db", str(foreign), "--adopt-db").returncode == 0
+    assert run_cli("import", event, "--db", str(foreign), "--adopt-db").returncode == 0
     assert _usage_csv(foreign).endswith(",15\n")
     with duckdb.connect(str(foreign), read_only=True) as con:
         version = con.execute("SELECT value FROM tokenplan_meta WHERE key = 'schema_version'")
@@ -427,7 +412,7 @@ def test_a_foreign_duckdb_file_is_refused_unless_adopted(tmp_path: Path) -> None
 
 def test_a_read_command_never_creates_a_store(tmp_path: Path) -> None:
     missing = tmp_path / "typo.duckdb"
-    line = _one_line_error(_run("usage", "--db", str(missing)))
+    line = _one_line_error(run_cli("usage", "--db", str(missing)))
     assert str(missing) in line
     assert not missing.exists()
 
@@ -439,15 +424,15 @@ def test_a_read_only_store_can_be_read(tmp_path: Path) -> None:
     folder, db = tmp_path / "store", tmp_path / "store" / "s.duckdb"
     folder.mkdir()
     event = _event(tmp_path, "m")
-    assert _run("import", str(event), "--db", str(db)).returncode == 0
+    assert run_cli("import", str(event), "--db", str(db)).returncode == 0
     before = db.read_bytes()
     db.chmod(0o444)
     folder.chmod(0o555)
     try:
-        out = _run("usage", "--db", str(db), "--format", "csv", preexec_fn=_obey_permissions)
+        out = run_cli("usage", "--db", str(db), "--format", "csv", preexec_fn=_obey_permissions)
         assert out.returncode == 0, out.stderr
         assert out.stdout.endswith(",15\n")
-        refused = _run("import", str(event), "--db", str(db), preexec_fn=_obey_permissions)
+        refused = run_cli("import", str(event), "--db", str(db), preexec_fn=_obey_permissions)
         assert str(db) in _one_line_error(refused)
         assert db.read_bytes() == before
         assert [p.name for p in folder.iterdir()] == ["s.duckdb"]
@@ -477,7 +462,7 @@ def test_a_read_command_leaves_the_store_file_untouched(tmp_path: Path) -> None:
     # Root ignores permissions, so check what read-only opening guarantees: not one byte
     # changes, and a read runs while another process reads too.
     db = tmp_path / "s.duckdb"
-    assert _run("import", str(_event(tmp_path, "m")), "--db", str(db)).returncode == 0
+    assert run_cli("import", str(_event(tmp_path, "m")), "--db", str(db)).returncode == 0
     before = db.read_bytes()
     with duckdb.connect(str(db), read_only=True) as reader:
         reader.execute("SELECT count(*) FROM usage").fetchall()
@@ -495,14 +480,14 @@ def test_a_newer_export_replaces_the_buckets_it_changed(tmp_path: Path) -> None:
     first.write_text(head + "2025-03-01T00:00:00Z,m,1,10,5\n2025-03-01T01:00:00Z,m,1,3,1\n")
     later = tmp_path / "later.csv"  # the last hour was partial in the first export
     later.write_text(head + "2025-03-01T00:00:00Z,m,1,10,5\n2025-03-01T01:00:00Z,m,4,30,10\n")
-    assert _run("import", str(first), "--db", str(db)).returncode == 0
-    out = _run("import", str(later), "--db", str(db))
+    assert run_cli("import", str(first), "--db", str(db)).returncode == 0
+    out = run_cli("import", str(later), "--db", str(db))
     assert "1 replaced" in out.stdout, out.stdout
     assert _usage_csv(db).splitlines()[1:] == [
         "total,2025-03-01T00:00:00Z,15",
         "total,2025-03-01T01:00:00Z,40",
     ]
-    again = _run("import", str(later), "--db", str(db))
+    again = run_cli("import", str(later), "--db", str(db))
     assert "0 new, 2 already present" in again.stdout
 
 
@@ -521,15 +506,15 @@ def test_a_bucket_is_named_by_its_start_not_by_the_width_inferred_from_its_file(
         + "2025-03-01T00:00:00Z,m,1,10,5\n2025-03-01T01:00:00Z,m,2,6,2\n"
         + "2025-03-01T01:30:00Z,m,1,7,1\n"
     )
-    assert _run("import", str(hourly), "--db", str(db)).returncode == 0
-    out = _run("import", str(with_half), "--db", str(db))
+    assert run_cli("import", str(hourly), "--db", str(db)).returncode == 0
+    out = run_cli("import", str(with_half), "--db", str(db))
     assert "1 new, 1 already present, 1 replaced by this newer export" in out.stdout, out.stdout
     assert _usage_csv(db, "--freq", "1h").splitlines()[1:] == [
         "total,2025-03-01T00:00:00Z,15",
         "total,2025-03-01T01:00:00Z,16",
     ]
     assert "WARNING" not in out.stdout
-    again = _run("import", str(hourly), "--db", str(db))  # the older export, once more
+    again = run_cli("import", str(hourly), "--db", str(db))  # the older export, once more
     assert "0 new, 1 already present, 1 replaced" in again.stdout, again.stdout
     # Its 01:00 hour now holds the stored 01:30 row: an honest sum cannot be told, so it warns.
     assert "WARNING: 1 buckets of this file overlap" in again.stdout, again.stdout
@@ -548,8 +533,8 @@ def test_an_export_at_another_width_is_counted_and_warned_about(tmp_path: Path) 
     )
     daily = tmp_path / "daily.csv"
     daily.write_text(head + "2025-03-01T00:00:00Z,m,24,240,0\n2025-03-02T00:00:00Z,m,24,240,0\n")
-    assert "WARNING" not in _run("import", str(hourly), "--db", str(db)).stdout
-    out = _run("import", str(daily), "--db", str(db))
+    assert "WARNING" not in run_cli("import", str(hourly), "--db", str(db)).stdout
+    out = run_cli("import", str(daily), "--db", str(db))
     assert out.returncode == 0, out.stderr
     assert "WARNING: 46 buckets of this file overlap" in out.stdout, out.stdout
     assert "86,400 s here, 3,600 s stored" in out.stdout
@@ -558,8 +543,8 @@ def test_an_export_at_another_width_is_counted_and_warned_about(tmp_path: Path) 
 def test_a_raw_file_imported_twice_is_warned_about(tmp_path: Path) -> None:
     db = tmp_path / "s.duckdb"
     event = str(_event(tmp_path, "m"))
-    assert "WARNING" not in _run("import", event, "--db", str(db)).stdout
-    again = _run("import", event, "--db", str(db))
+    assert "WARNING" not in run_cli("import", event, "--db", str(db)).stdout
+    again = run_cli("import", event, "--db", str(db))
     assert again.returncode == 0
     assert "WARNING" in again.stdout
     assert "counted" in again.stdout
@@ -582,7 +567,7 @@ def test_a_stray_timestamp_is_reported_and_can_be_trimmed(tmp_path: Path) -> Non
             for ts in stamps
         )
     )
-    out = _run("import", str(path), "--db", str(db))
+    out = run_cli("import", str(path), "--db", str(db))
     assert "1 events lie far outside" in out.stdout, out.stdout
     assert "1970-01-01T00:00:00Z" in out.stdout
     with open_store(db, mode="read") as store:

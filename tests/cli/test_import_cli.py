@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-# The subprocesses run this checkout's code, not whatever tokenplan is installed.
-SRC = str(Path(__file__).resolve().parents[2] / "src")
+from cli_process import run_cli
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 GOOD = DATA / "shared" / "azure_llm_2023" / "minutely.csv"
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tokenplan", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "PYTHONPATH": SRC},
-    )
-
-
 def _state(db: Path) -> str:
-    out = _run(
+    out = run_cli(
         "usage", "--db", str(db), "--metric", "total_tokens", "--freq", "1h", "--format", "csv"
     )
     assert out.returncode == 0, out.stderr
@@ -35,12 +21,12 @@ def _state(db: Path) -> str:
 
 def test_import_prints_a_summary(tmp_path: Path) -> None:
     db = tmp_path / "t.duckdb"
-    out = _run("import", str(GOOD), "--db", str(db))
+    out = run_cli("import", str(GOOD), "--db", str(db))
     assert out.returncode == 0, out.stderr
     for words in ("rows read", "118", "rows rejected", "2023-11-16T18:15:00Z", "azure-code",
                   "44,756,405", "unpriced models"):  # fmt: skip
         assert words in out.stdout
-    again = _run("import", str(GOOD), "--db", str(db))
+    again = run_cli("import", str(GOOD), "--db", str(db))
     assert "0 new, 118 already present" in again.stdout
 
 
@@ -68,10 +54,10 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
 @pytest.mark.parametrize("case", ["negative tokens", "malformed timestamp", "truncated JSON"])
 def test_bad_file_exits_2_and_changes_nothing(tmp_path: Path, case: str) -> None:
     db = tmp_path / "t.duckdb"
-    assert _run("import", str(GOOD), "--db", str(db)).returncode == 0
+    assert run_cli("import", str(GOOD), "--db", str(db)).returncode == 0
     before = _state(db)
     path, start = _bad_files(tmp_path)[case]
-    out = _run("import", str(path), "--db", str(db))
+    out = run_cli("import", str(path), "--db", str(db))
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
@@ -82,9 +68,9 @@ def test_bad_file_exits_2_and_changes_nothing(tmp_path: Path, case: str) -> None
 
 def test_bad_options(tmp_path: Path) -> None:
     db = tmp_path / "t.duckdb"
-    out = _run("import", str(GOOD), "--db", str(db), "--tz", "Mars/Olympus")
+    out = run_cli("import", str(GOOD), "--db", str(db), "--tz", "Mars/Olympus")
     assert out.returncode == 2
     assert "unknown time zone 'Mars/Olympus'" in out.stderr
-    out = _run("import", str(tmp_path / "nope.csv"), "--db", str(db))
+    out = run_cli("import", str(tmp_path / "nope.csv"), "--db", str(db))
     assert out.returncode == 2
     assert "no such file" in out.stderr

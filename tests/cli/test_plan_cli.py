@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-
-# The subprocesses run this checkout's code, not whatever tokenplan is installed.
-SRC = str(Path(__file__).resolve().parents[2] / "src")
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tokenplan", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={"COLUMNS": "250", "PATH": "/usr/bin:/bin", "PYTHONPATH": SRC},
-    )
+from cli_process import run_cli
 
 
 def _store(tmp_path: Path, frame: pd.DataFrame, name: str) -> Path:
     csv = tmp_path / f"{name}.csv"
     frame.to_csv(csv, index=False)
     db = tmp_path / f"{name}.duckdb"
-    out = _run("import", str(csv), "--db", str(db))
+    out = run_cli("import", str(csv), "--db", str(db))
     assert out.returncode == 0, out.stdout + out.stderr
     return db
 
@@ -82,7 +68,7 @@ period = "day"
 def test_budget_exits_1_on_a_critical_alert_and_says_breached_on(
     spend_db: Path, tmp_path: Path
 ) -> None:
-    out = _run("budget", "--db", str(spend_db), "--config", str(_budgets(tmp_path, BREACHED)))
+    out = run_cli("budget", "--db", str(spend_db), "--config", str(_budgets(tmp_path, BREACHED)))
     assert out.returncode == 1, out.stdout + out.stderr
     # $12 spent by 11:00 on a $10 day: the 10th dollar is spent by 10:00 on 2025-03-05.
     assert "breached on 2025-03-05" in out.stdout
@@ -91,7 +77,7 @@ def test_budget_exits_1_on_a_critical_alert_and_says_breached_on(
 
 def test_budget_json_is_in_the_budgets_own_currency(spend_db: Path, tmp_path: Path) -> None:
     config = _budgets(tmp_path, BREACHED)
-    out = _run("budget", "--db", str(spend_db), "--config", str(config), "--format", "json")
+    out = run_cli("budget", "--db", str(spend_db), "--config", str(config), "--format", "json")
     assert out.returncode == 1, out.stderr
     rows = {b["name"]: b for b in json.loads(out.stdout)["budgets"]}
     daily, bot = rows["daily"], rows["bot in yuan"]
@@ -111,7 +97,7 @@ def test_budget_alerts_quote_yuan_with_usd_beside(spend_db: Path, tmp_path: Path
         '[fx]\ncurrency = "CNY"\nper_usd = 8\n\n[[budget]]\nname = "yuan"\n'
         'amount = 80\ncurrency = "CNY"\nperiod = "day"\nthresholds = [0.5]\n',
     )
-    out = _run("budget", "--db", str(spend_db), "--config", str(config), "--format", "json")
+    out = run_cli("budget", "--db", str(spend_db), "--config", str(config), "--format", "json")
     assert out.returncode == 0, out.stderr  # a 50% warning is not critical
     (alert,) = json.loads(out.stdout)["budgets"][0]["alerts"]
     assert alert["severity"] == "warning"
@@ -124,14 +110,14 @@ def test_budget_match_typo_names_the_closest_value(spend_db: Path, tmp_path: Pat
         tmp_path,
         '[[budget]]\nname = "bot"\nscope = "feature"\nmatch = "suport-bot"\namount = 100\n',
     )
-    out = _run("budget", "--db", str(spend_db), "--config", str(config))
+    out = run_cli("budget", "--db", str(spend_db), "--config", str(config))
     assert out.returncode == 0, out.stderr
     assert "'suport-bot' selects no feature; closest values: 'support-bot'" in out.stdout
 
 
 def test_budget_config_error_names_file_budget_and_key_once(spend_db: Path, tmp_path: Path) -> None:
     config = _budgets(tmp_path, '[[budget]]\nname = "weekly"\namount = 100\nperiod = "fortnight"\n')
-    out = _run("budget", "--db", str(spend_db), "--config", str(config))
+    out = run_cli("budget", "--db", str(spend_db), "--config", str(config))
     assert out.returncode == 2
     message = (out.stdout + out.stderr).strip()
     assert str(config) in message
@@ -161,24 +147,24 @@ def _hourly(days: int, burst: bool) -> pd.DataFrame:
 
 def test_spikes_default_k_catches_a_two_bucket_burst(tmp_path: Path) -> None:
     db = _store(tmp_path, _hourly(14, burst=True), "burst")
-    out = _run("spikes", "--db", str(db))
+    out = run_cli("spikes", "--db", str(db))
     assert out.returncode == 0, out.stderr
     assert "spike" in out.stdout
     assert "nothing unusual" not in out.stdout
-    strict = _run("spikes", "--db", str(db), "--k", "3")
+    strict = run_cli("spikes", "--db", str(db), "--k", "3")
     assert "nothing unusual" in strict.stdout
 
 
 def test_spikes_default_k_leaves_ordinary_peaks_alone(tmp_path: Path) -> None:
     db = _store(tmp_path, _hourly(14, burst=False), "calm")
-    out = _run("spikes", "--db", str(db), "--since", "7d")
+    out = run_cli("spikes", "--db", str(db), "--since", "7d")
     assert out.returncode == 0, out.stderr
     assert "nothing unusual" in out.stdout
 
 
 def test_spikes_rejects_a_bad_relative_time(tmp_path: Path) -> None:
     db = _store(tmp_path, _hourly(3, burst=False), "bad")
-    out = _run("spikes", "--db", str(db), "--until", "yesterday-ish")
+    out = run_cli("spikes", "--db", str(db), "--until", "yesterday-ish")
     assert out.returncode == 2
     assert "--until 'yesterday-ish'" in out.stdout + out.stderr
 
@@ -188,10 +174,10 @@ def test_project_takes_a_relative_as_of(tmp_path: Path) -> None:
     csv = tmp_path / "usage.csv"
     frame.to_csv(csv, index=False)
     base = ("project", "--input", str(csv), "--metric", "requests", "--period", "day")
-    rel = _run(*base, "--as-of", "1d", "--format", "json")
+    rel = run_cli(*base, "--as-of", "1d", "--format", "json")
     assert rel.returncode == 0, rel.stderr
     # The last bucket is 2025-03-14 23:00; a day before it lies in the period of 2025-03-13.
     assert json.loads(rel.stdout)["period_start"] == "2025-03-13T00:00:00Z"
-    bad = _run(*base, "--as-of", "soon")
+    bad = run_cli(*base, "--as-of", "soon")
     assert bad.returncode == 2
     assert "--as-of 'soon'" in bad.stdout + bad.stderr

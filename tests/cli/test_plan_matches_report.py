@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-
-# The subprocesses run this checkout's code, not whatever tokenplan is installed.
-SRC = str(Path(__file__).resolve().parents[2] / "src")
+from cli_process import run_cli
 
 HORIZON = "48"
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tokenplan", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={"COLUMNS": "250", "PATH": "/usr/bin:/bin", "PYTHONPATH": SRC},
-    )
+def _run(*args: str, **options: Any) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, timeout=600, **options)
 
 
 @pytest.fixture(scope="module")
