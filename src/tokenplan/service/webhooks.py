@@ -240,14 +240,24 @@ def _reason(kind: Kind, response: httpx.Response) -> str:
 def _slack(notice: Notice) -> dict[str, Any]:
     head, body = title(notice), _slack_escape(text(notice))
     return {
-        "text": _cut_chars(f"{head}\n{body}", _SLACK_SECTION),
+        "text": _cut_chars(f"{_slack_escape(head)}\n{body}", _SLACK_SECTION),
         "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": _cut_chars(head, 150)}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": _cut_chars(body, 3000)}},
+            # plain_text: shown as is, never parsed for mentions.
+            {
+                "type": "header",
+                "text": {"type": "plain_text", "text": _cut_chars(head, _SLACK_HEADER)},
+            },
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": _cut_chars(body, _SLACK_SECTION)},
+            },
             {
                 "type": "context",
                 "elements": [
-                    {"type": "mrkdwn", "text": _cut_chars(_slack_escape(_footer(notice)), 3000)}
+                    {
+                        "type": "mrkdwn",
+                        "text": _cut_chars(_slack_escape(_footer(notice)), _SLACK_SECTION),
+                    }
                 ],
             },
         ],
