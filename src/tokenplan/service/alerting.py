@@ -130,11 +130,15 @@ def _headroom_alert(row: Headroom, rules: AlertRules, horizon: int) -> Alert | N
     when = ""
     if row.first_risk_at is not None:
         when = f"; first at risk {pd.Timestamp(row.first_risk_at):%Y-%m-%d %H:%M} UTC"
+    left = (
+        f"leaving {share:.0%} headroom"
+        if share >= 0
+        else f"{row.p99_peak / row.limit:,.1f}x the limit"
+    )
     message = (
-        f"{subject}: the busiest minute is forecast to reach {row.p99_peak:,.0f} of the "
-        f"{row.limit:,}/min limit (p99) within {horizon} h, leaving {share:.0%} headroom "
-        f"(alert below {rules.headroom_below:.0%}); chance of hitting it {row.p_hit_max:.0%}"
-        f"{when}."
+        f"{subject}: the busiest minute is forecast to reach {row.p99_peak:,.0f} against the "
+        f"{row.limit:,}/min limit (p99) within {horizon} h, {left} (alert below "
+        f"{rules.headroom_below:.0%} headroom); chance of hitting it {row.p_hit_max:.0%}{when}."
     )
     return Alert(
         kind="headroom_low",
