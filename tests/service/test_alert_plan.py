@@ -18,11 +18,9 @@ from tokenplan.collect.importer import import_file
 from tokenplan.plan.alerts import Alert
 from tokenplan.plan.budgets import load_budgets
 from tokenplan.plan.limits import load_limits
-from tokenplan.service.alert_state import AlertState
 from tokenplan.service.alerting import AlertLoop, AlertRules, plan_alerts
+from tokenplan.service.alerts_config import load_alerts, make_alert_loop
 from tokenplan.service.contracts import PlanSnapshot
-from tokenplan.service.notifier import Notifier
-from tokenplan.service.webhooks import Kind, Webhook
 
 BUDGETS = """
 [[budget]]
@@ -154,23 +152,26 @@ def test_without_budgets_or_limits_only_spikes_alert(plan: CapacityPlan) -> None
 
 
 def test_alert_loop_sends_each_alert_once(
-    plan: CapacityPlan, files: dict[str, Path], receiver: Receiver, alerts: list[Alert]
+    plan: CapacityPlan,
+    files: dict[str, Path],
+    receiver: Receiver,
+    alerts: list[Alert],
+    tmp_path: Path,
 ) -> None:
-    hook = Webhook(name="j", kind=Kind.json, url=f"{receiver.url}/a", min_severity="info")
+    config = tmp_path / "alerts.toml"
+    config.write_text(
+        "[alerts]\nthresholds = [0.5, 0.8, 1.0]\n\n[[webhook]]\n"
+        f'name = "j"\nkind = "json"\nurl = "{receiver.url}/a"\nmin_severity = "info"\n'
+    )
     snapshot = PlanSnapshot(plan=plan, computed_at=datetime.now(UTC), as_of=None)
     with httpx.Client(timeout=5) as client:
-        notifier = Notifier(
-            [hook],
-            AlertState(),
+        loop = make_alert_loop(
+            load_alerts(config, env={}),
             client=client,
             clock=lambda: datetime(2025, 3, 10, 12, tzinfo=UTC),
             sleep=lambda s: None,
-        )
-        loop = AlertLoop(
-            notifier,
             budgets=load_budgets(files["budgets"]),
             limits=load_limits(files["limits"]),
-            rules=AlertRules(thresholds=(0.5, 0.8, 1.0)),
         )
         first = loop(snapshot)
         second = loop(snapshot)

@@ -109,6 +109,10 @@ def test_the_shipped_example_loads(tmp_path: Path) -> None:
         ),
         ("[alerts]\n", r"no \[\[webhook\]\] entries"),
         (
+            GOOD.replace("open.larksuite.com/", "open.larksuite.com:99999/"),
+            r"#2 \('lark'\): field 'url' has a port outside 0-65535",
+        ),
+        (
             GOOD.replace('msg_type = "text"', 'secret = "x"\nurl_env = "X"'),
             r"#2 \('lark'\): give url or url_env, not both",
         ),

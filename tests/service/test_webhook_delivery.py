@@ -213,3 +213,15 @@ def test_a_failed_resolved_message_is_tried_again_next_cycle(receiver: Receiver)
     assert again.status == "resolved"
     assert again.ok
     assert state.entries("j") == {}
+
+
+def test_a_url_httpx_refuses_fails_at_once_without_showing_it() -> None:
+    sleeps = Sleeps()
+    hook = Webhook(name="j", kind=Kind.dingtalk, url=f"http://[::1/r?t={TOKEN}")
+    delivery = _send(hook, sleeps)
+    assert not delivery.ok
+    assert delivery.attempts == 1
+    assert sleeps == []
+    assert delivery.error is not None
+    assert "InvalidURL" in delivery.error
+    assert TOKEN not in delivery.error

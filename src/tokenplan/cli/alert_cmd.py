@@ -67,10 +67,8 @@ def alert(
 
     from tokenplan.plan.budgets import load_budgets
     from tokenplan.plan.limits import load_limits
-    from tokenplan.service.alert_state import AlertState
     from tokenplan.service.alerting import plan_alerts
-    from tokenplan.service.alerts_config import load_alerts
-    from tokenplan.service.notifier import Notifier
+    from tokenplan.service.alerts_config import load_alerts, make_notifier
     from tokenplan.service.webhooks import title
 
     config = load_alerts(alerts, env=os.environ)
@@ -90,14 +88,12 @@ def alert(
     as_of = "—" if plan.as_of is None else iso_utc(plan.as_of)
     console.print(safe(f"{len(found)} alert(s) from the plan of data up to {as_of}."))
     with httpx.Client(timeout=HTTP_TIMEOUT_S) as client:
-        notifier = Notifier(
-            config.webhooks,
-            AlertState(state or config.state_path),
+        notifier = make_notifier(
+            config,
             client=client,
             clock=lambda: datetime.now(UTC),
             sleep=time.sleep,
-            retry=config.retry,
-            rules=config.dedupe,
+            state_path=state,
         )
         if dry_run:
             due = notifier.pending(found)

@@ -24,21 +24,22 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tokenplan.config_file import read_toml
 from tokenplan.errors import ConfigError, InvalidInput
 from tokenplan.frequency import parse_freq
-from tokenplan.service.alerting import SEVERITIES, AlertRules
-from tokenplan.service.notifier import DedupeRules, RetryPolicy
+from tokenplan.service.alert_state import AlertState
+from tokenplan.service.alerting import SEVERITIES, AlertLoop, AlertRules
+from tokenplan.service.notifier import DedupeRules, Notifier, RetryPolicy
 from tokenplan.service.webhooks import FEISHU_MSG_TYPES, SIGNED_KINDS, Kind, Webhook
 
-__all__ = ["AlertsConfig", "load_alerts"]
+__all__ = ["AlertsConfig", "load_alerts", "make_alert_loop", "make_notifier"]
 
 _ALERT_KEYS = {
     "repeat_after",
@@ -54,6 +55,13 @@ _ALERT_KEYS = {
 _WEBHOOK_KEYS = {"name", "kind", "url", "url_env", "secret", "secret_env", "min_severity"}
 _WEBHOOK_KEYS |= {"msg_type"}
 DEFAULT_STATE = "alerts-state.json"
+
+if TYPE_CHECKING:
+    import httpx
+
+    from tokenplan.plan.budgets import BudgetsConfig
+    from tokenplan.plan.limits import LimitsConfig
+    from tokenplan.pricing import FxRate
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,6 +125,41 @@ def load_alerts(
     )
 
 
+def make_notifier(
+    config: AlertsConfig,
+    *,
+    client: httpx.Client,
+    clock: Callable[[], datetime],
+    sleep: Callable[[float], None],
+    state_path: str | os.PathLike[str] | None = None,
+) -> Notifier:
+    """The `Notifier` an alerts file describes (its webhooks, dedupe, retries, state file)."""
+    return Notifier(
+        config.webhooks,
+        AlertState(state_path or config.state_path),
+        client=client,
+        clock=clock,
+        sleep=sleep,
+        retry=config.retry,
+        rules=config.dedupe,
+    )
+
+
+def make_alert_loop(
+    config: AlertsConfig,
+    *,
+    client: httpx.Client,
+    clock: Callable[[], datetime],
+    sleep: Callable[[float], None],
+    budgets: BudgetsConfig | None = None,
+    limits: LimitsConfig | None = None,
+    fx: FxRate | None = None,
+) -> AlertLoop:
+    """What the service's plan refresher calls after each refresh: ``loop(snapshot)``."""
+    notifier = make_notifier(config, client=client, clock=clock, sleep=sleep)
+    return AlertLoop(notifier, budgets=budgets, limits=limits, fx=fx, rules=config.rules)
+
+
 def _no_strays(table: Mapping[str, Any], known: set[str], where: str, what: str) -> None:
     # A misspelt key would otherwise be ignored silently, and its default used.
     for key in table:
@@ -146,6 +189,10 @@ def _webhook(item: Any, where: str, env: Mapping[str, str]) -> Webhook:
     if url is None:
         raise ConfigError(f"{where}: field 'url' is missing; give url or url_env.")
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (raises on a port out of range)
+    except ValueError:
+        raise ConfigError(f"{where}: field 'url' has a port outside 0-65535.") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         # The URL embeds the robot's token: say what is wrong, not what it is.
         raise ConfigError(f"{where}: field 'url' is not an http(s) URL with a host.")

@@ -22,7 +22,7 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import httpx
@@ -104,14 +104,14 @@ class Notifier:
 
     def pending(self, alerts: Sequence[Alert]) -> list[tuple[Webhook, Notice]]:
         """What each webhook would be sent now for ``alerts``; nothing is sent or recorded."""
-        now = self.clock()
+        now = self._now()
         return [(t, n) for t in self.targets for n in self._decide(t, alerts, now)]
 
     def notify(self, alerts: Sequence[Alert]) -> list[Delivery]:
         """Send what is due for ``alerts`` to every webhook; record what was delivered."""
         out = []
         with self.state.locked():
-            now = self.clock()
+            now = self._now()
             for target in self.targets:
                 for notice in self._decide(target, alerts, now):
                     delivery = self._send(target, notice)
@@ -125,6 +125,11 @@ class Notifier:
                     self.state.drop(target.name, key)
             self.state.save()
         return out
+
+    def _now(self) -> datetime:
+        # State times are compared across restarts: keep them aware (a naive clock means UTC).
+        now = self.clock()
+        return now.replace(tzinfo=UTC) if now.tzinfo is None else now
 
     # -- deciding --------------------------------------------------------------------------
 
@@ -178,7 +183,7 @@ class Notifier:
         if notice.status == "resolved":
             self.state.drop(target.name, notice.key)
             return
-        now = self.clock().isoformat()
+        now = self._now().isoformat()
         alert = notice.alert
         value = alert.value if alert.value is not None and math.isfinite(alert.value) else None
         first = notice.since.isoformat() if notice.since is not None else now
@@ -203,9 +208,9 @@ class Notifier:
         waited, attempt, problem = 0.0, 0, None
         while True:
             attempt += 1
-            outgoing = render(target, notice, now=self.clock())
             wait_for = None
             try:
+                outgoing = render(target, notice, now=self._now())
                 response = self.client.post(
                     outgoing.url,
                     content=outgoing.body,
@@ -214,6 +219,9 @@ class Notifier:
             except httpx.TransportError as exc:
                 # The type only: transport messages can quote the URL, which holds the token.
                 problem = Problem(f"{type(exc).__name__} (no reply)", retryable=True)
+            except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+                # A URL httpx refuses (a bad port, say) will not get better by waiting.
+                problem = Problem(f"{type(exc).__name__} (not sent)", retryable=False)
             else:
                 problem = reply_problem(target.kind, response)
                 if problem is None:
@@ -232,7 +240,7 @@ class Notifier:
                         attempts=attempt,
                     )
                 if response.status_code in (429, 503):
-                    wait_for = _retry_after(response.headers.get("Retry-After"), self.clock())
+                    wait_for = _retry_after(response.headers.get("Retry-After"), self._now())
             reason = target.scrub(problem.reason)
             if not problem.retryable or attempt >= self.retry.max_attempts:
                 break
