@@ -88,9 +88,15 @@ class Webhook:
 
     def secrets(self) -> tuple[str, ...]:
         """Text that must never be shown: the secret, the URL and each of its query values."""
-        found = [self.url, *(v for _, v in parse_qsl(urlsplit(self.url).query) if len(v) >= 6)]
-        # Slack and Feishu put the token in the path, not the query.
-        found += [p for p in urlsplit(self.url).path.split("/") if len(p) >= 16]
+        found = [self.url]
+        try:
+            parts = urlsplit(self.url)
+        except ValueError:
+            parts = None  # a malformed URL: blank it whole
+        if parts is not None:
+            found += [v for _, v in parse_qsl(parts.query) if len(v) >= 6]
+            # Slack and Feishu put the token in the path, not the query.
+            found += [p for p in parts.path.split("/") if len(p) >= 16]
         if self.secret:
             found.append(self.secret)
         return tuple(sorted(set(found), key=len, reverse=True))
