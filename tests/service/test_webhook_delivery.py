@@ -225,3 +225,23 @@ def test_a_url_httpx_refuses_fails_at_once_without_showing_it() -> None:
     assert delivery.error is not None
     assert "InvalidURL" in delivery.error
     assert TOKEN not in delivery.error
+
+
+def test_a_webhook_that_stays_down_is_skipped_for_the_rest_of_the_cycle(
+    receiver: Receiver,
+) -> None:
+    receiver.default = Reply(503, b"down")
+    other = Alert(kind="spike", severity="critical", subject="s", message="m", key="spike:s")
+    hook = Webhook(name="j", kind=Kind.json, url=f"{receiver.url}/a")
+    with httpx.Client(timeout=5) as client:
+        notifier = Notifier([hook], AlertState(), client=client, clock=lambda: NOW, sleep=Sleeps())
+        first, second = notifier.notify([ALERT, other])
+    assert first.attempts == 5
+    assert second.attempts == 0
+    assert not second.ok
+    assert len(receiver.requests) == 5
+    # A webhook that refuses one message (a 4xx) is still tried with the next.
+    receiver.default = Reply(400, b"bad")
+    with httpx.Client(timeout=5) as client:
+        notifier = Notifier([hook], AlertState(), client=client, clock=lambda: NOW, sleep=Sleeps())
+        assert [d.attempts for d in notifier.notify([ALERT, other])] == [1, 1]

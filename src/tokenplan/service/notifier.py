@@ -11,8 +11,9 @@ Per webhook and alert key, `Notifier.pending` decides what to say:
 
 Each message is sent with retries: exponential backoff with full jitter on connection errors,
 HTTP 429 (waiting what ``Retry-After`` asks), 5xx and the robots' rate-limit codes; never on
-another 4xx or error code. State is recorded only after a delivery succeeds, so a failed one is
-tried again next cycle.
+another 4xx or error code. A webhook still failing that way after its retries is skipped for
+the rest of the cycle, so one dead endpoint cannot stall every message. State is recorded only
+after a delivery succeeds, so a failed one is tried again next cycle.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class Delivery:
     ok: bool
     attempts: int
     error: str | None = None
+    # The failure may pass later (no reply, 429, 5xx): the webhook is skipped for the cycle.
+    transient: bool = False
 
 
 class Notifier:
@@ -113,8 +116,11 @@ class Notifier:
         with self.state.locked():
             now = self._now()
             for target in self.targets:
+                down = False
                 for notice in self._decide(target, alerts, now):
-                    delivery = self._send(target, notice)
+                    # A webhook that is down would make every message wait out its retries.
+                    delivery = self._skip(target, notice) if down else self._send(target, notice)
+                    down = down or delivery.transient
                     out.append(delivery)
                     if delivery.ok:
                         self._record(target, notice)
@@ -203,6 +209,17 @@ class Notifier:
 
     # -- sending ---------------------------------------------------------------------------
 
+    def _skip(self, target: Webhook, notice: Notice) -> Delivery:
+        return Delivery(
+            target=target.name,
+            key=notice.key,
+            status=notice.status,
+            ok=False,
+            attempts=0,
+            error=f"webhook {target.name!r}: not tried, it failed earlier in this cycle",
+            transient=True,
+        )
+
     def _send(self, target: Webhook, notice: Notice) -> Delivery:
         """POST one notice, retrying what may pass later, within the policy's limits."""
         waited, attempt, problem = 0.0, 0, None
@@ -268,6 +285,7 @@ class Notifier:
             ok=False,
             attempts=attempt,
             error=error,
+            transient=problem.retryable,
         )
 
 
