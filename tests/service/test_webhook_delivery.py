@@ -7,6 +7,7 @@ import random
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import httpx
 import pytest
@@ -100,6 +101,15 @@ def test_429_waits_what_retry_after_asks(receiver: Receiver) -> None:
     assert delivery.ok
     assert delivery.attempts == 2
     assert sleeps == [7.0]
+
+
+def test_retry_after_as_an_http_date_is_honoured(receiver: Receiver) -> None:
+    when = format_datetime(NOW + timedelta(seconds=30), usegmt=True)
+    receiver.script = [Reply(503, b"", {"Retry-After": when})]
+    sleeps = Sleeps()
+    hook = Webhook(name="j", kind=Kind.json, url=f"{receiver.url}/a")
+    assert _send(hook, sleeps).ok
+    assert sleeps == [30.0]
 
 
 def test_a_retry_after_beyond_the_budget_ends_the_tries(receiver: Receiver) -> None:
