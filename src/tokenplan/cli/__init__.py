@@ -8,6 +8,7 @@ import sys
 import typer
 
 from tokenplan.cli import (  # noqa: F401 (registers commands)
+    alert_cmd,
     demo_cmd,
     forecast_cmd,
     import_cmd,

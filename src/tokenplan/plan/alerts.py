@@ -21,3 +21,5 @@ class Alert:
     value: float | None = None
     threshold: float | None = None
     probability: float | None = None
+    # Stable identity (kind, subject, threshold, period) that notifiers dedupe on; None if unset.
+    key: str | None = None

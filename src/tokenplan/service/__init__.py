@@ -8,8 +8,12 @@ Modules (one job each):
 - `live`: the Redis path (per-minute counters, the stream a single writer drains);
 - `plans`: the plan refreshed on a schedule in the background, never on a request;
 - `metrics`: the Prometheus collector that reads the store and the plan at scrape time;
-- `alerting` and `webhooks`: alerts from the plan, sent to Slack, Feishu, DingTalk, WeCom or
-  JSON webhooks with retries and deduplication.
+- `alerting`: the alerts a plan raises (budgets, headroom, spikes), each with a stable key, and
+  `AlertLoop`, which the plan refresher calls after each refresh;
+- `webhooks`: payload formats and signing for Slack, Feishu / Lark, DingTalk, WeCom and JSON;
+- `notifier`: sends with retries, deduplicates, repeats and resolves (`Notifier`);
+- `alert_state`: what each webhook was last told, a JSON file written atomically;
+- `alerts_config`: the alerts TOML (webhooks, rules), with secrets from the environment.
 
 Nothing here computes a forecast or a budget of its own: it reads `tokenplan.capacity`.
 """
