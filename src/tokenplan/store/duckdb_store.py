@@ -20,8 +20,10 @@ from tokenplan.events import COUNT_METRICS, DIMENSIONS, USAGE_SCHEMA
 from tokenplan.frequency import Frequency, parse_freq
 from tokenplan.store.files import StoreMode, check_store_file
 from tokenplan.store.schema import (
+    BATCHES_TABLE,
     COLUMN_SQL,
     COLUMNS,
+    CREATE_BATCHES,
     CREATE_IMPORTS,
     CREATE_META,
     CREATE_USAGE,
@@ -173,6 +175,7 @@ class DuckDBStore:
             self._migrate(version)
             self._run(CREATE_META)
             self._run(CREATE_IMPORTS)
+            self._run(CREATE_BATCHES)
             self._run(
                 f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('schema_version', ?)",
                 [str(SCHEMA_VERSION)],
@@ -256,6 +259,32 @@ class DuckDBStore:
                 duplicates += result.duplicates
                 replaced += result.replaced
         return WriteResult(inserted, duplicates, replaced)
+
+    def write_once(self, rows: pa.Table, key: str) -> WriteResult:
+        """Write ``rows`` unless a batch with ``key`` was written before; one transaction.
+
+        The key is stored with the rows, so a writer that crashes after the commit and retries
+        the batch (a redelivered stream entry) counts nothing twice, even rows without ids.
+        """
+        try:
+            with self.transaction():
+                if self._run(f"SELECT 1 FROM {BATCHES_TABLE} WHERE key = ?", [key]):
+                    return WriteResult(0, rows.num_rows)
+                result = self.write(rows)
+                self._run(
+                    f"INSERT INTO {BATCHES_TABLE} (key, rows, inserted) VALUES (?, ?, ?)",
+                    [key, rows.num_rows, result.inserted],
+                )
+        except duckdb.Error as exc:
+            raise StoreError(f"writing batch {key!r} to the store {self.path} failed: {exc}") from exc
+        return result
+
+    def batch_written(self, key: str) -> bool:
+        """Whether a batch with ``key`` was written by `write_once`."""
+        tables = {r[0] for r in self._run("SELECT table_name FROM duckdb_tables()")}
+        if BATCHES_TABLE not in tables:
+            return False
+        return bool(self._run(f"SELECT 1 FROM {BATCHES_TABLE} WHERE key = ?", [key]))
 
     def _write_one(self, batch: pa.Table | pa.RecordBatch) -> WriteResult:
         table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
