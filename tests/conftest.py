@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import redis
+
 from redis_server import INSTALL_HINT, RedisServer, redis_server_path
 
 DATA = Path(__file__).parent / "data" / "shared"

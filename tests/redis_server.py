@@ -62,18 +62,19 @@ class RedisServer:
         """Start the server (replaying its append-only file if any); return once PING answers."""
         for _attempt in range(3):
             log = (self.directory / "redis.log").open("ab")
+            options = {
+                "bind": "127.0.0.1",
+                "port": str(self.port),
+                "dir": str(self.directory),
+                "appendonly": "yes",
+                "appendfsync": "always",
+                "save": "",
+                "daemonize": "no",
+                "protected-mode": "yes",
+            }
+            args = [a for name, value in options.items() for a in (f"--{name}", value)]
             self.process = subprocess.Popen(
-                [
-                    self.binary,
-                    "--bind", "127.0.0.1",
-                    "--port", str(self.port),
-                    "--dir", str(self.directory),
-                    "--appendonly", "yes",
-                    "--appendfsync", "always",
-                    "--save", "",
-                    "--daemonize", "no",
-                    "--protected-mode", "yes",
-                ],  # fmt: skip
+                [self.binary, *args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -12,7 +12,7 @@ import pytest
 
 from tokenplan.errors import StoreError
 from tokenplan.events import UsageEvent, events_to_table
-from tokenplan.store import open_store
+from tokenplan.store import DuckDBStore, open_store
 
 T0 = datetime(2025, 5, 1, 12, tzinfo=UTC)
 
@@ -66,11 +66,16 @@ def test_a_failed_write_records_no_key(db_path: Path) -> None:
 
 def test_write_once_joins_an_outer_transaction(db_path: Path) -> None:
     with open_store(db_path) as store:
-        with pytest.raises(RuntimeError), store.transaction():
-            store.write_once(_rows(2, ids=False), "x")
-            raise RuntimeError("crash before commit")
+        with pytest.raises(RuntimeError, match="crash"):
+            _write_then_crash(store)
         assert not store.batch_written("x")
         assert store.summary().rows == 0
+
+
+def _write_then_crash(store: DuckDBStore) -> None:
+    with store.transaction():
+        store.write_once(_rows(2, ids=False), "x")
+        raise RuntimeError("crash before commit")
 
 
 def test_a_store_from_before_the_table_gets_it_on_open(db_path: Path) -> None:

@@ -276,7 +276,9 @@ class DuckDBStore:
                     [key, rows.num_rows, result.inserted],
                 )
         except duckdb.Error as exc:
-            raise StoreError(f"writing batch {key!r} to the store {self.path} failed: {exc}") from exc
+            raise StoreError(
+                f"writing batch {key!r} to the store {self.path} failed: {exc}"
+            ) from exc
         return result
 
     def batch_written(self, key: str) -> bool:
