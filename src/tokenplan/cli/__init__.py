@@ -9,6 +9,7 @@ import typer
 
 from tokenplan.cli import (  # noqa: F401 (registers commands)
     demo_cmd,
+    drain_cmd,
     forecast_cmd,
     import_cmd,
     plan_cmd,
