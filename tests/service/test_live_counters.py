@@ -63,7 +63,8 @@ def test_cost_is_unknown_only_where_every_call_was_unpriced(redis_client: redis.
         "cost_usd", since=start, until=start + timedelta(minutes=12), exact=True
     )
     ys = frame["y"].tolist()
-    assert ys[0] is None and ys[11] is None
+    assert ys[0] is None
+    assert ys[11] is None
     assert ys[1] == batch[1].cost_usd
     assert sum(y for y in ys if y is not None) == sum(e.cost_usd for e in batch if e.cost_usd)
 
