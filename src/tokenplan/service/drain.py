@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Final
+from typing import Any, Final
 
 import pyarrow as pa
 import redis
@@ -127,14 +127,15 @@ class Drainer:
             self._claim_idle(origin)
             claimed_at = time.monotonic()
             while not stop.is_set():
-                reply = self._client.xreadgroup(
-                    self._group,
-                    self._consumer,
-                    {self._stream: ">"},
-                    count=self._count,
-                    block=None if once else self._block_ms,
+                entries = _entries(
+                    self._client.xreadgroup(
+                        self._group,
+                        self._consumer,
+                        {self._stream: ">"},
+                        count=self._count,
+                        block=None if once else self._block_ms,
+                    )
                 )
-                entries = reply[0][1] if reply else []
                 if entries:
                     self._handle(entries, origin)
                 elif once:
@@ -165,10 +166,11 @@ class Drainer:
         # Entries this consumer read before a restart and never acknowledged.
         after = "0"
         while True:
-            reply = self._client.xreadgroup(
-                self._group, self._consumer, {self._stream: after}, count=self._count
+            entries = _entries(
+                self._client.xreadgroup(
+                    self._group, self._consumer, {self._stream: after}, count=self._count
+                )
             )
-            entries = reply[0][1] if reply else []
             if not entries:
                 return
             self._handle(entries, origin)
@@ -178,7 +180,7 @@ class Drainer:
         # Entries of consumers that read them and went quiet (crashed) for min_idle.
         start = "0-0"
         while True:
-            reply = self._client.xautoclaim(
+            reply: Any = self._client.xautoclaim(
                 self._stream,
                 self._group,
                 self._consumer,
@@ -222,11 +224,17 @@ class Drainer:
         pipe = self._client.pipeline(transaction=True)
         for entry_id, payload, reason in dead:
             log.warning("stream entry %s moved to %s: %s", _text(entry_id), DEAD_LETTERS, reason)
-            pipe.xadd(DEAD_LETTERS, {**payload, b"entry": entry_id, b"reason": reason})
+            kept: dict[Any, Any] = {**payload, b"entry": entry_id, b"reason": reason}
+            pipe.xadd(DEAD_LETTERS, kept)
         pipe.xack(self._stream, self._group, *ids)
         pipe.execute()
         trimmed = int(self._trim(keys=[self._stream]))
         self.stats += replace(done, trimmed=trimmed)
+
+
+def _entries(reply: Any) -> list[Entry]:
+    """The entries of a one-stream XREADGROUP reply (``[[stream, entries]]``)."""
+    return list(reply[0][1]) if reply else []
 
 
 def _text(value: object) -> str:

@@ -47,6 +47,10 @@ SUMMED: Final = (
     "cache_write_tokens",
     "unsplit_tokens",
 )
+# The fields of one counter bucket, in the order `increments` sums them.
+_FIELDS = (*SUMMED, "rows", "cost_pusd", "unpriced_rows")
+# Where the sums start in a row of `_minute_groups` (after minute and the dimensions).
+_SUMS_AT = 1 + len(LIVE_DIMENSIONS)
 _WIDE = pa.decimal128(38, 0)
 _MINUTE_US = 60_000_000
 # Python dates (and so the day keys) span years 1 to 9999.
@@ -126,14 +130,11 @@ def increments(table: pa.Table) -> Increments:
             acc = series.setdefault((minute, dim, value), [0] * len(whole))
             for k, amount in enumerate(whole):
                 acc[k] += amount
-    for (minute, dim, value), counts in series.items():
+    for (minute, dim, value), sums in series.items():
         token = escape(value) if dim is not None else ""
-        _add_group(out, dim, token, minute, dict(zip(_FIELDS, counts, strict=True)))
+        _add_group(out, dim, token, minute, dict(zip(_FIELDS, sums, strict=True)))
     return out
 
-
-_FIELDS = (*SUMMED, "rows", "cost_pusd", "unpriced_rows")
-_SUMS_AT = 1 + len(LIVE_DIMENSIONS)
 
 
 def _minute_groups(table: pa.Table) -> dict[str, list]:

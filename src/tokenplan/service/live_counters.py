@@ -207,7 +207,7 @@ def _frame(
     buckets = list(grid)
     ids: list[str] = []
     ds: list[datetime] = []
-    ys: list[object] = []
+    ys: list[int | Decimal | None] = []
     for label in sorted(set(merged) | set(expired)):
         gone = expired.get(label, set())
         for bucket in buckets:
