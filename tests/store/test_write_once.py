@@ -89,3 +89,18 @@ def test_a_store_from_before_the_table_gets_it_on_open(db_path: Path) -> None:
     with open_store(db_path) as store:
         assert store.write_once(_rows(1, ids=False), "k").inserted == 1
         assert store.summary().rows == 2
+
+
+def test_many_keyed_batches_skip_the_written_and_the_repeated(db_path: Path) -> None:
+    with open_store(db_path) as store:
+        store.write_once(_rows(2, ids=False), "old")
+        result = store.write_batches_once(
+            [
+                ("old", _rows(2, ids=False)),
+                ("new", _rows(3, ids=False)),
+                ("new", _rows(4, ids=False)),
+            ]
+        )
+        assert (result.inserted, result.duplicates) == (3, 6)
+        assert store.summary().rows == 5
+        assert store.batch_written("new")

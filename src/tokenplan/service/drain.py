@@ -2,7 +2,7 @@
 
 It reads ``tokenplan:events`` in a consumer group (XREADGROUP), writes a read's entries in one
 DuckDB transaction, and acknowledges them (XACK) only after the commit. Each entry's id is
-recorded in the store in the same transaction as its rows (`DuckDBStore.write_once`), so an
+recorded in the store in the same transaction as its rows (`DuckDBStore.write_batches_once`), so an
 entry redelivered after a crash between the commit and the XACK writes nothing twice, rows
 without a ``request_id`` included. On start it takes back its own unacknowledged entries and
 claims those of consumers idle longer than ``min_idle`` (XAUTOCLAIM), and it keeps claiming
@@ -212,12 +212,10 @@ class Drainer:
             except InvalidInput as exc:
                 dead.append((entry_id, payload, str(exc)))
         done = DrainStats(entries=len(entries), dead_letters=len(dead))
-        with self._store.transaction():
-            for entry_id, table in batches:
-                result = self._store.write_once(table, f"{origin}/{self._stream}/{_text(entry_id)}")
-                done += DrainStats(
-                    rows=table.num_rows, inserted=result.inserted, duplicates=result.duplicates
-                )
+        keyed = [(f"{origin}/{self._stream}/{_text(i)}", table) for i, table in batches]
+        result = self._store.write_batches_once(keyed)
+        rows = sum(table.num_rows for _, table in batches)
+        done += DrainStats(rows=rows, inserted=result.inserted, duplicates=result.duplicates)
         ids = [entry_id for entry_id, _ in entries]
         if self._on_commit is not None:
             self._on_commit(ids)

@@ -47,10 +47,6 @@ SUMMED: Final = (
     "cache_write_tokens",
     "unsplit_tokens",
 )
-# The fields of one counter bucket, in the order `increments` sums them.
-_FIELDS = (*SUMMED, "rows", "cost_pusd", "unpriced_rows")
-# Where the sums start in a row of `_minute_groups` (after minute and the dimensions).
-_SUMS_AT = 1 + len(LIVE_DIMENSIONS)
 _WIDE = pa.decimal128(38, 0)
 _MINUTE_US = 60_000_000
 # Python dates (and so the day keys) span years 1 to 9999.
@@ -119,27 +115,34 @@ def increments(table: pa.Table) -> Increments:
     out = Increments()
     if table.num_rows == 0:
         return out
-    groups = _minute_groups(table)
-    # Roll the (minute, model, team, feature) groups up to each series: few groups per batch.
-    series: dict[tuple[int, str | None, str | None], list[int]] = {}
-    for row in zip(*groups.values(), strict=True):
-        minute, values, counts = int(row[0]), row[1:_SUMS_AT], row[_SUMS_AT:]
-        whole = [_whole(v) for v in counts[: len(SUMMED)]]
-        whole += [int(counts[-1]), _pico(counts[-3]), int(counts[-2])]
-        for dim, value in ((None, None), *zip(LIVE_DIMENSIONS, values, strict=True)):
-            acc = series.setdefault((minute, dim, value), [0] * len(whole))
-            for k, amount in enumerate(whole):
-                acc[k] += amount
-    for (minute, dim, value), sums in series.items():
-        token = escape(value) if dim is not None else ""
-        _add_group(out, dim, token, minute, dict(zip(_FIELDS, sums, strict=True)))
+    base = _counted_columns(table)
+    aggregates = [
+        *((name, "sum") for name in SUMMED),
+        ("cost_usd", "sum"),
+        ("cost_usd", "count", pc.CountOptions(mode="only_null")),
+        ("minute", "count"),
+    ]
+    for dim in (None, *LIVE_DIMENSIONS):
+        keys = ["minute"] if dim is None else ["minute", dim]
+        try:
+            grouped = base.group_by(keys, use_threads=False).aggregate(aggregates)
+        except pa.ArrowInvalid as exc:
+            raise InvalidInput(f"the batch's sums do not fit the counters: {exc}") from exc
+        columns = [grouped[f"{name}_sum"].to_pylist() for name in SUMMED]
+        costs = grouped["cost_usd_sum"].to_pylist()
+        unpriced = grouped["cost_usd_count"].to_pylist()
+        rows = grouped["minute_count"].to_pylist()
+        values = grouped[dim].to_pylist() if dim is not None else [None] * grouped.num_rows
+        for g, minute in enumerate(grouped["minute"].to_pylist()):
+            counts = {name: _whole(col[g]) for name, col in zip(SUMMED, columns, strict=True)}
+            counts |= {"rows": rows[g], "cost_pusd": _pico(costs[g]), "unpriced_rows": unpriced[g]}
+            token = escape(values[g]) if dim is not None else ""
+            _add_group(out, dim, token, int(minute), counts)
     return out
 
 
-
-def _minute_groups(table: pa.Table) -> dict[str, list]:
-    """Sums per (minute, model, team, feature): the key columns, the SUMMED sums, then the
-    cost sum, the count of unpriced rows and the count of rows."""
+def _counted_columns(table: pa.Table) -> pa.Table:
+    """The epoch minute, the dimensions, the counts (wide where a 64-bit sum could wrap)."""
     floored = pc.floor_temporal(table["ts"], unit="minute").cast(pa.int64())
     columns: dict[str, pa.ChunkedArray] = {"minute": pc.divide(floored, _MINUTE_US)}
     columns |= {dim: table[dim] for dim in LIVE_DIMENSIONS}
@@ -147,23 +150,9 @@ def _minute_groups(table: pa.Table) -> dict[str, list]:
         column = table[name]
         span = pc.min_max(column).as_py()
         top = max(abs(span["min"] or 0), abs(span["max"] or 0))
-        # 64-bit sums are exact unless the batch is big enough to wrap; then sum wide.
         columns[name] = column.cast(_WIDE) if top * table.num_rows >= 2**63 else column
     columns["cost_usd"] = table["cost_usd"]
-    aggregates = [
-        *((name, "sum") for name in SUMMED),
-        ("cost_usd", "sum"),
-        ("cost_usd", "count", pc.CountOptions(mode="only_null")),
-        ("minute", "count"),
-    ]
-    keys = ["minute", *LIVE_DIMENSIONS]
-    try:
-        grouped = pa.table(columns).group_by(keys, use_threads=False).aggregate(aggregates)
-    except pa.ArrowInvalid as exc:
-        raise InvalidInput(f"the batch's sums do not fit the counters: {exc}") from exc
-    names = [*keys, *(f"{n}_sum" for n in SUMMED), "cost_usd_sum", "cost_usd_count"]
-    names.append("minute_count")
-    return {name: grouped[name].to_pylist() for name in names}
+    return pa.table(columns)
 
 
 def _add_group(
@@ -172,10 +161,16 @@ def _add_group(
     day = day_of(minute)
     series = series_name(dim, token)
     mkey, dkey = minute_key(series, day), day_key(series, day)
-    mexp, dexp = minute_expiry(day), day_expiry(day)
+    out.expiry[mkey], out.expiry[dkey] = minute_expiry(day), day_expiry(day)
+    mfields, dfields = out.hashes[mkey], out.hashes[dkey]
+    # Field names are "<bucket>:<name>"; the bucket prefix is the same for every name.
+    mprefix, dprefix = minute_field(minute, ""), day_field(day, "")
     for name, amount in counts.items():
-        out.add(mkey, mexp, minute_field(minute, name), amount)
-        out.add(dkey, dexp, day_field(day, name), amount)
+        if amount:
+            field = mprefix + name
+            mfields[field] = mfields.get(field, 0) + amount
+            field = dprefix + name
+            dfields[field] = dfields.get(field, 0) + amount
     if dim is not None:
         ikey = index_key(dim, day)
         out.sets[ikey].add(token)

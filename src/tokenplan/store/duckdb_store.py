@@ -266,20 +266,49 @@ class DuckDBStore:
         The key is stored with the rows, so a writer that crashes after the commit and retries
         the batch (a redelivered stream entry) counts nothing twice, even rows without ids.
         """
+        return self.write_batches_once([(key, rows)])
+
+    def write_batches_once(self, batches: Sequence[tuple[str, pa.Table]]) -> WriteResult:
+        """`write_once` for many keyed batches in one transaction and one insert.
+
+        Batches whose key was written before (or repeats an earlier key here) are skipped and
+        their rows counted as duplicates.
+        """
+        keys = [key for key, _ in batches]
+        for key, rows in batches:
+            if rows.schema.names != list(COLUMNS):
+                raise StoreError(
+                    f"batch {key!r} has columns {rows.schema.names}, expected {list(COLUMNS)} "
+                    "(USAGE_SCHEMA)."
+                )
         try:
             with self.transaction():
-                if self._run(f"SELECT 1 FROM {BATCHES_TABLE} WHERE key = ?", [key]):
-                    return WriteResult(0, rows.num_rows)
-                result = self.write(rows)
+                done = {
+                    row[0]
+                    for row in self._run(
+                        f"SELECT key FROM {BATCHES_TABLE} WHERE key IN (SELECT unnest(?))", [keys]
+                    )
+                }
+                fresh: list[tuple[str, pa.Table]] = []
+                skipped = 0
+                for key, rows in batches:
+                    if key in done:
+                        skipped += rows.num_rows
+                        continue
+                    done.add(key)
+                    fresh.append((key, rows.cast(USAGE_SCHEMA)))
+                if not fresh:
+                    return WriteResult(0, skipped)
+                result = self.write(pa.concat_tables([rows for _, rows in fresh]))
                 self._run(
-                    f"INSERT INTO {BATCHES_TABLE} (key, rows, inserted) VALUES (?, ?, ?)",
-                    [key, rows.num_rows, result.inserted],
+                    f"INSERT INTO {BATCHES_TABLE} (key, rows) SELECT unnest(?), unnest(?)",
+                    [[key for key, _ in fresh], [rows.num_rows for _, rows in fresh]],
                 )
         except duckdb.Error as exc:
             raise StoreError(
-                f"writing batch {key!r} to the store {self.path} failed: {exc}"
+                f"writing {len(batches)} keyed batches to the store {self.path} failed: {exc}"
             ) from exc
-        return result
+        return WriteResult(result.inserted, result.duplicates + skipped, result.replaced)
 
     def batch_written(self, key: str) -> bool:
         """Whether a batch with ``key`` was written by `write_once`."""

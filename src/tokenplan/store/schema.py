@@ -64,7 +64,7 @@ CREATE_IMPORTS = """CREATE TABLE IF NOT EXISTS tokenplan_imports (
 # entry finds it here on redelivery and writes nothing twice (rows without request ids too).
 BATCHES_TABLE = "tokenplan_batches"
 CREATE_BATCHES = f"""CREATE TABLE IF NOT EXISTS {BATCHES_TABLE} (
-    key VARCHAR PRIMARY KEY, rows BIGINT NOT NULL, inserted BIGINT NOT NULL,
+    key VARCHAR PRIMARY KEY, rows BIGINT NOT NULL,
     written_at TIMESTAMP NOT NULL DEFAULT (now()::TIMESTAMP)
 )"""
 # Columns whose presence marks a `usage` table written by tokenplan before the metadata table.
