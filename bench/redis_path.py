@@ -7,7 +7,9 @@ Without ``--redis`` it starts its own redis-server (Debian's, as the tests do) i
 directory with ``appendonly yes`` and ``appendfsync always``: every accepted batch is fsync'd
 before it is acknowledged. Tables are built before the clock starts; the figures are the sink
 (dedupe, Arrow encoding, counters, one Lua script) and the drain (decode, DuckDB commit, XACK).
-The last lines check that the store, the counters and the accepted count agree.
+The CPU time per batch (this process; the redis-server process) tells the capacity apart from
+what other load on the machine takes. The last lines check that the store, the counters and the
+accepted count agree.
 """
 
 from __future__ import annotations
@@ -99,6 +101,11 @@ def accept_all(client: redis.Redis, tables: list[pa.Table], clients: int) -> tup
     return time.perf_counter() - start, latencies
 
 
+def _server_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def run(url: str, batches: int, size: int, clients: list[int]) -> None:
     client = redis.Redis.from_url(url)
     rng = np.random.default_rng(11)
@@ -107,13 +114,18 @@ def run(url: str, batches: int, size: int, clients: list[int]) -> None:
     for n_clients in clients:
         client.flushall()
         tables = [make_batch(k, size, start, rng) for k in range(batches)]
+        cpu0, server0 = time.process_time(), _server_cpu(client)
         elapsed, lat = accept_all(client, tables, n_clients)
+        cpu, server = time.process_time() - cpu0, _server_cpu(client) - server0
         total = batches * size
         lat_ms = sorted(x * 1000 for x in lat)
+        p50, p99 = statistics.median(lat_ms), lat_ms[int(len(lat_ms) * 0.99) - 1]
         print(
             f"accept: {n_clients} client(s), {batches} batches of {size}: "
             f"{total / elapsed:,.0f} events/s; batch latency p50 "
-            f"{statistics.median(lat_ms):.1f} ms, p99 {lat_ms[int(len(lat_ms) * 0.99) - 1]:.1f} ms"
+            f"{p50:.1f} ms, p99 {p99:.1f} ms; "
+            f"CPU per batch: sink {cpu / batches * 1000:.1f} ms, redis-server "
+            f"{server / batches * 1000:.1f} ms"
         )
     info = client.info("memory")
     print(f"redis memory after the last run: {info['used_memory'] / 2**20:.1f} MiB")
