@@ -212,10 +212,11 @@ class Drainer:
             except InvalidInput as exc:
                 dead.append((entry_id, payload, str(exc)))
         done = DrainStats(entries=len(entries), dead_letters=len(dead))
-        keyed = [(f"{origin}/{self._stream}/{_text(i)}", table) for i, table in batches]
-        result = self._store.write_batches_once(keyed)
-        rows = sum(table.num_rows for _, table in batches)
-        done += DrainStats(rows=rows, inserted=result.inserted, duplicates=result.duplicates)
+        if batches:
+            keyed = [(f"{origin}/{self._stream}/{_text(i)}", table) for i, table in batches]
+            result = self._store.write_batches_once(keyed)
+            rows = sum(table.num_rows for _, table in batches)
+            done += DrainStats(rows=rows, inserted=result.inserted, duplicates=result.duplicates)
         ids = [entry_id for entry_id, _ in entries]
         if self._on_commit is not None:
             self._on_commit(ids)

@@ -12,7 +12,10 @@ Durability: `RedisSink.accept` returns only after Redis answered, so a 2xx built
 Redis holds the batch. That survives a crash of Redis itself only with the append-only file:
 run Redis with ``appendonly yes`` and ``appendfsync always`` for "never lost"; with
 ``appendfsync everysec`` a crash of the Redis host can lose the last second of acknowledged
-batches. `open_redis_sink` logs a warning when the server says it runs otherwise.
+batches. `open_redis_sink` logs a warning when the server says it runs otherwise. If the
+connection drops after Redis ran a batch but before its reply, `accept` raises; the caller's
+retry is recognised by ``request_id`` (events without one would count twice, as in any
+at-least-once ingest), so the client must not resend by itself (`connect`'s does not).
 Scripts touch keys they compute, so this needs a standalone (or Sentinel) Redis, not Cluster.
 """
 

@@ -6,6 +6,8 @@ import logging
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tokenplan.errors import InvalidInput, StoreError
 
@@ -30,7 +32,7 @@ def redact(url: str) -> str:
 
 
 def connect(url: str, *, timeout_s: float = 10.0) -> redis.Redis:
-    """A client of the Redis server at ``url``, checked with a PING."""
+    """A client of the Redis server at ``url``, checked with a PING; it never retries by itself."""
     if not url or urlsplit(url).scheme not in SCHEMES:
         raise InvalidInput(
             f"--redis: {redact(url)!r} is not a Redis URL; give one such as "
@@ -38,7 +40,13 @@ def connect(url: str, *, timeout_s: float = 10.0) -> redis.Redis:
         )
     try:
         client = redis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            # Never resend on its own: a batch script whose reply was lost may have run, and
+            # a silent resend would count its events without request ids twice. The caller's
+            # retry is told apart by request_id and reported.
+            retry=Retry(NoBackoff(), 0),
         )
         client.ping()
     except (redis.RedisError, ValueError) as exc:
