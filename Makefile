@@ -12,11 +12,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# Debian packages the tests drive for real: headless Chromium renders the HTML report.
+# Debian packages the tests drive for real: headless Chromium renders the HTML report;
+# redis-server backs the live path (the tests start their own on a free loopback port).
+SYSTEM_DEPS := chromium redis-server
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing chromium (Debian) for the report rendering tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@missing=""; for p in $(SYSTEM_DEPS); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing (Debian) for the tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 demo: $(STAMP)
 	$(VENV)/bin/tokenplan demo --db out/demo.duckdb --out out

@@ -10,6 +10,7 @@ import typer
 from tokenplan.cli import (  # noqa: F401 (registers commands)
     alert_cmd,
     demo_cmd,
+    drain_cmd,
     forecast_cmd,
     import_cmd,
     plan_cmd,

@@ -5,7 +5,10 @@ Modules (one job each):
 - `contracts`: the seams between them (event sinks, the cached plan);
 - `app`: the FastAPI application and its routes (ingest and reads), built by `make_app`;
 - `sinks`: where accepted events go (the DuckDB store, committed before the 2xx);
-- `live`: the Redis path (per-minute counters, the stream a single writer drains);
+- `live`: the Redis path's sink (one atomic script per batch: dedupe, stream, counters), with
+  `live_batches` (Arrow payload, counter increments), `live_keys` (key layout, escaping),
+  `live_counters` (per-minute and daily reads) and `redis_connection` (connect, redact URLs);
+- `drain`: the single writer that moves the Redis stream into DuckDB exactly once;
 - `plans`: the plan refreshed on a schedule in the background, never on a request;
 - `metrics`: the Prometheus collector that reads the store and the plan at scrape time;
 - `alerting`: the alerts a plan raises (budgets, headroom, spikes), each with a stable key, and

@@ -20,8 +20,10 @@ from tokenplan.events import COUNT_METRICS, DIMENSIONS, USAGE_SCHEMA
 from tokenplan.frequency import Frequency, parse_freq
 from tokenplan.store.files import StoreMode, check_store_file
 from tokenplan.store.schema import (
+    BATCHES_TABLE,
     COLUMN_SQL,
     COLUMNS,
+    CREATE_BATCHES,
     CREATE_IMPORTS,
     CREATE_META,
     CREATE_USAGE,
@@ -173,6 +175,7 @@ class DuckDBStore:
             self._migrate(version)
             self._run(CREATE_META)
             self._run(CREATE_IMPORTS)
+            self._run(CREATE_BATCHES)
             self._run(
                 f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('schema_version', ?)",
                 [str(SCHEMA_VERSION)],
@@ -256,6 +259,63 @@ class DuckDBStore:
                 duplicates += result.duplicates
                 replaced += result.replaced
         return WriteResult(inserted, duplicates, replaced)
+
+    def write_once(self, rows: pa.Table, key: str) -> WriteResult:
+        """Write ``rows`` unless a batch with ``key`` was written before; one transaction.
+
+        The key is stored with the rows, so a writer that crashes after the commit and retries
+        the batch (a redelivered stream entry) counts nothing twice, even rows without ids.
+        """
+        return self.write_batches_once([(key, rows)])
+
+    def write_batches_once(self, batches: Sequence[tuple[str, pa.Table]]) -> WriteResult:
+        """`write_once` for many keyed batches in one transaction and one insert.
+
+        Batches whose key was written before (or repeats an earlier key here) are skipped and
+        their rows counted as duplicates.
+        """
+        keys = [key for key, _ in batches]
+        for key, rows in batches:
+            if rows.schema.names != list(COLUMNS):
+                raise StoreError(
+                    f"batch {key!r} has columns {rows.schema.names}, expected {list(COLUMNS)} "
+                    "(USAGE_SCHEMA)."
+                )
+        try:
+            with self.transaction():
+                done = {
+                    row[0]
+                    for row in self._run(
+                        f"SELECT key FROM {BATCHES_TABLE} WHERE key IN (SELECT unnest(?))", [keys]
+                    )
+                }
+                fresh: list[tuple[str, pa.Table]] = []
+                skipped = 0
+                for key, rows in batches:
+                    if key in done:
+                        skipped += rows.num_rows
+                        continue
+                    done.add(key)
+                    fresh.append((key, rows.cast(USAGE_SCHEMA)))
+                if not fresh:
+                    return WriteResult(0, skipped)
+                result = self.write(pa.concat_tables([rows for _, rows in fresh]))
+                self._run(
+                    f"INSERT INTO {BATCHES_TABLE} (key, rows) SELECT unnest(?), unnest(?)",
+                    [[key for key, _ in fresh], [rows.num_rows for _, rows in fresh]],
+                )
+        except duckdb.Error as exc:
+            raise StoreError(
+                f"writing {len(batches)} keyed batches to the store {self.path} failed: {exc}"
+            ) from exc
+        return WriteResult(result.inserted, result.duplicates + skipped, result.replaced)
+
+    def batch_written(self, key: str) -> bool:
+        """Whether a batch with ``key`` was written by `write_once`."""
+        tables = {r[0] for r in self._run("SELECT table_name FROM duckdb_tables()")}
+        if BATCHES_TABLE not in tables:
+            return False
+        return bool(self._run(f"SELECT 1 FROM {BATCHES_TABLE} WHERE key = ?", [key]))
 
     def _write_one(self, batch: pa.Table | pa.RecordBatch) -> WriteResult:
         table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch

@@ -59,6 +59,14 @@ CREATE_IMPORTS = """CREATE TABLE IF NOT EXISTS tokenplan_imports (
     sha256 VARCHAR NOT NULL, path VARCHAR, format VARCHAR, rows BIGINT,
     imported_at TIMESTAMP NOT NULL DEFAULT (now()::TIMESTAMP)
 )"""
+# Batches written exactly once (`DuckDBStore.write_once`): a Redis stream entry id, recorded in
+# the transaction that writes its rows, so a drainer that crashes before acknowledging the
+# entry finds it here on redelivery and writes nothing twice (rows without request ids too).
+BATCHES_TABLE = "tokenplan_batches"
+CREATE_BATCHES = f"""CREATE TABLE IF NOT EXISTS {BATCHES_TABLE} (
+    key VARCHAR PRIMARY KEY, rows BIGINT NOT NULL,
+    written_at TIMESTAMP NOT NULL DEFAULT (now()::TIMESTAMP)
+)"""
 # Columns whose presence marks a `usage` table written by tokenplan before the metadata table.
 LEGACY_MARKERS = frozenset(
     {"ts", "bucket_s", "model", "input_tokens", "output_tokens", "request_id", "source"}
