@@ -19,3 +19,14 @@ def shared_data() -> Path:
 def db_path(tmp_path: Path) -> Path:
     """A fresh DuckDB file path for one test."""
     return tmp_path / "tokenplan.duckdb"
+
+
+@pytest.fixture(scope="session")
+def metrics_world(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """A store, its plan and a scraped metrics collector (tests/metrics_world.py), built once."""
+    from metrics_world import build_world
+
+    world = build_world(tmp_path_factory.mktemp("metrics"))
+    yield world
+    world.collector.close()
+    world.store.close()

@@ -98,6 +98,10 @@ class MetricsCollector(Collector):
         """Read a new plan's figures now (call from the plan refresher, after each plan)."""
         return self._readings.prepare(snapshot)
 
+    def wait(self, timeout: float | None = None) -> PlanReadings | None:
+        """Wait for a background read in progress; the readings now served (None before any)."""
+        return self._readings.wait(timeout)
+
     def close(self) -> None:
         """Stop the background reader."""
         self._readings.close()
