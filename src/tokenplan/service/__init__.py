@@ -8,6 +8,7 @@ Modules (one job each):
 - `live`: the Redis path (per-minute counters, the stream a single writer drains);
 - `plans`: the plan refreshed on a schedule in the background, never on a request;
 - `metrics`: the Prometheus collector that reads the store and the plan at scrape time;
+- `readings`: the plan's figures ``/metrics`` shows, read once per plan, off the scrape path;
 - `alerting` and `webhooks`: alerts from the plan, sent to Slack, Feishu, DingTalk, WeCom or
   JSON webhooks with retries and deduplication.
 
