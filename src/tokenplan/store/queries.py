@@ -201,8 +201,7 @@ _TOTAL_COLUMNS = {
     "error": "failed_requests - coalesce(rate_limited_requests, 0)",
     "rate_limited": "rate_limited_requests",
     "unknown": (
-        "CASE WHEN failed_requests IS NULL "
-        "THEN requests - coalesce(rate_limited_requests, 0) END"
+        "CASE WHEN failed_requests IS NULL THEN requests - coalesce(rate_limited_requests, 0) END"
     ),
     "input": "input_tokens",
     "output": "output_tokens",
