@@ -421,3 +421,64 @@ def test_many_models_are_pooled_as_other_and_the_totals_kept() -> None:
     inputs = {dict(k)["model"]: v for k, v in tokens.items() if dict(k)["kind"] == "input"}
     # The two biggest by tokens, then everything else as one series.
     assert inputs == {"m5": 6000.0, "m4": 5000.0, "(other)": 1000.0 + 2000 + 3000 + 4000}
+
+
+class LevelForecast:
+    """A stand-in engine: every series stays at its last value, with fixed ranges."""
+
+    def __call__(self, frame: pd.DataFrame, *, horizon: int, **_: Any) -> Any:
+        parts = []
+        for uid, part in frame.groupby("unique_id"):
+            last = float(part.sort_values("ds")["y"].iloc[-1])
+            ds = pd.date_range(part["ds"].max() + pd.Timedelta(hours=1), periods=horizon, freq="h")
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "unique_id": uid,
+                        "ds": ds,
+                        "mean": last,
+                        "lo_80": last * 0.9,
+                        "hi_80": last * 1.1,
+                        "lo_95": last * 0.8,
+                        "hi_95": last * 1.2,
+                    }
+                )
+            )
+        return type("Result", (), {"frame": pd.concat(parts), "notes": []})()
+
+
+def test_usage_without_token_counts_forecasts_requests_within_the_plans_horizon() -> None:
+    from tokenplan.capacity import PlanSettings, make_plan
+
+    store = open_store(":memory:")
+    start = datetime(2025, 3, 3)
+    store.write(
+        _bucket_rows(
+            [
+                {"ts": start + timedelta(hours=h), "model": "m", "requests": 10 + h}
+                for h in range(48)
+            ]
+        )
+    )
+    plan = make_plan(
+        store, settings=PlanSettings(horizon_hours=12, train_days=14), forecaster=LevelForecast()
+    )
+    snapshot = PlanSnapshot(plan, datetime(2025, 3, 5, 0, 5, tzinfo=UTC), None)
+    registry = CollectorRegistry()
+    collector = register_metrics(registry, totals=queries_for(store), plans=FixedPlans(snapshot))
+    collector.prepare(snapshot)
+    text = _scrape(registry)
+    # The requests forecast, next hour only: twelve hours cannot hold the next day.
+    assert samples(text, "tokenplan_forecast_requests") == {
+        (("bound", "hi_80"), ("horizon", "1h")): pytest.approx(57 * 1.1),
+        (("bound", "hi_95"), ("horizon", "1h")): pytest.approx(57 * 1.2),
+        (("bound", "lo_80"), ("horizon", "1h")): pytest.approx(57 * 0.9),
+        (("bound", "lo_95"), ("horizon", "1h")): pytest.approx(57 * 0.8),
+        (("bound", "mean"), ("horizon", "1h")): 57.0,
+    }
+    assert not samples(text, "tokenplan_forecast_tokens")
+    # Without a snapshot as-of time, the plan's own (the end of its last hour) is shown.
+    assert samples(text, "tokenplan_plan_as_of_timestamp_seconds") == {
+        (): datetime(2025, 3, 5, tzinfo=UTC).timestamp()
+    }
+    store.close()

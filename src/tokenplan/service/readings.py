@@ -10,10 +10,11 @@ time a scrape sees it (the scrape itself serves what is ready and never waits).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -263,7 +264,8 @@ class PlanReadingsCache:
         with self._lock:
             pending = self._pending
         if pending is not None:
-            pending[1].result(timeout)
+            with contextlib.suppress(CancelledError):
+                pending[1].result(timeout)
         with self._lock:
             return self._ready
 
