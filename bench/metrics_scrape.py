@@ -4,8 +4,9 @@
 
 For each store size and model count, prints the median and worst time of the store query
 (`DuckDBQueries.usage_totals`) and of a whole scrape (`generate_latest`, no plan), and how many
-series the scrape holds (models beyond 200 are pooled as "(other)"). A scrape should stay well
-under a second at 10M rows, so a 15 s scrape interval never overlaps itself.
+series the scrape holds (models beyond 200 are pooled as "(other)"). The query groups every row
+by model and provider, so its time grows with the store: it must stay far below Prometheus'
+scrape timeout (10 s by default) and interval.
 """
 
 from __future__ import annotations
