@@ -482,3 +482,28 @@ def test_usage_without_token_counts_forecasts_requests_within_the_plans_horizon(
         (): datetime(2025, 3, 5, tzinfo=UTC).timestamp()
     }
     store.close()
+
+
+def test_a_plan_of_an_empty_store_is_not_ready_but_its_age_shows() -> None:
+    from tokenplan.capacity import make_plan
+
+    store = open_store(":memory:")
+    snapshot = PlanSnapshot(make_plan(store), datetime(2025, 3, 7, tzinfo=UTC), None)
+    registry = CollectorRegistry()
+    collector = register_metrics(
+        registry,
+        totals=queries_for(store),
+        plans=FixedPlans(snapshot),
+        budgets=BUDGETS,
+        limits=LIMITS,
+        clock=lambda: datetime(2025, 3, 7, 0, 1, tzinfo=UTC),
+    )
+    collector.prepare(snapshot)
+    text = _scrape(registry)
+    assert samples(text, "tokenplan_plan_ready") == {(): 0.0}
+    assert samples(text, "tokenplan_plan_age_seconds") == {(): 60.0}
+    assert samples(text, "tokenplan_plan_problems") == {(): 0.0}
+    assert not samples(text, "tokenplan_forecast_tokens")
+    assert not samples(text, "tokenplan_budget_limit_usd")
+    assert not samples(text, "tokenplan_tokens_total")
+    store.close()

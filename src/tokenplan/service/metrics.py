@@ -88,14 +88,17 @@ class MetricsCollector(Collector):
         readings = None if snapshot is None else self._readings.served(snapshot)
         yield _gauge(
             "tokenplan_plan_ready",
-            "1 when a plan's figures are served, else 0.",
-            1.0 if readings else 0.0,
+            "1 when a plan's figures are served, else 0 (none yet, or the store is empty).",
+            1.0 if readings is not None and not readings.empty else 0.0,
         )
         if readings is not None:
             yield from self._plan_gauges(readings)
 
     def prepare(self, snapshot: PlanSnapshot) -> PlanReadings:
-        """Read a new plan's figures now (call from the plan refresher, after each plan)."""
+        """Read a new plan's figures now (from the plan refresher, before it publishes the plan).
+
+        Then no scrape finds the plan unread, and the plan's store is read from one thread.
+        """
         return self._readings.prepare(snapshot)
 
     def wait(self, timeout: float | None = None) -> PlanReadings | None:

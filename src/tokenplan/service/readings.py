@@ -87,6 +87,8 @@ class PlanReadings:
     headroom: tuple[HeadroomFigure, ...] = ()
     unconfigured_models: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
+    # A plan of an empty store has nothing to show (not a problem: there is no usage yet).
+    empty: bool = False
 
 
 def read_plan(
@@ -108,7 +110,7 @@ def read_plan(
     headroom_rows: tuple[HeadroomFigure, ...] = ()
     unconfigured: tuple[str, ...] = ()
     if plan.empty:
-        return PlanReadings(snapshot, problems=("the store holds no usage",))
+        return PlanReadings(snapshot, empty=True)
     try:
         forecasts = _forecast_figures(plan)
     except (TokenplanError, ValueError) as exc:
