@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench system-deps clean
+.PHONY: demo test lint bench system-deps promtool clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,18 @@ system-deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing (Debian) for the tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+	@command -v promtool >/dev/null 2>&1 || $(MAKE) --no-print-directory promtool
+
+# promtool checks and unit-tests deploy/prometheus-rules.yml. Debian ships it only inside the
+# prometheus server package (19 MB); take the one 48 MB binary out of it, install no service.
+promtool:
+	@echo "installing promtool (from Debian's prometheus package) for the alert-rule tests"
+	@tmp=$$(mktemp -d) && cd $$tmp && chmod 755 . && \
+	  { apt-get download -qq prometheus 2>/dev/null || \
+	    { apt-get update -qq && apt-get download -qq prometheus; }; } && \
+	  dpkg-deb -x prometheus_*.deb root && \
+	  install -m 0755 root/usr/bin/promtool /usr/local/bin/promtool; \
+	  status=$$?; rm -rf $$tmp; exit $$status
 
 demo: $(STAMP)
 	$(VENV)/bin/tokenplan demo --db out/demo.duckdb --out out

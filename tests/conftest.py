@@ -41,3 +41,14 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client.flushall()
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def metrics_world(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """A store, its plan and a scraped metrics collector (tests/metrics_world.py), built once."""
+    from metrics_world import build_world
+
+    world = build_world(tmp_path_factory.mktemp("metrics"))
+    yield world
+    world.collector.close()
+    world.store.close()

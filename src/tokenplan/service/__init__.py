@@ -11,6 +11,7 @@ Modules (one job each):
 - `drain`: the single writer that moves the Redis stream into DuckDB exactly once;
 - `plans`: the plan refreshed on a schedule in the background, never on a request;
 - `metrics`: the Prometheus collector that reads the store and the plan at scrape time;
+- `readings`: the plan's figures ``/metrics`` shows, read once per plan, off the scrape path;
 - `alerting`: the alerts a plan raises (budgets, headroom, spikes), each with a stable key, and
   `AlertLoop`, which the plan refresher calls after each refresh;
 - `webhooks`: payload formats and signing for Slack, Feishu / Lark, DingTalk, WeCom and JSON;

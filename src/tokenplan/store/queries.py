@@ -6,19 +6,56 @@ satisfies the planner by answering them; SQL stays here, never in `report` or `p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
+import duckdb
 import pandas as pd
 
-from tokenplan.errors import InvalidInput
+from tokenplan.errors import InvalidInput, StoreError
 from tokenplan.events import DIMENSIONS
-from tokenplan.store.duckdb_store import NONE_LABEL, DuckDBStore, StoreSummary
+from tokenplan.store.duckdb_store import NONE_LABEL, OTHER_LABEL, DuckDBStore, StoreSummary
 from tokenplan.store.schema import METRIC_SQL
 
-__all__ = ["DuckDBQueries", "UsageQueries", "queries_for"]
+__all__ = [
+    "REQUEST_STATUSES",
+    "TOKEN_KINDS",
+    "DuckDBQueries",
+    "UsageQueries",
+    "UsageTotals",
+    "UsageTotalsSource",
+    "queries_for",
+]
+
+# Request outcomes the totals split by: ``unknown`` counts requests from sources that do not
+# say whether they failed (some usage exports); ``error`` is every failure not known to be a
+# rate limit.
+REQUEST_STATUSES = ("ok", "error", "rate_limited", "unknown")
+# Token kinds: ``input`` includes cache reads and writes (DESIGN.md's convention); ``unsplit``
+# counts tokens known only as a total. Total tokens are input + output + unsplit.
+TOKEN_KINDS = ("input", "output", "cache_read", "cache_write", "unsplit")
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    """Whole-history totals of one model and provider; a count no row knows is left out."""
+
+    model: str
+    provider: str
+    requests: Mapping[str, int]
+    tokens: Mapping[str, int]
+    cost_usd: Decimal | None
+
+
+class UsageTotalsSource(Protocol):
+    """A store that can total its whole history per model and provider in one pass."""
+
+    def usage_totals(self, max_models: int | None = None) -> list[UsageTotals]:
+        """Requests by status, tokens by kind and cost per model and provider, all time."""
+        ...
 
 
 class UsageQueries(Protocol):
@@ -130,6 +167,23 @@ class DuckDBQueries:
         )
         return {str(m): (None if p is None else str(p)) for m, p in rows}
 
+    def usage_totals(self, max_models: int | None = None) -> list[UsageTotals]:
+        """Requests by status, tokens by kind and cost per model and provider, all time.
+
+        One grouped pass over the table, read on its own cursor so that a scrape thread never
+        shares the writer's. With ``max_models`` and more pairs than that, all but the
+        ``max_models - 1`` biggest (by tokens, then requests) are summed as ``(other)``.
+        """
+        top = "NULL" if max_models is None else str(max(int(max_models), 1))
+        cursor = self.store.connection.cursor()
+        try:
+            rows = cursor.execute(_TOTALS_SQL.format(top=top)).fetchall()
+        except duckdb.Error as exc:
+            raise StoreError(f"totalling the store {self.store.path} failed: {exc}") from exc
+        finally:
+            cursor.close()
+        return [_usage_totals(row) for row in rows]
+
     def _run(self, sql: str, since: datetime) -> list[tuple[Any, ...]]:
         return self.store.connection.execute(sql, [since.replace(tzinfo=None)]).fetchall()
 
@@ -139,3 +193,57 @@ def queries_for(store: DuckDBStore | UsageQueries) -> UsageQueries:
     if isinstance(store, DuckDBStore):
         return DuckDBQueries(store)
     return store
+
+
+# Unknown stays unknown: ``sum`` of only NULLs is NULL, and a NULL count is left out.
+_TOTAL_COLUMNS = {
+    "ok": "CASE WHEN failed_requests IS NOT NULL THEN requests - failed_requests END",
+    "error": "failed_requests - coalesce(rate_limited_requests, 0)",
+    "rate_limited": "rate_limited_requests",
+    "unknown": (
+        "CASE WHEN failed_requests IS NULL THEN requests - coalesce(rate_limited_requests, 0) END"
+    ),
+    "input": "input_tokens",
+    "output": "output_tokens",
+    "cache_read": "cache_read_tokens",
+    "cache_write": "cache_write_tokens",
+    "unsplit": "unsplit_tokens",
+}
+_SUMS = ",\n".join(f"sum({sql})::HUGEINT AS {name}" for name, sql in _TOTAL_COLUMNS.items())
+_RESUMS = ", ".join(f"sum({name})::HUGEINT" for name in _TOTAL_COLUMNS)
+_TOTALS_SQL = f"""
+WITH g AS (
+    SELECT coalesce(model, '{NONE_LABEL}') AS model, coalesce(provider, '{NONE_LABEL}') AS provider,
+           {_SUMS},
+           sum(cost_usd) AS cost_usd
+    FROM usage GROUP BY ALL
+),
+r AS (
+    SELECT *, count(*) OVER () AS n,
+           row_number() OVER (
+               ORDER BY coalesce(input, 0) + coalesce(output, 0) + coalesce(unsplit, 0) DESC,
+                        coalesce(ok, 0) + coalesce(error, 0) + coalesce(rate_limited, 0)
+                            + coalesce(unknown, 0) DESC,
+                        model, provider
+           ) AS rank
+    FROM g
+),
+p AS (
+    SELECT *, {{top}} IS NULL OR n <= {{top}} OR rank < {{top}} AS kept FROM r
+)
+SELECT CASE WHEN kept THEN model ELSE '{OTHER_LABEL}' END,
+       CASE WHEN kept THEN provider ELSE '{OTHER_LABEL}' END,
+       {_RESUMS}, sum(cost_usd)
+FROM p GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+
+def _usage_totals(row: tuple[Any, ...]) -> UsageTotals:
+    counts = dict(zip(_TOTAL_COLUMNS, row[2:-1], strict=True))
+    return UsageTotals(
+        model=str(row[0]),
+        provider=str(row[1]),
+        requests={k: int(counts[k]) for k in REQUEST_STATUSES if counts[k] is not None},
+        tokens={k: int(counts[k]) for k in TOKEN_KINDS if counts[k] is not None},
+        cost_usd=row[-1],
+    )
