@@ -33,6 +33,10 @@ _TOP = 3
 _PANEL_WEIGHT = 4.0
 # A relative score beyond this is "failed"; it keeps one awful fit from swamping the panel mean.
 _MAX_RATIO = 20.0
+# A member's shrunk score may be at most this many times the series' best one: a candidate
+# that its own backtest and the panel both put far behind adds risk (an exploding trend on a
+# short series), not diversity, however small its weight.
+_GATE = 2.0
 _DOMINANCE = 0.75
 _MIN_WINDOWS_TO_SELECT = 4
 
@@ -146,7 +150,8 @@ def add_combination(preds: dict[str, np.ndarray], scores: dict[str, np.ndarray])
     weights = np.zeros_like(table)
     members: list[list[str]] = []
     for j in range(table.shape[1]):
-        chosen = [int(i) for i in order[:, j] if np.isfinite(table[i, j])]
+        best = table[order[0, j], j]
+        chosen = [int(i) for i in order[:, j] if table[i, j] <= _GATE * best]
         members.append([names[i] for i in chosen])
         for i in chosen:
             weights[i, j] = 1.0 / table[i, j] ** 2
