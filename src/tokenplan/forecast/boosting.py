@@ -75,10 +75,27 @@ class _Design:
             back = -(-steps // season)
             idx = np.stack([target - season * (back + m) for m in range(4)])
             same_phase = np.where(idx >= 0, z[np.maximum(idx, 0)], np.nan)
-            with np.errstate(all="ignore"):
-                cols.append(np.nanmedian(same_phase, axis=0) - level)
+            cols.append(_nanmedian_columns(same_phase) - level)
         cols.append(np.full(n, past[-self.base :].std()))
         return np.column_stack(cols).astype(float), level
+
+
+def _nanmedian_columns(values: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(values, axis=0)`` (NaN where a column has no value), without its cost.
+
+    numpy's nanmedian goes through masked arrays on small inputs and was half the time spent
+    building training rows.
+    """
+    ordered = np.sort(values, axis=0)  # NaN last
+    count = np.sum(~np.isnan(values), axis=0)
+    cols = np.arange(values.shape[1])
+    # The middle value, or the mean of the middle two (as numpy computes it: sum, then halve).
+    low = ordered[np.maximum(count - 1, 0) // 2, cols]
+    high = ordered[np.minimum(count // 2, max(values.shape[0] - 1, 0)), cols]
+    with np.errstate(invalid="ignore"):  # inf + -inf
+        out = (low + high) / 2
+    out[count == 0] = np.nan
+    return out
 
 
 def _model(rows: int, threads: int) -> object:
