@@ -93,6 +93,9 @@ def _one_series(
             train = z[: len(z) - earliest][-cap:]
             model.fit(train)  # type: ignore[attr-defined]
             for i, cut in enumerate(cuts):
+                if cut == earliest:  # what it was fitted on: forward would redo the fit's work
+                    preds[i] = model.predict(h)["mean"]  # type: ignore[attr-defined]
+                    continue
                 history = z[: len(z) - cut][-cap:]
                 preds[i] = model.forward(history, h)["mean"]  # type: ignore[attr-defined]
         except Exception:  # a model that cannot fit a series is left out of it
