@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import resource
@@ -115,6 +116,9 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f} after (other work on the machine slows the wall time)"
     )
     print("chosen methods:", chosen.to_dict())
+    if importlib.util.find_spec("prophet") is None:
+        print("prophet: not installed (pip install prophet==1.5.0, the bench extra), skipped")
+        return
     per_series = time_prophet(df, args.horizon, args.prophet_sample)
     prophet_total = per_series * args.series
     print(
