@@ -13,8 +13,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -45,13 +47,20 @@ def synthetic(n_series: int, days: int, seed: int = 0) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def time_tokenplan(df: pd.DataFrame, horizon: int) -> tuple[float, pd.Series]:
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the forecast's workers)."""
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
+def time_tokenplan(df: pd.DataFrame, horizon: int) -> tuple[float, float, pd.Series]:
+    """Wall and CPU seconds of one forecast call, and how often each method was chosen."""
     from tokenplan.forecast import forecast
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     res = forecast(df, horizon=horizon, freq="1h", levels=(80, 95))
     seconds = time.perf_counter() - start
-    return seconds, pd.Series(res.chosen).value_counts()
+    return seconds, cpu_seconds() - cpu, pd.Series(res.chosen).value_counts()
 
 
 def time_prophet(df: pd.DataFrame, horizon: int, sample: int) -> float:
@@ -99,12 +108,17 @@ def main() -> None:
     df = synthetic(args.series, args.days)
     cold = time_cold_single(args.days)
     print(f"one {args.days}-day series, process start to CSV written: {cold:.1f} s (target <= 15)")
-    ours, chosen = time_tokenplan(df, args.horizon)
+    load = os.getloadavg()[0]
+    ours, cpu, chosen = time_tokenplan(df, args.horizon)
     print(
         f"tokenplan, {args.series} series x {args.days} days, h={args.horizon}: {ours:.1f} s "
-        f"(target <= 300)"
+        f"(target <= 300), {cpu:.0f} CPU-s; load average {load:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after (other work on the machine slows the wall time)"
     )
     print("chosen methods:", chosen.to_dict())
+    if importlib.util.find_spec("prophet") is None:
+        print("prophet: not installed (pip install prophet==1.5.0, the bench extra), skipped")
+        return
     per_series = time_prophet(df, args.horizon, args.prophet_sample)
     prophet_total = per_series * args.series
     print(

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import time
 from pathlib import Path
 
@@ -60,21 +62,33 @@ def score(frame: pd.DataFrame, fc: pd.DataFrame, actual: dict[str, np.ndarray]) 
     }
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the forecast's workers)."""
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, help="only the first N series (smoke run)")
     parser.add_argument("--save", type=Path, help="write the scores as JSON")
     args = parser.parse_args()
     frame, actual = load(args.series)
-    start = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    start, cpu = time.perf_counter(), cpu_seconds()
     result = forecast(frame, horizon=HORIZON, freq="1h", levels=(80, 95))
     seconds = time.perf_counter() - start
-    scores = score(frame, result.frame, actual) | {"seconds": round(seconds, 1)}
+    cpu = cpu_seconds() - cpu
+    scores = score(frame, result.frame, actual) | {
+        "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu, 1),
+        "load_average": round(max(load_before, os.getloadavg()[0]), 1),
+    }
     print(
         f"M4 hourly, {scores['series']} series, h={HORIZON}: sMAPE {scores['smape']:.3f}  "
         f"MASE {scores['mase']:.3f}  OWA {scores['owa']:.3f}  MSIS {scores['msis']:.3f}  "
         f"cov95 {scores['coverage95']:.1%}  cov80 {scores['coverage80']:.1%}  "
-        f"{seconds:.0f} s"
+        f"{seconds:.0f} s, {cpu:.0f} CPU-s (load average {scores['load_average']})"
     )
     if args.save:
         args.save.write_text(json.dumps(scores, indent=2) + "\n")

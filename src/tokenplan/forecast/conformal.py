@@ -17,6 +17,8 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 _POOL = 100
+# Pooled residuals compared in one pass of `cross_coverage` (bounds its memory).
+_BLOCK = 4_000_000
 _RECENT_MAX_WIDEN = 2.0
 # Normalised conformal: volatility over this many primary cycles, ratio clipped to this range.
 _SCALE_CYCLES = 2
@@ -44,6 +46,14 @@ def _pools(errors: np.ndarray, r: int) -> np.ndarray:
     return np.sort(pool, axis=2)
 
 
+def _ranks(count: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """0-based ranks of the split conformal lower and upper bounds in pools of ``count``."""
+    alpha = 1.0 - level / 100.0
+    k_hi = np.ceil((count + 1) * (1 - alpha / 2)).astype(int)
+    k_lo = np.floor((count + 1) * (alpha / 2)).astype(int)
+    return np.clip(k_lo - 1, 0, count - 1), np.clip(k_hi - 1, 0, count - 1)
+
+
 def bounds(errors: np.ndarray, levels: tuple[float, ...]) -> dict[float, tuple[np.ndarray, ...]]:
     """Conformal ``(lo, hi)`` offsets per series and step for each level, shapes ``(n, h)``."""
     _n, w, h = errors.shape
@@ -52,11 +62,7 @@ def bounds(errors: np.ndarray, levels: tuple[float, ...]) -> dict[float, tuple[n
     safe = np.maximum(count, 1)
     out: dict[float, tuple[np.ndarray, ...]] = {}
     for level in levels:
-        alpha = 1.0 - level / 100.0
-        k_hi = np.ceil((safe + 1) * (1 - alpha / 2)).astype(int)
-        k_lo = np.floor((safe + 1) * (alpha / 2)).astype(int)
-        hi_idx = np.clip(k_hi - 1, 0, safe - 1)
-        lo_idx = np.clip(k_lo - 1, 0, safe - 1)
+        lo_idx, hi_idx = _ranks(safe, level)
         hi = np.take_along_axis(pools, hi_idx[..., None], axis=2)[..., 0]
         lo = np.take_along_axis(pools, lo_idx[..., None], axis=2)[..., 0]
         empty = count == 0
@@ -124,22 +130,68 @@ def rescale_to_now(errors: np.ndarray, z: np.ndarray, cuts: list[int], season: i
 
 
 def cross_coverage(errors: np.ndarray, levels: tuple[float, ...]) -> dict[float, np.ndarray]:
-    """Honest backtest coverage per series: each window is scored with bands from the others."""
-    n, w, _h = errors.shape
-    hits = {level: np.zeros(n) for level in levels}
-    seen = np.zeros(n)
+    """Honest backtest coverage per series: each window is scored with bands from the others.
+
+    Equal to calling `bounds` on all windows but one and testing the held-out one, without
+    building and sorting a pool per held-out window: whether a value lies inside the bounds
+    only needs how many pooled residuals fall below it, counted by comparison.
+    """
+    n, w, h = errors.shape
     if w < 2:
         return {level: np.full(n, np.nan) for level in levels}
-    for k in range(w):
-        rest = np.delete(errors, k, axis=1)
-        held = errors[:, k, :]
-        known = ~np.isnan(held)
-        seen += known.sum(axis=1)
-        for level, (lo, hi) in bounds(rest, levels).items():
-            inside = (held >= lo) & (held <= hi) & known
-            hits[level] += inside.sum(axis=1)
+    r = radius(w - 1, h)
+    width = min(2 * r + 1, h)
+    first = np.clip(np.arange(h) - r, 0, h - width)
+    idx = first[:, None] + np.arange(width)[None, :]  # (h, width)
+    hits = {level: np.zeros(n) for level in levels}
+    seen = np.zeros(n)
+    block = max(1, _BLOCK // (w * h * width))  # series per pass, to bound memory
+    for start in range(0, n, block):
+        part = slice(start, start + block)
+        got, known = _held_out_hits(errors[part], idx, levels)
+        seen[part] = known
+        for level in levels:
+            hits[level][part] = got[level]
     with np.errstate(invalid="ignore", divide="ignore"):
         return {level: np.where(seen > 0, hits[level] / seen, np.nan) for level in levels}
+
+
+def _held_out_hits(
+    errors: np.ndarray, idx: np.ndarray, levels: tuple[float, ...]
+) -> tuple[dict[float, np.ndarray], np.ndarray]:
+    """Per series: held-out residuals inside the other windows' bounds, and residuals known."""
+    n, w, h = errors.shape
+    by_window = np.ascontiguousarray(errors.transpose(1, 0, 2))  # (W, n, h)
+    # (W, n, h, width): what each window adds to each step's pool; window-major, so that each
+    # window's block is contiguous (numpy compares those several times faster than a slice).
+    windows = np.take(by_window, idx, axis=2)
+    missing = np.isnan(windows)
+    present = idx.shape[1] - missing.sum(axis=3)  # (W, n, h)
+    # A missing residual is never below a held-out one; +inf says so and compares faster
+    # than NaN. (A held-out residual is never +inf: actuals are finite, forecasts >= 0.)
+    windows[missing] = np.inf
+    hits = {level: np.zeros(n, dtype=np.int64) for level in levels}
+    seen = np.zeros(n, dtype=np.int64)
+    for k in range(w):
+        held = by_window[k, :, :, None]  # (n, h, 1)
+        known = ~np.isnan(held[..., 0])
+        seen += known.sum(axis=1)
+        below = np.zeros((n, h), dtype=np.int64)  # pooled residuals < held
+        at_most = np.zeros((n, h), dtype=np.int64)  # pooled residuals <= held
+        for other in range(w):
+            if other != k:
+                below += (windows[other] < held).sum(axis=2)
+                at_most += (windows[other] <= held).sum(axis=2)
+        count = present.sum(axis=0) - present[k]
+        held = held[..., 0]
+        for level in levels:
+            lo_idx, hi_idx = _ranks(np.maximum(count, 1), level)
+            # held <= max(hi, 0) and held >= min(lo, 0), with hi and lo order statistics.
+            under_hi = (below <= hi_idx) | (held <= 0)
+            over_lo = (at_most >= lo_idx + 1) | (held >= 0)
+            inside = np.where(count == 0, held == 0, under_hi & over_lo) & known
+            hits[level] += inside.sum(axis=1)
+    return hits, seen
 
 
 def normal_scores(errors: np.ndarray) -> np.ndarray:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -47,7 +49,7 @@ class Forecaster:
         local_models: bool | None = None,
         lightgbm: bool = True,
         n_windows: int | None = None,
-        threads: int = 2,
+        threads: int | None = None,
     ) -> None:
         if not isinstance(horizon, int | np.integer) or isinstance(horizon, bool) or horizon < 1:
             raise InvalidInput(
@@ -67,6 +69,8 @@ class Forecaster:
         self.lightgbm = lightgbm
         self.n_windows = n_windows
         self.threads = threads
+        # Worker processes and LightGBM threads: by default every core this process may use.
+        self.cores = max(1, threads or _available_cores())
         self.result: ForecastResult | None = None
         self.metadata: dict[str, object] = {}
 
@@ -170,16 +174,26 @@ class Forecaster:
     ) -> None:
         h = self.horizon
         all_cuts = [0, *cuts]
-        preds = run_baselines(members, all_cuts, h, seasons)
-        shortest = min(len(s.y) for s in members) - max(cuts)
-        if self.lightgbm and shortest * len(members) >= _MIN_BOOSTING_ROWS:
-            from tokenplan.forecast.boosting import run_boosting
+        with ExitStack() as stack:
+            statistical = None
+            if local:
+                from tokenplan.forecast.statistical import StatisticalRun
 
-            preds |= run_boosting(members, all_cuts, h, seasons, self.cadence, self.threads)
-        if local:
-            from tokenplan.forecast.statistical import run_statistical
+                # Started first: the local models fit in worker processes while this one
+                # runs the baselines and the global model.
+                statistical = stack.enter_context(
+                    StatisticalRun(members, all_cuts, h, seasons, n_jobs=self.cores)
+                )
+            preds = run_baselines(members, all_cuts, h, seasons)
+            shortest = min(len(s.y) for s in members) - max(cuts)
+            if self.lightgbm and shortest * len(members) >= _MIN_BOOSTING_ROWS:
+                from tokenplan.forecast.boosting import run_boosting
 
-            preds |= run_statistical(members, all_cuts, h, seasons, n_jobs=self.threads)
+                busy = statistical.workers if statistical else 0
+                threads = max(1, self.cores - busy)
+                preds |= run_boosting(members, all_cuts, h, seasons, self.cadence, threads)
+            if statistical:
+                preds |= statistical.result()
         actual = bt.actual_windows(members, cuts, h)
         scale = bt.mase_scale(members, self.cadence)
         mase: dict[str, np.ndarray] = {}
@@ -263,30 +277,43 @@ class Forecaster:
         self, series: list[Series], fitted: dict[str, _Fitted], rows: list[dict[str, object]]
     ) -> ForecastResult:
         h = self.horizon
-        frames = []
         paths: dict[str, PathModel] = {}
-        for s in series:
+        point = np.stack([fitted[s.uid].point for s in series])  # (n, h), usage units
+        log = np.array([fitted[s.uid].log for s in series])
+        point_z = _to_model(point, log[:, None])
+        bands = {
+            level: (np.empty((len(series), h)), np.empty((len(series), h))) for level in self.levels
+        }
+        # Bounds for all series at once, in groups of equal residual shape.
+        by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for j, s in enumerate(series):
+            by_shape[fitted[s.uid].errors.shape].append(j)
+        for members in by_shape.values():
+            errors = np.stack([fitted[series[j].uid].errors for j in members])
+            for level, (lo_off, hi_off) in adaptive_bounds(errors, self.levels).items():
+                bands[level][0][members] = lo_off
+                bands[level][1][members] = hi_off
+        frame = pd.DataFrame(
+            {
+                "unique_id": np.repeat(np.array([s.uid for s in series], dtype=object), h),
+                "ds": _horizon_stamps(series, h).ravel(),
+                "mean": point.ravel(),
+            }
+        )
+        inner_lo, inner_hi = point, point
+        for level in self.levels:  # ascending, so wider levels nest around narrower ones
+            lo_off, hi_off = bands[level]
+            lo = np.minimum(_to_usage(point_z + lo_off, log), inner_lo)
+            hi = np.maximum(_to_usage(point_z + hi_off, log), inner_hi)
+            frame[f"lo_{level_name(level)}"] = lo.ravel()
+            frame[f"hi_{level_name(level)}"] = hi.ravel()
+            inner_lo, inner_hi = lo, hi
+        for j, s in enumerate(series):
             f = fitted[s.uid]
-            model = PathModel(point=np.zeros(h), log=f.log, errors=f.errors)
-            model.point = model.to_model(f.point)
-            paths[s.uid] = model
-            ds = pd.date_range(s.end + s.step, periods=h, freq=s.step)
-            frame = pd.DataFrame({"unique_id": s.uid, "ds": ds, "mean": f.point})
-            band = adaptive_bounds(f.errors[None], self.levels)
-            inner_lo, inner_hi = f.point, f.point
-            for level in self.levels:  # ascending, so wider levels nest around narrower ones
-                lo_off, hi_off = band[level]
-                lo = np.minimum(model.to_usage(model.point + lo_off[0]), inner_lo)
-                hi = np.maximum(model.to_usage(model.point + hi_off[0]), inner_hi)
-                frame[f"lo_{level_name(level)}"] = lo
-                frame[f"hi_{level_name(level)}"] = hi
-                inner_lo, inner_hi = lo, hi
-            frames.append(frame)
-        frame = pd.concat(frames, ignore_index=True)
+            paths[s.uid] = PathModel(point=point_z[j], log=f.log, errors=f.errors)
         columns = ["unique_id", "ds", "mean"]
         for level in self.levels:
             columns += [f"lo_{level_name(level)}", f"hi_{level_name(level)}"]
-        frame = frame[columns]
         if not np.all(np.isfinite(frame[columns[2:]].to_numpy())):
             raise ForecastError(
                 "a forecast came out non-finite; please report this with the input."
@@ -313,6 +340,21 @@ class Forecaster:
 def _to_model(values: np.ndarray, log: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         return np.where(log, np.log1p(np.maximum(values, 0.0)), values)
+
+
+def _to_usage(z: np.ndarray, log: np.ndarray) -> np.ndarray:
+    """Rows of ``z`` (one per series) back to usage units; ``log`` says which rows are log1p."""
+    out = z.copy()
+    out[log] = np.expm1(z[log])  # only the log rows: expm1 of a linear-space row may overflow
+    return np.maximum(out, 0.0)
+
+
+def _horizon_stamps(series: list[Series], h: int) -> np.ndarray:
+    """``(n, h)`` bucket starts of each series' forecast: one step after its last bucket on."""
+    end = np.array([s.end.value for s in series], dtype=np.int64)
+    step = np.array([s.step.value for s in series], dtype=np.int64)
+    stamps = end[:, None] + step[:, None] * np.arange(1, h + 1)[None, :]
+    return stamps.astype("datetime64[ns]")
 
 
 def _fallback_variance(s: Series) -> float:
@@ -361,3 +403,10 @@ def backtest(
 ) -> pd.DataFrame:
     """Per series and candidate: backtest MASE, sMAPE and interval coverage, choice marked."""
     return forecast(df, horizon, freq, levels, **options).backtest  # type: ignore[arg-type]
+
+
+def _available_cores() -> int:
+    """Cores this process may run on (its affinity where the platform tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

@@ -1,0 +1,177 @@
+"""The fast paths of the engine compute exactly what their direct definitions do."""
+
+from __future__ import annotations
+
+import multiprocessing
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from conftest import usage
+from tokenplan.forecast import conformal
+from tokenplan.forecast.boosting import run_boosting
+from tokenplan.forecast.conformal import bounds, cross_coverage
+from tokenplan.forecast.preparation import (
+    Series,
+    _rescale_level_shift,
+    classify,
+    column_medians,
+    to_series,
+    validate,
+)
+from tokenplan.forecast.statistical import StatisticalRun
+from tokenplan.frequency import make_cadence
+
+LEVELS = (50.0, 80.0, 95.0)
+
+
+def coverage_by_definition(errors: np.ndarray) -> dict[float, np.ndarray]:
+    """Each window scored against `bounds` built from all the other windows."""
+    n, w, _h = errors.shape
+    hits = {level: np.zeros(n) for level in LEVELS}
+    seen = np.zeros(n)
+    for k in range(w):
+        held = errors[:, k, :]
+        known = ~np.isnan(held)
+        seen += known.sum(axis=1)
+        for level, (lo, hi) in bounds(np.delete(errors, k, axis=1), LEVELS).items():
+            hits[level] += ((held >= lo) & (held <= hi) & known).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {level: np.where(seen > 0, hits[level] / seen, np.nan) for level in LEVELS}
+
+
+@st.composite
+def residuals(draw: st.DrawFn) -> np.ndarray:
+    """Backtest residuals ``(n, W, h)`` with ties, gaps and whole missing windows."""
+    shape = (draw(st.integers(1, 3)), draw(st.integers(2, 7)), draw(st.integers(1, 40)))
+    values = st.sampled_from([0.0, -0.5, 0.5, 1.0]) | st.floats(-3, 3, allow_nan=False)
+    errors = draw(hnp.arrays(np.float64, shape, elements=values))
+    gaps = draw(hnp.arrays(np.bool_, shape))
+    errors[gaps & draw(st.booleans())] = np.nan
+    return errors
+
+
+@settings(max_examples=150, deadline=None)
+@given(residuals())
+def test_cross_coverage_is_leave_one_window_out_bounds(errors: np.ndarray) -> None:
+    got = cross_coverage(errors, LEVELS)
+    want = coverage_by_definition(errors)
+    for level in LEVELS:
+        np.testing.assert_array_equal(got[level], want[level])
+
+
+def test_cross_coverage_of_a_large_panel_matches_in_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conformal, "_BLOCK", 50_000)  # a few series per pass
+    rng = np.random.default_rng(0)
+    errors = rng.standard_t(3, size=(40, 4, 168))
+    errors[:5, 3, 100:] = np.nan  # the latest actuals not known yet
+    got = cross_coverage(errors, LEVELS)
+    want = coverage_by_definition(errors)
+    for level in LEVELS:
+        np.testing.assert_array_equal(got[level], want[level])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=2, max_dims=2, max_side=9),
+        elements=st.floats(-1e6, 1e6) | st.just(np.nan),
+    )
+)
+def test_column_medians_are_numpys_nanmedian(values: np.ndarray) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        want = np.nanmedian(values, axis=0)
+    np.testing.assert_array_equal(column_medians(values), want)
+
+
+def shift_by_definition(y: np.ndarray, block: int) -> tuple[int, float]:
+    """The split (in blocks) and log gap `_rescale_level_shift` should pick, tried one by one."""
+    n_blocks = len(y) // block
+    level = np.median(np.log1p(y[len(y) - n_blocks * block :]).reshape(n_blocks, block), axis=1)
+    best, best_gap = 0, 0.0
+    for cut in range(2, n_blocks):
+        before, after = level[:cut], level[cut:]
+        gap = float(np.median(after) - np.median(before))
+        spread = max(np.ptp(after), np.ptp(before[-min(len(before), 7) :]))
+        if abs(gap) >= np.log(3.0) and spread < abs(gap) and abs(gap) > abs(best_gap):
+            best, best_gap = cut, gap
+    return best, best_gap
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(4 * 24, 60 * 24),
+    st.floats(0.0, 1.0),
+    st.floats(-4.0, 4.0),
+    st.integers(0, 2**32 - 1),
+)
+def test_level_shift_search_picks_the_split_a_direct_search_picks(
+    n: int, where: float, jump: float, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    y = rng.lognormal(3.0, 0.3, n)
+    y[: int(where * n)] *= np.exp(jump)
+    start, step = pd.Timestamp("2024-01-01"), pd.Timedelta("1h")
+    series = Series("s", start, step, y.copy(), y.copy())
+    _rescale_level_shift(series, make_cadence("1h"))
+    best, gap = shift_by_definition(y, 24)
+    if best == 0:
+        assert series.notes == []
+        np.testing.assert_array_equal(series.y, y)
+    else:
+        split = n - (n // 24 - best) * 24
+        assert series.notes
+        assert f"x{np.exp(gap):.2g}" in series.notes[0]
+        np.testing.assert_array_equal(series.y[split:], y[split:])
+        want = np.expm1(np.maximum(np.log1p(y[:split]) + gap, 0.0))
+        np.testing.assert_array_equal(series.y[:split], want)
+
+
+def test_boosting_fits_side_by_side_as_one_after_the_other() -> None:
+    cadence = make_cadence("1h")
+    df = pd.concat([usage(n=600, seed=i, uid=f"s{i}") for i in range(3)], ignore_index=True)
+    series = to_series(validate(df), cadence)
+    alone = run_boosting(series, [0, 24, 48], 24, (24, 168), cadence, threads=1)["lightgbm"]
+    paired = run_boosting(series, [0, 24, 48], 24, (24, 168), cadence, threads=2)["lightgbm"]
+    np.testing.assert_array_equal(alone, paired)
+    assert np.isfinite(alone).all()
+
+
+def short_panel(count: int) -> list[Series]:
+    cadence = make_cadence("1h")
+    df = pd.concat(
+        [usage(n=96, seed=i, uid=f"s{i:02d}", level=100.0 * (i + 1)) for i in range(count)],
+        ignore_index=True,
+    )
+    series = to_series(validate(df), cadence)
+    for s in series:
+        classify(s, cadence, 12)
+    return series
+
+
+def test_local_models_in_workers_match_in_process() -> None:
+    series = short_panel(16)  # two workers' worth
+    with StatisticalRun(series, [0, 12, 24], 12, (), n_jobs=2) as run:
+        assert run.workers == 2
+        parallel = run.result()
+    with StatisticalRun(series, [0, 12, 24], 12, (), n_jobs=1) as run:
+        assert run.workers == 0
+        serial = run.result()
+    assert parallel.keys() == serial.keys() == {"auto_ets", "auto_theta"}
+    for name in serial:
+        np.testing.assert_array_equal(parallel[name], serial[name])
+        assert np.isfinite(serial[name]).any()
+    assert multiprocessing.active_children() == []
+
+
+def test_leaving_local_models_unread_stops_the_workers() -> None:
+    with StatisticalRun(short_panel(16), [0, 12, 24], 12, (), n_jobs=2) as run:
+        assert run.workers == 2
+    assert multiprocessing.active_children() == []
