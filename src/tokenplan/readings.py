@@ -31,6 +31,7 @@ __all__ = [
     "budgets_json",
     "headroom_json",
     "plain",
+    "records",
     "spikes_json",
 ]
 
@@ -53,6 +54,14 @@ def plain(value: Any) -> Any:
     if hasattr(value, "item"):
         return plain(value.item())
     return value
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of a frame as plain dicts."""
+    return [
+        {col: plain(val) for col, val in zip(frame.columns, row, strict=True)}
+        for row in frame.itertuples(index=False, name=None)
+    ]
 
 
 def as_of_json(plan: CapacityPlan) -> str | None:

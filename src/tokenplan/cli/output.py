@@ -13,14 +13,24 @@ import pandas as pd
 from rich.table import Table
 from rich.text import Text
 
-from tokenplan.readings import plain
+from tokenplan.readings import plain, records
 from tokenplan.untrusted import visible
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-__all__ = ["OutputFormat", "safe", "spreadsheet_cell", "to_csv", "to_json", "to_table", "visible"]
+__all__ = [
+    "OutputFormat",
+    "plain",
+    "records",
+    "safe",
+    "spreadsheet_cell",
+    "to_csv",
+    "to_json",
+    "to_table",
+    "visible",
+]
 
 
 class OutputFormat(StrEnum):
@@ -52,14 +62,6 @@ def spreadsheet_cell(value: Any) -> Any:
     except ArithmeticError:
         return "'" + value
     return value
-
-
-def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of a frame as plain dicts."""
-    return [
-        {col: plain(val) for col, val in zip(frame.columns, row, strict=True)}
-        for row in frame.itertuples(index=False, name=None)
-    ]
 
 
 def to_csv(frame: pd.DataFrame, *, spreadsheet: bool = False) -> str:
