@@ -63,7 +63,7 @@ _COLUMN_TYPES: tuple[tuple[str, pa.DataType, frozenset[type]], ...] = (
         for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
     ),
     ("latency_ms", pa.float64(), frozenset({int, float, Decimal, _NONE})),
-    ("cost_usd", COST_TYPE, frozenset({int, Decimal, _NONE})),
+    ("cost_usd", COST_TYPE, frozenset({int, Decimal, str, _NONE})),
 )
 
 
@@ -228,7 +228,13 @@ def _columns(items: list[tuple[Any, int | None]], settings: ServiceSettings) -> 
             elif name == "latency_ms":
                 values = [None if v is None else float(v) for v in values]
             elif name == "cost_usd":
-                values = [None if v is None else _stored_cost(v) for v in values]
+                if str in types:
+                    # Exact text: the columnar checks cast it (and send overlong ones on).
+                    if not types <= _TEXT:
+                        return None
+                    kind = pa.string()
+                else:
+                    values = [None if v is None else _stored_cost(v) for v in values]
             arrays[name] = pa.array(values, kind)
         table = to_rows(pa.table(arrays), SOURCE, None)
     except (RowError, pa.ArrowException, UnicodeError, OverflowError, ValueError):
