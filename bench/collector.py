@@ -63,7 +63,8 @@ def start_server(db: Path, port: int, token_file: Path, log: Path) -> subprocess
     env.pop("TOKENPLAN_TOKENS", None)
     args = [sys.executable, "-m", "tokenplan", "serve", "--db", str(db), "--port", str(port)]
     args += ["--token-file", str(token_file), "--refresh", "3600", "--log-level", "warning"]
-    return subprocess.Popen(args, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    with log.open("ab") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
