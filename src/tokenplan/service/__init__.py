@@ -4,7 +4,9 @@ Modules (one job each):
 
 - `contracts`: the seams between them (event sinks, the cached plan);
 - `app`: the FastAPI application and its routes (ingest and reads), built by `make_app`;
-- `sinks`: where accepted events go (the DuckDB store, committed before the 2xx);
+- `settings` and `auth`: the service's request limits and its bearer tokens;
+- `ingest`: request bodies (JSON, NDJSON, gzip) read within limits and validated to rows;
+- `sinks`: where accepted events go (the DuckDB store, group-committed before the 2xx);
 - `live`: the Redis path (per-minute counters, the stream a single writer drains);
 - `plans`: the plan refreshed on a schedule in the background, never on a request;
 - `metrics`: the Prometheus collector that reads the store and the plan at scrape time;
