@@ -59,7 +59,10 @@ def free_port() -> int:
 
 def start_server(db: Path, port: int, token_file: Path, log: Path) -> subprocess.Popen[bytes]:
     """``tokenplan serve`` on ``port`` (plans hourly: this measures ingest)."""
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+    }
     env.pop("TOKENPLAN_TOKENS", None)
     args = [sys.executable, "-m", "tokenplan", "serve", "--db", str(db), "--port", str(port)]
     args += ["--token-file", str(token_file), "--refresh", "3600", "--log-level", "warning"]

@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
+import anyio.to_thread
+import pyarrow as pa
 from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
@@ -36,7 +38,7 @@ from tokenplan.errors import InvalidInput, TokenplanError
 from tokenplan.events import METRICS, parse_timestamp
 from tokenplan.frequency import parse_freq
 from tokenplan.readings import records
-from tokenplan.service.contracts import AcceptResult, EventSink, PlanSnapshot
+from tokenplan.service.contracts import EventSink, PlanSnapshot
 from tokenplan.service.ingest import body_format, parse_events, read_body
 from tokenplan.service.plans import NotReady, PlanReader, PlanReadings
 from tokenplan.service.settings import ServiceSettings
@@ -52,6 +54,8 @@ log = logging.getLogger(__name__)
 
 # Reads the Authorization header (and documents it in /docs); `Tokens.check` judges it.
 BEARER = HTTPBearer(auto_error=False, description="One of the service's API tokens.")
+# Batches parsed at once (parsing is Python, bound by the GIL; more threads only contend).
+PARSE_THREADS = 2
 # Rows one /v1/usage answer holds at most (a year of minutes would be 525,600 a series).
 MAX_USAGE_ROWS = 100_000
 
@@ -120,6 +124,7 @@ def make_app(
         settings.tokens.check(None if credentials is None else credentials.credentials)
 
     auth = [Depends(authorized)]
+    parsers = anyio.CapacityLimiter(PARSE_THREADS)
 
     def latest() -> PlanReadings:
         readings = plans.readings()
@@ -176,13 +181,13 @@ def make_app(
             limit=settings.max_body_bytes,
         )
 
-        def accept() -> AcceptResult:
+        def rows() -> pa.Table:
             table = parse_events(body, fmt, settings)
-            if prices is not None:
-                table = prices.price_rows(table).table
-            return sink.accept(table)
+            return table if prices is None else prices.price_rows(table).table
 
-        result = await run_in_threadpool(accept)
+        # Parsing holds the GIL: a few threads at a time keep it busy without thrashing.
+        table = await anyio.to_thread.run_sync(rows, limiter=parsers)
+        result = await run_in_threadpool(sink.accept, table)
         return Accepted(accepted=result.accepted, duplicates=result.duplicates)
 
     @app.get("/v1/usage", dependencies=auth, summary="Usage from the store")
