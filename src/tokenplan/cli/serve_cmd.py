@@ -82,6 +82,7 @@ def serve(
         prices=book,
     )
     store = open_store(resolve_db_path(db), mode="write")
+    idle = True
     try:
         plans = PlanRefresher(
             store.reader, config, interval=refresh, min_gap=min(NEW_DATA_GAP, refresh)
@@ -112,9 +113,12 @@ def serve(
             server.run()
         finally:
             # Requests still waiting on the writer are committed before the store closes.
-            plans.close()
+            idle = plans.close()
             sink.close()
     finally:
-        store.close()
+        # A plan still being read from a cursor must not see its database closed under it;
+        # every commit is in DuckDB's WAL already, so leaving it to process exit loses nothing.
+        if idle:
+            store.close()
     if not server.started:
         raise typer.Exit(1)

@@ -176,12 +176,14 @@ class PlanRefresher:
             self._thread = threading.Thread(target=self._run, name="tokenplan-plans", daemon=True)
             self._thread.start()
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop the thread (a refresh under way finishes or is abandoned after ``timeout``)."""
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stop the thread; False if a refresh under way outlasted ``timeout`` (still reading)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
 
     def refresh(self) -> PlanReadings:
         """Make a plan and its readings now, publish them, call ``on_refresh``; return them."""
