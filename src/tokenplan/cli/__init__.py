@@ -16,6 +16,7 @@ from tokenplan.cli import (  # noqa: F401 (registers commands)
     plan_cmd,
     prices_cmd,
     report_cmd,
+    serve_cmd,
     usage_cmd,
 )
 from tokenplan.cli.app import app, err_console

@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
-from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -15,14 +13,24 @@ import pandas as pd
 from rich.table import Table
 from rich.text import Text
 
-from tokenplan.timestamps import iso_utc
+from tokenplan.readings import plain, records
 from tokenplan.untrusted import visible
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-__all__ = ["OutputFormat", "safe", "spreadsheet_cell", "to_csv", "to_json", "to_table", "visible"]
+__all__ = [
+    "OutputFormat",
+    "plain",
+    "records",
+    "safe",
+    "spreadsheet_cell",
+    "to_csv",
+    "to_json",
+    "to_table",
+    "visible",
+]
 
 
 class OutputFormat(StrEnum):
@@ -54,34 +62,6 @@ def spreadsheet_cell(value: Any) -> Any:
     except ArithmeticError:
         return "'" + value
     return value
-
-
-def plain(value: Any) -> Any:
-    """A cell as a JSON/CSV-friendly value: exact decimals as strings, NaN as None."""
-    if value is None:
-        return None
-    if isinstance(value, Decimal):
-        # Exact, without the store's trailing zeros (DECIMAL(38, 12)) or an exponent;
-        # normalize() would round to the context's 28 digits.
-        text = format(value, "f")
-        return text.rstrip("0").rstrip(".") if "." in text else text
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        return int(value) if value.is_integer() and abs(value) < 2**53 else value
-    if isinstance(value, pd.Timestamp | datetime):
-        return iso_utc(value)
-    if hasattr(value, "item"):
-        return plain(value.item())
-    return value
-
-
-def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of a frame as plain dicts."""
-    return [
-        {col: plain(val) for col, val in zip(frame.columns, row, strict=True)}
-        for row in frame.itertuples(index=False, name=None)
-    ]
 
 
 def to_csv(frame: pd.DataFrame, *, spreadsheet: bool = False) -> str:

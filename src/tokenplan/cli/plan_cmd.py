@@ -9,7 +9,6 @@ when an alert is critical, so a cron job or CI step can act on it.
 from __future__ import annotations
 
 import json
-import math
 import os
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -28,6 +27,7 @@ from tokenplan.errors import InvalidInput
 from tokenplan.events import DIMENSIONS, METRICS
 from tokenplan.plan.periods import Period, check_tz, parse_when
 from tokenplan.pricing import parse_fx
+from tokenplan.readings import budget_json, budgets_json, headroom_json, spikes_json
 from tokenplan.store import DuckDBStore, open_store
 from tokenplan.store.duckdb_store import resolve_db_path
 from tokenplan.store.queries import queries_for
@@ -67,10 +67,6 @@ def _plan(
 
 def _echo_json(payload: dict[str, Any]) -> None:
     typer.echo(json.dumps(payload, indent=2))
-
-
-def _as_of(plan: CapacityPlan) -> str | None:
-    return None if plan.as_of is None else iso_utc(plan.as_of)
 
 
 @app.command()
@@ -179,39 +175,11 @@ def budget(
         statuses = plan.budget_statuses(budgets, fx=rate)
     critical = any(a.severity == "critical" for s in statuses for a in s.alerts)
     if fmt is Format.json:
-        _echo_json({"as_of": _as_of(plan), "budgets": [_budget_json(s) for s in statuses]})
+        _echo_json(budgets_json(plan, statuses))
     else:
         _budget_table(statuses, config)
     if critical:
         raise typer.Exit(1)
-
-
-def _budget_json(s: BudgetStatus) -> dict[str, Any]:
-    p, b = s.projection, s.budget
-    rate = float(b.amount) / s.limit_usd if s.limit_usd else None
-
-    def local(usd: float | None) -> float | None:
-        return None if usd is None or rate is None else usd * rate
-
-    return {
-        "name": b.name,
-        "period": b.period.value,
-        "currency": b.currency,
-        "amount": plain(b.amount),
-        "amount_usd": s.limit_usd,
-        "so_far": local(p.so_far if p else None),
-        "so_far_usd": p.so_far if p else None,
-        "projected": local(p.projected if p else None),
-        "projected_usd": p.projected if p else None,
-        "lo_80": local(p.lo_80 if p else None),
-        "hi_80": local(p.hi_80 if p else None),
-        "p_over_limit": s.p_overrun,
-        "breached": bool(p and s.limit_usd is not None and p.so_far > s.limit_usd),
-        "breach_at": None if p is None or p.breach_at is None else iso_utc(p.breach_at),
-        "alerts": [
-            {"kind": a.kind, "severity": a.severity, "message": a.message} for a in s.alerts
-        ],
-    }
 
 
 def _budget_table(statuses: list[BudgetStatus], config: Path) -> None:
@@ -228,7 +196,7 @@ def _budget_table(statuses: list[BudgetStatus], config: Path) -> None:
     ):
         table.add_column(col, justify="left" if col in ("budget", "period", "breach") else "right")
     for s in statuses:
-        row = _budget_json(s)
+        row = budget_json(s)
         cur = row["currency"]
 
         def money(key: str, row: dict[str, Any] = row, cur: str = cur) -> str:
@@ -291,53 +259,11 @@ def headroom(
     if isinstance(check, str):
         raise InvalidInput(f"cannot check rate-limit headroom: {check}; import usage first.")
     if fmt is Format.json:
-        _echo_json(_headroom_json(check, plan))
+        _echo_json(headroom_json(check, plan))
     else:
         _headroom_table(check, horizon)
     if any(r.severity == "critical" for r in check.rows):
         raise typer.Exit(1)
-
-
-def _headroom_json(check: HeadroomCheck, plan: CapacityPlan) -> dict[str, Any]:
-    """The report's headroom keys (``peak_p99``, ``headroom`` as a share, ``p_hit_max``)."""
-    return {
-        "as_of": _as_of(plan),
-        "horizon_hours": plan.settings.horizon_hours,
-        "limits_source": check.source,
-        "items": [
-            {
-                "name": f"{r.provider} {r.family} ({r.tier})",
-                "provider": r.provider,
-                "family": r.family,
-                "tier": r.tier,
-                "limit_kind": r.kind.upper(),
-                "metric": r.metric,
-                "limit": r.limit,
-                "peak_p50": r.expected_peak,
-                "peak_p99": r.p99_peak,
-                "headroom": r.headroom_share,
-                "p_hit_max": r.p_hit_max,
-                "first_risk_at": None if r.first_risk_at is None else iso_utc(r.first_risk_at),
-                "holding_tier": r.holding_tier,
-                "severity": r.severity,
-            }
-            for r in check.rows
-        ],
-        "ptu": [
-            {
-                "model": p.model,
-                "deployment": p.deployment,
-                "units": p.units,
-                "p99_input_tpm": p.p99_input_tpm,
-                "p99_output_tpm": p.p99_output_tpm,
-                "note": p.note,
-            }
-            for p in check.ptu
-        ],
-        "models": list(check.models),
-        "unlimited_models": list(check.unlimited),
-        "notes": check.notes,
-    }
 
 
 def _headroom_table(check: HeadroomCheck, horizon: int) -> None:
@@ -422,14 +348,7 @@ def spikes(
         found = plan.anomalies(recent, metric=metric, by=by, k=k, tz=tz, since=start)
     shown = metric or plan.metric
     if fmt is Format.json:
-        _echo_json(
-            {
-                "as_of": _as_of(plan),
-                "metric": shown,
-                "freq": freq,
-                "anomalies": [_anomaly_json(a) for a in found],
-            }
-        )
+        _echo_json(spikes_json(plan, found, metric=shown, freq=freq))
     else:
         _spikes_table(found, recent, freq, shown)
     if any(a.severity == "critical" for a in found):
@@ -441,23 +360,6 @@ def _since(since: str | None, plan: CapacityPlan) -> datetime | None:
         return None
     start = parse_when(since, now=plan.summary.end)
     return None if start is None else start.to_pydatetime()
-
-
-def _anomaly_json(a: Anomaly) -> dict[str, Any]:
-    return {
-        "kind": a.kind,
-        "severity": a.severity,
-        "start": iso_utc(a.start),
-        "end": iso_utc(a.end),
-        "buckets": a.buckets,
-        "actual": a.actual,
-        "usual": a.expected,
-        "ratio": a.peak_ratio if math.isfinite(a.peak_ratio) else None,
-        "dimension": a.dimension,
-        "culprit": a.culprit,
-        "culprit_share": a.culprit_share,
-        "message": a.message,
-    }
 
 
 def _spikes_table(found: list[Anomaly], recent: int, freq: str, metric: str) -> None:

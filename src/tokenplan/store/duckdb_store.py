@@ -44,6 +44,8 @@ TOTAL_ID = "total"
 INCOMING = "_tokenplan_incoming"
 NONE_LABEL = "(none)"
 OTHER_LABEL = "(other)"
+_COLS = ", ".join(f'"{c}"' for c in COLUMNS)
+_INSERT = f"INSERT INTO usage ({_COLS}, rid_hash) SELECT {_COLS}, {RID_HASH}"
 # A Monday midnight, so that weekly buckets start on Monday and every shorter width aligns.
 _ORIGIN = "TIMESTAMP '2000-01-03 00:00:00'"
 # Calendar months start on the 1st.
@@ -222,6 +224,19 @@ class DuckDBStore:
         """Close the connection."""
         self._con.close()
 
+    def reader(self) -> DuckDBStore:
+        """Another handle on this store's database, for another thread (its own DuckDB cursor).
+
+        A DuckDB connection is not thread-safe; each cursor is, and reads through one see
+        committed data without blocking the writer (MVCC). Close it when done.
+        """
+        other = object.__new__(DuckDBStore)
+        other.path = self.path
+        other._in_transaction = False
+        other._con = self._con.cursor()
+        other._run("SET TimeZone = 'UTC'")
+        return other
+
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
         """The underlying DuckDB connection, for read-only ad hoc queries."""
@@ -317,29 +332,35 @@ class DuckDBStore:
             return False
         return bool(self._run(f"SELECT 1 FROM {BATCHES_TABLE} WHERE key = ?", [key]))
 
+    def write_each(self, batches: Sequence[pa.Table]) -> list[WriteResult]:
+        """Write several batches in one transaction (a group commit); one result per batch.
+
+        Batches are deduplicated in order, so a ``request_id`` repeated across them counts
+        once; if any batch fails, none is kept. Batches of fresh ids go in as one insert.
+        """
+        tables = [_usage_rows(batch) for batch in batches]
+        with self.transaction():
+            if len(tables) > 1:
+                combined = pa.concat_tables(tables)
+                if self._fresh(combined):
+                    self._insert_all(combined)
+                    return [WriteResult(t.num_rows, 0) for t in tables]
+            return [self._write_one(t) for t in tables]
+
     def _write_one(self, batch: pa.Table | pa.RecordBatch) -> WriteResult:
-        table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
-        if table.schema.names != list(COLUMNS):
-            raise StoreError(
-                f"rows have columns {table.schema.names}, expected {list(COLUMNS)} (USAGE_SCHEMA)."
-            )
-        table = table.cast(USAGE_SCHEMA)
+        table = _usage_rows(batch)
         if table.num_rows == 0:
             return WriteResult(0, 0)
-        cols = ", ".join(f'"{c}"' for c in COLUMNS)
-        insert = f"INSERT INTO usage ({cols}, rid_hash) SELECT {cols}, {RID_HASH}"
-        name = INCOMING
         try:
-            ids = table.column("request_id")
-            if ids.null_count == table.num_rows or not self._may_hold_duplicates(table):
-                self._run_with(f"{insert} FROM {name}", table)
+            if self._fresh(table):
+                self._insert_all(table)
                 return WriteResult(table.num_rows, 0)
             replaced = self._replace_changed_buckets(table)
             before = self._count()
             # Idempotency: a request_id already stored, or repeated in this batch, counts once.
             self._run_with(
                 f"""
-                {insert} FROM {name} AS n
+                {_INSERT} FROM {INCOMING} AS n
                 WHERE n.request_id IS NULL
                    OR NOT EXISTS (SELECT 1 FROM usage u
                                   WHERE u.rid_hash = hash(n.request_id)
@@ -351,6 +372,20 @@ class DuckDBStore:
             )
             inserted = self._count() - before
             return WriteResult(inserted - replaced, table.num_rows - inserted, replaced)
+        except duckdb.Error as exc:
+            raise StoreError(f"writing to the store {self.path} failed: {exc}") from exc
+
+    def _fresh(self, table: pa.Table) -> bool:
+        """True when no row's ``request_id`` can be stored already or repeat in ``table``."""
+        ids = table.column("request_id")
+        try:
+            return ids.null_count == table.num_rows or not self._may_hold_duplicates(table)
+        except duckdb.Error as exc:
+            raise StoreError(f"reading the store {self.path} failed: {exc}") from exc
+
+    def _insert_all(self, table: pa.Table) -> None:
+        try:
+            self._run_with(f"{_INSERT} FROM {INCOMING}", table)
         except duckdb.Error as exc:
             raise StoreError(f"writing to the store {self.path} failed: {exc}") from exc
 
@@ -596,6 +631,16 @@ class DuckDBStore:
             unpriced_models=tuple(m[0] for m in unpriced),
             unsplit_tokens=int(row[7]),
         )
+
+
+def _usage_rows(batch: pa.Table | pa.RecordBatch) -> pa.Table:
+    """``batch`` as a table of `USAGE_SCHEMA`, or a `StoreError` naming the columns."""
+    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+    if table.schema.names != list(COLUMNS):
+        raise StoreError(
+            f"rows have columns {table.schema.names}, expected {list(COLUMNS)} (USAGE_SCHEMA)."
+        )
+    return table.cast(USAGE_SCHEMA)
 
 
 def _to_naive(values: Sequence[datetime]) -> list[datetime]:
