@@ -133,7 +133,9 @@ def decode_protobuf(body: bytes) -> ExportTraceServiceRequest:
     try:
         request.ParseFromString(body)
     except (DecodeError, RecursionError) as exc:
-        raise InvalidInput(f"the body is not a protobuf ExportTraceServiceRequest ({exc}).") from None
+        raise InvalidInput(
+            f"the body is not a protobuf ExportTraceServiceRequest ({exc})."
+        ) from None
     return request
 
 
@@ -149,7 +151,9 @@ def decode_json(body: bytes) -> ExportTraceServiceRequest:
         _hex_ids_to_base64(raw)
         return json_format.ParseDict(raw, ExportTraceServiceRequest(), ignore_unknown_fields=True)
     except (json_format.ParseError, RecursionError, TypeError, ValueError) as exc:
-        raise InvalidInput(f"the body is not an OTLP/JSON ExportTraceServiceRequest ({exc}).") from None
+        raise InvalidInput(
+            f"the body is not an OTLP/JSON ExportTraceServiceRequest ({exc})."
+        ) from None
 
 
 _ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
