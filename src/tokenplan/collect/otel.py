@@ -32,8 +32,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from tokenplan.collect.call_rows import call_rows, unknown_tokens_row
 from tokenplan.errors import InvalidInput
-from tokenplan.events import USAGE_SCHEMA, UsageEvent, events_to_table, parse_count
+from tokenplan.events import USAGE_SCHEMA, UsageEvent, parse_count
 
 __all__ = [
     "ATTRIBUTES",
@@ -207,11 +208,7 @@ def usage_from_request(request: ExportTraceServiceRequest) -> TraceUsage:
                     events.append(mapped)
                 else:
                     unknown.append(mapped)
-    tables = [events_to_table(events, source=SOURCE)] if events else []
-    if unknown:
-        tables.append(pa.Table.from_pylist(unknown, schema=USAGE_SCHEMA))
-    if tables:
-        result.table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    result.table = call_rows(events, unknown, source=SOURCE)
     return result
 
 
@@ -246,7 +243,7 @@ def _map_span(span: Span, resource: dict[str, Any]) -> UsageEvent | dict[str, An
         key = _key_of(attrs, name)
         counts[name] = None if value is None else parse_count(value, source=where, field=key)
     if not has_usage:
-        return _unknown_tokens_row(values)
+        return unknown_tokens_row(**values, source=SOURCE)
     try:
         return UsageEvent(
             **values,
@@ -262,19 +259,6 @@ def _map_span(span: Span, resource: dict[str, Any]) -> UsageEvent | dict[str, An
 def _at_span(message: str, where: str) -> str:
     # UsageEvent's messages start with "input, field 'x'"; name the span instead.
     return where + message[len("input") :] if message.startswith("input") else message
-
-
-def _unknown_tokens_row(values: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **{k: v for k, v in values.items() if k not in ("status", "latency_ms")},
-        "ts": values["ts"].replace(tzinfo=None),
-        "bucket_s": 0,
-        "requests": 1,
-        "failed_requests": 1,
-        "rate_limited_requests": 1 if values["status"] == "rate_limited" else 0,
-        "latency_ms_sum": values["latency_ms"],
-        "source": SOURCE,
-    }
 
 
 def _status(attrs: dict[str, Any], failed: bool) -> str:
