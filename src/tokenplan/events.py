@@ -204,7 +204,10 @@ def parse_timestamp(
     elif isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(value):
             raise InvalidInput(f"{where}: {value!r} is not a timestamp.")
-        return datetime.fromtimestamp(value, UTC)
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise InvalidInput(f"{where}: {value!r} is out of the range of timestamps.") from None
     else:
         text = str(value).strip()
         try:
