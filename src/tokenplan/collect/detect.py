@@ -23,6 +23,7 @@ AZURE_TRACE = "azure_trace"
 MOONCAKE_TRACE = "mooncake_trace"
 ANTHROPIC_USAGE = "anthropic_usage"
 OPENAI_USAGE = "openai_usage"
+LITELLM_SPEND = "litellm_spend"
 
 FORMATS: dict[str, str] = {
     USAGE_CSV: "usage series CSV (timestamp, model, requests, tokens, cost per bucket)",
@@ -33,6 +34,7 @@ FORMATS: dict[str, str] = {
     MOONCAKE_TRACE: "Mooncake trace as CSV (timestamp_ms, input_length, output_length)",
     ANTHROPIC_USAGE: "Anthropic Admin API usage report JSON (usage_report/messages pages)",
     OPENAI_USAGE: "OpenAI organization usage JSON (usage/completions pages)",
+    LITELLM_SPEND: "LiteLLM proxy spend logs (CSV or JSON: request_id, startTime, spend, ...)",
 }
 _ALIASES = {
     "usage": USAGE_CSV,
@@ -44,6 +46,7 @@ _ALIASES = {
     "mooncake": MOONCAKE_TRACE,
     "anthropic": ANTHROPIC_USAGE,
     "openai": OPENAI_USAGE,
+    "litellm": LITELLM_SPEND,
 }
 _SNIFF_BYTES = 64 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
@@ -151,6 +154,8 @@ def detect_format(source: Source) -> str:
 
 
 def _detect_json(text: str, source: Source) -> str:
+    if '"startTime"' in text and '"spend"' in text:
+        return LITELLM_SPEND
     if '"uncached_input_tokens"' in text or '"starting_at"' in text:
         return ANTHROPIC_USAGE
     if '"num_model_requests"' in text or "organization.usage" in text or '"start_time"' in text:
@@ -170,6 +175,8 @@ def _detect_csv(text: str, source: Source) -> str:
     except (csv.Error, StopIteration):
         header = []
     cols = {c.strip().lower() for c in header}
+    if {"request_id", "starttime", "spend", "prompt_tokens"} <= cols:
+        return LITELLM_SPEND
     if {"timestamp", "contexttokens", "generatedtokens"} <= cols:
         return AZURE_TRACE
     if {"timestamp_ms", "input_length", "output_length"} <= cols:

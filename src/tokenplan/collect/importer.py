@@ -74,6 +74,7 @@ _READERS: dict[str, tuple[str, str]] = {
     detect.MOONCAKE_TRACE: ("traces", "read_mooncake"),
     detect.ANTHROPIC_USAGE: ("anthropic_usage", "read"),
     detect.OPENAI_USAGE: ("openai_usage", "read"),
+    detect.LITELLM_SPEND: ("litellm_spend", "read"),
 }
 
 
@@ -181,6 +182,7 @@ _RAW_FORMATS = (
     detect.EVENTS_PARQUET,
     detect.AZURE_TRACE,
     detect.MOONCAKE_TRACE,
+    detect.LITELLM_SPEND,
 )
 
 

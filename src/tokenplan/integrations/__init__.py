@@ -1,0 +1,1 @@
+"""Hooks into tools that already see every LLM call (LiteLLM)."""
