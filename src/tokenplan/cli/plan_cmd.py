@@ -284,8 +284,11 @@ def headroom(
     """
     from tokenplan.plan.limits import resolve_limits
 
-    config = resolve_limits(limits, env=os.environ)
+    from tokenplan.store.rate_limits import read_rate_limits
+
     with open_store(resolve_db_path(db), mode="read") as store:
+        # Limits seen in provider headers fill in models the limits file does not cover.
+        config = resolve_limits(limits, env=os.environ, observed=read_rate_limits(store))
         plan = _plan(store, as_of, horizon_hours=horizon)
         check = plan.headroom(config)
     if isinstance(check, str):
