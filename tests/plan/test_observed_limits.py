@@ -11,10 +11,18 @@ from tokenplan.plan.limits import limits_from_observed, resolve_limits
 AT = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 
-def _seen(provider: str, model: str, kind: str, limit: int, key: str | None = None) -> ObservedLimit:
+def _seen(
+    provider: str, model: str, kind: str, limit: int, key: str | None = None
+) -> ObservedLimit:
     return ObservedLimit(
-        provider=provider, model=model, key_id=key, kind=kind, limit=limit, remaining=1,
-        reset=None, observed_at=AT,
+        provider=provider,
+        model=model,
+        key_id=key,
+        kind=kind,
+        limit=limit,
+        remaining=1,
+        reset=None,
+        observed_at=AT,
     )
 
 
@@ -49,13 +57,15 @@ def test_a_users_file_wins_and_observed_limits_fill_the_gaps(tmp_path: Path) -> 
     config = resolve_limits(path, env={}, observed=OBSERVED)
     families = {(r.family, r.tier) for r in config.rate_limits}
     assert families == {("gpt-4o", "tier-1"), ("claude-sonnet-4-5-20250929", "observed")}
-    assert str(path) in config.source and "headers" in config.source
+    assert str(path) in config.source
+    assert "headers" in config.source
 
 
 def test_without_a_file_observed_limits_replace_the_shipped_example() -> None:
     example = resolve_limits(None, env={})
     config = resolve_limits(None, env={}, observed=OBSERVED)
-    assert example.rate_limits and "example" in example.source
+    assert example.rate_limits
+    assert "example" in example.source
     assert {r.tier for r in config.rate_limits} == {"observed"}
     assert "example" not in config.source
     assert config.ptu == example.ptu

@@ -283,7 +283,6 @@ def headroom(
     Exits 1 when a limit of the current tier is likely hit (P >= 50% in the window).
     """
     from tokenplan.plan.limits import resolve_limits
-
     from tokenplan.store.rate_limits import read_rate_limits
 
     with open_store(resolve_db_path(db), mode="read") as store:

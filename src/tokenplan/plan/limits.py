@@ -176,8 +176,17 @@ def limits_from_observed(observed: Sequence[ObservedLimit]) -> LimitsConfig:
             kinds.pop("tpm", None)
         if kinds:
             limits.append(
-                RateLimit(provider=provider, family=model, models=(model,), tier="observed",
-                          rank=0, **kinds)
+                RateLimit(
+                    provider=provider,
+                    family=model,
+                    models=(model,),
+                    tier="observed",
+                    rank=0,
+                    rpm=kinds.get("rpm"),
+                    itpm=kinds.get("itpm"),
+                    otpm=kinds.get("otpm"),
+                    tpm=kinds.get("tpm"),
+                )
             )
     newest = max((lim.observed_at for lim in observed), default=None)
     source = f"rate-limit headers observed up to {newest:%Y-%m-%d %H:%M}Z" if newest else ""
@@ -191,9 +200,7 @@ def with_observed(config: LimitsConfig, observed: Sequence[ObservedLimit]) -> Li
     if not extra:
         return config
     source = " + ".join(s for s in (config.source, seen.source) if s)
-    return LimitsConfig(
-        config.rate_limits + extra, config.ptu, dict(config.current_tier), source
-    )
+    return LimitsConfig(config.rate_limits + extra, config.ptu, dict(config.current_tier), source)
 
 
 def load_limits(path: str | Path | None = None) -> LimitsConfig:

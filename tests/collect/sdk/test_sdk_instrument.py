@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import anthropic
+import fake_provider as fp
 import openai
 import pytest
 
-import fake_provider as fp
 from tokenplan.collect.sdk import Recorder, instrument, recorder_of
 from tokenplan.collect.sdk.provider_calls import ParsedCall
 from tokenplan.events import UsageEvent
@@ -48,7 +48,9 @@ def _dump(value: Any) -> Any:
 CALLS: dict[str, tuple[str, Callable[[Any], Any], Callable[[], fp.Reply]]] = {
     "chat": (
         "openai",
-        lambda c: c.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}]),
+        lambda c: c.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+        ),
         fp.chat_completion,
     ),
     "chat_stream": (
@@ -93,7 +95,9 @@ CALLS: dict[str, tuple[str, Callable[[Any], Any], Callable[[], fp.Reply]]] = {
     ),
     "openai_429": (
         "openai",
-        lambda c: c.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}]),
+        lambda c: c.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+        ),
         fp.openai_rate_limited,
     ),
     "anthropic_429": (
@@ -149,9 +153,10 @@ def _call_twice(server: Any, name: str, is_async: bool) -> tuple[Any, Any, ListS
     if is_async:
 
         async def both() -> tuple[Any, Any]:
-            async with _client(sdk, server.url, True) as plain, _client(
-                sdk, server.url, True
-            ) as wrapped:
+            async with (
+                _client(sdk, server.url, True) as plain,
+                _client(sdk, server.url, True) as wrapped,
+            ):
                 instrument(wrapped, team="search", feature="ask", recorder=recorder)
                 return await _run_async(plain, call), await _run_async(wrapped, call)
 
@@ -167,21 +172,30 @@ def _call_twice(server: Any, name: str, is_async: bool) -> tuple[Any, Any, ListS
 
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize("name", list(CALLS))
-def test_one_event_per_call_and_the_app_sees_the_same(server: Any, name: str, is_async: bool) -> None:
+def test_one_event_per_call_and_the_app_sees_the_same(
+    server: Any, name: str, is_async: bool
+) -> None:
     before, after, sink = _call_twice(server, name, is_async)
     assert after == before  # same values, chunks, exception type, message and status
     assert before[0] == ("raised" if name.endswith("429") else "ok")
     assert len(sink.calls) == 1
     e: UsageEvent = sink.calls[0].event
     model, inp, out, cr, cw, status, rid, known = EXPECTED[name]
-    assert (e.model, e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens) == (
-        model, inp, out, cr, cw
-    )
+    assert (
+        e.model,
+        e.input_tokens,
+        e.output_tokens,
+        e.cache_read_tokens,
+        e.cache_write_tokens,
+    ) == (model, inp, out, cr, cw)
     assert (e.status, e.request_id, e.tokens_known) == (status, rid, known)
     assert e.provider == CALLS[name][0]
     assert (e.team, e.feature) == ("search", "ask")
-    assert e.key_id is not None and e.key_id.startswith("key-") and "secret" not in e.key_id
-    assert e.latency_ms is not None and 0 < e.latency_ms < 5000
+    assert e.key_id is not None
+    assert e.key_id.startswith("key-")
+    assert "secret" not in e.key_id
+    assert e.latency_ms is not None
+    assert 0 < e.latency_ms < 5000
     if not known:
         assert "include_usage" in (sink.calls[0].note or "")
 
@@ -211,7 +225,8 @@ def test_retries_are_counted_honestly(server: Any) -> None:
         result = client.chat.completions.create(
             model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
         )
-    assert result.usage is not None and result.usage.prompt_tokens == 1200
+    assert result.usage is not None
+    assert result.usage.prompt_tokens == 1200
     assert recorder.flush(5)
     recorder.close()
     assert [c.event.status for c in sink.calls] == ["rate_limited", "ok"]

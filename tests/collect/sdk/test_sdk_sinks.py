@@ -1,4 +1,4 @@
-"""Where recorded calls go: the DuckDB store, a collector (spooled while it is down), the batcher."""
+"""Where recorded calls go: the store, a collector (spooled while it is down), the batcher."""
 
 from __future__ import annotations
 
@@ -14,10 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import fake_provider as fp
 import openai
 
-import fake_provider as fp
-from tokenplan.collect.sdk import CollectorSink, EventBatcher, Recorder, Spool, StoreSink, instrument
+from tokenplan.collect.sdk import (
+    CollectorSink,
+    EventBatcher,
+    Recorder,
+    Spool,
+    StoreSink,
+    instrument,
+)
 from tokenplan.collect.sdk.provider_calls import ParsedCall
 from tokenplan.events import UsageEvent
 from tokenplan.store import open_store

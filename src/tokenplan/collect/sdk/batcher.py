@@ -1,4 +1,4 @@
-"""`EventBatcher`: a bounded queue drained by one background thread, so the call path never waits."""
+"""`EventBatcher`: a bounded queue drained by a background thread; the call path never waits."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class EventBatcher(Generic[T]):
         self._thread.start()
 
     def submit(self, item: T) -> bool:
-        """Queue ``item``; False when it (or the oldest item) was dropped because the queue is full."""
+        """Queue ``item``; False when it (or the oldest item) was dropped: the queue was full."""
         with self._lock:
             self._submitted += 1
             if len(self._items) >= self._capacity:

@@ -8,6 +8,7 @@ on the batcher's thread.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import time
@@ -109,10 +110,8 @@ class CallHooks:
 
     def on_request(self, request: Any) -> None:
         """Stamp the start time (the request hook)."""
-        try:
+        with contextlib.suppress(Exception):
             request.extensions[START_KEY] = time.perf_counter()
-        except Exception:
-            pass
 
     def on_response(self, response: Any, *, is_async: bool) -> None:
         """Wrap a model call's body stream so its bytes are kept as the app reads them."""

@@ -81,7 +81,9 @@ def instrument(
     http = _http_client(client)
     wire = provider or _provider(client)
     if wire not in ("openai", "anthropic"):
-        raise InvalidInput(f"tokenplan.instrument: provider must be openai or anthropic, not {wire!r}.")
+        raise InvalidInput(
+            f"tokenplan.instrument: provider must be openai or anthropic, not {wire!r}."
+        )
     if any(getattr(h, _MARK, False) for h in http.event_hooks.get("response", [])):
         raise InvalidInput("tokenplan.instrument: this client is already instrumented.")
     rec = recorder or Recorder(sink if sink is not None else StoreSink())

@@ -25,8 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tokenplan.collect.sdk.rate_limit_headers import read_rate_limits
-from tokenplan.events import ObservedLimit
-from tokenplan.events import UsageEvent
+from tokenplan.events import ObservedLimit, UsageEvent
 
 log = logging.getLogger("tokenplan.instrument")
 

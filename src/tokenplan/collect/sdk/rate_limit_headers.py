@@ -1,8 +1,9 @@
 """Read the providers' rate-limit response headers into `ObservedLimit`s.
 
-Anthropic: ``anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}``
-(reset is an RFC 3339 time). OpenAI: ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``
-(reset is a duration such as ``6m0s``).
+Anthropic: ``anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-``
+``{limit,remaining,reset}`` (reset is an RFC 3339 time).
+OpenAI: ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` (reset is a duration,
+``6m0s``).
 """
 
 from __future__ import annotations

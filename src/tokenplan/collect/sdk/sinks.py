@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tokenplan.collect.sdk.provider_calls import ParsedCall
-from tokenplan.events import ObservedLimit
 from tokenplan.collect.sdk.spool import Spool
-from tokenplan.events import UsageEvent
+from tokenplan.events import ObservedLimit, UsageEvent
 
 log = logging.getLogger("tokenplan.instrument")
 
@@ -140,7 +139,9 @@ class CollectorSink:
         timeout: float = 10.0,
         limits_store: StoreSink | None = None,
     ) -> None:
-        self.url = url.rstrip("/") + ("" if url.rstrip("/").endswith("/v1/events") else "/v1/events")
+        self.url = url.rstrip("/") + (
+            "" if url.rstrip("/").endswith("/v1/events") else "/v1/events"
+        )
         self._token = token if token is not None else os.environ.get("TOKENPLAN_TOKEN")
         self.spool = spool if isinstance(spool, Spool) else Spool(spool)
         self._post = post
