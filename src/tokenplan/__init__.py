@@ -27,6 +27,7 @@ if typing.TYPE_CHECKING:
     from tokenplan import forecast
     from tokenplan.capacity import CapacityPlan, Planner, PlanSettings, make_plan
     from tokenplan.capacity import open_planner as open
+    from tokenplan.collect.sdk import instrument
     from tokenplan.plan.projection import Projection, project
     from tokenplan.pricing import FxRate, PriceBook
 
@@ -49,6 +50,7 @@ __all__ = [
     "UsageEvent",
     "__version__",
     "forecast",
+    "instrument",
     "make_plan",
     "open",
     "project",
@@ -66,6 +68,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "PriceBook": ("tokenplan.pricing", "PriceBook"),
     "FxRate": ("tokenplan.pricing", "FxRate"),
     "forecast": ("tokenplan.forecast", None),
+    "instrument": ("tokenplan.collect.sdk", "instrument"),
 }
 
 

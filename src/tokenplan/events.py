@@ -8,7 +8,9 @@ tokens, cache reads and cache writes included; ``cache_read_tokens`` and
 A store row is "``requests`` calls with these totals at ``ts`` with these dimensions": a raw
 event is a row with ``requests = 1`` and ``bucket_s = 0``; an imported pre-aggregated bucket
 keeps its width in ``bucket_s``. A NULL metric means "the source does not say" (some
-traces have requests but no tokens), which is different from zero.
+traces have requests but no tokens), which is different from zero. An event with
+``tokens_known=False`` (an openai stream the app did not ask usage for) is such a call: its
+token fields are 0 in Python and NULL in the store.
 """
 
 from __future__ import annotations
@@ -90,6 +92,8 @@ class UsageEvent:
     user: str | None = None
     key_id: str | None = None
     request_id: str | None = None
+    # False when the source saw the call but not its token counts (stored as NULL, never 0).
+    tokens_known: bool = True
 
     def __post_init__(self) -> None:
         _check_event(self, None, None)
@@ -115,6 +119,7 @@ class UsageEvent:
         if values["ts"] is None:
             raise InvalidInput(f"{at(*where, 'ts')}: the timestamp is missing.")
         values["ts"] = parse_timestamp(values["ts"], source=source, line=line, field="ts", tz=tz)
+        values["tokens_known"] = _parse_flag(values["tokens_known"], where)
         for name in ("model", "provider"):
             if values[name] is None:
                 if name == "provider":
@@ -123,6 +128,9 @@ class UsageEvent:
                 raise InvalidInput(f"{at(*where, name)}: the {name} is missing.")
             values[name] = str(values[name])
         for name in ("input_tokens", "output_tokens"):
+            if values[name] is None and not values["tokens_known"]:
+                values[name] = 0
+                continue
             if values[name] is None:
                 raise InvalidInput(f"{at(*where, name)}: {name} is required.")
             values[name] = parse_count(values[name], source=source, line=line, field=name)
@@ -149,6 +157,21 @@ class UsageEvent:
         return event
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObservedLimit:
+    """A rate limit a provider reported in response headers (``kind``: requests, tokens,
+    input_tokens or output_tokens) for one model and key."""
+
+    provider: str
+    model: str
+    key_id: str | None
+    kind: str
+    limit: int | None
+    remaining: int | None
+    reset: str | None
+    observed_at: datetime
+
+
 def _check_event(event: UsageEvent, source: str | None, line: int | None) -> None:
     if not isinstance(event.ts, datetime) or event.ts.tzinfo is None:
         raise InvalidInput(
@@ -173,6 +196,17 @@ def _check_event(event: UsageEvent, source: str | None, line: int | None) -> Non
             f"{at(source, line, 'cache_read_tokens')}: cache reads plus writes "
             f"({event.cache_read_tokens + event.cache_write_tokens}) exceed input_tokens "
             f"({event.input_tokens}); input_tokens must include cached tokens."
+        )
+    if not isinstance(event.tokens_known, bool):
+        raise InvalidInput(
+            f"{at(source, line, 'tokens_known')}: {event.tokens_known!r} is not true or false."
+        )
+    if not event.tokens_known and (
+        event.input_tokens or event.output_tokens or event.cache_read_tokens
+    ):
+        raise InvalidInput(
+            f"{at(source, line, 'tokens_known')}: tokens_known is false but token counts are "
+            "given; leave them empty (or 0) when the counts are unknown."
         )
     if event.status not in STATUSES:
         raise InvalidInput(
@@ -269,6 +303,19 @@ def parse_money(
     return dec
 
 
+def _parse_flag(value: Any, where: tuple[str | None, int | None]) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise InvalidInput(f"{at(*where, 'tokens_known')}: {value!r} is not true or false.")
+
+
 def _parse_latency(value: Any, where: tuple[str | None, int | None]) -> float:
     try:
         return float(value)
@@ -291,10 +338,11 @@ def events_to_table(events: Iterable[UsageEvent], *, source: str | None = None) 
         cols["requests"].append(1)
         cols["failed_requests"].append(0 if e.status == "ok" else 1)
         cols["rate_limited_requests"].append(1 if e.status == "rate_limited" else 0)
-        cols["input_tokens"].append(e.input_tokens)
-        cols["output_tokens"].append(e.output_tokens)
-        cols["cache_read_tokens"].append(e.cache_read_tokens)
-        cols["cache_write_tokens"].append(e.cache_write_tokens)
+        known = e.tokens_known
+        cols["input_tokens"].append(e.input_tokens if known else None)
+        cols["output_tokens"].append(e.output_tokens if known else None)
+        cols["cache_read_tokens"].append(e.cache_read_tokens if known else None)
+        cols["cache_write_tokens"].append(e.cache_write_tokens if known else None)
         cols["unsplit_tokens"].append(None)
         cols["latency_ms_sum"].append(e.latency_ms)
         cols["cost_usd"].append(e.cost_usd)

@@ -251,9 +251,11 @@ def headroom(
     Exits 1 when a limit of the current tier is likely hit (P >= 50% in the window).
     """
     from tokenplan.plan.limits import resolve_limits
+    from tokenplan.store.rate_limits import read_rate_limits
 
-    config = resolve_limits(limits, env=os.environ)
     with open_store(resolve_db_path(db), mode="read") as store:
+        # Limits seen in provider headers fill in models the limits file does not cover.
+        config = resolve_limits(limits, env=os.environ, observed=read_rate_limits(store))
         plan = _plan(store, as_of, horizon_hours=horizon)
         check = plan.headroom(config)
     if isinstance(check, str):

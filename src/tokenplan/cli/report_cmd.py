@@ -61,7 +61,7 @@ def report(
             prices=book,
             fx=shown,
             budgets=_budgets(budgets),
-            limits=_limits(limits),
+            limits=_limits(limits, observed=_observed(store)),
             horizon_hours=horizon,
         )
     path = write_html(result, out)
@@ -79,13 +79,22 @@ def _currency(code: str | None, fx: str | None) -> FxRate | None:
     return rate
 
 
-def _limits(path: Path | None) -> Any:
-    """The limits `tokenplan headroom` reads too: --limits, $TOKENPLAN_LIMITS, else the example."""
+def _limits(path: Path | None, *, observed: Any = ()) -> Any:
+    """The limits `tokenplan headroom` reads too: --limits, $TOKENPLAN_LIMITS, else the example.
+
+    Rate limits seen in provider headers (instrumented clients) fill in uncovered models.
+    """
     from tokenplan.plan.limits import resolve_limits
 
     if path is not None and not path.exists():
         raise InvalidInput(f"the limits file {path} does not exist.")
-    return resolve_limits(path, env=os.environ)
+    return resolve_limits(path, env=os.environ, observed=observed)
+
+
+def _observed(store: Any) -> Any:
+    from tokenplan.store.rate_limits import read_rate_limits
+
+    return read_rate_limits(store)
 
 
 def _budgets(path: Path | None) -> Any:

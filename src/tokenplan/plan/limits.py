@@ -13,15 +13,18 @@ from typing import Any
 
 from tokenplan.config_file import read_toml
 from tokenplan.errors import ConfigError
+from tokenplan.events import ObservedLimit
 
 __all__ = [
     "LIMIT_KINDS",
     "LimitsConfig",
     "PTUSizing",
     "RateLimit",
+    "limits_from_observed",
     "load_limits",
     "ptu_units",
     "resolve_limits",
+    "with_observed",
 ]
 
 # Per-minute limit kinds and the usage metric each one counts.
@@ -127,15 +130,77 @@ def ptu_units(
 
 
 def resolve_limits(
-    path: str | Path | None = None, *, env: Mapping[str, str] | None = None
+    path: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    observed: Sequence[ObservedLimit] = (),
 ) -> LimitsConfig:
     """The limits every command and the report use, with ``.source`` naming where they came from.
 
     ``path`` first, then ``TOKENPLAN_LIMITS`` in ``env``, then the dated example shipped with
     tokenplan (its ``source`` says so, so no output can pass it off as the user's limits).
+    Limits ``observed`` in provider headers cover the models a user's file does not; without a
+    user's file they replace the shipped example's rate limits (the account's real tier wins).
     """
     chosen = path if path is not None else (env or {}).get("TOKENPLAN_LIMITS") or None
-    return load_limits(chosen)
+    config = load_limits(chosen)
+    if not observed:
+        return config
+    if chosen is None:
+        config = LimitsConfig((), config.ptu, {}, "")
+    return with_observed(config, observed)
+
+
+# Header kinds → limit kinds. Anthropic's "tokens" is the most restrictive of its input and
+# output limits, so it is used only when those are absent.
+_OBSERVED_KINDS = {"requests": "rpm", "input_tokens": "itpm", "output_tokens": "otpm"}
+
+
+def limits_from_observed(observed: Sequence[ObservedLimit]) -> LimitsConfig:
+    """One ``observed`` tier per provider and model from the latest rate-limit headers.
+
+    Per-key observations of one model are combined by taking the largest limit (keys of one
+    organization share its tier; a smaller one is a key-level cap).
+    """
+    by_model: dict[tuple[str, str], dict[str, int]] = {}
+    for lim in observed:
+        if lim.limit is None or lim.limit <= 0:
+            continue
+        kinds = by_model.setdefault((lim.provider, lim.model), {})
+        kind = _OBSERVED_KINDS.get(lim.kind, "tpm" if lim.kind == "tokens" else "")
+        if kind:
+            kinds[kind] = max(kinds.get(kind, 0), lim.limit)
+    limits = []
+    for (provider, model), kinds in by_model.items():
+        if "itpm" in kinds or "otpm" in kinds:
+            kinds.pop("tpm", None)
+        if kinds:
+            limits.append(
+                RateLimit(
+                    provider=provider,
+                    family=model,
+                    models=(model,),
+                    tier="observed",
+                    rank=0,
+                    rpm=kinds.get("rpm"),
+                    itpm=kinds.get("itpm"),
+                    otpm=kinds.get("otpm"),
+                    tpm=kinds.get("tpm"),
+                )
+            )
+    newest = max((lim.observed_at for lim in observed), default=None)
+    source = f"rate-limit headers observed up to {newest:%Y-%m-%d %H:%M}Z" if newest else ""
+    return LimitsConfig(tuple(limits), (), {}, source)
+
+
+def with_observed(config: LimitsConfig, observed: Sequence[ObservedLimit]) -> LimitsConfig:
+    """``config`` plus observed limits for the models no limit in ``config`` matches."""
+    seen = limits_from_observed(observed)
+    extra = tuple(r for r in seen.rate_limits if config.unlimited([r.models[0]]))
+    if not extra:
+        return config
+    source = " + ".join(s for s in (config.source, seen.source) if s)
+    return LimitsConfig(config.rate_limits + extra, config.ptu, dict(config.current_tier), source)
 
 
 def load_limits(path: str | Path | None = None) -> LimitsConfig:

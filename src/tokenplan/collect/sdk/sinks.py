@@ -1,0 +1,211 @@
+"""Where instrumented calls go: the local store, or a collector URL with a local spool."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tokenplan.collect.sdk.provider_calls import ParsedCall
+from tokenplan.collect.sdk.spool import Spool
+from tokenplan.events import ObservedLimit, UsageEvent
+
+log = logging.getLogger("tokenplan.instrument")
+
+SOURCE = "sdk"
+
+
+class Sink(Protocol):
+    """Receives parsed calls in batches, on the batcher's thread only."""
+
+    def write(self, calls: Sequence[ParsedCall]) -> None:
+        """Keep ``calls`` (events and the rate limits their headers reported)."""
+
+
+class StoreSink:
+    """Write events (priced when ``prices`` is given) and rate limits to a DuckDB store.
+
+    The store is opened for each batch and closed again, so other tokenplan commands can open
+    the same file in between.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, prices: Any = None):
+        from tokenplan.store.duckdb_store import resolve_db_path
+
+        self.path = resolve_db_path(path)
+        self.prices = prices
+
+    def write(self, calls: Sequence[ParsedCall]) -> None:
+        """Write one batch in one transaction."""
+        from tokenplan.events import events_to_table
+        from tokenplan.store import open_store
+        from tokenplan.store.rate_limits import record_rate_limits
+
+        table = events_to_table([c.event for c in calls], source=SOURCE)
+        if self.prices is not None:
+            table = self.prices.price_rows(table).table
+        limits = [lim for c in calls for lim in c.limits]
+        with open_store(self.path) as store, store.transaction():
+            store.write(table)
+            if limits:
+                record_rate_limits(store, limits)
+
+    def write_limits(self, limits: Sequence[ObservedLimit]) -> None:
+        """Record rate limits only (for a `CollectorSink` that sends events elsewhere)."""
+        from tokenplan.store import open_store
+        from tokenplan.store.rate_limits import record_rate_limits
+
+        with open_store(self.path) as store:
+            record_rate_limits(store, limits)
+
+
+def event_to_json(event: UsageEvent) -> dict[str, Any]:
+    """One event as the collector's JSON (`UsageEvent.from_mapping` reads it back)."""
+    known = event.tokens_known
+    row: dict[str, Any] = {
+        "ts": event.ts.isoformat().replace("+00:00", "Z"),
+        "provider": event.provider,
+        "model": event.model,
+        "input_tokens": event.input_tokens if known else None,
+        "output_tokens": event.output_tokens if known else None,
+        "cache_read_tokens": event.cache_read_tokens if known else None,
+        "cache_write_tokens": event.cache_write_tokens if known else None,
+        "latency_ms": event.latency_ms,
+        "status": event.status,
+        "cost_usd": None if event.cost_usd is None else str(event.cost_usd),
+        "team": event.team,
+        "feature": event.feature,
+        "user": event.user,
+        "key_id": event.key_id,
+        "request_id": event.request_id,
+    }
+    if not known:
+        row["tokens_known"] = False
+    return {k: v for k, v in row.items() if v is not None or k.endswith("_tokens")}
+
+
+# (url, gzip'd JSON body, headers, timeout) -> HTTP status; raises OSError when unreachable.
+Post = Callable[[str, bytes, dict[str, str], float], int]
+
+
+def post_with_urllib(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+    """POST with the standard library (the package needs no HTTP client of its own)."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        exc.read()
+        exc.close()
+        return int(exc.code)
+
+
+@dataclass(slots=True)
+class CollectorStats:
+    """What the collector sink did so far."""
+
+    sent: int = 0
+    spooled: int = 0
+    replayed: int = 0
+    rejected: int = 0
+    latest_limits: dict[tuple[str, str, str | None, str], ObservedLimit] = field(
+        default_factory=dict
+    )
+
+
+class CollectorSink:
+    """POST events to a tokenplan collector (``POST /v1/events``, bearer token).
+
+    When the collector is unreachable or answers 5xx, 429 or 401, events go to ``spool`` and
+    are replayed before the next batch; a 422 (data the collector refuses) is logged and
+    counted, never retried. Rate limits go to ``limits_store`` (a `StoreSink`) when given, and
+    are kept in ``stats.latest_limits`` either way. The token is never logged.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        spool: Spool | str | os.PathLike[str],
+        post: Post = post_with_urllib,
+        timeout: float = 10.0,
+        limits_store: StoreSink | None = None,
+    ) -> None:
+        self.url = url.rstrip("/") + (
+            "" if url.rstrip("/").endswith("/v1/events") else "/v1/events"
+        )
+        self._token = token if token is not None else os.environ.get("TOKENPLAN_TOKEN")
+        self.spool = spool if isinstance(spool, Spool) else Spool(spool)
+        self._post = post
+        self.timeout = timeout
+        self.limits_store = limits_store
+        self.stats = CollectorStats()
+
+    def _send(self, rows: Sequence[dict[str, Any]]) -> bool:
+        """True when the collector took ``rows`` (or refused them for good, counted)."""
+        body = gzip.compress(json.dumps(list(rows), separators=(",", ":")).encode(), 5)
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        try:
+            status = self._post(self.url, body, headers, self.timeout)
+        except OSError as exc:
+            log.warning("tokenplan: collector %s unreachable (%s); spooling", self.url, exc)
+            return False
+        if 200 <= status < 300:
+            return True
+        if status == 413 and len(rows) > 1:
+            half = len(rows) // 2
+            return self._send(rows[:half]) and self._send(rows[half:])
+        if status in (400, 413, 422):
+            self.stats.rejected += len(rows)
+            log.error("tokenplan: collector refused %d events (HTTP %d)", len(rows), status)
+            return True
+        log.warning("tokenplan: collector answered HTTP %d; spooling", status)
+        return False
+
+    def replay(self) -> bool:
+        """Send what the spool holds; True when it is empty afterwards."""
+        rows = self.spool.read()
+        if not rows:
+            if self.spool.size():
+                self.spool.clear()  # only torn lines left
+            return True
+        for start in range(0, len(rows), 500):
+            if not self._send(rows[start : start + 500]):
+                return False
+        self.spool.clear()
+        self.stats.replayed += len(rows)
+        return True
+
+    def write(self, calls: Sequence[ParsedCall]) -> None:
+        """Replay the spool, then send this batch; spool it when the collector is down."""
+        for c in calls:
+            for lim in c.limits:
+                self.stats.latest_limits[(lim.provider, lim.model, lim.key_id, lim.kind)] = lim
+        if self.limits_store is not None and any(c.limits for c in calls):
+            try:
+                self.limits_store.write_limits([lim for c in calls for lim in c.limits])
+            except Exception:
+                log.exception("tokenplan: writing rate limits failed")
+        rows = [event_to_json(c.event) for c in calls]
+        if not rows:
+            return
+        if self.spool.size() and not self.replay():
+            self.stats.spooled += self.spool.append(rows)
+            return
+        if self._send(rows):
+            self.stats.sent += len(rows)
+        else:
+            self.stats.spooled += self.spool.append(rows)
+
+
+__all__ = ["CollectorSink", "Sink", "StoreSink", "event_to_json", "post_with_urllib"]
