@@ -44,12 +44,18 @@ TOKENS = (
 
 
 def read(source: Source, *, tz: tzinfo | None, notes: list[str]) -> Iterator[pa.Table]:
-    """Parse every page of an Anthropic usage report into store rows."""
-    pages = report_pages.load_pages(source)
+    """Parse every page of an Anthropic usage report file into store rows."""
+    yield from tables(report_pages.load_pages(source), source.name, notes)
+
+
+def tables(
+    pages: list[report_pages.Page], name: str, notes: list[str]
+) -> Iterator[pa.Table]:
+    """Store rows of report pages (from a file or the API); ``name`` appears in messages."""
     rows = report_pages.Rows()
     tiers: Counter[str] = Counter()
     windows: Counter[str] = Counter()
-    for place, bucket, result in report_pages.results(pages, source):
+    for place, bucket, result in report_pages.results(pages, name):
         creation = result.get("cache_creation") or {}
         if not isinstance(creation, dict):
             creation = {"ephemeral_5m_input_tokens": creation}
@@ -88,7 +94,7 @@ def read(source: Source, *, tz: tzinfo | None, notes: list[str]) -> Iterator[pa.
         yield from report_pages.build(
             ANTHROPIC_USAGE,
             rows,
-            source,
+            name,
             _convert,
             id_extra=("service_tier", "context_window"),
             batch=("service_tier", "batch"),
