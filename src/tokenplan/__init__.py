@@ -18,6 +18,7 @@ from tokenplan.errors import (
     InvalidInput,
     ModelFileError,
     PriceError,
+    ProviderError,
     StoreError,
     TokenplanError,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "PriceBook",
     "PriceError",
     "Projection",
+    "ProviderError",
     "StoreError",
     "TokenplanError",
     "UsageEvent",

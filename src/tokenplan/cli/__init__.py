@@ -15,6 +15,7 @@ from tokenplan.cli import (  # noqa: F401 (registers commands)
     import_cmd,
     plan_cmd,
     prices_cmd,
+    pull_cmd,
     report_cmd,
     usage_cmd,
 )
