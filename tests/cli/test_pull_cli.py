@@ -8,9 +8,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collect"))
 
-from cli_process import run_cli  # noqa: E402
-from provider_api import A_USAGE, KEY, ProviderApi, anthropic_usage_bucket, hours  # noqa: E402
-from tokenplan.store import DuckDBStore  # noqa: E402
+from cli_process import run_cli
+from provider_api import A_USAGE, KEY, ProviderApi, anthropic_usage_bucket, hours
+
+from tokenplan.store import DuckDBStore
 
 T0 = datetime(2025, 8, 1, tzinfo=UTC)
 
@@ -21,12 +22,21 @@ def test_pull_cli_stores_resumes_and_never_prints_the_key(tmp_path: Path) -> Non
         api.buckets[A_USAGE] = [anthropic_usage_bucket(lo, hi) for lo, hi in hours(T0, 24)]
         env = {"ANTHROPIC_ADMIN_KEY": KEY, "TOKENPLAN_ANTHROPIC_BASE_URL": api.url}
         first = run_cli(
-            "pull", "anthropic", "--since", "2025-08-01", "--until", "2025-08-01T12:00Z",
-            "--no-costs", "--db", db, env=env,
+            "pull",
+            "anthropic",
+            "--since",
+            "2025-08-01",
+            "--until",
+            "2025-08-01T12:00Z",
+            "--no-costs",
+            "--db",
+            db,
+            env=env,
         )
         assert first.returncode == 0, first.stderr
-        again = run_cli("pull", "anthropic", "--until", "2025-08-02", "--no-costs", "--db", db,
-                        env=env)
+        again = run_cli(
+            "pull", "anthropic", "--until", "2025-08-02", "--no-costs", "--db", db, env=env
+        )
         assert again.returncode == 0, again.stderr
         resumed_at = [r.query["starting_at"] for r in api.requests if "page" not in r.query]
         missing = run_cli("pull", "openai", "--since", "2025-08-01", "--db", db, env=env)

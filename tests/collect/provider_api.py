@@ -161,8 +161,12 @@ class ProviderApi:
 
     def __init__(self, page_size: int = 5) -> None:
         self.page_size = page_size
-        self.buckets: dict[str, list[dict[str, Any]]] = {A_USAGE: [], A_COSTS: [], O_USAGE: [],
-                                                         O_COSTS: []}
+        self.buckets: dict[str, list[dict[str, Any]]] = {
+            A_USAGE: [],
+            A_COSTS: [],
+            O_USAGE: [],
+            O_COSTS: [],
+        }
         self.script: dict[str, list[Reply]] = {}
         self.requests: list[Request] = []
         self.lock = threading.Lock()
@@ -240,8 +244,11 @@ class ProviderApi:
         size = min(self.page_size, int(query.get("limit", ["1000"])[0]))
         page = chosen[first : first + size]
         more = first + size < len(chosen)
-        body = {"data": page, "has_more": more, "next_page": f"cursor-{first + size}" if more
-                else None}
+        body = {
+            "data": page,
+            "has_more": more,
+            "next_page": f"cursor-{first + size}" if more else None,
+        }
         if not anthropic:
             body["object"] = "page"
         return Reply(200, json.dumps(body))

@@ -11,7 +11,6 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from provider_api import (
     A_COSTS,
     A_USAGE,
@@ -27,6 +26,7 @@ from provider_api import (
     openai_cost_bucket,
     openai_usage_bucket,
 )
+
 from tokenplan.collect.http_pages import Retry
 from tokenplan.collect.provider_pull import ANTHROPIC, OPENAI, admin_key, open_client, pull
 from tokenplan.errors import InvalidInput, ProviderError
@@ -136,7 +136,9 @@ def test_openai_pull_with_costs_in_dollars() -> None:
 def test_a_429_is_retried_after_what_retry_after_says() -> None:
     with ProviderApi(page_size=50) as api, DuckDBStore(":memory:") as store:
         _anthropic(api)
-        api.fail(A_USAGE, Reply(429, '{"error": {"type": "rate_limit_error"}}', {"retry-after": "7"}))
+        api.fail(
+            A_USAGE, Reply(429, '{"error": {"type": "rate_limit_error"}}', {"retry-after": "7"})
+        )
         sleeps = Sleeps()
         _pull(store, api, sleep=sleeps, costs=False)
         assert _totals(store)[0] == 60
@@ -257,9 +259,12 @@ def test_the_admin_key_comes_from_the_environment() -> None:
 
 
 def test_a_first_pull_needs_since() -> None:
-    with DuckDBStore(":memory:") as store, httpx.Client() as client:
-        with pytest.raises(InvalidInput, match="give --since"):
-            pull(store, ANTHROPIC, client, key="k", clock=lambda: NOW)
+    with (
+        DuckDBStore(":memory:") as store,
+        httpx.Client() as client,
+        pytest.raises(InvalidInput, match="give --since"),
+    ):
+        pull(store, ANTHROPIC, client, key="k", clock=lambda: NOW)
 
 
 def test_a_malformed_page_names_page_bucket_and_field() -> None:

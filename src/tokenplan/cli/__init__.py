@@ -16,6 +16,7 @@ from tokenplan.cli import (  # noqa: F401 (registers commands)
     plan_cmd,
     prices_cmd,
     pull_cmd,
+    reconcile_cmd,
     report_cmd,
     usage_cmd,
 )

@@ -44,8 +44,18 @@ def anthropic_costs(pages: list[dict[str, Any]], name: str) -> list[CostRow]:
         amount = _decimal(result.get("amount"), f"{where}, field 'amount'") / _CENTS
         currency = _currency(result.get("currency", "USD"), where)
         key = ":".join(_text(result.get(k)) for k in _ANTHROPIC_KEYS)
-        out.append((start, width, key, result.get("model"), result.get("workspace_id"),
-                    result.get("description"), amount, currency))
+        out.append(
+            (
+                start,
+                width,
+                key,
+                result.get("model"),
+                result.get("workspace_id"),
+                result.get("description"),
+                amount,
+                currency,
+            )
+        )
     return _rows("anthropic", out, name)
 
 

@@ -37,9 +37,7 @@ def read(source: Source, *, tz: tzinfo | None, notes: list[str]) -> Iterator[pa.
     yield from tables(report_pages.load_pages(source), source.name, notes)
 
 
-def tables(
-    pages: list[report_pages.Page], name: str, notes: list[str]
-) -> Iterator[pa.Table]:
+def tables(pages: list[report_pages.Page], name: str, notes: list[str]) -> Iterator[pa.Table]:
     """Store rows of report pages (from a file or the API); ``name`` appears in messages."""
     rows = report_pages.Rows()
     batch_rows = 0

@@ -339,8 +339,13 @@ def _pull_usage(
         tables = list(api.tables([page], name, tally.notes))
         rows = _priced(tables, prices, tally)
         naive_cutoff = cutoff.replace(tzinfo=None)
-        ends = pc.add(rows.column("ts"), pc.cast(pc.multiply(
-            pc.cast(rows.column("bucket_s"), pa.int64()), 1_000_000), pa.duration("us")))
+        ends = pc.add(
+            rows.column("ts"),
+            pc.cast(
+                pc.multiply(pc.cast(rows.column("bucket_s"), pa.int64()), 1_000_000),
+                pa.duration("us"),
+            ),
+        )
         open_rows = rows.filter(pc.greater(ends, pa.scalar(naive_cutoff, pa.timestamp("us"))))
         partial = list(
             zip(

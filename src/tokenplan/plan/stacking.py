@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 # scipy.special, not scipy.stats: the same Student-t, without a second of import time for
 # every CLI command.
 from scipy.special import stdtr, stdtrit

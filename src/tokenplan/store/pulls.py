@@ -4,7 +4,7 @@ still-open buckets, and the provider's billed costs (`tokenplan.collect.provider
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -94,11 +94,7 @@ def save_cost_page(
                 )
                 store.connection.executemany(
                     f"INSERT INTO {COSTS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        [r.id, r.provider, r.ts, r.bucket_s, r.model, r.team, r.item]
-                        + [r.amount, r.currency, r.amount_usd, r.source]
-                        for r in rows
-                    ],
+                    [astuple(r) for r in rows],  # fields in the table's column order
                 )
             _advance(store, provider, "costs", complete_until)
     except duckdb.Error as exc:
