@@ -18,6 +18,7 @@ from tokenplan.cli import (  # noqa: F401 (registers commands)
     pull_cmd,
     reconcile_cmd,
     report_cmd,
+    reprice_cmd,
     usage_cmd,
 )
 from tokenplan.cli.app import app, err_console

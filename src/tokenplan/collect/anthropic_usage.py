@@ -6,7 +6,8 @@ Each bucket (``starting_at`` .. ``ending_at``) has ``results[]``; one store row 
   + cache_creation.ephemeral_5m_input_tokens + cache_creation.ephemeral_1h_input_tokens``
   (tokenplan counts cached tokens inside input, like OpenAI; Anthropic reports them apart);
   ``cache_read_tokens`` = ``cache_read_input_tokens``; ``cache_write_tokens`` = the two
-  ``cache_creation`` fields.
+  ``cache_creation`` fields, of which ``cache_write_1h_tokens`` keeps the 1-hour ones (they
+  are priced at 2x input, the 5-minute ones at 1.25x).
 - ``api_key_id`` → ``key_id``; ``workspace_id`` → ``team`` (null, the default workspace,
   stays null); provider ``anthropic``; ``bucket_s`` = the bucket's width.
 - The report has no request counts, so ``requests`` is unknown (NULL). It has no cost either
@@ -131,4 +132,5 @@ def _convert(raw: dict[str, pa.Array]) -> dict[str, Any]:
         "output_tokens": parts["output_tokens"],
         "cache_read_tokens": cache_read,
         "cache_write_tokens": cache_write,
+        "cache_write_1h_tokens": parts["ephemeral_1h_input_tokens"],
     }

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tokenplan.collect import anthropic_usage, cost_reports, openai_usage
-from tokenplan.collect.columns import is_batch
+from tokenplan.collect.columns import is_batch, mark_stated_costs
 from tokenplan.collect.http_pages import Retry, fetch_pages
 from tokenplan.collect.importer import Pricer
 from tokenplan.collect.report_pages import Page
@@ -428,7 +428,7 @@ def _priced(tables: list[pa.Table], prices: Pricer | None, tally: _Tally) -> pa.
     from tokenplan.events import USAGE_SCHEMA
 
     out = []
-    for table in tables:
+    for table in map(mark_stated_costs, tables):
         if prices is not None and table.column("cost_usd").null_count:
             result = prices.price_rows(table, batch=is_batch(table))
             tally.unpriced.update(result.unpriced_models)

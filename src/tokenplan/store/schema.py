@@ -12,6 +12,7 @@ _SQL_TYPES = {
     pa.int64(): "BIGINT",
     pa.float64(): "DOUBLE",
     pa.string(): "VARCHAR",
+    pa.bool_(): "BOOLEAN",
 }
 
 
