@@ -18,6 +18,7 @@ from tokenplan.errors import (
     InvalidInput,
     ModelFileError,
     PriceError,
+    ProviderError,
     StoreError,
     TokenplanError,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "PriceBook",
     "PriceError",
     "Projection",
+    "ProviderError",
     "StoreError",
     "TokenplanError",
     "UsageEvent",

@@ -6,6 +6,7 @@
     ├── StoreError            the store could not read or write
     ├── PriceError            a price could not be found or computed
     ├── ForecastError         a forecast could not be produced
+    ├── ProviderError         a provider's API refused or kept failing (pulls)
     └── ModelFileError        a saved forecaster is tampered, foreign or unreadable
 
 The CLI catches ``TokenplanError`` once, prints the message and exits 2.
@@ -48,6 +49,12 @@ class ForecastError(TokenplanError):
     """A forecast could not be produced."""
 
     status = 500
+
+
+class ProviderError(TokenplanError):
+    """A provider's usage API refused the request or kept failing after the retries."""
+
+    status = 502
 
 
 class ModelFileError(TokenplanError):

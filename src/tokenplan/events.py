@@ -69,6 +69,12 @@ USAGE_SCHEMA = pa.schema(
         pa.field("cost_usd", COST_TYPE),
         pa.field("request_id", pa.string()),
         pa.field("source", pa.string()),
+        # The part of cache_write_tokens written with a 1-hour TTL (Anthropic prices it at 2x
+        # input, 5-minute writes at 1.25x); NULL where the source does not split writes.
+        pa.field("cache_write_1h_tokens", pa.int64()),
+        # True: tokenplan priced the row from a price book (`tokenplan reprice` may redo it);
+        # False: the source stated the cost (never repriced); NULL: not known (older stores).
+        pa.field("cost_computed", pa.bool_()),
     ]
 )
 
@@ -348,4 +354,6 @@ def events_to_table(events: Iterable[UsageEvent], *, source: str | None = None) 
         cols["cost_usd"].append(e.cost_usd)
         cols["request_id"].append(e.request_id)
         cols["source"].append(source)
+        cols["cache_write_1h_tokens"].append(None)
+        cols["cost_computed"].append(False if e.cost_usd is not None else None)
     return pa.Table.from_pydict(cols, schema=USAGE_SCHEMA)

@@ -14,7 +14,6 @@ import pyarrow as pa
 import pytest
 from fastapi import FastAPI, Header, HTTPException
 from google.rpc.status_pb2 import Status as RpcStatus
-from loopback_uvicorn import serve
 from opentelemetry.exporter.otlp.json.http.trace_exporter import (
     OTLPSpanExporter as JsonSpanExporter,
 )
@@ -32,6 +31,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
+from loopback_uvicorn import serve
 from tokenplan.errors import StoreError
 from tokenplan.service.contracts import AcceptResult
 from tokenplan.service.otlp import make_otlp_router

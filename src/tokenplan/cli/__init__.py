@@ -15,7 +15,10 @@ from tokenplan.cli import (  # noqa: F401 (registers commands)
     import_cmd,
     plan_cmd,
     prices_cmd,
+    pull_cmd,
+    reconcile_cmd,
     report_cmd,
+    reprice_cmd,
     serve_cmd,
     usage_cmd,
 )

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from tokenplan.cli.app import app, console
+from tokenplan.cli.app import DbOption, app, console
 from tokenplan.cli.output import OutputFormat, safe
 from tokenplan.errors import InvalidInput, PriceError
 from tokenplan.pricing import FxRate, PriceBook, Rates, TierRates, parse_fx
@@ -23,7 +23,9 @@ _COLUMNS = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
 
 @app.command("prices")
 def prices(
-    model: Annotated[str, typer.Argument(help="Model name as the provider spells it.")],
+    model: Annotated[
+        str | None, typer.Argument(help="Model name as the provider spells it.")
+    ] = None,
     provider: Annotated[
         str | None, typer.Option("--provider", help="Provider or relay name.")
     ] = None,
@@ -55,8 +57,21 @@ def prices(
     fmt: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = (
         OutputFormat.table
     ),
+    missing: Annotated[
+        bool,
+        typer.Option("--missing", help="List the stored models without a price instead."),
+    ] = False,
+    db: DbOption = None,
 ) -> None:
-    """Show what MODEL will be charged per million tokens (tiers, cache, batch) and an example."""
+    """Show what MODEL will be charged per million tokens (tiers, cache, batch) and an example.
+
+    With --missing: the models in the store whose usage has no known cost, with its volume.
+    """
+    if missing:
+        show_missing(db, fmt)
+        return
+    if model is None:
+        raise InvalidInput("give a MODEL to price, or --missing to list unpriced models.")
     moment = parse_moment(at)
     rate = parse_fx(currency, fx)
     book = PriceBook(overrides, fx=rate)
@@ -130,6 +145,53 @@ def prices(
         )
     if rates.note:
         console.print(Text("Note: ") + safe(rates.note))
+
+
+def show_missing(db: Path | None, fmt: OutputFormat) -> None:
+    """Print the models without a price and their unpriced token volume."""
+    from tokenplan.store import open_store
+    from tokenplan.store.duckdb_store import resolve_db_path
+    from tokenplan.store.missing_prices import missing_prices
+    from tokenplan.timestamps import iso_utc
+
+    with open_store(resolve_db_path(db), mode="read") as store:
+        rows = missing_prices(store)
+    if fmt is OutputFormat.json:
+        items = [
+            {
+                "provider": r.provider,
+                "model": r.model,
+                "rows": r.rows,
+                "requests": r.requests,
+                "input_tokens": r.input_tokens,
+                "output_tokens": r.output_tokens,
+                "first": iso_utc(r.first),
+                "last": iso_utc(r.last),
+            }
+            for r in rows
+        ]
+        console.print_json(json.dumps({"missing": items}))
+        return
+    table = Table(title="models without a price (their cost is unknown, not 0)")
+    for name in ("provider", "model", "rows", "input tokens", "output tokens", "span"):
+        table.add_column(name, justify="right" if "tokens" in name or name == "rows" else "left")
+    for r in rows:
+        table.add_row(
+            safe(r.provider),
+            safe(r.model),
+            f"{r.rows:,}",
+            f"{r.input_tokens:,}",
+            f"{r.output_tokens:,}",
+            f"{iso_utc(r.first)} … {iso_utc(r.last)}",
+        )
+    if rows:
+        table.caption = (
+            f"add them to an overrides file (see {EXAMPLE_FILE}), then "
+            "`tokenplan reprice --prices FILE`"
+        )
+    else:
+        table.caption = "every stored model has a price"
+    console.print(table)
 
 
 def parse_moment(value: str | None) -> datetime:

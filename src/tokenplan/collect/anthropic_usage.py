@@ -6,7 +6,8 @@ Each bucket (``starting_at`` .. ``ending_at``) has ``results[]``; one store row 
   + cache_creation.ephemeral_5m_input_tokens + cache_creation.ephemeral_1h_input_tokens``
   (tokenplan counts cached tokens inside input, like OpenAI; Anthropic reports them apart);
   ``cache_read_tokens`` = ``cache_read_input_tokens``; ``cache_write_tokens`` = the two
-  ``cache_creation`` fields.
+  ``cache_creation`` fields, of which ``cache_write_1h_tokens`` keeps the 1-hour ones (they
+  are priced at 2x input, the 5-minute ones at 1.25x).
 - ``api_key_id`` → ``key_id``; ``workspace_id`` → ``team`` (null, the default workspace,
   stays null); provider ``anthropic``; ``bucket_s`` = the bucket's width.
 - The report has no request counts, so ``requests`` is unknown (NULL). It has no cost either
@@ -44,12 +45,16 @@ TOKENS = (
 
 
 def read(source: Source, *, tz: tzinfo | None, notes: list[str]) -> Iterator[pa.Table]:
-    """Parse every page of an Anthropic usage report into store rows."""
-    pages = report_pages.load_pages(source)
+    """Parse every page of an Anthropic usage report file into store rows."""
+    yield from tables(report_pages.load_pages(source), source.name, notes)
+
+
+def tables(pages: list[report_pages.Page], name: str, notes: list[str]) -> Iterator[pa.Table]:
+    """Store rows of report pages (from a file or the API); ``name`` appears in messages."""
     rows = report_pages.Rows()
     tiers: Counter[str] = Counter()
     windows: Counter[str] = Counter()
-    for place, bucket, result in report_pages.results(pages, source):
+    for place, bucket, result in report_pages.results(pages, name):
         creation = result.get("cache_creation") or {}
         if not isinstance(creation, dict):
             creation = {"ephemeral_5m_input_tokens": creation}
@@ -88,7 +93,7 @@ def read(source: Source, *, tz: tzinfo | None, notes: list[str]) -> Iterator[pa.
         yield from report_pages.build(
             ANTHROPIC_USAGE,
             rows,
-            source,
+            name,
             _convert,
             id_extra=("service_tier", "context_window"),
             batch=("service_tier", "batch"),
@@ -127,4 +132,5 @@ def _convert(raw: dict[str, pa.Array]) -> dict[str, Any]:
         "output_tokens": parts["output_tokens"],
         "cache_read_tokens": cache_read,
         "cache_write_tokens": cache_write,
+        "cache_write_1h_tokens": parts["ephemeral_1h_input_tokens"],
     }

@@ -239,3 +239,14 @@ def iso_strings(ts: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Naive-UTC timestamps as ``2025-01-01T00:00:00.000000Z`` (fast, unlike strftime)."""
     text = pc.replace_substring(pc.cast(pc.cast(ts, TS_US), pa.string()), " ", "T")
     return pc.binary_join_element_wise(text, "Z", "")
+
+
+def mark_stated_costs(table: pa.Table) -> pa.Table:
+    """Flag the costs the source itself stated (``cost_computed`` false): never repriced."""
+    stated = pc.and_(
+        pc.is_valid(table.column("cost_usd")), pc.is_null(table.column("cost_computed"))
+    )
+    if not pc.any(stated).as_py():
+        return table
+    marked = pc.if_else(stated, False, table.column("cost_computed"))
+    return table.set_column(table.schema.get_field_index("cost_computed"), "cost_computed", marked)

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from tokenplan.collect import detect
 from tokenplan.collect.checks import content_hash, time_outliers
-from tokenplan.collect.columns import is_batch
+from tokenplan.collect.columns import is_batch, mark_stated_costs
 from tokenplan.collect.detect import Source
 from tokenplan.timestamps import iso_utc
 from tokenplan.untrusted import visible
@@ -268,6 +268,7 @@ def prefetch(items: Iterator[pa.Table], depth: int = 1) -> Iterator[pa.Table]:
 
 
 def _price(table: pa.Table, prices: Pricer | None, notes: list[str], totals: _Totals) -> pa.Table:
+    table = mark_stated_costs(table)
     cost = table.column("cost_usd")
     if cost.null_count == 0:
         return table

@@ -33,11 +33,15 @@ _EPOCH_US = 1_000_000
 
 
 def read(source: Source, *, tz: tzinfo | None, notes: list[str]) -> Iterator[pa.Table]:
-    """Parse every page of an OpenAI completions usage report into store rows."""
-    pages = report_pages.load_pages(source)
+    """Parse every page of an OpenAI completions usage report file into store rows."""
+    yield from tables(report_pages.load_pages(source), source.name, notes)
+
+
+def tables(pages: list[report_pages.Page], name: str, notes: list[str]) -> Iterator[pa.Table]:
+    """Store rows of report pages (from a file or the API); ``name`` appears in messages."""
     rows = report_pages.Rows()
     batch_rows = 0
-    for place, bucket, result in report_pages.results(pages, source):
+    for place, bucket, result in report_pages.results(pages, name):
         rows.add(
             place,
             start_time=bucket.get("start_time"),
@@ -63,7 +67,7 @@ def read(source: Source, *, tz: tzinfo | None, notes: list[str]) -> Iterator[pa.
         )
     if len(rows):
         yield from report_pages.build(
-            OPENAI_USAGE, rows, source, _convert, id_extra=("batch",), batch=("batch", "true")
+            OPENAI_USAGE, rows, name, _convert, id_extra=("batch",), batch=("batch", "true")
         )
 
 

@@ -29,7 +29,7 @@ class Page:
     """One page of a report and the line it starts on."""
 
     number: int
-    line: int
+    line: int | None  # None for a page fetched over HTTP
     body: dict[str, Any]
 
 
@@ -106,11 +106,12 @@ class Rows:
         return len(self.records)
 
 
-def results(pages: list[Page], source: Source) -> Iterator[tuple[str, dict[str, Any], Any]]:
-    """Each (place, bucket, result) of every page."""
+def results(pages: list[Page], name: str) -> Iterator[tuple[str, dict[str, Any], Any]]:
+    """Each (place, bucket, result) of every page; ``name`` is the file or URL for messages."""
     for page in pages:
+        line = "" if page.line is None else f", line {page.line}"
         for b, bucket in enumerate(page.body["data"], start=1):
-            where = f"{source.name}, line {page.line} (page {page.number}), bucket {b}"
+            where = f"{name}{line} (page {page.number}), bucket {b}"
             if not isinstance(bucket, dict) or not isinstance(bucket.get("results"), list):
                 raise InvalidInput(f"{where}: expected an object with a 'results' list.")
             for r, result in enumerate(bucket["results"], start=1):
@@ -122,7 +123,7 @@ def results(pages: list[Page], source: Source) -> Iterator[tuple[str, dict[str, 
 def build(
     fmt: str,
     rows: Rows,
-    source: Source,
+    name: str,
     convert: Callable[[dict[str, pa.Array]], dict[str, Any]],
     id_extra: tuple[str, ...] = (),
     batch: tuple[str, str] | None = None,
@@ -139,7 +140,7 @@ def build(
         raise InvalidInput(
             f"{at(rows.places[err.index], None, err.field)}: {err.problem}"
         ) from None
-    out["source"] = source.name
+    out["source"] = name
     table = col.usage_table(len(rows), out)
     extra = [raw[name] for name in id_extra if name in raw]
     ids = bucket_ids(fmt, table, extra=extra)

@@ -128,6 +128,11 @@ class TierRates:
                 request=self.request * factor,
             )
 
+    @property
+    def hour_write(self) -> Decimal:
+        """Rate per 1-hour cache-write token: the listed one, else Anthropic's 2x input."""
+        return self.cache_write_1h if self.cache_write_1h is not None else 2 * self.input
+
     def amount(
         self,
         input_tokens: int,
@@ -135,15 +140,21 @@ class TierRates:
         cache_read_tokens: int,
         cache_write_tokens: int,
         requests: int = 1,
+        cache_write_1h_tokens: int = 0,
     ) -> Decimal:
-        """Exact charge in the price's currency; ``input_tokens`` includes cached tokens."""
+        """Exact charge in the price's currency; ``input_tokens`` includes cached tokens.
+
+        ``cache_write_1h_tokens`` is the part of ``cache_write_tokens`` written for an hour.
+        """
         uncached = input_tokens - cache_read_tokens - cache_write_tokens
+        short_writes = cache_write_tokens - cache_write_1h_tokens
         with localcontext() as ctx:
             ctx.prec = _PREC
             return (
                 uncached * self.input
                 + cache_read_tokens * self.cache_read
-                + cache_write_tokens * self.cache_write
+                + short_writes * self.cache_write
+                + cache_write_1h_tokens * self.hour_write
                 + output_tokens * self.output
                 + requests * self.request
             )
@@ -211,6 +222,7 @@ class Rates:
         cache_write_tokens: int = 0,
         *,
         requests: int = 1,
+        cache_write_1h_tokens: int = 0,
     ) -> Decimal:
         """USD cost of ``requests`` calls with these token totals (tier by per-request average).
 
@@ -223,6 +235,7 @@ class Rates:
             ("cache_read_tokens", cache_read_tokens),
             ("cache_write_tokens", cache_write_tokens),
             ("requests", requests),
+            ("cache_write_1h_tokens", cache_write_1h_tokens),
         ):
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}.")
@@ -231,9 +244,19 @@ class Rates:
                 f"cache reads plus writes ({cache_read_tokens + cache_write_tokens}) exceed "
                 f"input_tokens ({input_tokens}); input_tokens must include cached tokens."
             )
+        if cache_write_1h_tokens > cache_write_tokens:
+            raise ValueError(
+                f"cache_write_1h_tokens ({cache_write_1h_tokens}) exceed cache_write_tokens "
+                f"({cache_write_tokens}), which include them."
+            )
         tier = self.tier_for(input_tokens, max(requests, 1))
         amount = tier.amount(
-            input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, requests
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
+            requests,
+            cache_write_1h_tokens,
         )
         return self.to_usd(amount)
 

@@ -54,7 +54,13 @@ def price_rows(
         part = table.slice(start, chunk_rows)
         parts.extend(_price_slice(book, part, batch, stats).chunks)
     filled = pa.chunked_array(parts, type=COST_TYPE)
+    was = table.column("cost_usd")
     out = table.set_column(table.schema.get_field_index("cost_usd"), "cost_usd", filled)
+    if "cost_computed" in out.schema.names:
+        # Filled here: tokenplan's own price, which `tokenplan reprice` may redo.
+        priced_here = pc.and_(pc.is_null(was), pc.is_valid(filled))
+        marked = pc.if_else(priced_here, True, out.column("cost_computed"))
+        out = out.set_column(out.schema.get_field_index("cost_computed"), "cost_computed", marked)
     return PricedRows(out, stats.unknown, stats.notes())
 
 
@@ -161,6 +167,7 @@ def _price_slice(book: PriceBook, table: pa.Table, batch: bool, stats: _Stats) -
     out, out_ok = _ints(table, "output_tokens")
     cr, _ = _ints(table, "cache_read_tokens")  # NULL cache counts mean "none reported": 0
     cw, _ = _ints(table, "cache_write_tokens")
+    cw1h, _ = _ints(table, "cache_write_1h_tokens")  # NULL: writes not split by TTL
     req, req_ok = _ints(table, "requests")
     # Events are one request each; a bucket without a count has an unknown average (0 here).
     bucket = _np_int(pc.fill_null(table.column("bucket_s"), 0))
@@ -172,14 +179,14 @@ def _price_slice(book: PriceBook, table: pa.Table, batch: bool, stats: _Stats) -
     known = np.array([r is not None for r in rates], dtype=bool)
     row_known = need & known[k0]
     tokens_ok = need & inp_ok & out_ok
-    bad_cache = tokens_ok & (uncached < 0)
+    bad_cache = tokens_ok & ((uncached < 0) | (cw1h > cw))
     # A per-request fee cannot be charged on a bucket that does not say how many requests it had.
     no_count = row_known & tokens_ok & (req == 0) & plan.fee[k0]
     priced = row_known & tokens_ok & ~bad_cache & ~no_count
     kk = np.where(priced, k, 0)
     tier = plan.tiers_of(kk, inp, req, priced)
     flat = kk * plan.width + tier if plan.width > 1 else kk
-    units = plan.units(flat, uncached, cr, cw, out, req)
+    units = plan.units(flat, uncached, cr, cw - cw1h, cw1h, out, req)
     # Amounts are <= (input + output + requests) x the key's largest rate: check that bound
     # against int64 once for the slice, and row by row only when it might overflow.
     total = inp + out + req
@@ -200,7 +207,12 @@ def _price_slice(book: PriceBook, table: pa.Table, batch: bool, stats: _Stats) -
     if slow.any():
         idx = np.flatnonzero(slow)
         exact = [
-            _exact(rates[k[i]], int(inp[i]), int(out[i]), int(cr[i]), int(cw[i]), int(req[i]))
+            _exact(
+                rates[k[i]],
+                (int(inp[i]), int(out[i]), int(cr[i]), int(cw[i])),
+                int(req[i]),
+                int(cw1h[i]),
+            )
             for i in idx.tolist()
         ]
         computed = pc.replace_with_mask(computed, pa.array(slow), pa.array(exact, COST_TYPE))
@@ -215,12 +227,13 @@ def _price_slice(book: PriceBook, table: pa.Table, batch: bool, stats: _Stats) -
     return pc.coalesce(cost_col, computed)
 
 
-def _exact(rates: Rates | None, inp: int, out: int, cr: int, cw: int, req: int) -> Decimal:
+def _exact(rates: Rates | None, tokens: tuple[int, int, int, int], req: int, cw1h: int) -> Decimal:
     """One row priced with Python Decimal, the same way as the int64 path."""
     assert rates is not None
+    inp, out, cr, cw = tokens
     # req == 0 means "unknown": the base tier, and no request fee (such rows are not priced).
     tier = rates.tier_for(inp, req) if req > 0 else rates.base
-    return round_usd(rates.to_usd(tier.amount(inp, out, cr, cw, req)))
+    return round_usd(rates.to_usd(tier.amount(inp, out, cr, cw, req, cw1h)))
 
 
 class _RatePlan:
@@ -235,7 +248,7 @@ class _RatePlan:
         size = max(len(rates), 1)
         self.thr = np.zeros((size, max(self.ntiers, 1)), dtype=np.int64)
         self.has = np.zeros((size, max(self.ntiers, 1)), dtype=bool)
-        self.r = np.zeros((5, size * self.width), dtype=np.int64)
+        self.r = np.zeros((6, size * self.width), dtype=np.int64)
         self.fee = np.zeros(size, dtype=bool)
         self.q = np.ones(size, dtype=np.int64)
         self.div = np.ones(size, dtype=np.int64)
@@ -258,7 +271,7 @@ class _RatePlan:
             num, den = r.per_usd.as_integer_ratio()
             # usd = amount / per_usd = amount * den / num, in units of 10^-scale -> 10^-12
             self.q[i], self.div[i] = den, num * 10 ** (self.scale - 12)
-        self.rmax = self.r.reshape(5, size, self.width).max(axis=(0, 2)).astype(np.float64)
+        self.rmax = self.r.reshape(6, size, self.width).max(axis=(0, 2)).astype(np.float64)
         self.all_plain = bool((self.q == 1).all() and (self.div == 1).all())
 
     def tiers_of(
@@ -276,14 +289,19 @@ class _RatePlan:
         uncached: np.ndarray,
         cr: np.ndarray,
         cw: np.ndarray,
+        cw1h: np.ndarray,
         out: np.ndarray,
         req: np.ndarray,
     ) -> np.ndarray:
-        """Integer amounts in 10^-scale of the price currency (may wrap: see the bound check)."""
+        """Integer amounts in 10^-scale of the price currency (may wrap: see the bound check).
+
+        ``cw`` are the 5-minute cache writes, ``cw1h`` the 1-hour ones.
+        """
         with np.errstate(over="ignore"):
             units = uncached * self.r[0][flat]
             units += cr * self.r[1][flat]
             units += cw * self.r[2][flat]
+            units += cw1h * self.r[5][flat]
             units += out * self.r[3][flat]
             if self.fee.any():
                 units += req * self.r[4][flat]
@@ -296,11 +314,11 @@ def _all_tiers(r: Rates) -> list[TierRates]:
 
 # Many keys (one per model and day) share a handful of distinct tiers: convert each once.
 @lru_cache(maxsize=4096)
-def _units(t: TierRates, scale: int) -> tuple[int, int, int, int, int]:
-    """A tier's rates as integers in 10^-scale (order: input, cache read, write, output, fee)."""
-    values = (t.input, t.cache_read, t.cache_write, t.output, t.request)
-    i, r, w, o, f = (int(v.scaleb(scale)) for v in values)
-    return i, r, w, o, f
+def _units(t: TierRates, scale: int) -> tuple[int, int, int, int, int, int]:
+    """A tier's rates as integers in 10^-scale (input, cache read, write, output, fee, 1h write)."""
+    values = (t.input, t.cache_read, t.cache_write, t.output, t.request, t.hour_write)
+    i, r, w, o, f, h = (int(v.scaleb(scale)) for v in values)
+    return i, r, w, o, f, h
 
 
 @lru_cache(maxsize=4096)
@@ -308,7 +326,7 @@ def _decimals(t: TierRates) -> int:
     """Decimal places needed to write every rate of a tier exactly."""
     return max(
         max(0, -int(v.normalize().as_tuple().exponent))
-        for v in (t.input, t.output, t.cache_read, t.cache_write, t.request)
+        for v in (t.input, t.output, t.cache_read, t.cache_write, t.request, t.hour_write)
     )
 
 

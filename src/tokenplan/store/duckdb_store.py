@@ -24,8 +24,11 @@ from tokenplan.store.schema import (
     COLUMN_SQL,
     COLUMNS,
     CREATE_BATCHES,
+    CREATE_COSTS,
     CREATE_IMPORTS,
     CREATE_META,
+    CREATE_PARTIALS,
+    CREATE_PULLS,
     CREATE_USAGE,
     LEGACY_MARKERS,
     META_TABLE,
@@ -178,6 +181,9 @@ class DuckDBStore:
             self._run(CREATE_META)
             self._run(CREATE_IMPORTS)
             self._run(CREATE_BATCHES)
+            self._run(CREATE_PULLS)
+            self._run(CREATE_PARTIALS)
+            self._run(CREATE_COSTS)
             self._run(
                 f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('schema_version', ?)",
                 [str(SCHEMA_VERSION)],

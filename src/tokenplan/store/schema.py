@@ -12,6 +12,7 @@ _SQL_TYPES = {
     pa.int64(): "BIGINT",
     pa.float64(): "DOUBLE",
     pa.string(): "VARCHAR",
+    pa.bool_(): "BOOLEAN",
 }
 
 
@@ -71,3 +72,26 @@ CREATE_BATCHES = f"""CREATE TABLE IF NOT EXISTS {BATCHES_TABLE} (
 LEGACY_MARKERS = frozenset(
     {"ts", "bucket_s", "model", "input_tokens", "output_tokens", "request_id", "source"}
 )
+# Provider pulls (`tokenplan pull`): how far each report is complete, per provider, so that a
+# pull resumes there; and the ids of rows from still-open buckets, which the next pull of their
+# time range deletes before it writes the settled numbers (replaced, never added).
+PULLS_TABLE = "tokenplan_pulls"
+CREATE_PULLS = f"""CREATE TABLE IF NOT EXISTS {PULLS_TABLE} (
+    provider VARCHAR NOT NULL, report VARCHAR NOT NULL, complete_until TIMESTAMP,
+    pulled_at TIMESTAMP NOT NULL DEFAULT (now()::TIMESTAMP), PRIMARY KEY (provider, report)
+)"""
+PARTIALS_TABLE = "tokenplan_pull_partials"
+CREATE_PARTIALS = f"""CREATE TABLE IF NOT EXISTS {PARTIALS_TABLE} (
+    provider VARCHAR NOT NULL, report VARCHAR NOT NULL, request_id VARCHAR NOT NULL,
+    ts TIMESTAMP NOT NULL
+)"""
+# What the provider bills (cost reports), apart from `usage`: a bill is not a usage row, and
+# adding it there would count the cost twice. ``amount`` is in ``currency`` as reported
+# (Anthropic's cents already turned into dollars); ``amount_usd`` is NULL for other currencies.
+COSTS_TABLE = "provider_costs"
+CREATE_COSTS = f"""CREATE TABLE IF NOT EXISTS {COSTS_TABLE} (
+    id VARCHAR PRIMARY KEY, provider VARCHAR NOT NULL, ts TIMESTAMP NOT NULL,
+    bucket_s INTEGER NOT NULL, model VARCHAR, team VARCHAR, item VARCHAR,
+    amount DECIMAL(38, 12) NOT NULL, currency VARCHAR NOT NULL, amount_usd DECIMAL(38, 12),
+    source VARCHAR
+)"""
