@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -36,6 +37,10 @@ def serve(
     prices: Annotated[
         Path | None, typer.Option(help="Price overrides TOML (prices events sent without cost).")
     ] = None,
+    alerts: Annotated[
+        Path | None,
+        typer.Option(help="Alerts TOML: webhooks told after each plan refresh (as `alert`)."),
+    ] = None,
     refresh: Annotated[
         float, typer.Option(help="Seconds between plan refreshes (sooner after new data).", min=1)
     ] = 300.0,
@@ -63,10 +68,12 @@ def serve(
     from tokenplan.plan.limits import resolve_limits
     from tokenplan.pricing import PriceBook
     from tokenplan.service.app import make_app
+    from tokenplan.service.metrics import register_metrics
     from tokenplan.service.plans import PlanConfig, PlanRefresher
     from tokenplan.service.settings import ServiceSettings, load_tokens
     from tokenplan.service.sinks import DuckDBSink
     from tokenplan.store import open_store
+    from tokenplan.store.queries import DuckDBQueries
 
     # Everything that can be wrong is checked before the store is opened or a port bound.
     settings = ServiceSettings(
@@ -89,6 +96,17 @@ def serve(
         )
         sink = DuckDBSink(store, on_commit=[plans.data_changed])
         registry = CollectorRegistry()
+        # /metrics reads the store's totals at scrape time and the plan's figures once per plan.
+        collector = register_metrics(
+            registry,
+            totals=DuckDBQueries(store),
+            plans=plans,
+            budgets=config.budgets,
+            limits=config.limits,
+        )
+        plans.add_listener(collector.prepare)
+        if alerts is not None:
+            plans.add_listener(_alert_loop(alerts, config))
         service = make_app(
             settings, sink=sink, plans=plans, registry=registry, reader=store.reader, prices=book
         )
@@ -115,6 +133,7 @@ def serve(
             # Requests still waiting on the writer are committed before the store closes.
             idle = plans.close()
             sink.close()
+            collector.close()
     finally:
         # A plan still being read from a cursor must not see its database closed under it;
         # every commit is in DuckDB's WAL already, so leaving it to process exit loses nothing.
@@ -122,3 +141,22 @@ def serve(
             store.close()
     if not server.started:
         raise typer.Exit(1)
+
+
+def _alert_loop(path: Path, config: Any) -> Callable[[Any], object]:
+    """The alert loop `tokenplan alert` runs, told after each plan refresh."""
+    import time
+    from datetime import UTC, datetime
+
+    import httpx
+
+    from tokenplan.service.alerts_config import load_alerts, make_alert_loop
+
+    return make_alert_loop(
+        load_alerts(path, env=os.environ),
+        client=httpx.Client(timeout=10.0),
+        clock=lambda: datetime.now(UTC),
+        sleep=time.sleep,
+        budgets=config.budgets,
+        limits=config.limits,
+    )

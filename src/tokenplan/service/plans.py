@@ -135,7 +135,7 @@ class PlanRefresher:
         interval: float = 300.0,
         min_gap: float = 30.0,
         clock: Clock = lambda: datetime.now(UTC),
-        on_refresh: Sequence[Callable[[PlanSnapshot], None]] = (),
+        on_refresh: Sequence[Callable[[PlanSnapshot], object]] = (),
         forecaster: Forecaster | None = None,
     ) -> None:
         self._open_reader = open_reader
@@ -184,6 +184,10 @@ class PlanRefresher:
             self._thread.join(timeout)
             return not self._thread.is_alive()
         return True
+
+    def add_listener(self, callback: Callable[[PlanSnapshot], object]) -> None:
+        """Call ``callback(snapshot)`` after each refresh (metrics readings, alerts)."""
+        self._on_refresh.append(callback)
 
     def refresh(self) -> PlanReadings:
         """Make a plan and its readings now, publish them, call ``on_refresh``; return them."""
