@@ -207,6 +207,7 @@ def _columns(items: list[tuple[Any, int | None]], settings: ServiceSettings) -> 
     by item way, which decides and names the problem.
     """
     from tokenplan.collect.columns import RowError
+    from tokenplan.collect.columns import mark_stated_costs
     from tokenplan.collect.events_file import to_rows
 
     rows = [raw for raw, _ in items]
@@ -236,7 +237,8 @@ def _columns(items: list[tuple[Any, int | None]], settings: ServiceSettings) -> 
                 else:
                     values = [None if v is None else _stored_cost(v) for v in values]
             arrays[name] = pa.array(values, kind)
-        table = to_rows(pa.table(arrays), SOURCE, None)
+        # A cost the client sent is stated, as `events_to_table` marks it: never repriced.
+        table = mark_stated_costs(to_rows(pa.table(arrays), SOURCE, None))
     except (RowError, pa.ArrowException, UnicodeError, OverflowError, ValueError):
         return None
     ids = table.column("request_id")
