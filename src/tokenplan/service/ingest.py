@@ -206,8 +206,7 @@ def _columns(items: list[tuple[Any, int | None]], settings: ServiceSettings) -> 
     `UsageEvent.from_mapping`). Anything it would not take as is, or rejects, goes the item
     by item way, which decides and names the problem.
     """
-    from tokenplan.collect.columns import RowError
-    from tokenplan.collect.columns import mark_stated_costs
+    from tokenplan.collect.columns import RowError, mark_stated_costs
     from tokenplan.collect.events_file import to_rows
 
     rows = [raw for raw, _ in items]
