@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -116,6 +117,8 @@ def serve(
             markup=False,
             highlight=False,
         )
+        # httpx logs whole request URLs at INFO; a webhook URL holds the robot's token.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         plans.start()
         server = uvicorn.Server(
             uvicorn.Config(
