@@ -7,7 +7,8 @@ states follow the newest data. Refitting at every cut cost about seven times as 
 M4 hourly series took over ten minutes on two cores), which is why local models used to be
 skipped on large panels. Models run in the series' modelling space (log1p when its spread
 grows with its level) on recent history (a few of the longest cycles). Series are spread over
-worker processes when there are many of them.
+worker processes when there are many of them, started before the rest of the panel's work
+(baselines, LightGBM) so that both cores stay busy.
 """
 
 from __future__ import annotations
