@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tokenplan.errors import InvalidInput, StoreError
-from tokenplan.events import USAGE_SCHEMA
+from tokenplan.events import COUNT_METRICS, USAGE_SCHEMA
 from tokenplan.service.live_keys import (
     COST_SCALE,
     LIVE_DIMENSIONS,
@@ -37,16 +37,7 @@ from tokenplan.service.live_keys import (
 
 ROW_FORMAT: Final = b"arrow-ipc-zstd/1"
 # The counts summed into counters; cast to DECIMAL(38, 0) first so no batch sum can wrap.
-SUMMED: Final = (
-    "requests",
-    "failed_requests",
-    "rate_limited_requests",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "unsplit_tokens",
-)
+SUMMED: Final = (*COUNT_METRICS, "unsplit_tokens")
 _WIDE = pa.decimal128(38, 0)
 _MINUTE_US = 60_000_000
 # Python dates (and so the day keys) span years 1 to 9999.
