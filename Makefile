@@ -13,10 +13,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Debian packages the tests drive for real: headless Chromium renders the HTML report;
-# redis-server backs the live path (the tests start their own on a free loopback port).
-SYSTEM_DEPS := chromium redis-server
+# redis-server backs the live path (the tests start their own on a free loopback port);
+# java (OpenJDK 17) runs the local Spark session of the scale-out tests.
+# Each entry is command:Debian-package.
+SYSTEM_DEPS := chromium:chromium redis-server:redis-server java:openjdk-17-jre-headless
 system-deps:
-	@missing=""; for p in $(SYSTEM_DEPS); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for d in $(SYSTEM_DEPS); do \
+	  command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing (Debian) for the tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
