@@ -57,6 +57,12 @@ def is_lake(path: str) -> bool:
     return path.startswith(LAKE_PREFIX)
 
 
+def refuse_lake(path: str) -> None:
+    """Raise `InvalidInput` when ``path`` names a Parquet lake: a lake is never written to."""
+    if is_lake(path):
+        raise InvalidInput(read_only_lake(path))
+
+
 def read_only_lake(path: str) -> str:
     """The message for a write to a Parquet lake source."""
     return (

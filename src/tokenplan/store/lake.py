@@ -144,7 +144,7 @@ def lake_files(root: str, connection: duckdb.DuckDBPyConnection | None = None) -
     try:
         rows = con.execute("SELECT file FROM glob(?) ORDER BY file", [lake_glob(root)]).fetchall()
     except duckdb.Error as exc:
-        raise StoreError(f"cannot list the lake {root}: {exc}{_remote_hint(root)}") from exc
+        raise StoreError(f"cannot list the lake {root}: {reason(exc)}{_remote_hint(root)}") from exc
     finally:
         if connection is None:
             con.close()
@@ -229,7 +229,9 @@ def _copy(store: DuckDBStore, dest: str, start: date, end: date, *, overwrite: b
     try:
         rows = store.connection.execute(sql, bounds).fetchall()
     except duckdb.Error as exc:
-        raise StoreError(f"exporting to the lake {dest} failed: {exc}{_remote_hint(dest)}") from exc
+        raise StoreError(
+            f"exporting to the lake {dest} failed: {reason(exc)}{_remote_hint(dest)}"
+        ) from exc
     return int(rows[0][0]) if rows else 0
 
 
@@ -272,6 +274,11 @@ def _day_dirs(folder: str) -> set[date]:
         if found and os.path.isdir(os.path.join(folder, name)):
             days.add(date.fromisoformat(found.group(1)))
     return days
+
+
+def reason(exc: duckdb.Error) -> str:
+    """DuckDB's message without its echo of our SQL (``LINE 1: ...``), which names nothing."""
+    return str(exc).split("\n\nLINE ", 1)[0].strip().rstrip(".")
 
 
 def _local(path: str) -> str:

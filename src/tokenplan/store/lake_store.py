@@ -18,7 +18,14 @@ import pyarrow as pa
 from tokenplan.errors import InvalidInput, StoreError
 from tokenplan.store.duckdb_store import DuckDBStore, WriteResult
 from tokenplan.store.files import LAKE_PREFIX, read_only_lake
-from tokenplan.store.lake import FILES_GLOB, PARTITION_COLUMNS, is_remote, lake_files, lake_root
+from tokenplan.store.lake import (
+    FILES_GLOB,
+    PARTITION_COLUMNS,
+    is_remote,
+    lake_files,
+    lake_root,
+    reason,
+)
 from tokenplan.store.rate_limits import CREATE_RATE_LIMITS
 from tokenplan.store.schema import (
     COLUMN_SQL,
@@ -98,7 +105,7 @@ class LakeStore(DuckDBStore):
             for create in _EMPTY_TABLES:
                 self._run(create)
         except duckdb.Error as exc:
-            raise StoreError(f"cannot read the Parquet lake {self.root}: {exc}") from exc
+            raise StoreError(f"cannot read the Parquet lake {self.root}: {reason(exc)}.") from exc
 
     def _check_columns(self, files: list[str]) -> None:
         try:
@@ -106,7 +113,7 @@ class LakeStore(DuckDBStore):
                 "SELECT file_name, list(name) FROM parquet_schema(?) GROUP BY file_name", [files]
             )
         except duckdb.Error as exc:
-            raise StoreError(f"cannot read the Parquet lake {self.root}: {exc}") from exc
+            raise StoreError(f"cannot read the Parquet lake {self.root}: {reason(exc)}.") from exc
         for file, names in sorted(found):
             missing = [c for c in FILE_COLUMNS if c not in names]
             if missing:
