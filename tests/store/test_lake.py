@@ -99,7 +99,9 @@ def test_the_layout_is_hive_partitioned_by_utc_day_and_provider(
     }
     assert f"date=2023-11-16/provider={null}" in folders
     assert "date=2025-08-02/provider=my%2Frelay%3Dx%20y" in folders
-    assert not [p for p in lake.iterdir() if p.name.startswith("_")]  # no staging left
+    # Staged beside the lake, and nothing left there or inside it.
+    assert sorted(p.name for p in lake.parent.iterdir()) == ["lake"]
+    assert sorted(p.name for p in lake.iterdir()) == sorted({f.split("/")[0] for f in folders})
     # One microsecond before midnight UTC is the earlier day; midnight the later one.
     day_of = {
         row["request_id"]: part.parent.parent.name

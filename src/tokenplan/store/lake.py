@@ -9,8 +9,9 @@ Layout (a contract: other engines read it; change it only by adding columns)::
   (``my%2Frelay``); a NULL provider is ``provider=__HIVE_DEFAULT_PARTITION__`` (the Hive, Spark
   and pyarrow convention, read back as NULL). Neither column is stored inside the files.
 - Each partition holds one file (more only if DuckDB splits a very large one), written sorted
-  by ``ts``. Folders whose names start with ``_`` (an export in progress) are not part of the
-  lake: Spark, pyarrow and Dask skip them, and `lake_files` lists only ``date=*/provider=*``.
+  by ``ts``. Only ``date=*/provider=*`` folders are the lake (`lake_files`); an export stages
+  its files in a hidden folder beside ``DIR`` (inside it, named ``_tokenplan_export-*``, only
+  when ``DIR`` is a mount point), which Spark and pyarrow skip but Dask would read.
 - Columns, in this order, with their Arrow types (the store's `USAGE_SCHEMA`, so a round trip
   store → lake → store is exact):
 
@@ -39,13 +40,21 @@ Layout (a contract: other engines read it; change it only by adding columns)::
   date) and ``provider`` (string). ``total_tokens`` is
   ``coalesce(input_tokens + output_tokens, unsplit_tokens)``.
 
+Reading it elsewhere: ``spark.read.parquet(DIR)``; ``pyarrow.dataset.dataset(DIR,
+partitioning=hive_partitioning())``; ``dask.dataframe.read_parquet(DIR, dataset={"partitioning":
+hive_partitioning()})``; ``ray.data.read_parquet(DIR)``. Dask reads each file on its own and
+cannot infer the type of ``provider`` in a partition that is all NULL, so give it
+`hive_partitioning` (both columns as strings). Ray's own Hive parser keeps a NULL provider as
+the string `NULL_PARTITION`; map it back to null.
+
 Re-exporting: an export replaces exactly the day partitions of its range (whole UTC days), so
 exporting the same range twice leaves the same rows. On a local folder the range is written to
-a staging folder inside ``DIR`` and each day is swapped in by two renames; appending with
-DuckDB's ``OVERWRITE_OR_IGNORE`` alone would leave files of providers that left a day, and a
-crash half way would leave a day mixed. Object stores cannot rename or delete through DuckDB:
+a staging folder on the same file system and each day is swapped in by two renames; appending
+with DuckDB's ``OVERWRITE_OR_IGNORE`` alone would leave files of providers that left a day, and
+a crash half way would leave a day mixed. Object stores cannot rename or delete through DuckDB:
 there the files are written in place with deterministic names (``part-0.parquet``), which a
 re-export overwrites; a provider partition that no longer has rows for a day is left behind.
+Two exports to one lake at the same time are not supported.
 """
 
 from __future__ import annotations
@@ -58,6 +67,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import duckdb
+import pyarrow as pa
+import pyarrow.dataset as pads
 
 from tokenplan.errors import InvalidInput, StoreError
 from tokenplan.store.duckdb_store import DuckDBStore
@@ -66,15 +77,20 @@ from tokenplan.store.schema import COLUMNS
 
 __all__ = [
     "FILES_GLOB",
+    "NULL_PARTITION",
     "PARTITION_COLUMNS",
     "LakeExport",
     "export_lake",
+    "hive_partitioning",
     "is_remote",
     "lake_files",
     "lake_root",
 ]
 
 PARTITION_COLUMNS = ("date", "provider")
+# How Hive, Spark, pyarrow and DuckDB name a NULL partition value in a path.
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+PARTITION_SCHEMA = pa.schema([pa.field("date", pa.string()), pa.field("provider", pa.string())])
 # Relative to DIR: only day and provider folders, never a staging folder or a stray file.
 FILES_GLOB = "date=*/provider=*/*.parquet"
 FILE_PATTERN = "part-{i}"
@@ -151,6 +167,11 @@ def lake_files(root: str, connection: duckdb.DuckDBPyConnection | None = None) -
     return [str(row[0]) for row in rows]
 
 
+def hive_partitioning() -> pads.Partitioning:
+    """The lake's partitioning for pyarrow (and Dask, Ray): ``date`` and ``provider`` strings."""
+    return pads.partitioning(PARTITION_SCHEMA, flavor="hive")
+
+
 def lake_glob(root: str) -> str:
     """The glob of the lake's data files under ``root``."""
     return f"{root}/{FILES_GLOB}"
@@ -187,7 +208,7 @@ def _export_local(store: DuckDBStore, root: str, start: date, end: date) -> Lake
         os.makedirs(root, exist_ok=True)
     except OSError as exc:
         raise InvalidInput(f"--parquet {root}: cannot create the folder ({exc.strerror}).") from exc
-    staging = os.path.join(root, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
+    staging = _staging_folder(root)
     try:
         rows = _copy(store, staging, start, end, overwrite=False)
         new = _day_dirs(staging) if os.path.isdir(staging) else set()
@@ -265,6 +286,21 @@ def _days_between(start: date, end: date, store: DuckDBStore) -> int:
         [datetime.combine(start, time()), datetime.combine(end, time())],
     ).fetchall()
     return int(rows[0][0])
+
+
+def _staging_folder(root: str) -> str:
+    """A new folder's path on ``root``'s file system (renames need one), outside it if possible.
+
+    Dask lists a folder's files recursively, staging folders included; beside the lake none
+    of its readers sees a half-done export.
+    """
+    token = uuid.uuid4().hex
+    whole = os.path.abspath(root)
+    parent = os.path.dirname(whole)
+    same_disk = os.stat(parent).st_dev == os.stat(whole).st_dev
+    if same_disk and parent != whole and os.access(parent, os.W_OK | os.X_OK):
+        return os.path.join(parent, f".{os.path.basename(whole)}{STAGING_PREFIX}{token}")
+    return os.path.join(root, f"{STAGING_PREFIX}{token}")
 
 
 def _day_dirs(folder: str) -> set[date]:
