@@ -71,9 +71,9 @@ _VIEW_COLUMNS = ",\n    ".join(_view_column(name) for name in COLUMN_SQL)
 class LakeStore(DuckDBStore):
     """A read-only store over the Parquet lake at ``source`` (``parquet:DIR`` or ``DIR``).
 
-    The files are listed once, when the store opens, so every query of one command reads the
-    same files; an export that replaces days meanwhile makes later queries fail (a `StoreError`)
-    rather than mix old and new rows.
+    The files are listed once, when the store opens. An export into the lake while a command
+    reads it swaps whole days underneath: a later query may find a day's file gone (an error)
+    or read that day's new rows. Export between reads.
     """
 
     def __init__(self, source: str) -> None:
