@@ -50,6 +50,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[dev,bench]'
 	$(PY) bench/ingest.py
+	$(PY) bench/lake.py
 	$(PY) bench/collector.py
 	$(PY) bench/collector_outage.py
 	$(PY) bench/project_calibration.py
