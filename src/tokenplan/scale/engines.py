@@ -143,6 +143,7 @@ def _dask(address: str | None) -> Iterator[Any]:
                 silence_logs=logging.ERROR,
             )
             client = Client(cluster)
+            client.run(_quiet_worker)
     except (OSError, TimeoutError) as exc:
         where = f"the Dask scheduler at {address}" if address else "a local Dask cluster"
         raise EngineError(
@@ -155,6 +156,15 @@ def _dask(address: str | None) -> Iterator[Any]:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _quiet_worker() -> None:
+    """Runs on each worker of a cluster we started: no deprecation notes of the libraries."""
+    import warnings
+
+    # dask's groupby-apply (fugue's partition by shard) warns of a pandas change that does
+    # not touch the shard frames; the user can do nothing about it.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"dask\.")
 
 
 @contextmanager
@@ -185,11 +195,12 @@ def _ray(address: str | None) -> Iterator[None]:
 
 
 def _quiet_ray_data() -> None:
-    """No progress bars from Ray Data on the user's terminal."""
+    """No progress bars or per-dataset INFO lines from Ray Data on the user's terminal."""
     from ray.data import DataContext
 
     context = DataContext.get_current()
     context.enable_progress_bars = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
 def spark_session(master: str | None = None) -> Any:
@@ -203,6 +214,7 @@ def spark_session(master: str | None = None) -> Any:
         SparkSession.builder.master(master or "local[*]")
         .appName("tokenplan")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .getOrCreate()
     )
