@@ -82,6 +82,7 @@ class PeakRss:
         import psutil
 
         self._me = psutil.Process()
+        self._cmd = self._me.cmdline()
         self._every = every
         self.peaks: dict[int, tuple[str, int]] = {}
         self._stop = threading.Event()
@@ -102,7 +103,7 @@ class PeakRss:
             for proc in [self._me, *self._me.children(recursive=True)]:
                 try:
                     rss = proc.memory_info().rss
-                    name = "driver" if proc.pid == self._me.pid else _role(proc)
+                    name = "driver" if proc.pid == self._me.pid else _role(proc, self._cmd)
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
                 old = self.peaks.get(proc.pid, (name, 0))
@@ -110,7 +111,7 @@ class PeakRss:
             self._stop.wait(self._every)
 
     def summary(self) -> dict[str, float]:
-        """Largest peak per role in MiB (driver, worker, nanny, ...) and how many of each."""
+        """Largest peak per role in MiB (driver, worker, helper) and how many of each."""
         out: dict[str, float] = {}
         for name, rss in self.peaks.values():
             out[name] = max(out.get(name, 0.0), rss / 2**20)
@@ -118,15 +119,16 @@ class PeakRss:
         return out
 
 
-def _role(proc: object) -> str:
-    cmd = " ".join(proc.cmdline())  # type: ignore[attr-defined]
-    if "spawn_main" in cmd or "forkserver" in cmd:
-        return "dask worker" if "distributed" in cmd or "dask" in cmd else "child"
-    return "child"
+def _role(proc: object, driver_cmd: list[str]) -> str:
+    """``worker`` for a forked or spawned worker process, else ``helper`` (resource tracker)."""
+    cmd = proc.cmdline()  # type: ignore[attr-defined]
+    if cmd == driver_cmd or "spawn_main" in " ".join(cmd):
+        return "worker"
+    return "helper"
 
 
 def run(df: pd.DataFrame, horizon: int, engine: object) -> tuple[object, float, dict[str, float]]:
-    """One forecast: the result, wall seconds, peak RSS per role."""
+    """One forecast on the local engine: the result, wall seconds, peak RSS per role."""
     from tokenplan.forecast import forecast
 
     with PeakRss() as rss:
@@ -134,6 +136,32 @@ def run(df: pd.DataFrame, horizon: int, engine: object) -> tuple[object, float, 
         result = forecast(df, horizon=horizon, freq="1h", levels=(80, 95), engine=engine)
         seconds = time.perf_counter() - start
     return result, seconds, rss.summary()
+
+
+def run_sharded(
+    df: pd.DataFrame, horizon: int, client: object
+) -> tuple[object, float, float, dict[str, float]]:
+    """One forecast in shards: the result, wall seconds, of which driver assembly, peak RSS.
+
+    The same steps as ``forecast(df, engine=client)``, timed apart: the shards (dealt, shipped,
+    fitted on the workers, collected, decoded) and the driver's assembly of the result.
+    """
+    from tokenplan.forecast import Forecaster
+    from tokenplan.forecast.preparation import validate
+    from tokenplan.scale.engines import parse_engine
+    from tokenplan.scale.shard_rows import shard_count
+    from tokenplan.scale.sharded import fit_shards
+
+    forecaster = Forecaster("1h", horizon, (80, 95), engine=client, shard_size=SHARD_SIZE)
+    with PeakRss() as rss:
+        start = time.perf_counter()
+        data = validate(df)
+        shards = shard_count(data["unique_id"].nunique(), SHARD_SIZE)
+        panel = fit_shards(forecaster, data, shards, client, parse_engine(client))
+        assembly = time.perf_counter()
+        result = forecaster.finish(panel)
+        end = time.perf_counter()
+    return result, end - start, end - assembly, rss.summary()
 
 
 def compare(local: object, other: object) -> dict[str, float]:
@@ -176,9 +204,10 @@ def main() -> None:
     figures: dict[str, object] = {"series": args.series, "days": args.days, "h": args.horizon}
     results = {}
     for name in engines:
+        assembly = 0.0
         if name == "local":
             result, seconds, rss = run(df, args.horizon, None)
-            workers = 1
+            workers = len(os.sched_getaffinity(0))  # its worker processes use every core
         elif name == "dask":
             from dask.distributed import Client, LocalCluster
 
@@ -191,34 +220,38 @@ def main() -> None:
                 ) as cluster,
                 Client(cluster) as client,
             ):
-                result, seconds, rss = run(df, args.horizon, client)
+                result, seconds, assembly, rss = run_sharded(df, args.horizon, client)
             workers = args.workers
         else:
             sys.exit(f"--engines: {name!r} is not local or dask")
         results[name] = result
         rate = args.series / seconds
-        # Cost per series in worker-seconds (the local engine uses every core of the box).
-        cores = len(os.sched_getaffinity(0)) if name == "local" else workers
-        per_series = seconds * cores / args.series
-        print(
-            f"{name}: {seconds:.1f} s, {rate:.1f} series/s, {per_series:.3f} core-s/series; "
-            f"peak RSS MiB: {json.dumps({k: round(v) for k, v in rss.items()})}"
-        )
+        # Cost per series in core-seconds: wall time x the cores doing the work.
+        per_series = (seconds - assembly) * workers / args.series
+        driver = assembly / args.series
+        line = f"{name}: {seconds:.1f} s, {rate:.2f} series/s, {per_series:.3f} core-s/series"
+        if assembly:
+            line += f", driver assembly {assembly:.1f} s ({1e3 * driver:.2f} ms/series)"
+        print(line)
+        print(f"  peak RSS MiB: {json.dumps({k: round(v) for k, v in rss.items()})}")
         figures[name] = {
             "seconds": seconds,
             "series_per_s": rate,
             "core_seconds_per_series": per_series,
+            "driver_assembly_seconds": assembly,
             "peak_rss_mib": rss,
-            "note": next(iter(result.notes.values()))[-140:],  # type: ignore[attr-defined]
         }
         if name == "dask":
-            for n_workers in (8, 32, 128):
-                hours = 1_000_000 * per_series / n_workers / 3600
+            projection = {}
+            for n_workers in (2, 8, 32, 128):
+                hours = (1_000_000 * per_series / n_workers + 1_000_000 * driver) / 3600
+                projection[n_workers] = hours
                 print(
                     f"  projected 1M series on {n_workers} single-core workers: {hours:.1f} h "
-                    "(linear in series at the measured core-s/series; driver collection of "
-                    "the results not included, see docs/scaling.md)"
+                    f"(1M x {per_series:.3f} core-s / {n_workers} + 1M x {1e3 * driver:.2f} ms "
+                    "driver assembly; assumes cost linear in series, shards independent)"
                 )
+            figures["projection_hours_1M"] = projection
     if "local" in results and "dask" in results:
         diff = compare(results["local"], results["dask"])
         figures["dask_vs_local"] = diff
