@@ -85,10 +85,13 @@ class PeakRss:
         self._cmd = self._me.cmdline()
         self._every = every
         self.peaks: dict[int, tuple[str, int]] = {}
+        self.cpu: dict[int, float] = {}  # last user + system seconds seen, per process
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> PeakRss:
+        times = self._me.cpu_times()
+        self._start_cpu = times.user + times.system
         self._thread.start()
         return self
 
@@ -103,6 +106,8 @@ class PeakRss:
             for proc in [self._me, *self._me.children(recursive=True)]:
                 try:
                     rss = proc.memory_info().rss
+                    times = proc.cpu_times()
+                    self.cpu[proc.pid] = times.user + times.system
                     name = "driver" if proc.pid == self._me.pid else _role(proc, self._cmd)
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
@@ -110,9 +115,14 @@ class PeakRss:
                 self.peaks[proc.pid] = (name, max(old[1], rss))
             self._stop.wait(self._every)
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds of the driver (since start) and of every process seen (up to 0.2 s
+        of each short-lived one may be missed): the work, whatever else loads the machine."""
+        return sum(self.cpu.values()) - self._start_cpu
+
     def summary(self) -> dict[str, float]:
         """Largest peak per role in MiB (driver, worker, helper) and how many of each."""
-        out: dict[str, float] = {}
+        out: dict[str, float] = {"cpu_seconds": self.cpu_seconds()}
         for name, rss in self.peaks.values():
             out[name] = max(out.get(name, 0.0), rss / 2**20)
             out[f"{name} processes"] = out.get(f"{name} processes", 0) + 1
@@ -226,18 +236,26 @@ def main() -> None:
             sys.exit(f"--engines: {name!r} is not local or dask")
         results[name] = result
         rate = args.series / seconds
-        # Cost per series in core-seconds: wall time x the cores doing the work.
-        per_series = (seconds - assembly) * workers / args.series
+        cpu = rss.pop("cpu_seconds")
+        # Cost per series: CPU seconds of every process (what the work costs, whatever else
+        # runs on the machine), and wall time x the cores the engine had (what it took here).
+        per_series = (cpu - assembly) / args.series
+        wall_per_series = (seconds - assembly) * workers / args.series
         driver = assembly / args.series
-        line = f"{name}: {seconds:.1f} s, {rate:.2f} series/s, {per_series:.3f} core-s/series"
+        line = (
+            f"{name}: {seconds:.1f} s, {rate:.2f} series/s; {per_series:.3f} CPU-s/series, "
+            f"{wall_per_series:.3f} core-s/series of wall time x {workers} cores"
+        )
         if assembly:
-            line += f", driver assembly {assembly:.1f} s ({1e3 * driver:.2f} ms/series)"
+            line += f"; driver assembly {assembly:.1f} s ({1e3 * driver:.2f} ms/series)"
         print(line)
         print(f"  peak RSS MiB: {json.dumps({k: round(v) for k, v in rss.items()})}")
+        print(f"  load average now {os.getloadavg()[0]:.1f} (other work on the machine)")
         figures[name] = {
             "seconds": seconds,
             "series_per_s": rate,
-            "core_seconds_per_series": per_series,
+            "cpu_seconds_per_series": per_series,
+            "wall_core_seconds_per_series": wall_per_series,
             "driver_assembly_seconds": assembly,
             "peak_rss_mib": rss,
         }
@@ -248,7 +266,7 @@ def main() -> None:
                 projection[n_workers] = hours
                 print(
                     f"  projected 1M series on {n_workers} single-core workers: {hours:.1f} h "
-                    f"(1M x {per_series:.3f} core-s / {n_workers} + 1M x {1e3 * driver:.2f} ms "
+                    f"(1M x {per_series:.3f} CPU-s / {n_workers} + 1M x {1e3 * driver:.2f} ms "
                     "driver assembly; assumes cost linear in series, shards independent)"
                 )
             figures["projection_hours_1M"] = projection
