@@ -107,6 +107,10 @@ class Forecaster:
         # the work runs, and with more than ``shard_size`` series what the global model sees.
         self.engine = engine
         self.engine_address = engine_address
+        if not _is_local(engine):
+            from tokenplan.scale.engines import parse_engine
+
+            parse_engine(engine)  # an unknown engine or a missing extra fails here, not in fit
         if not isinstance(shard_size, int) or isinstance(shard_size, bool) or shard_size < 1:
             raise InvalidInput(f"shard_size must be a positive whole number, not {shard_size!r}.")
         self.shard_size = shard_size

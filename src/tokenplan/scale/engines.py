@@ -49,7 +49,7 @@ def parse_engine(engine: object) -> EngineChoice:
         name = engine.strip().lower()
         if name not in NAMES:
             raise InvalidInput(
-                f"--engine {engine!r} is not an engine; use one of {', '.join(NAMES)}."
+                f"engine {engine!r} is not one tokenplan runs on; use one of {', '.join(NAMES)}."
             )
         if name != "local":
             require_extra(name)
