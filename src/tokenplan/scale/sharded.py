@@ -15,6 +15,7 @@ the driver, and the parts are reconciled to it and capped there, as locally.
 from __future__ import annotations
 
 import json
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -77,15 +78,19 @@ def fit_shards(
 
     params = {"config": json.dumps(_shard_config(forecaster)), "note": note}
     try:
-        out = transform(
-            to_engine_input(data, shards),
-            _fit_shard,
-            schema=OUTPUT_SCHEMA,
-            params=params,
-            partition={"by": ["shard"]},
-            engine=engine,
-            as_local=True,
-        )
+        with warnings.catch_warnings():
+            # The series go from the driver to the workers once, inside Dask's task graph;
+            # Dask warns of that above 10 MB. They have to travel either way.
+            warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+            out = transform(
+                to_engine_input(data, shards),
+                _fit_shard,
+                schema=OUTPUT_SCHEMA,
+                params=params,
+                partition={"by": ["shard"]},
+                engine=engine,
+                as_local=True,
+            )
     except TokenplanError:
         raise
     except Exception as exc:  # whatever the engine wraps a worker's failure in
