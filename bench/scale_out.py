@@ -185,6 +185,18 @@ def compare(local: object, other: object) -> dict[str, float]:
         "series_within_1pct": float((rel <= 0.01).mean()),
         "total_rel_diff": float(b.sum() / a.sum() - 1),
     }
+    # Which is the better forecast on its own backtest windows (same series, same windows)?
+    mase = {}
+    for name, result in (("local", local), ("sharded", other)):
+        table = result.backtest  # type: ignore[attr-defined]
+        mase[name] = table.loc[table["chosen"]].set_index("unique_id")["mase"]
+    ratio = (mase["sharded"] / mase["local"]).replace([np.inf, -np.inf], np.nan).dropna()
+    out["chosen_mase_median_local"] = float(mase["local"].median())
+    out["chosen_mase_median_sharded"] = float(mase["sharded"].median())
+    out["chosen_mase_geomean_ratio_sharded_to_local"] = float(np.exp(np.log(ratio).mean()))
+    # The total is dominated by the biggest series (sizes are log-normal).
+    top = a.nlargest(max(1, len(a) // 100)).index
+    out["total_rel_diff_without_top_1pct"] = float(b.drop(top).sum() / a.drop(top).sum() - 1)
     for level in ("80", "95"):
         col = f"coverage_{level}"
         ca = local.backtest.loc[local.backtest["chosen"], col].mean()  # type: ignore[attr-defined]
