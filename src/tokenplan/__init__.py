@@ -14,6 +14,7 @@ import typing
 
 from tokenplan.errors import (
     ConfigError,
+    EngineError,
     ForecastError,
     InvalidInput,
     ModelFileError,
@@ -37,6 +38,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CapacityPlan",
     "ConfigError",
+    "EngineError",
     "ForecastError",
     "FxRate",
     "InvalidInput",

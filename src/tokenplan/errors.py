@@ -7,7 +7,8 @@
     ├── PriceError            a price could not be found or computed
     ├── ForecastError         a forecast could not be produced
     ├── ProviderError         a provider's API refused or kept failing (pulls)
-    └── ModelFileError        a saved forecaster is tampered, foreign or unreadable
+    ├── ModelFileError        a saved forecaster is tampered, foreign or unreadable
+    └── EngineError           a distributed engine (Dask, Ray, Spark) could not start or failed
 
 The CLI catches ``TokenplanError`` once, prints the message and exits 2.
 """
@@ -61,6 +62,12 @@ class ModelFileError(TokenplanError):
     """A saved forecaster file is tampered with, foreign or unreadable."""
 
     status = 422
+
+
+class EngineError(TokenplanError):
+    """A distributed engine could not be started, reached, or failed while running shards."""
+
+    status = 503
 
 
 def at(source: str | None, line: int | None = None, field: str | None = None) -> str:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
@@ -49,6 +50,26 @@ ByOption = Annotated[
 ]
 LevelOption = Annotated[
     list[int] | None, typer.Option("--level", help="Interval level in % (repeatable).")
+]
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help=(
+            "Where the per-series work runs: local, or dask, ray or spark in shards of about "
+            "500 series (extras: pip install 'tokenplan[dask]' etc.)."
+        ),
+    ),
+]
+EngineAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--engine-address",
+        help=(
+            "Dask scheduler (tcp://host:8786), Ray cluster (ray://host:10001 or auto) or Spark "
+            "master (spark://host:7077, local[4]); default: start one on this machine."
+        ),
+    ),
 ]
 
 
@@ -99,6 +120,8 @@ def forecast(
     by: ByOption = None,
     level: LevelOption = None,
     tz: TzOption = None,
+    engine: EngineOption = "local",
+    engine_address: EngineAddressOption = None,
     db: DbOption = None,
 ) -> None:
     """Forecast a usage metric with calibrated intervals (models chosen by backtest).
@@ -109,6 +132,7 @@ def forecast(
     from tokenplan.forecast.result import contract_frame
 
     dims = _check(metric, by)
+    on = _engine(engine, engine_address)
     if out is not None:
         writable_file(out, "--out")
     levels = tuple(level or (80, 95))
@@ -130,7 +154,7 @@ def forecast(
         frame = frame.assign(ds=to_wall_time(frame["ds"], str(zone)))
     with _progress() as progress:
         progress.add_task(f"forecasting {frame['unique_id'].nunique()} series", total=None)
-        fc, notes = _run(frame, frequency, months, horizon, levels, TOTAL_ID if dims else None)
+        fc, notes = _run(frame, frequency, months, horizon, levels, TOTAL_ID if dims else None, on)
     if wall:
         fc = fc.assign(ds=from_wall_time(fc["ds"], str(zone)))
     table = contract_frame(fc, levels)
@@ -153,16 +177,28 @@ def _run(
     horizon: int | None,
     levels: tuple[int, ...],
     hierarchy: str | None,
+    on: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """The forecast frame and the engine's notes: per bucket, or per month summed from days."""
     from tokenplan.forecast import forecast as run_forecast
     from tokenplan.forecast.calendar import forecast_months
 
     if months:
-        fc, result = forecast_months(frame, months=horizon or 3, levels=levels, hierarchy=hierarchy)
+        fc, result = forecast_months(
+            frame,
+            months=horizon or 3,
+            levels=levels,
+            hierarchy=hierarchy,
+            forecaster=partial(run_forecast, **on),
+        )
         return fc, {uid: f"{note} (daily, summed per month)" for uid, note in result.notes.items()}
     result = run_forecast(
-        frame, horizon=horizon or 168, freq=frequency.label, levels=levels, hierarchy=hierarchy
+        frame,
+        horizon=horizon or 168,
+        freq=frequency.label,
+        levels=levels,
+        hierarchy=hierarchy,
+        **on,
     )
     return result.frame, result.notes
 
@@ -175,21 +211,39 @@ def backtest(
     freq: FreqOption = None,
     by: ByOption = None,
     level: LevelOption = None,
+    engine: EngineOption = "local",
+    engine_address: EngineAddressOption = None,
     db: DbOption = None,
 ) -> None:
     """Score every forecasting candidate on rolling origins: MASE, sMAPE and coverage."""
     from tokenplan.forecast import forecast as run_forecast
 
     dims = _check(metric, by)
+    on = _engine(engine, engine_address)
     levels = tuple(level or (80, 95))
     frame, frequency = load_series(input_path=input_path, db=db, metric=metric, freq=freq, by=dims)
     with _progress() as progress:
         progress.add_task("backtesting candidates on rolling origins", total=None)
-        result = run_forecast(frame, horizon=horizon, freq=frequency.label, levels=levels)
+        result = run_forecast(frame, horizon=horizon, freq=frequency.label, levels=levels, **on)
     console.print(score_table(result.backtest, metric))
     # Why each series got its method: the rule's reasoning, with the runner-up's score.
     for uid, note in sorted(result.notes.items()):
         console.print(f"{uid}: {note}", highlight=False)
+
+
+def _engine(engine: str, address: str | None) -> dict[str, Any]:
+    """The forecast's engine keywords (none for local), checked before any data is read."""
+    name = engine.strip().lower()
+    if name == "local":
+        if address is not None:
+            raise InvalidInput(
+                "--engine-address needs --engine dask, ray or spark; the local engine has none."
+            )
+        return {}
+    from tokenplan.scale.engines import parse_engine
+
+    parse_engine(name)  # an unknown name or a missing extra fails here, not after the read
+    return {"engine": name, "engine_address": address}
 
 
 def score_table(scores: pd.DataFrame, metric: str) -> Table:

@@ -13,6 +13,8 @@ its backtest errors, widened to the recent windows' errors where those are large
 chosen or which fallback was used; ``res.sum_interval`` and ``res.prob_sum_above`` answer
 "how much over a period, and how likely above a limit".
 ``hierarchy="total"`` adds a coherent total (see `tokenplan.forecast.hierarchy`).
+``engine="dask"`` (or ``"ray"``, ``"spark"``, a Dask ``Client``, a ``SparkSession``) runs the
+same work in shards of about 500 series on that engine (see `tokenplan.scale`).
 
 Heavy libraries (statsforecast, mlforecast, lightgbm) load only when a fit needs them.
 """

@@ -6,8 +6,9 @@ import os
 from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from tokenplan.forecast import selection as bt
 from tokenplan.forecast.baselines import run_baselines
 from tokenplan.forecast.conformal import adaptive_bounds, cross_coverage, rescale_to_now
 from tokenplan.forecast.fallbacks import fallback
-from tokenplan.forecast.hierarchy import add_total, cap_parts, reconcile_to_total
+from tokenplan.forecast.hierarchy import cap_parts, reconcile_to_total, total_of
 from tokenplan.forecast.preparation import REGULAR, SHORT, Series, classify, to_series, validate
 from tokenplan.forecast.result import ForecastResult, PathModel, level_name
 from tokenplan.frequency import make_cadence
@@ -27,13 +28,41 @@ _MIN_BOOSTING_ROWS = 200
 
 
 @dataclass
-class _Fitted:
+class Fitted:
+    """One series' chosen forecast and calibration errors, before intervals are drawn."""
+
     point: np.ndarray  # usage units, (h,)
     errors: np.ndarray  # modelling space, (W, h)
     log: bool
     note: str
     method: str
     variance: float  # mean squared backtest error, usage units (for reconciliation)
+
+
+class Placed(Protocol):
+    """Where a series sits in time: its id, last bucket and bucket width."""
+
+    @property
+    def uid(self) -> str: ...
+    @property
+    def end(self) -> pd.Timestamp: ...
+    @property
+    def step(self) -> pd.Timedelta: ...
+
+
+@dataclass
+class PanelFit:
+    """Every series of a panel fitted, not yet reconciled or assembled (what a shard returns)."""
+
+    series: list[Placed] = field(default_factory=list)
+    fitted: dict[str, Fitted] = field(default_factory=dict)
+    rows: list[dict[str, object]] = field(default_factory=list)
+
+    def add(self, other: PanelFit) -> None:
+        """Append another panel's series, fits and backtest rows."""
+        self.series += other.series
+        self.fitted |= other.fitted
+        self.rows += other.rows
 
 
 class Forecaster:
@@ -50,6 +79,9 @@ class Forecaster:
         lightgbm: bool = True,
         n_windows: int | None = None,
         threads: int | None = None,
+        engine: object = None,
+        engine_address: str | None = None,
+        shard_size: int = 500,
     ) -> None:
         if not isinstance(horizon, int | np.integer) or isinstance(horizon, bool) or horizon < 1:
             raise InvalidInput(
@@ -69,6 +101,19 @@ class Forecaster:
         self.lightgbm = lightgbm
         self.n_windows = n_windows
         self.threads = threads
+        # Where the per-series work runs: None or "local" here; "dask", "ray", "spark" or an
+        # engine object (a Dask Client, a SparkSession, a fugue engine) in shards of about
+        # ``shard_size`` series (see tokenplan.scale). Not part of `config`: it changes where
+        # the work runs, and with more than ``shard_size`` series what the global model sees.
+        self.engine = engine
+        self.engine_address = engine_address
+        if not _is_local(engine):
+            from tokenplan.scale.engines import parse_engine
+
+            parse_engine(engine)  # an unknown engine or a missing extra fails here, not in fit
+        if not isinstance(shard_size, int) or isinstance(shard_size, bool) or shard_size < 1:
+            raise InvalidInput(f"shard_size must be a positive whole number, not {shard_size!r}.")
+        self.shard_size = shard_size
         # Worker processes and LightGBM threads: by default every core this process may use.
         self.cores = max(1, threads or _available_cores())
         self.result: ForecastResult | None = None
@@ -92,34 +137,48 @@ class Forecaster:
         data = validate(df)
         if data.empty:
             raise InvalidInput("forecast input has no rows; give at least one value per series.")
+        if not _is_local(self.engine):
+            # In shards on a distributed engine (tokenplan.scale), imported only here: the
+            # local path loads nothing of fugue or the engines.
+            from tokenplan.scale.sharded import run_sharded
+
+            self.result, where = run_sharded(self, data)
+            self.metadata = _metadata(data, self.result, now) | {"engine": where}
+            return self
         if self.hierarchy is None:
-            series, fitted, rows = self._fit_all(data)
+            panel = self.fit_panel(data)
         else:
             # The total is forecast on its own, exactly as without a split (the global model
             # and the batching never see the parts), then the parts are reconciled to it.
-            total_id = str(self.hierarchy)
-            with_total = add_total(data, total_id)
-            alone = with_total[with_total["unique_id"] == total_id]
-            series, fitted, rows = self._fit_all(data)
-            total_series, total_fitted, total_rows = self._fit_all(alone)
-            series += total_series
-            fitted |= total_fitted
-            rows += total_rows
-            self._reconcile(series, fitted)
-        self.result = self._assemble(series, fitted, rows)
-        if self.hierarchy is not None:
-            self.result.frame = cap_parts(self.result.frame, str(self.hierarchy), self.levels)
+            alone = total_of(data, str(self.hierarchy))
+            panel = self.fit_panel(data)
+            panel.add(self.fit_panel(alone))
+        self.result = self.finish(panel)
         self.metadata = _metadata(data, self.result, now)
         return self
 
+    def fit_panel(self, data: pd.DataFrame) -> PanelFit:
+        """Fit every series of a validated frame together (no hierarchy, no assembly)."""
+        series, fitted, rows = self._fit_all(data)
+        return PanelFit(list(series), fitted, rows)
+
+    def finish(self, panel: PanelFit) -> ForecastResult:
+        """Reconcile the parts to the total (with a hierarchy) and draw the intervals."""
+        if self.hierarchy is not None:
+            self._reconcile(panel.series, panel.fitted)
+        result = self._assemble(panel.series, panel.fitted, panel.rows)
+        if self.hierarchy is not None:
+            result.frame = cap_parts(result.frame, str(self.hierarchy), self.levels)
+        return result
+
     def _fit_all(
         self, data: pd.DataFrame
-    ) -> tuple[list[Series], dict[str, _Fitted], list[dict[str, object]]]:
+    ) -> tuple[list[Series], dict[str, Fitted], list[dict[str, object]]]:
         h = self.horizon
         series = to_series(data, self.cadence)
         for s in series:
             classify(s, self.cadence, h)
-        fitted: dict[str, _Fitted] = {}
+        fitted: dict[str, Fitted] = {}
         rows: list[dict[str, object]] = []
         groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[Series]] = defaultdict(list)
         max_windows = self.n_windows or bt.default_windows(h)
@@ -131,7 +190,7 @@ class Forecaster:
                     continue
                 s.kind = SHORT
             point_z, errors, note = fallback(s, h, self.cadence)
-            fitted[s.uid] = _Fitted(
+            fitted[s.uid] = Fitted(
                 s.unz(point_z), errors, s.log, note, note.split(",")[0], _fallback_variance(s)
             )
             rows.append({"unique_id": s.uid, "method": "fallback", "chosen": True})
@@ -169,7 +228,7 @@ class Forecaster:
         seasons: tuple[int, ...],
         cuts: list[int],
         local: bool,
-        fitted: dict[str, _Fitted],
+        fitted: dict[str, Fitted],
         rows: list[dict[str, object]],
     ) -> None:
         h = self.horizon
@@ -234,7 +293,7 @@ class Forecaster:
             if s.notes:
                 note += "; " + "; ".join(s.notes)
             err_raw = actual[:, j, :] - preds[method][1:, j, :]
-            fitted[s.uid] = _Fitted(
+            fitted[s.uid] = Fitted(
                 point=np.maximum(preds[method][0, j], 0.0),
                 errors=rescale_to_now(errors[method][j], s.z(), cuts, self.cadence.primary),
                 log=s.log,
@@ -254,7 +313,7 @@ class Forecaster:
                     row[f"coverage_{level_name(level)}"] = float(coverage[name][level][j])
                 rows.append(row)
 
-    def _reconcile(self, series: list[Series], fitted: dict[str, _Fitted]) -> None:
+    def _reconcile(self, series: Sequence[Placed], fitted: dict[str, Fitted]) -> None:
         total_id = str(self.hierarchy)
         end = next(s.end for s in series if s.uid == total_id)
         # Parts whose history stops before the total's forecast other buckets; they are
@@ -275,7 +334,7 @@ class Forecaster:
             ].note += f"; reconciled to sum to {total_id!r} (gap shared by backtest error variance)"
 
     def _assemble(
-        self, series: list[Series], fitted: dict[str, _Fitted], rows: list[dict[str, object]]
+        self, series: Sequence[Placed], fitted: dict[str, Fitted], rows: list[dict[str, object]]
     ) -> ForecastResult:
         h = self.horizon
         paths: dict[str, PathModel] = {}
@@ -350,12 +409,16 @@ def _to_usage(z: np.ndarray, log: np.ndarray) -> np.ndarray:
     return np.maximum(out, 0.0)
 
 
-def _horizon_stamps(series: list[Series], h: int) -> np.ndarray:
+def _horizon_stamps(series: Sequence[Placed], h: int) -> np.ndarray:
     """``(n, h)`` bucket starts of each series' forecast: one step after its last bucket on."""
     end = np.array([s.end.value for s in series], dtype=np.int64)
     step = np.array([s.step.value for s in series], dtype=np.int64)
     stamps = end[:, None] + step[:, None] * np.arange(1, h + 1)[None, :]
     return stamps.astype("datetime64[ns]")
+
+
+def _is_local(engine: object) -> bool:
+    return engine is None or (isinstance(engine, str) and engine.strip().lower() == "local")
 
 
 def _fallback_variance(s: Series) -> float:

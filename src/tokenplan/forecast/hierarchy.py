@@ -34,6 +34,12 @@ def add_total(df: pd.DataFrame, total_id: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def total_of(df: pd.DataFrame, total_id: str) -> pd.DataFrame:
+    """Only the bucket-wise sum of all series, as ``total_id`` (what `add_total` appends)."""
+    with_total = add_total(df, total_id)
+    return with_total[with_total["unique_id"] == total_id]
+
+
 def reconcile_to_total(total: np.ndarray, parts: np.ndarray, v_parts: np.ndarray) -> np.ndarray:
     """Parts ``(k, h)`` moved so they sum to the fixed ``total (h,)``, none below zero.
 

@@ -1,0 +1,83 @@
+"""The forecast on a real Dask LocalCluster (two worker processes) agrees with the local one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from conftest import HORIZON, assert_identical
+from tokenplan.cli import app, main
+from tokenplan.forecast import Forecaster, ForecastResult, forecast
+
+
+def test_dask_forecast_is_the_local_one(
+    dask_client: object, clients: pd.DataFrame, local_result: ForecastResult
+) -> None:
+    forecaster = Forecaster(horizon=HORIZON, engine=dask_client)
+    result = forecaster.fit(clients).predict()
+    assert_identical(result, local_result)
+    assert forecaster.metadata["engine"] == "the dask engine, one shard of all 10 series"
+    # Period totals from the joint paths work as locally (capacity and budgets use them).
+    uid = "m-small/client-5"
+    assert result.sum_interval(uid) == local_result.sum_interval(uid)
+
+
+def test_dask_total_is_fitted_on_the_driver_and_parts_reconciled(
+    dask_client: object, clients: pd.DataFrame, local_total: ForecastResult
+) -> None:
+    result = forecast(clients, horizon=HORIZON, hierarchy="total", engine=dask_client)
+    assert_identical(result, local_total)
+    assert "fitted on the driver" in result.notes["total"]
+    parts = result.frame[result.frame["unique_id"] != "total"].groupby("ds")["mean"].sum()
+    total = result.frame[result.frame["unique_id"] == "total"].set_index("ds")["mean"]
+    assert (parts - total).abs().max() <= 1e-6 * total.max()
+
+
+def test_dask_runs_several_shards_on_both_workers(
+    dask_client: object, clients: pd.DataFrame, local_result: ForecastResult
+) -> None:
+    result = forecast(clients, horizon=HORIZON, engine=dask_client, shard_size=5)
+    assert set(result.chosen) == set(local_result.chosen)
+    assert len(result.frame) == len(local_result.frame)
+    assert "2 shard(s)" in next(iter(result.notes.values()))
+    ratio = result.frame["mean"].sum() / local_result.frame["mean"].sum()
+    assert abs(ratio - 1) < 0.05
+
+
+def test_cli_forecast_on_a_dask_scheduler_address_writes_the_local_csv(
+    dask_client: object, clients: pd.DataFrame, tmp_path: Path
+) -> None:
+    usage = clients.rename(columns={"ds": "timestamp", "y": "requests"})
+    usage["timestamp"] = usage["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # One client per model column: the CLI forecasts the total and each model.
+    usage = usage.assign(model=usage.pop("unique_id"))
+    source = tmp_path / "usage.csv"
+    usage.to_csv(source, index=False)
+    address = dask_client.scheduler.address  # type: ignore[attr-defined]
+    runner = CliRunner()
+    outputs = {}
+    for name, extra in (("local", []), ("dask", ["--engine", "dask", "--engine-address", address])):
+        out = tmp_path / f"{name}.csv"
+        args = ["forecast", "--input", str(source), "--metric", "requests", "--by", "model"]
+        got = runner.invoke(app, [*args, "--horizon", str(HORIZON), "--out", str(out), *extra])
+        assert got.exit_code == 0, got.output
+        outputs[name] = out.read_text()
+    assert outputs["dask"] == outputs["local"]
+
+
+def test_cli_names_a_bad_engine_in_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = str(tmp_path / "never-read.duckdb")
+    for args, message in (
+        (["forecast", "--engine", "hadoop"], "use one of local, dask, ray, spark"),
+        (["backtest", "--engine-address", "tcp://x:1"], "--engine-address needs --engine dask"),
+    ):
+        with pytest.raises(SystemExit) as info:
+            main([*args, "--db", db])
+        assert info.value.code == 2
+        assert message in capsys.readouterr().err
+    assert not Path(db).exists()

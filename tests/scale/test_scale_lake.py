@@ -1,0 +1,125 @@
+"""Usage series rolled up from a Parquet lake on an engine equal the DuckDB store's own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from tokenplan.errors import InvalidInput
+from tokenplan.events import UsageEvent, events_to_table
+from tokenplan.scale.lake_rollup import NULL_PARTITION, lake_files, rollup_lake
+from tokenplan.store import DuckDBStore
+
+T0 = datetime(2025, 3, 1, 22, tzinfo=UTC)
+PROVIDERS = ("anthropic", "my/relay", None)
+
+
+def _events(n: int = 400, seed: int = 3) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    events = []
+    for i in range(n):
+        minute = int(rng.integers(0, 3 * 24 * 60))
+        # Three hours of openai streams without usage: their tokens are unknown (NULL).
+        known = not 24 * 60 <= minute < 27 * 60
+        events.append(
+            UsageEvent(
+                ts=T0 + timedelta(minutes=minute),
+                provider="anthropic",
+                model=str(rng.choice(["claude-a", "claude-b", "gpt-x"])),
+                input_tokens=int(rng.integers(0, 5000)) if known else 0,
+                output_tokens=int(rng.integers(0, 800)) if known else 0,
+                team=None if i % 5 == 0 else str(rng.choice(["ml", "web"])),
+                cost_usd=Decimal(int(rng.integers(0, 10**6))) / Decimal(10**9),
+                tokens_known=known,
+            )
+        )
+    table = events_to_table(events)
+    provider = pa.array([PROVIDERS[i % 3] for i in range(n)], pa.string())
+    return table.set_column(table.schema.get_field_index("provider"), "provider", provider)
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DuckDBStore]:
+    """The same rows in a DuckDB store and in a lake laid out as `tokenplan export` does."""
+    root = tmp_path_factory.mktemp("lake")
+    rows = _events()
+    store = DuckDBStore(":memory:")
+    store.write(rows)
+    usage = store.connection.sql("SELECT * FROM usage").to_arrow_table()
+    ts = usage["ts"].cast(pa.timestamp("us", tz="UTC"))
+    usage = usage.set_column(usage.schema.get_field_index("ts"), "ts", ts)
+    days = pc.strftime(ts, format="%Y-%m-%d").to_pylist()
+    providers = usage["provider"].to_pylist()
+    body = usage.drop_columns(["provider"])
+    for day in sorted(set(days)):
+        for provider in set(providers):
+            mask = [d == day and p == provider for d, p in zip(days, providers, strict=True)]
+            if not any(mask):
+                continue
+            name = NULL_PARTITION if provider is None else quote(provider, safe="")
+            folder = root / f"date={day}" / f"provider={name}"
+            folder.mkdir(parents=True)
+            part = body.filter(pa.array(mask)).sort_by("ts")
+            pq.write_table(part, folder / "part-0.parquet")
+    return root, store
+
+
+def _same(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    got = got.assign(ds=pd.to_datetime(got["ds"]).astype("datetime64[ns]"))
+    want = want.assign(ds=pd.to_datetime(want["ds"]).astype("datetime64[ns]"))
+    pd.testing.assert_frame_equal(
+        got.reset_index(drop=True), want.reset_index(drop=True), check_dtype=False, rtol=1e-12
+    )
+
+
+def test_the_lake_is_read_as_laid_out(lake: tuple[Path, DuckDBStore]) -> None:
+    root, _ = lake
+    files = lake_files(str(root))
+    assert {p for _, p in files} == {"anthropic", "my/relay", None}
+    assert all(path.endswith("part-0.parquet") for path, _ in files)
+
+
+@pytest.mark.parametrize(
+    ("metric", "freq", "by"),
+    [
+        ("total_tokens", "1h", ()),
+        ("total_tokens", "1h", ("provider", "team")),
+        ("cost_usd", "6h", ("model",)),
+        ("requests", "1d", ("provider",)),
+    ],
+)
+def test_native_rollup_equals_the_stores(
+    lake: tuple[Path, DuckDBStore], metric: str, freq: str, by: tuple[str, ...]
+) -> None:
+    from fugue import NativeExecutionEngine
+
+    root, store = lake
+    got = rollup_lake(str(root), metric, freq, by, engine=NativeExecutionEngine())
+    want = store.series(metric, freq, by)
+    _same(got, want)
+    if metric == "total_tokens":
+        assert got["y"].isna().any()  # unknown tokens stay unknown, never 0
+
+
+def test_dask_rollup_equals_the_stores(dask_client: object, lake: tuple[Path, DuckDBStore]) -> None:
+    root, store = lake
+    since, until = T0 + timedelta(hours=5), T0 + timedelta(days=2)
+    got = rollup_lake(
+        str(root), "total_tokens", "1h", ("model",), since=since, until=until, engine=dask_client
+    )
+    _same(got, store.series("total_tokens", "1h", ("model",), since, until))
+
+
+def test_months_stay_with_duckdb(lake: tuple[Path, DuckDBStore]) -> None:
+    root, _ = lake
+    with pytest.raises(InvalidInput, match="calendar months"):
+        rollup_lake(str(root), "requests", "1mo", engine="dask")
