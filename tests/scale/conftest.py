@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from scale_checks import HORIZON
 
 from tokenplan.forecast import ForecastResult, forecast
 
 CLIENTS = (
     Path(__file__).parents[1] / "data" / "shared" / "servegen_language" / "clients_10min.csv.gz"
 )
-HORIZON = 24
 
 
 @pytest.fixture(scope="session")
@@ -83,32 +83,3 @@ def spark() -> Iterator[object]:
         yield session
     finally:
         session.stop()
-
-
-def assert_agrees(result: ForecastResult, local: ForecastResult) -> None:
-    """Same series and buckets; means within 1%; chosen-method coverage within one point."""
-    got = result.frame.set_index(["unique_id", "ds"]).sort_index()
-    want = local.frame.set_index(["unique_id", "ds"]).sort_index()
-    assert got.index.equals(want.index)
-    means = got["mean"].groupby(level=0).sum() / want["mean"].groupby(level=0).sum()
-    assert (means - 1).abs().max() <= 0.01, means
-    for column in ("coverage_80", "coverage_95"):
-        mine = result.backtest.loc[result.backtest["chosen"], column].mean()
-        theirs = local.backtest.loc[local.backtest["chosen"], column].mean()
-        assert abs(mine - theirs) <= 0.01, (column, mine, theirs)
-
-
-def assert_identical(result: ForecastResult, local: ForecastResult) -> None:
-    """One shard is the local engine's work: the same numbers, bit for bit."""
-    assert_agrees(result, local)
-    pd.testing.assert_frame_equal(result.frame, local.frame)
-    pd.testing.assert_frame_equal(result.backtest, local.backtest)
-    assert result.chosen == local.chosen
-    assert set(result.paths) == set(local.paths)
-    for uid, path in local.paths.items():
-        assert (result.paths[uid].point == path.point).all()
-        assert result.paths[uid].errors.tobytes() == path.errors.tobytes()
-    # The same reasoning, and where the work ran.
-    for uid, note in local.notes.items():
-        assert result.notes[uid].split(";")[0] == note.split(";")[0]
-        assert "fitted on " in result.notes[uid]

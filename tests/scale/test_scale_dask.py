@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from scale_checks import HORIZON, assert_identical
 from typer.testing import CliRunner
 
-from conftest import HORIZON, assert_identical
 from tokenplan.cli import app, main
 from tokenplan.forecast import Forecaster, ForecastResult, forecast
 

@@ -9,8 +9,8 @@ import zlib
 import numpy as np
 import pandas as pd
 import pytest
+from scale_checks import HORIZON, assert_agrees, assert_identical
 
-from conftest import HORIZON, assert_agrees, assert_identical
 from tokenplan.errors import InvalidInput
 from tokenplan.forecast import Forecaster, ForecastResult, forecast
 from tokenplan.scale.engines import parse_engine, require_extra

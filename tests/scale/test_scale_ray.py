@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from scale_checks import HORIZON, assert_identical
 
-from conftest import HORIZON, assert_identical
 from tokenplan.forecast import ForecastResult, forecast
 
 # Ray Data 2.60 sets its own deprecated attributes (`use_push_based_shuffle`, `use_polars`)

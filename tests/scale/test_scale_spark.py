@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pandas as pd
+from scale_checks import HORIZON, assert_identical
 
-from conftest import HORIZON, assert_identical
 from tokenplan.forecast import ForecastResult, forecast
 
 
