@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from headless_chromium import PageRun, chromium, chromium_path
 
-from conftest import CLOCK, seasonal_naive
+# At import, not in a fixture: by setup time `conftest` may be another folder's.
+from conftest import CLOCK, seasonal_naive, usage_rows
 from tokenplan.report import Currency, build_report, write_html
 from tokenplan.store import DuckDBStore
 
@@ -31,7 +32,6 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[PageRun, list[st
     """The report loaded once over loopback HTTP (the tests below check different things)."""
     if chromium_path() is None:
         pytest.fail("chromium is not installed: run `make system-deps` (apt-get install chromium).")
-    from conftest import usage_rows
 
     root = tmp_path_factory.mktemp("site")
     store = DuckDBStore(":memory:")
