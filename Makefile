@@ -50,7 +50,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[dev,bench]'
 	$(PY) bench/ingest.py
+	$(PY) bench/lake.py
 	$(PY) bench/collector.py
+	$(PY) bench/collector_outage.py
 	$(PY) bench/project_calibration.py
 	$(PY) bench/forecast_speed.py
 	$(PY) bench/m4_hourly.py --save bench/results/m4_hourly.json

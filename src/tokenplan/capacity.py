@@ -708,8 +708,13 @@ class Planner:
 
 
 def open_planner(path: str | os.PathLike[str] | None = None) -> Planner:
-    """Open a DuckDB store (default ``tokenplan.duckdb`` or ``TOKENPLAN_DB``) for planning."""
+    """Open a DuckDB store (default ``tokenplan.duckdb`` or ``TOKENPLAN_DB``) for planning.
+
+    ``parquet:DIR`` plans from a Parquet lake (`tokenplan.store.lake`), read-only.
+    """
     from tokenplan.store import open_store
     from tokenplan.store.duckdb_store import resolve_db_path
+    from tokenplan.store.files import is_lake
 
-    return Planner(open_store(resolve_db_path(path)))
+    resolved = resolve_db_path(path)
+    return Planner(open_store(resolved, mode="read" if is_lake(resolved) else "write"))

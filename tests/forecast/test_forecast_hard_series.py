@@ -93,3 +93,15 @@ def test_many_kinds_together() -> None:
     assert set(res.frame["unique_id"]) == {"zeros", "short", "regular"}
     assert res.chosen["zeros"].startswith("fallback")
     assert not res.chosen["regular"].startswith("fallback")
+
+
+def test_a_steep_rise_does_not_compound_into_a_runaway() -> None:
+    # Twenty hours that grow 1,000x: trends fitted in log space compound to about 5x the peak
+    # within six hours; no candidate, and so no forecast, may pass a few times that peak.
+    rng = np.random.default_rng(1)
+    y = np.exp(np.linspace(0.0, np.log(1000.0), 120)) * rng.uniform(0.8, 1.2, 120)
+    ds = pd.date_range("2024-01-01", periods=120, freq="10min")
+    df = pd.DataFrame({"unique_id": "x", "ds": ds, "y": y})
+    res = forecast(df, horizon=36, freq="10min", levels=(80, 95))
+    assert res.frame["mean"].max() <= 3 * y.max()
+    assert res.frame["mean"].iloc[0] > 0.5 * y[-6:].mean()  # capped, not collapsed

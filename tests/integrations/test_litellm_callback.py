@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import litellm
 import pytest
 from fastapi import FastAPI, Header, Request
@@ -98,7 +97,7 @@ def logger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenplanLogger
 
 def _stored(logger: TokenplanLogger, model: str) -> list[dict[str, Any]]:
     """The stored rows of ``model`` once they arrived (litellm runs hooks in its threads)."""
-    path = logger.batcher.sink.path  # type: ignore[attr-defined]
+    path = logger.sink.path  # type: ignore[attr-defined]
     rows: list[dict[str, Any]] = []
     for _ in range(100):
         logger.flush()
@@ -218,8 +217,10 @@ def test_collector_sink_posts_events(tmp_path: Path) -> None:
         received.append(await request.body())
         return {"accepted": 1, "duplicates": 0}
 
-    with serve(app) as url, httpx.Client() as client:
-        callback = TokenplanLogger.to_collector(url, "secret-token", client=client)
+    with serve(app) as url:
+        callback = TokenplanLogger.to_collector(
+            url, token="secret-token", spool=tmp_path / "spool.ndjson"
+        )
         payload = {
             "id": "c1",
             "model": "m",
@@ -234,7 +235,39 @@ def test_collector_sink_posts_events(tmp_path: Path) -> None:
     import gzip
     import json
 
-    [line] = gzip.decompress(received[0]).decode().splitlines()
-    event = json.loads(line)
+    [event] = json.loads(gzip.decompress(received[0]))
     assert (event["request_id"], event["input_tokens"], event["status"]) == ("c1", 3, "ok")
-    assert "secret-token" not in repr(callback.batcher.sink)
+    assert "secret-token" not in repr(callback.sink)
+    assert callback.stats().delivered == 1
+
+
+def test_collector_down_spools_and_the_next_batch_replays(tmp_path: Path) -> None:
+    """LiteLLM calls made while the collector is down are kept, then sent once it is back."""
+    received: list[dict[str, Any]] = []
+    app = FastAPI()
+
+    @app.post("/v1/events")
+    async def events(request: Request) -> dict[str, int]:
+        import gzip
+        import json
+
+        received.extend(json.loads(gzip.decompress(await request.body())))
+        return {"accepted": 1, "duplicates": 0}
+
+    spool = tmp_path / "spool.ndjson"
+    payload = {"model": "m", "prompt_tokens": 3, "completion_tokens": 1, "status": "success"}
+    down = TokenplanLogger.to_collector("http://127.0.0.1:9", token="t", spool=spool)
+    down.log_success_event(
+        {"standard_logging_object": {**payload, "id": "early", "endTime": 1.0}}, None, None, None
+    )
+    assert down.flush()
+    down.close()
+    assert spool.stat().st_size > 0
+    with serve(app) as url:
+        back = TokenplanLogger.to_collector(url, token="t", spool=spool)
+        back.log_success_event(
+            {"standard_logging_object": {**payload, "id": "late", "endTime": 2.0}}, None, None, None
+        )
+        assert back.flush()
+        back.close()
+    assert [e["request_id"] for e in received] == ["early", "late"]

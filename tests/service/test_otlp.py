@@ -272,7 +272,7 @@ def test_too_large_body_and_gzip_bomb_are_413(base_url: str, sink: StoreSink) ->
     assert len(bomb) < 64 * 1024
     reply = _post(base_url, bomb, **{"Content-Encoding": "gzip"})
     assert reply.status_code == 413
-    assert "export smaller batches" in RpcStatus.FromString(reply.content).message
+    assert "smaller batches" in RpcStatus.FromString(reply.content).message
     assert sink.rows() == []
 
 

@@ -11,6 +11,7 @@ from tokenplan.cli import (  # noqa: F401 (registers commands)
     alert_cmd,
     demo_cmd,
     drain_cmd,
+    export_cmd,
     forecast_cmd,
     import_cmd,
     plan_cmd,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,11 +18,16 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+# A string, not a Path: Path would fold the "//" of parquet:s3://bucket/lake.
 DbOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--db",
-        help="DuckDB store file (default: $TOKENPLAN_DB or tokenplan.duckdb).",
+        "--source",
+        help=(
+            "DuckDB store file, or parquet:DIR to read a Parquet lake written by "
+            "`tokenplan export` (read-only) (default: $TOKENPLAN_DB or tokenplan.duckdb)."
+        ),
         show_default=False,
     ),
 ]

@@ -22,6 +22,7 @@ from tokenplan.service.live_keys import DEAD_LETTERS, STREAM
 from tokenplan.service.redis_connection import connect, redact
 from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
+from tokenplan.store.files import refuse_lake
 
 KILL_AFTER_COMMIT = "TOKENPLAN_TEST_KILL_AFTER_COMMIT"
 
@@ -53,6 +54,7 @@ def drain(
     adopt: AdoptOption = False,
 ) -> None:
     """Move events from the Redis stream into the store, exactly once (one writer per store)."""
+    refuse_lake(resolve_db_path(db))  # before Redis: a read-only source fails at once
     client = connect(redis_url)
     stop = threading.Event()
 

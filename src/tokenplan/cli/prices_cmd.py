@@ -147,7 +147,7 @@ def prices(
         console.print(Text("Note: ") + safe(rates.note))
 
 
-def show_missing(db: Path | None, fmt: OutputFormat) -> None:
+def show_missing(db: str | None, fmt: OutputFormat) -> None:
     """Print the models without a price and their unpriced token volume."""
     from tokenplan.store import open_store
     from tokenplan.store.duckdb_store import resolve_db_path

@@ -22,7 +22,7 @@ DEFAULT_FREQ = "1h"
 
 
 @contextmanager
-def open_source(input_path: Path | None, db: Path | None) -> Iterator[DuckDBStore]:
+def open_source(input_path: Path | None, db: str | None) -> Iterator[DuckDBStore]:
     """The store a command reads: ``--input`` in a throwaway in-memory store, or ``--db`` read-only.
 
     Any format `tokenplan import` reads works as ``--input``.
@@ -59,7 +59,7 @@ def own_frequency(store: DuckDBStore, freq: str | None, *, calendar: bool = Fals
 def load_series(
     *,
     input_path: Path | None,
-    db: Path | None,
+    db: str | None,
     metric: str,
     freq: str | None,
     by: Sequence[str] = (),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +13,7 @@ import typer
 
 from tokenplan.capacity import MAX_HORIZON_HOURS as MAX_HOURS
 from tokenplan.cli.app import DbOption, app, err_console
+from tokenplan.errors import InvalidInput
 from tokenplan.store.duckdb_store import resolve_db_path
 
 # Seconds after new data before the plan is made again (at most): plans are not free.
@@ -53,15 +55,31 @@ def serve(
     ] = 8 << 20,
     max_batch: Annotated[int, typer.Option(help="Most events in one request.", min=1)] = 10_000,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            "--redis",
+            help="Take events into this Redis (stream + live counters) instead of the store: "
+            "for several collectors feeding one store.",
+            show_default=False,
+        ),
+    ] = None,
+    drain: Annotated[
+        bool,
+        typer.Option(
+            help="With --redis: also drain the stream into --db in this process (the store's "
+            "one writer). --no-drain: a collector only, with no store (reads answer 503).",
+        ),
+    ] = True,
     db: DbOption = None,
 ) -> None:
-    """Run the HTTP service: POST /v1/events; GET /v1/usage, /v1/forecast, /v1/plan, /report.
+    """Run the HTTP service: POST /v1/events, /v1/traces; GET /v1/usage, /v1/forecast, /v1/plan,
+    /report, /metrics.
 
-    Events are committed to the store before they are acknowledged; plans are recomputed in
-    the background. Every route but /healthz needs `Authorization: Bearer <token>`, and the
-    service refuses to start without a token.
+    Events are committed to the store (or, with --redis, to the Redis stream) before they are
+    acknowledged; plans are recomputed in the background. Every route but /healthz needs
+    `Authorization: Bearer <token>`, and the service refuses to start without a token.
     """
-    import uvicorn
     from prometheus_client import CollectorRegistry
 
     from tokenplan.capacity import PlanSettings
@@ -69,14 +87,21 @@ def serve(
     from tokenplan.plan.limits import resolve_limits
     from tokenplan.pricing import PriceBook
     from tokenplan.service.app import make_app
+    from tokenplan.service.contracts import EventSink
     from tokenplan.service.metrics import register_metrics
     from tokenplan.service.plans import PlanConfig, PlanRefresher
+    from tokenplan.service.redis_connection import redact
     from tokenplan.service.settings import ServiceSettings, load_tokens
     from tokenplan.service.sinks import DuckDBSink
     from tokenplan.store import open_store
     from tokenplan.store.queries import DuckDBQueries
 
     # Everything that can be wrong is checked before the store is opened or a port bound.
+    if not drain and redis_url is None:
+        raise InvalidInput(
+            "--no-drain makes a collector that only writes to Redis; give --redis URL too "
+            "(without --redis, events go straight to the store)."
+        )
     settings = ServiceSettings(
         tokens=load_tokens(token_file, os.environ),
         max_body_bytes=max_body_bytes,
@@ -89,13 +114,26 @@ def serve(
         limits=resolve_limits(limits, env=os.environ),
         prices=book,
     )
+    if redis_url is not None and not drain:
+        if not _run_server(_collector_only(settings, redis_url, book), host, port, log_level):
+            raise typer.Exit(1)
+        return
     store = open_store(resolve_db_path(db), mode="write")
     idle = True
     try:
         plans = PlanRefresher(
             store.reader, config, interval=refresh, min_gap=min(NEW_DATA_GAP, refresh)
         )
-        sink = DuckDBSink(store, on_commit=[plans.data_changed])
+        closing: list[Callable[[], object]] = []
+        sink: EventSink
+        if redis_url is None:
+            sink = DuckDBSink(store, on_commit=[plans.data_changed])
+            where = f"store {store.path}"
+        else:
+            sink, drainer = _redis_path(redis_url, store, plans.data_changed)
+            closing.append(drainer.close)
+            where = f"Redis {redact(redis_url)} drained into store {store.path}"
+        closing.append(sink.close)
         registry = CollectorRegistry()
         # /metrics reads the store's totals at scrape time and the plan's figures once per plan.
         collector = register_metrics(
@@ -105,6 +143,7 @@ def serve(
             budgets=config.budgets,
             limits=config.limits,
         )
+        closing.append(collector.close)
         plans.add_listener(collector.prepare)
         if alerts is not None:
             plans.add_listener(_alert_loop(alerts, config))
@@ -112,38 +151,107 @@ def serve(
             settings, sink=sink, plans=plans, registry=registry, reader=store.reader, prices=book
         )
         err_console.print(
-            f"tokenplan serve: store {store.path}, {len(settings.tokens)} API token(s), "
+            f"tokenplan serve: {where}, {len(settings.tokens)} API token(s), "
             f"plans every {refresh:g} s",
             markup=False,
             highlight=False,
         )
-        # httpx logs whole request URLs at INFO; a webhook URL holds the robot's token.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
         plans.start()
-        server = uvicorn.Server(
-            uvicorn.Config(
-                service,
-                host=host,
-                port=port,
-                log_level=log_level.lower(),
-                server_header=False,
-                timeout_graceful_shutdown=10,
-            )
-        )
+        if redis_url is not None:
+            drainer.start()
         try:
-            server.run()
+            started = _run_server(service, host, port, log_level)
         finally:
             # Requests still waiting on the writer are committed before the store closes.
             idle = plans.close()
-            sink.close()
-            collector.close()
+            for close in closing:
+                idle = close() is not False and idle
     finally:
         # A plan still being read from a cursor must not see its database closed under it;
         # every commit is in DuckDB's WAL already, so leaving it to process exit loses nothing.
         if idle:
             store.close()
-    if not server.started:
+    if not started:
         raise typer.Exit(1)
+
+
+def _run_server(service: Any, host: str, port: int, log_level: str) -> bool:
+    """Serve until stopped; whether the server started at all."""
+    import uvicorn
+
+    # httpx logs whole request URLs at INFO; a webhook URL holds the robot's token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            service,
+            host=host,
+            port=port,
+            log_level=log_level.lower(),
+            server_header=False,
+            timeout_graceful_shutdown=10,
+        )
+    )
+    # uvicorn re-raises the SIGTERM/SIGINT that stopped it once it is done, into the handlers
+    # it found: with the default ones the process would die before the store is closed and
+    # the drainer's batch in hand acknowledged. Handlers that only note it let that cleanup run.
+    previous = {sig: signal.signal(sig, _noted) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return bool(server.started)
+
+
+def _noted(signum: int, frame: object) -> None:
+    """A stop signal uvicorn already acted on; the caller closes and returns normally."""
+
+
+def _redis_path(url: str, store: Any, changed: Callable[[], None]) -> tuple[Any, Any]:
+    """The Redis sink collectors write to, and the drainer moving its stream into ``store``."""
+    import socket
+
+    from tokenplan.service.drain import BackgroundDrainer, Drainer
+    from tokenplan.service.live import open_redis_sink
+    from tokenplan.service.redis_connection import connect, redact
+
+    sink = open_redis_sink(url)
+    drainer = Drainer(
+        connect(url),
+        store,
+        consumer=f"{socket.gethostname()}-serve",
+        on_commit=lambda ids: changed(),
+        where=redact(url),
+    )
+    return sink, BackgroundDrainer(drainer)
+
+
+def _collector_only(settings: Any, url: str, prices: Any) -> Any:
+    """A service that only takes events into Redis (``--redis URL --no-drain``): no store."""
+    from prometheus_client import (
+        CollectorRegistry,
+        GCCollector,
+        PlatformCollector,
+        ProcessCollector,
+    )
+
+    from tokenplan.service.app import make_app
+    from tokenplan.service.live import open_redis_sink
+    from tokenplan.service.redis_connection import redact
+
+    sink = open_redis_sink(url)
+    registry = CollectorRegistry()
+    # No store to total: /metrics tells how this collector process itself is doing.
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    err_console.print(
+        f"tokenplan serve: collector into Redis {redact(url)} (not draining), "
+        f"{len(settings.tokens)} API token(s)",
+        markup=False,
+        highlight=False,
+    )
+    return make_app(settings, sink=sink, plans=None, registry=registry, prices=prices)
 
 
 def _alert_loop(path: Path, config: Any) -> Callable[[Any], object]:

@@ -253,6 +253,7 @@ class Forecaster:
                 preds |= run_boosting(members, all_cuts, h, seasons, self.cadence, threads)
             if statistical:
                 preds |= statistical.result()
+        bt.cap_runaway(preds, members, all_cuts)
         actual = bt.actual_windows(members, cuts, h)
         scale = bt.mase_scale(members, self.cadence)
         mase: dict[str, np.ndarray] = {}

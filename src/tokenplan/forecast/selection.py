@@ -38,6 +38,11 @@ _MAX_RATIO = 20.0
 # short series), not diversity, however small its weight.
 _GATE = 2.0
 _DOMINANCE = 0.75
+# No candidate may forecast above this multiple of the highest value the series has recorded
+# up to its origin: a trend extrapolated in log space compounds into a runaway (a short series
+# rising through its history forecast at 5x its peak a day later), and the backtest, which
+# sees shorter histories, does not always catch it.
+_RUNAWAY = 3.0
 _MIN_WINDOWS_TO_SELECT = 4
 
 
@@ -163,6 +168,20 @@ def add_combination(preds: dict[str, np.ndarray], scores: dict[str, np.ndarray])
         combined = np.where(total > 0, (np.nan_to_num(stack) * w).sum(axis=0) / total, np.nan)
     preds[COMBINATION] = combined
     return members
+
+
+def cap_runaway(preds: dict[str, np.ndarray], series: list[Series], cuts: list[int]) -> None:
+    """Clip every candidate's forecasts (in place) to `_RUNAWAY` times the series' peak before
+    each origin; ``cuts`` are the origins' distances from the end, 0 for the final fit."""
+    peaks = np.zeros((len(cuts), len(series)))
+    for j, s in enumerate(series):
+        for c, cut in enumerate(cuts):
+            seen = s.actual[: len(s.actual) - cut]
+            known = seen[~np.isnan(seen)]
+            peaks[c, j] = float(known.max()) if known.size else 0.0
+    limit = (_RUNAWAY * np.maximum(peaks, 0.0))[:, :, None]
+    for name, pred in preds.items():
+        preds[name] = np.minimum(pred, limit)  # NaN (a failed fit) stays NaN
 
 
 def window_errors(pred: np.ndarray, actual: np.ndarray) -> np.ndarray:

@@ -13,28 +13,34 @@ user from ``end_user`` else ``metadata.user_api_key_user_id``, key_id from
 first ``request_tags`` entry. Cache parts come from the response's ``usage``
 (``prompt_tokens_details.cached_tokens``, ``cache_creation_input_tokens``). LiteLLM cache hits
 (``cache_hit``) never reached a provider and are skipped; failures without usage are stored
-with tokens unknown. The hooks never raise into LiteLLM and never block: rows go through a
-`Batcher` to the sink.
+with tokens unknown. The hooks never raise into LiteLLM and never block: events go through the
+SDK instrumentation's bounded batcher to its sinks (the local store, or a collector URL that
+spools to a local file while the collector is down and replays it later).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 from litellm.integrations.custom_logger import CustomLogger
 
-from tokenplan.collect.call_rows import call_rows, unknown_tokens_row
-from tokenplan.events import UsageEvent
-from tokenplan.integrations.sinks import Batcher, CollectorSink, StoreSink
-from tokenplan.service.contracts import EventSink
+from tokenplan.collect.sdk.batcher import EventBatcher
+from tokenplan.collect.sdk.provider_calls import ParsedCall
+from tokenplan.collect.sdk.sinks import CollectorSink, Sink, StoreSink
+from tokenplan.events import UsageEvent, events_to_table
 
-__all__ = ["SOURCE", "TokenplanLogger", "rows_from_standard_logging"]
+__all__ = [
+    "SOURCE",
+    "TokenplanLogger",
+    "event_from_standard_logging",
+    "rows_from_standard_logging",
+]
 
 SOURCE = "litellm"
 PICO_DOLLAR = Decimal("1e-12")
@@ -42,23 +48,51 @@ _log = logging.getLogger(__name__)
 
 
 class TokenplanLogger(CustomLogger):  # type: ignore[misc]
-    """LiteLLM ``CustomLogger`` feeding usage rows to a tokenplan sink through a batcher."""
+    """LiteLLM ``CustomLogger`` feeding usage events to a tokenplan sink through a batcher.
 
-    def __init__(self, sink: EventSink, *, batcher: Batcher | None = None, **kwargs: Any) -> None:
+    ``sink`` is one of the SDK instrumentation's (`tokenplan.collect.sdk.StoreSink` or
+    `CollectorSink`); ``capacity`` events wait at most, the oldest dropped beyond (counted in
+    `stats`), so a sink that is down for long never stalls or grows the proxy.
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        capacity: int = 10_000,
+        batch_size: int = 500,
+        flush_interval: float = 0.5,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
-        self.batcher = batcher or Batcher(sink)
+        self.sink = sink
+        self.batcher: EventBatcher[ParsedCall] = EventBatcher(
+            sink.write,
+            capacity=capacity,
+            batch_size=batch_size,
+            flush_interval=flush_interval,
+            name="tokenplan-litellm",
+        )
         self.skipped_cache_hits = 0
         self.unreadable = 0
 
     @classmethod
-    def to_store(cls, path: str | Path) -> TokenplanLogger:
-        """A logger writing to the local DuckDB store at ``path``."""
-        return cls(StoreSink(path))
+    def to_store(cls, path: str | os.PathLike[str], *, prices: Any = None) -> TokenplanLogger:
+        """A logger writing to the local DuckDB store at ``path`` (priced with ``prices``
+        where LiteLLM gave no cost)."""
+        return cls(StoreSink(path, prices=prices, source=SOURCE))
 
     @classmethod
-    def to_collector(cls, url: str, token: str, *, client: Any) -> TokenplanLogger:
-        """A logger posting to a tokenplan collector (``client`` is an ``httpx.Client``)."""
-        return cls(CollectorSink(url, token, client=client))
+    def to_collector(
+        cls, url: str, *, token: str | None = None, spool: str | os.PathLike[str]
+    ) -> TokenplanLogger:
+        """A logger posting to a tokenplan collector (token: ``token`` or
+        ``$TOKENPLAN_TOKEN``), spooling to ``spool`` while the collector is down."""
+        return cls(CollectorSink(url, token=token, spool=spool))
+
+    def stats(self) -> Any:
+        """The batcher's counts: submitted, delivered, dropped, failed, pending."""
+        return self.batcher.stats()
 
     def log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any):  # type: ignore[no-untyped-def]
         self._record(kwargs, response_obj)
@@ -81,7 +115,7 @@ class TokenplanLogger(CustomLogger):  # type: ignore[misc]
         return self.batcher.flush(timeout)
 
     def close(self) -> None:
-        """Flush and stop the background sender."""
+        """Deliver what is queued and stop the background sender."""
         self.batcher.close()
 
     def _record(self, kwargs: Any, response_obj: Any) -> None:
@@ -93,7 +127,8 @@ class TokenplanLogger(CustomLogger):  # type: ignore[misc]
             if payload.get("cache_hit") is True:
                 self.skipped_cache_hits += 1
                 return
-            self.batcher.put(rows_from_standard_logging(payload, _usage_of(response_obj)))
+            event = event_from_standard_logging(payload, _usage_of(response_obj))
+            self.batcher.submit(ParsedCall(event, []))
         except Exception as exc:  # a logging hook must never break the app's call
             self.unreadable += 1
             _log.warning("tokenplan: a LiteLLM call could not be recorded: %s", exc)
@@ -103,6 +138,13 @@ def rows_from_standard_logging(
     payload: Mapping[str, Any], usage: Mapping[str, Any] | None = None
 ) -> pa.Table:
     """One store row from a LiteLLM ``StandardLoggingPayload`` (and the response's usage)."""
+    return events_to_table([event_from_standard_logging(payload, usage)], source=SOURCE)
+
+
+def event_from_standard_logging(
+    payload: Mapping[str, Any], usage: Mapping[str, Any] | None = None
+) -> UsageEvent:
+    """The call a LiteLLM ``StandardLoggingPayload`` describes (with the response's usage)."""
     metadata = payload.get("metadata") or {}
     start, end = _seconds(payload.get("startTime")), _seconds(payload.get("endTime"))
     ts = datetime.fromtimestamp(end if end is not None else start or 0.0, UTC)
@@ -129,10 +171,16 @@ def rows_from_standard_logging(
     failed = payload.get("status") == "failure"
     if failed and prompt == 0 and completion == 0:
         # LiteLLM reports 0/0 for a call that failed before any usage: unknown, not zero.
-        row = unknown_tokens_row(**common, status=_failure_status(payload), source=SOURCE)
-        return call_rows([], [row], source=SOURCE)
+        return UsageEvent(
+            **common,
+            status=_failure_status(payload),
+            input_tokens=0,
+            output_tokens=0,
+            cost_usd=cost_usd,
+            tokens_known=False,
+        )
     cache_read, cache_write = _cache_parts(usage, prompt)
-    event = UsageEvent(
+    return UsageEvent(
         **common,
         status=_failure_status(payload) if failed else "ok",
         input_tokens=prompt,
@@ -141,7 +189,6 @@ def rows_from_standard_logging(
         cache_write_tokens=cache_write,
         cost_usd=cost_usd,
     )
-    return call_rows([event], [], source=SOURCE)
 
 
 def _failure_status(payload: Mapping[str, Any]) -> str:

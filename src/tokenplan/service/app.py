@@ -9,6 +9,7 @@ Routes (all but ``/healthz`` and the docs need ``Authorization: Bearer <token>``
     GET  /report       the HTML report of the cached plan
     GET  /metrics      Prometheus text from the registry passed in
     GET  /healthz      liveness, and when the cached plan was computed
+    POST /v1/traces    OTLP/HTTP traces (protobuf or JSON): GenAI spans become usage events
 
 Every failure is ``{"error": message}`` with the status the `TokenplanError` carries.
 """
@@ -40,6 +41,7 @@ from tokenplan.frequency import parse_freq
 from tokenplan.readings import records
 from tokenplan.service.contracts import EventSink, PlanSnapshot
 from tokenplan.service.ingest import body_format, parse_events, read_body
+from tokenplan.service.otlp import make_otlp_router
 from tokenplan.service.plans import NotReady, PlanReader, PlanReadings
 from tokenplan.service.settings import ServiceSettings
 from tokenplan.store import DuckDBStore
@@ -100,13 +102,15 @@ def make_app(
     settings: ServiceSettings,
     *,
     sink: EventSink,
-    plans: PlanReader,
+    plans: PlanReader | None,
     registry: CollectorRegistry,
     reader: Callable[[], DuckDBStore] | None = None,
     prices: Pricer | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
     """The service over ``sink`` (where events go), ``plans`` (what reads serve) and a registry.
+
+    Without ``plans`` (a collector that only takes events) plan reads answer 503.
 
     ``reader`` opens a store handle for one `/v1/usage` request (`DuckDBStore.reader`); without
     it that route answers 503. ``prices`` fills the cost of events posted without one, as
@@ -126,7 +130,21 @@ def make_app(
     auth = [Depends(authorized)]
     parsers = anyio.CapacityLimiter(PARSE_THREADS)
 
+    def priced(table: pa.Table) -> pa.Table:
+        return table if prices is None else prices.price_rows(table).table
+
+    # OpenTelemetry apps (OpenLLMetry, OpenLIT, the GenAI conventions) export straight here.
+    app.include_router(
+        make_otlp_router(sink, authorized, max_body=settings.max_body_bytes, price=priced)
+    )
+
     def latest() -> PlanReadings:
+        if plans is None:
+            raise NotReady(
+                "this service only collects events (serve --redis URL --no-drain); read plans "
+                "from the server that drains the stream.",
+                3600,
+            )
         readings = plans.readings()
         if readings is None:
             raise NotReady(
@@ -182,8 +200,7 @@ def make_app(
         )
 
         def rows() -> pa.Table:
-            table = parse_events(body, fmt, settings)
-            return table if prices is None else prices.price_rows(table).table
+            return priced(parse_events(body, fmt, settings))
 
         # Parsing holds the GIL: a few threads at a time keep it busy without thrashing.
         table = await anyio.to_thread.run_sync(rows, limiter=parsers)
@@ -273,7 +290,7 @@ def make_app(
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> Response:
         """``ok``, and the age of the cached plan (null before the first)."""
-        snapshot = plans.latest()
+        snapshot = None if plans is None else plans.latest()
         plan: dict[str, Any] | None = None
         if snapshot is not None:
             age = (clock() - snapshot.computed_at).total_seconds()

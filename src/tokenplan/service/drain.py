@@ -238,3 +238,49 @@ def _entries(reply: Any) -> list[Entry]:
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class BackgroundDrainer:
+    """A `Drainer` on a thread of `tokenplan serve --redis`: the store's one writer.
+
+    A Redis outage is waited out (retried with capped exponential backoff, logged once per
+    outage), never fatal: what collectors accepted stays in the stream until it is drained.
+    """
+
+    def __init__(self, drainer: Drainer, *, max_backoff: float = 30.0) -> None:
+        self._drainer = drainer
+        self._max_backoff = max_backoff
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tokenplan-drain", daemon=True)
+
+    @property
+    def stats(self) -> DrainStats:
+        """What the drainer did so far."""
+        return self._drainer.stats
+
+    def start(self) -> None:
+        """Start draining in the background."""
+        self._thread.start()
+
+    def close(self, timeout: float = 30.0) -> bool:
+        """Finish the batch in hand (commit, acknowledge) and stop; False if still busy."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        delay = 0.5
+        failing = False
+        while not self._stop.is_set():
+            try:
+                self._drainer.run(stop=self._stop)
+                return
+            except StoreError as exc:
+                if not failing:
+                    log.warning("draining paused, retrying: %s", exc)
+                failing = True
+            except Exception:  # a bug must not stop ingestion silently: log it loudly, retry
+                log.exception("the drainer failed; retrying")
+            self._stop.wait(delay)
+            delay = min(delay * 2, self._max_backoff)

@@ -112,6 +112,10 @@ def body_format(content_type: str | None) -> BodyFormat:
     )
 
 
+# Content-Encodings a body may come in, with the zlib window bits that decode each.
+_ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
 async def read_body(
     chunks: AsyncIterator[bytes],
     *,
@@ -121,14 +125,16 @@ async def read_body(
 ) -> bytes:
     """The body, decompressed, read only while it stays within ``limit`` bytes."""
     encoding = (content_encoding or "identity").strip().lower()
-    if encoding not in ("identity", "gzip", "x-gzip"):
+    if encoding != "identity" and encoding not in _ENCODINGS:
         raise UnsupportedMediaType(
-            f"Content-Encoding {encoding!r} is not read here; send gzip or no encoding."
+            f"Content-Encoding {encoding!r} is not read here; send gzip, deflate or no encoding."
         )
     declared = (content_length or "").strip()
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if encoding != "identity" else None
+    name = "gzip" if encoding == "x-gzip" else encoding
+    bits = _ENCODINGS.get(encoding)
+    inflater = None if bits is None else zlib.decompressobj(wbits=bits)
     received = 0
     out = bytearray()
     async for chunk in chunks:
@@ -139,18 +145,18 @@ async def read_body(
             out += chunk
             continue
         if inflater.eof and chunk:
-            raise MalformedBody("the gzip body has data after its end; send one gzip stream.")
+            raise MalformedBody(f"the {name} body has data after its end; send one stream.")
         try:
             # At most one byte past the limit: enough to know it is over, never a bomb's worth.
             out += inflater.decompress(chunk, limit - len(out) + 1)
         except zlib.error as exc:
-            raise MalformedBody(f"the body is not valid gzip ({exc}).") from None
+            raise MalformedBody(f"the body is not valid {name} ({exc}).") from None
         if len(out) > limit:
             raise _too_large(limit, decompressed=True)
         if inflater.unused_data:
-            raise MalformedBody("the gzip body has data after its end; send one gzip stream.")
+            raise MalformedBody(f"the {name} body has data after its end; send one stream.")
     if inflater is not None and not inflater.eof:
-        raise MalformedBody("the gzip body ends early; send the whole stream.")
+        raise MalformedBody(f"the {name} body ends early; send the whole stream.")
     return bytes(out)
 
 

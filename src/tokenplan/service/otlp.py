@@ -11,10 +11,10 @@ Spans that are not LLM calls are ignored: they are not errors, so they are not r
 from __future__ import annotations
 
 import logging
-import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
+import pyarrow as pa
 from fastapi import APIRouter, Depends, Request, Response
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from tokenplan.collect.otel import decode_json, decode_protobuf, usage_from_request
 from tokenplan.errors import InvalidInput, TokenplanError
 from tokenplan.service.contracts import EventSink
+from tokenplan.service.ingest import read_body
 
 __all__ = ["DEFAULT_MAX_BODY", "make_otlp_router"]
 
@@ -54,8 +55,12 @@ def make_otlp_router(
     auth_dependency: Callable[..., Any],
     *,
     max_body: int = DEFAULT_MAX_BODY,
+    price: Callable[[pa.Table], pa.Table] | None = None,
 ) -> APIRouter:
-    """A router with ``POST /v1/traces`` that hands GenAI spans to ``sink`` as usage rows."""
+    """A router with ``POST /v1/traces`` that hands GenAI spans to ``sink`` as usage rows.
+
+    ``price`` fills the cost of the rows (spans carry none), as `/v1/events` does.
+    """
     router = APIRouter()
 
     @router.post(
@@ -76,16 +81,20 @@ def make_otlp_router(
                 JSON,
             )
         try:
-            body = await read_limited(
+            body = await read_body(
                 request.stream(),
-                encoding=request.headers.get("content-encoding"),
-                declared=request.headers.get("content-length"),
+                content_encoding=request.headers.get("content-encoding"),
+                content_length=request.headers.get("content-length"),
                 limit=max_body,
             )
+        except InvalidInput as exc:  # 413 too large, 415 encoding, 400 broken stream
+            code = _RESOURCE_EXHAUSTED if exc.status == 413 else _INVALID_ARGUMENT
+            return _status_response(exc.status, _Refusal(exc.status, code, str(exc)), kind)
+        try:
             decoded = decode_protobuf(body) if kind == PROTOBUF else decode_json(body)
             usage = usage_from_request(decoded)
             if usage.table.num_rows:
-                await run_in_threadpool(_accept, sink, usage.table)
+                await run_in_threadpool(_accept, sink, usage.table, price)
         except _Refusal as refusal:
             return _status_response(refusal.http_status, refusal, kind)
         except InvalidInput as exc:
@@ -101,53 +110,15 @@ def make_otlp_router(
     return router
 
 
-def _accept(sink: EventSink, table: Any) -> None:
+def _accept(sink: EventSink, table: pa.Table, price: Callable[[pa.Table], pa.Table] | None) -> None:
     try:
-        sink.accept(table)
+        sink.accept(table if price is None else price(table))
     except InvalidInput as exc:
         raise _Refusal(400, _INVALID_ARGUMENT, f"the batch was refused: {exc}") from None
     except TokenplanError as exc:
         # Nothing of the batch was kept: 503 makes the exporter retry it later.
         _log.warning("OTLP export: the sink could not keep the batch: %s", exc)
         raise _Refusal(503, _UNAVAILABLE, "the store could not keep the batch; retry.") from None
-
-
-async def read_limited(
-    chunks: AsyncIterator[bytes], *, encoding: str | None, declared: str | None, limit: int
-) -> bytes:
-    """The body, decompressed, read only while it stays within ``limit`` bytes."""
-    name = (encoding or "identity").strip().lower()
-    wbits = {"identity": None, "gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-    if name not in wbits:
-        raise _Refusal(
-            415, _INVALID_ARGUMENT, f"Content-Encoding {name!r} is not read; use gzip or none."
-        )
-    too_large = _Refusal(
-        413, _RESOURCE_EXHAUSTED, f"the body is over {limit:,} bytes; export smaller batches."
-    )
-    if (declared or "").strip().isdigit() and int(declared or 0) > limit:
-        raise too_large
-    bits = wbits[name]
-    inflater = None if bits is None else zlib.decompressobj(wbits=bits)
-    received = 0
-    out = bytearray()
-    async for chunk in chunks:
-        received += len(chunk)
-        if received > limit:
-            raise too_large
-        if inflater is None:
-            out += chunk
-            continue
-        try:
-            # At most one byte past the limit: enough to know, never a bomb's worth.
-            out += inflater.decompress(chunk, limit - len(out) + 1)
-        except zlib.error as exc:
-            raise InvalidInput(f"the body is not valid {name} ({exc}).") from None
-        if len(out) > limit:
-            raise too_large
-    if inflater is not None and not inflater.eof:
-        raise InvalidInput(f"the {name} body ends early; send the whole stream.")
-    return bytes(out)
 
 
 def _status_response(http_status: int, refusal: _Refusal, kind: str) -> Response:

@@ -18,7 +18,7 @@ import pyarrow as pa
 from tokenplan.errors import InvalidInput, StoreError
 from tokenplan.events import COUNT_METRICS, DIMENSIONS, USAGE_SCHEMA
 from tokenplan.frequency import Frequency, parse_freq
-from tokenplan.store.files import StoreMode, check_store_file
+from tokenplan.store.files import StoreMode, check_store_file, is_lake, read_only_lake
 from tokenplan.store.schema import (
     BATCHES_TABLE,
     COLUMN_SQL,
@@ -100,8 +100,18 @@ def open_store(
     mode: StoreMode = "write",
     adopt: bool = False,
 ) -> DuckDBStore:
-    """Open the store at ``path`` or the configured default (see `DuckDBStore` for ``mode``)."""
-    return DuckDBStore(resolve_db_path(path), mode=mode, adopt=adopt)
+    """Open the store at ``path`` or the configured default (see `DuckDBStore` for ``mode``).
+
+    ``parquet:DIR`` opens the Parquet lake at ``DIR`` read-only (`LakeStore`); writing is refused.
+    """
+    resolved = resolve_db_path(path)
+    if is_lake(resolved):
+        if mode == "write":
+            raise InvalidInput(read_only_lake(resolved))
+        from tokenplan.store.lake_store import LakeStore  # it builds on this module
+
+        return LakeStore(resolved)
+    return DuckDBStore(resolved, mode=mode, adopt=adopt)
 
 
 class DuckDBStore:

@@ -35,11 +35,18 @@ class StoreSink:
     the same file in between.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, prices: Any = None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        prices: Any = None,
+        source: str = SOURCE,
+    ) -> None:
         from tokenplan.store.duckdb_store import resolve_db_path
 
         self.path = resolve_db_path(path)
         self.prices = prices
+        self.source = source
 
     def write(self, calls: Sequence[ParsedCall]) -> None:
         """Write one batch in one transaction."""
@@ -47,7 +54,7 @@ class StoreSink:
         from tokenplan.store import open_store
         from tokenplan.store.rate_limits import record_rate_limits
 
-        table = events_to_table([c.event for c in calls], source=SOURCE)
+        table = events_to_table([c.event for c in calls], source=self.source)
         if self.prices is not None:
             table = self.prices.price_rows(table).table
         limits = [lim for c in calls for lim in c.limits]
