@@ -228,7 +228,7 @@ def _spark(address: str | None) -> Iterator[Any]:
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
-    if active is not None and address is None:
+    if active is not None:  # the caller's session (getOrCreate would return it anyway)
         yield active
         return
     try:
