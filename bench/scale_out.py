@@ -261,7 +261,10 @@ def time_lake_rollup(events: int, workers: int) -> dict[str, float]:
         for name in ("in-process", "dask"):
             if name == "dask":
                 cluster = LocalCluster(
-                    n_workers=workers, threads_per_worker=1, dashboard_address=None
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    dashboard_address=":0",
+                    scheduler_kwargs={"dashboard": False},
                 )
                 engine: object = Client(cluster)
             else:
@@ -315,7 +318,8 @@ def main() -> None:
                     n_workers=args.workers,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
+                    dashboard_address=":0",
+                    scheduler_kwargs={"dashboard": False},
                 ) as cluster,
                 Client(cluster) as client,
             ):

@@ -68,6 +68,32 @@ def test_cli_forecast_on_a_dask_scheduler_address_writes_the_local_csv(
     assert outputs["dask"] == outputs["local"]
 
 
+def test_cli_forecast_from_a_parquet_lake_rolls_up_on_dask(
+    dask_client: object, clients: pd.DataFrame, tmp_path: Path
+) -> None:
+    usage = clients.rename(columns={"ds": "timestamp", "y": "requests"})
+    usage["timestamp"] = usage["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    usage = usage.assign(model=usage.pop("unique_id"))
+    usage.to_csv(tmp_path / "usage.csv", index=False)
+    store, lake = str(tmp_path / "store.duckdb"), f"parquet:{tmp_path / 'lake'}"
+    runner = CliRunner()
+    for args in (
+        ["import", str(tmp_path / "usage.csv"), "--db", store],
+        ["export", "--parquet", str(tmp_path / "lake"), "--db", store],
+    ):
+        got = runner.invoke(app, args)
+        assert got.exit_code == 0, got.output
+    address = dask_client.scheduler.address  # type: ignore[attr-defined]
+    outputs = {}
+    for name, extra in (("local", []), ("dask", ["--engine", "dask", "--engine-address", address])):
+        out = tmp_path / f"{name}.csv"
+        args = ["forecast", "--db", lake, "--metric", "requests", "--by", "model"]
+        got = runner.invoke(app, [*args, "--horizon", str(HORIZON), "--out", str(out), *extra])
+        assert got.exit_code == 0, got.output
+        outputs[name] = out.read_text()
+    assert outputs["dask"] == outputs["local"]
+
+
 def test_cli_names_a_bad_engine_in_one_line(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -118,3 +119,17 @@ def test_bad_input_fails_before_any_engine_starts(clients: pd.DataFrame) -> None
         forecast(clients, horizon=HORIZON, engine="dask", hierarchy="m-small/client-5")
     with pytest.raises(InvalidInput, match="shard_size"):
         Forecaster(engine="dask", shard_size=0)
+
+
+def test_a_sharded_forecaster_saves_and_loads_with_its_paths(
+    clients: pd.DataFrame, tmp_path: Path
+) -> None:
+    from fugue import NativeExecutionEngine
+
+    forecaster = Forecaster(horizon=HORIZON, engine=NativeExecutionEngine(), shard_size=5)
+    result = forecaster.fit(clients).predict()
+    forecaster.save(str(tmp_path / "model.json"))
+    loaded = Forecaster.load(str(tmp_path / "model.json"))
+    assert loaded.metadata["engine"] == forecaster.metadata["engine"]
+    uid = "m-small/client-5"
+    assert loaded.predict().sum_interval(uid) == result.sum_interval(uid)

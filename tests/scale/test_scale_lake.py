@@ -5,19 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 
+from lake_data import build_store
 from tokenplan.errors import InvalidInput
 from tokenplan.events import UsageEvent, events_to_table
-from tokenplan.scale.lake_rollup import NULL_PARTITION, lake_files, rollup_lake
-from tokenplan.store import DuckDBStore
+from tokenplan.scale.lake_rollup import files_by_provider, rollup_lake
+from tokenplan.store import DuckDBStore, open_store
+from tokenplan.store.lake import export_lake
 
 T0 = datetime(2025, 3, 1, 22, tzinfo=UTC)
 PROVIDERS = ("anthropic", "my/relay", None)
@@ -49,28 +48,21 @@ def _events(n: int = 400, seed: int = 3) -> pa.Table:
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DuckDBStore]:
-    """The same rows in a DuckDB store and in a lake laid out as `tokenplan export` does."""
-    root = tmp_path_factory.mktemp("lake")
-    rows = _events()
+    """The same rows in a DuckDB store and in the lake `tokenplan export --parquet` writes."""
+    root = tmp_path_factory.mktemp("lake") / "usage-lake"
     store = DuckDBStore(":memory:")
-    store.write(rows)
-    usage = store.connection.sql("SELECT * FROM usage").to_arrow_table()
-    ts = usage["ts"].cast(pa.timestamp("us", tz="UTC"))
-    usage = usage.set_column(usage.schema.get_field_index("ts"), "ts", ts)
-    days = pc.strftime(ts, format="%Y-%m-%d").to_pylist()
-    providers = usage["provider"].to_pylist()
-    body = usage.drop_columns(["provider"])
-    for day in sorted(set(days)):
-        for provider in set(providers):
-            mask = [d == day and p == provider for d, p in zip(days, providers, strict=True)]
-            if not any(mask):
-                continue
-            name = NULL_PARTITION if provider is None else quote(provider, safe="")
-            folder = root / f"date={day}" / f"provider={name}"
-            folder.mkdir(parents=True)
-            part = body.filter(pa.array(mask)).sort_by("ts")
-            pq.write_table(part, folder / "part-0.parquet")
+    store.write(_events())
+    export_lake(store, str(root))
     return root, store
+
+
+@pytest.fixture(scope="module")
+def bundled_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DuckDBStore]:
+    """The lake tests' store (real traces, report buckets, every column) and its lake."""
+    folder = tmp_path_factory.mktemp("bundled")
+    store = DuckDBStore(build_store(folder / "store.duckdb"))
+    export_lake(store, str(folder / "lake"))
+    return folder / "lake", store
 
 
 def _same(got: pd.DataFrame, want: pd.DataFrame) -> None:
@@ -81,11 +73,31 @@ def _same(got: pd.DataFrame, want: pd.DataFrame) -> None:
     )
 
 
-def test_the_lake_is_read_as_laid_out(lake: tuple[Path, DuckDBStore]) -> None:
+def test_each_file_is_read_with_its_provider(lake: tuple[Path, DuckDBStore]) -> None:
     root, _ = lake
-    files = lake_files(str(root))
+    files = files_by_provider(str(root))
     assert {p for _, p in files} == {"anthropic", "my/relay", None}
-    assert all(path.endswith("part-0.parquet") for path, _ in files)
+    assert all(path.endswith(".parquet") for path, _ in files)
+
+
+@pytest.mark.parametrize(
+    ("metric", "freq", "by"),
+    [
+        ("total_tokens", "1h", ("provider",)),
+        ("cost_usd", "1d", ("model", "team")),
+        ("requests", "10min", ()),
+    ],
+)
+def test_bundled_lake_rollup_equals_the_store_and_the_lake_store(
+    bundled_lake: tuple[Path, DuckDBStore], metric: str, freq: str, by: tuple[str, ...]
+) -> None:
+    from fugue import NativeExecutionEngine
+
+    root, store = bundled_lake
+    got = rollup_lake(str(root), metric, freq, by, engine=NativeExecutionEngine())
+    _same(got, store.series(metric, freq, by))
+    with open_store(f"parquet:{root}", mode="read") as lake_store:
+        _same(got, lake_store.series(metric, freq, by))
 
 
 @pytest.mark.parametrize(

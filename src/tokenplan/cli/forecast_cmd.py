@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -140,21 +142,24 @@ def forecast(
     months = parse_freq(freq, calendar=True).months if freq else 0
     if months > 1:
         raise InvalidInput(f"--freq {freq}: use 1mo; several months per bucket are not supported.")
-    frame, frequency = load_series(
-        input_path=input_path,
-        db=db,
-        metric=metric,
-        freq="1d" if months else freq,
-        by=dims,
-        tz=zone,
-    )
-    # The engine wants evenly spaced buckets: calendar ones are handed over in wall time.
-    wall = zone is not None and frequency.calendar
-    if wall:
-        frame = frame.assign(ds=to_wall_time(frame["ds"], str(zone)))
-    with _progress() as progress:
-        progress.add_task(f"forecasting {frame['unique_id'].nunique()} series", total=None)
-        fc, notes = _run(frame, frequency, months, horizon, levels, TOTAL_ID if dims else None, on)
+    with _session(on) as live:
+        frame, frequency = load_series(
+            input_path=input_path,
+            db=db,
+            metric=metric,
+            freq="1d" if months else freq,
+            by=dims,
+            tz=zone,
+            engine=live.get("engine"),
+        )
+        # The engine wants evenly spaced buckets: calendar ones are handed over in wall time.
+        wall = zone is not None and frequency.calendar
+        if wall:
+            frame = frame.assign(ds=to_wall_time(frame["ds"], str(zone)))
+        with _progress() as progress:
+            progress.add_task(f"forecasting {frame['unique_id'].nunique()} series", total=None)
+            hierarchy = TOTAL_ID if dims else None
+            fc, notes = _run(frame, frequency, months, horizon, levels, hierarchy, live)
     if wall:
         fc = fc.assign(ds=from_wall_time(fc["ds"], str(zone)))
     table = contract_frame(fc, levels)
@@ -221,10 +226,20 @@ def backtest(
     dims = _check(metric, by)
     on = _engine(engine, engine_address)
     levels = tuple(level or (80, 95))
-    frame, frequency = load_series(input_path=input_path, db=db, metric=metric, freq=freq, by=dims)
-    with _progress() as progress:
-        progress.add_task("backtesting candidates on rolling origins", total=None)
-        result = run_forecast(frame, horizon=horizon, freq=frequency.label, levels=levels, **on)
+    with _session(on) as live:
+        frame, frequency = load_series(
+            input_path=input_path,
+            db=db,
+            metric=metric,
+            freq=freq,
+            by=dims,
+            engine=live.get("engine"),
+        )
+        with _progress() as progress:
+            progress.add_task("backtesting candidates on rolling origins", total=None)
+            result = run_forecast(
+                frame, horizon=horizon, freq=frequency.label, levels=levels, **live
+            )
     console.print(score_table(result.backtest, metric))
     # Why each series got its method: the rule's reasoning, with the runner-up's score.
     for uid, note in sorted(result.notes.items()):
@@ -244,6 +259,18 @@ def _engine(engine: str, address: str | None) -> dict[str, Any]:
 
     parse_engine(name)  # an unknown name or a missing extra fails here, not after the read
     return {"engine": name, "engine_address": address}
+
+
+@contextmanager
+def _session(on: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The engine, opened once for the lake rollup and the forecast (nothing for local)."""
+    if not on:
+        yield {}
+        return
+    from tokenplan.scale.engines import open_engine, parse_engine
+
+    with open_engine(parse_engine(on["engine"]), on["engine_address"]) as target:
+        yield {"engine": target}
 
 
 def score_table(scores: pd.DataFrame, metric: str) -> Table:

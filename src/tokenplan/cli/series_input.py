@@ -15,6 +15,7 @@ from tokenplan.errors import InvalidInput
 from tokenplan.frequency import Frequency, parse_freq
 from tokenplan.store import DuckDBStore, open_store
 from tokenplan.store.duckdb_store import resolve_db_path
+from tokenplan.store.lake_store import LakeStore
 from tokenplan.timestamps import from_wall_time, to_wall_time
 
 # Raw events carry no bucket width of their own; an hour is what planning usually wants.
@@ -64,18 +65,31 @@ def load_series(
     freq: str | None,
     by: Sequence[str] = (),
     tz: str | None = None,
+    engine: object = None,
 ) -> tuple[pd.DataFrame, Frequency]:
     """The tidy ``unique_id, ds, y`` series of ``metric`` and the frequency it is at.
 
     The series comes from `open_source`; ``freq`` defaults to the data's own spacing. Days,
     weeks and months start at midnight in ``tz`` (default UTC); ``ds`` stays naive UTC.
     Buckets wider than the data's own that it covers only in part (the first and last day
-    of hourly data, say) are left out: a forecast would read them as dips.
+    of hourly data, say) are left out: a forecast would read them as dips. From a Parquet
+    lake with an open ``engine`` (a Dask client, ``"ray"``, a Spark session), the rollup runs
+    on the engine (`tokenplan.scale.lake_rollup`), except for calendar months and local days.
     """
     with open_source(input_path, db) as store:
         frequency = own_frequency(store, freq, calendar=True)
         width = store.bucket_seconds()
-        frame = store.series(metric, frequency, by, tz=tz)
+        if (
+            engine is not None
+            and isinstance(store, LakeStore)
+            and not frequency.months
+            and not (tz is not None and frequency.calendar)
+        ):
+            from tokenplan.scale.lake_rollup import rollup_lake
+
+            frame = rollup_lake(store.root, metric, frequency.label, by, engine=engine)
+        else:
+            frame = store.series(metric, frequency, by, tz=tz)
         local = tz is not None and frequency.calendar
         if width and frequency.seconds == width and not local and not frame.empty:
             frame["ds"] = frame["ds"] + grid_phase(store.summary().start, width)

@@ -139,7 +139,10 @@ def _dask(address: str | None) -> Iterator[Any]:
                 n_workers=cores(),
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                # No dashboard; the scheduler's small HTTP server on a free port (its default
+                # 8787 is also `tokenplan serve`'s port).
+                dashboard_address=":0",
+                scheduler_kwargs={"dashboard": False},
                 silence_logs=logging.ERROR,
             )
             client = Client(cluster)
@@ -225,7 +228,7 @@ def _spark(address: str | None) -> Iterator[Any]:
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
-    if active is not None and address is None:
+    if active is not None:  # the caller's session (getOrCreate would return it anyway)
         yield active
         return
     try:

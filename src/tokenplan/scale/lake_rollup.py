@@ -33,7 +33,6 @@ from tokenplan.scale.engines import open_engine, parse_engine
 ORIGIN = np.datetime64("2000-01-03T00:00:00", "us")
 TOTAL_ID = "total"
 NONE_LABEL = "(none)"
-NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 # Engine tasks at most: each reads a share of the files.
 _MAX_TASKS = 256
 PARTIAL_SCHEMA = "unique_id:str,ds_us:long,y:double,exact:str,known:long"
@@ -64,7 +63,7 @@ def rollup_lake(
             f"--freq {freq}: calendar months are rolled up by DuckDB only; use days or finer "
             "on an engine, or --engine local."
         )
-    files = lake_files(root)
+    files = files_by_provider(root)
     width = np.timedelta64(f.seconds * 1_000_000, "us")
     lo = _bucket(np.datetime64(_naive(since), "us"), width) if since else None
     hi = np.datetime64(_naive(until), "us") if until else None
@@ -115,33 +114,16 @@ def rollup_lake(
     return _grid(partials, metric, width, lo, hi)
 
 
-def lake_files(root: str) -> list[tuple[str, str | None]]:
-    """Every ``date=*/provider=*/*.parquet`` file under ``root`` and its provider (None: NULL)."""
-    from pyarrow import fs
+def files_by_provider(root: str) -> list[tuple[str, str | None]]:
+    """Every data file of the lake (`tokenplan.store.lake.lake_files`) and its provider."""
+    from tokenplan.store.lake import NULL_PARTITION, lake_files
 
-    try:
-        filesystem, base = fs.FileSystem.from_uri(root)
-    except (ValueError, TypeError):
-        filesystem, base = fs.LocalFileSystem(), root
-    try:
-        infos = filesystem.get_file_info(fs.FileSelector(base, recursive=True))
-    except (OSError, ValueError) as exc:
-        raise InvalidInput(f"cannot list the lake {root}: {exc}") from exc
     out = []
-    prefix = root.split("://")[0] + "://" if "://" in root else ""
-    for info in infos:
-        parts = info.path[len(base.rstrip("/")) + 1 :].split("/")
-        if (
-            info.type == fs.FileType.File
-            and len(parts) == 3
-            and parts[0].startswith("date=")
-            and parts[1].startswith("provider=")
-            and parts[2].endswith(".parquet")
-        ):
-            value = unquote(parts[1].removeprefix("provider="))
-            provider = None if value == NULL_PARTITION else value
-            out.append((prefix + info.path, provider))
-    return sorted(out, key=lambda item: item[0])
+    for path in lake_files(root):
+        folder = path.replace("\\", "/").rsplit("/", 2)[-2]
+        value = unquote(folder.removeprefix("provider="))
+        out.append((path, None if value == NULL_PARTITION else value))
+    return out
 
 
 def _partial_sums(listing: pd.DataFrame, spec: str) -> pd.DataFrame:
