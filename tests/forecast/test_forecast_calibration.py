@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from forecast_frames import usage
 
-from conftest import usage
 from tokenplan.forecast import forecast
 from tokenplan.forecast.conformal import dependence, sample_errors
 

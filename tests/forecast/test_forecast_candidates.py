@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from forecast_frames import usage
 
-from conftest import usage
 from tokenplan.forecast import forecast
 from tokenplan.forecast.boosting import _Design, run_boosting
 from tokenplan.forecast.preparation import to_series, validate

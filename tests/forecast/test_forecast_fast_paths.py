@@ -8,11 +8,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from forecast_frames import usage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from conftest import usage
 from tokenplan.forecast import conformal
 from tokenplan.forecast.boosting import run_boosting
 from tokenplan.forecast.conformal import bounds, cross_coverage

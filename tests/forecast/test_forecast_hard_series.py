@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from forecast_frames import usage
 
-from conftest import usage
 from tokenplan.forecast import forecast
 
 

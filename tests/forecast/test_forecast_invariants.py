@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from forecast_frames import usage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tokenplan.forecast as fc
-from conftest import usage
 from tokenplan.errors import InvalidInput
 from tokenplan.forecast import Forecaster, ForecastResult, backtest, forecast
 

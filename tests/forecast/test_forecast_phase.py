@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from forecast_frames import usage
 
-from conftest import usage
 from tokenplan.forecast import forecast
 
 

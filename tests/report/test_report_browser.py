@@ -13,7 +13,8 @@ import pytest
 from headless_chromium import PageRun, chromium, chromium_path
 
 # At import, not in a fixture: by setup time `conftest` may be another folder's.
-from conftest import CLOCK, seasonal_naive, usage_rows
+from report_fixtures import CLOCK, seasonal_naive, usage_rows
+
 from tokenplan.report import Currency, build_report, write_html
 from tokenplan.store import DuckDBStore
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
+from report_fixtures import CLOCK, seasonal_naive, usage_rows
 
-from conftest import CLOCK, seasonal_naive, usage_rows
 from tokenplan import capacity as build_module
 from tokenplan.events import USAGE_SCHEMA
 from tokenplan.plan.limits import load_limits

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from report_fixtures import seasonal_naive, usage_rows
 
-from conftest import seasonal_naive, usage_rows
 from tokenplan import capacity as build_module
 from tokenplan.cli import main
 from tokenplan.store import DuckDBStore

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from report_fixtures import CLOCK, SERIES, seasonal_naive, usage_rows
 
-from conftest import CLOCK, SERIES, seasonal_naive, usage_rows
 from tokenplan.report import (
     Currency,
     build_report,

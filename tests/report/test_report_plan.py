@@ -13,8 +13,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from report_fixtures import CLOCK, seasonal_naive, usage_rows
 
-from conftest import CLOCK, seasonal_naive, usage_rows
 from tokenplan.plan.advice import ModelUsage
 from tokenplan.plan.budgets import load_budgets
 from tokenplan.pricing import PriceBook
