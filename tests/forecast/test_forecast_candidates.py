@@ -93,3 +93,31 @@ def test_seasonal_regression_needs_enough_cycles_and_ignores_the_future() -> Non
     assert np.isfinite(a).all()
     c = run_baselines(to_series(short, cadence), [0, 48], 24, (24,))["seasonal_regression"]
     assert np.isnan(c).all()  # 6 days: left to the seasonal median
+
+
+def test_short_series_backtests_local_models_with_and_without_log() -> None:
+    # One day of 10-minute buckets is too short to tell whether the spread grows with the
+    # level: the untransformed fits join the backtest beside the log-space ones.
+    short = forecast(usage(n=144, freq="10min"), horizon=12, freq="10min")
+    methods = set(short.backtest["method"])
+    assert {"auto_ets", "auto_theta", "auto_ets_raw", "auto_theta_raw"} <= methods
+    assert "fitted untransformed" in short.notes["s"]
+    # Three weeks of hourly data are enough for the test: one space, no doubled fits.
+    long = forecast(usage(n=24 * 21), horizon=24, freq="1h")
+    assert not any(m.endswith("_raw") for m in long.backtest["method"])
+    assert "untransformed" not in long.notes["s"]
+
+
+def test_short_sparse_series_is_not_pulled_down_by_log_space() -> None:
+    # A day of steady traffic with empty buckets: in log space each zero counts like a
+    # collapse, and the log-space models forecast near the geometric mean (about 0.76 of the
+    # median here); the untransformed fits stay near the level, and the backtest takes them.
+    ratios = []
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        y = np.maximum(rng.normal(20, 8, 144), 0)
+        y[rng.random(144) < 0.15] = 0
+        ds = pd.date_range("2024-01-01", periods=144, freq="10min")
+        res = forecast(pd.DataFrame({"unique_id": "s", "ds": ds, "y": y}), horizon=12, freq="10min")
+        ratios.append(res.frame["mean"].mean() / np.median(y))
+    assert np.mean(ratios) > 0.84

@@ -285,7 +285,13 @@ class Forecaster:
             note = (
                 f"chose {what}: backtest MASE {mase[method][j]:.3f} over {len(cuts)} window(s)"
                 + (f" (next {runner} {mase[runner][j]:.3f})" if runner else "")
-                + f"; {'log1p' if s.log else 'no'} transform; seasons {list(seasons) or 'none'}"
+                + f"; {'log1p' if s.log else 'no'} transform"
+                + (
+                    " (local models also fitted untransformed: too short to test the spread)"
+                    if s.log_undecided
+                    else ""
+                )
+                + f"; seasons {list(seasons) or 'none'}"
             )
             if not seasons and self.cadence.seasons:
                 need = 2 * self.cadence.primary

@@ -45,6 +45,9 @@ class Series:
     actual: np.ndarray
     kind: str = REGULAR
     log: bool = True
+    # Too short for the variance test (fewer than three primary cycles): the local models
+    # are also fitted without the transform, and the backtest decides between the two.
+    log_undecided: bool = False
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -179,7 +182,9 @@ def classify(series: Series, cadence: Cadence, horizon: int) -> None:
     if n < min_history(cadence, horizon) and not plain:
         series.kind = SHORT
         return
-    series.log = _prefers_log(y, cadence)
+    prefers = _prefers_log(y, cadence)
+    series.log = True if prefers is None else prefers
+    series.log_undecided = prefers is None
     _fill_outages(series, cadence)
     _damp_bursts(series, cadence)
     _rescale_level_shift(series, cadence)
@@ -218,17 +223,20 @@ def column_medians(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _prefers_log(y: np.ndarray, cadence: Cadence) -> bool:
-    """Guerrero's rule on {log, none}: log when spread grows in proportion to the level."""
+def _prefers_log(y: np.ndarray, cadence: Cadence) -> bool | None:
+    """Guerrero's rule on {log, none}: log when spread grows in proportion to the level.
+
+    None when there are fewer than three primary cycles with traffic to compare.
+    """
     block = max(cadence.primary, 4)
     n_blocks = len(y) // block
     if n_blocks < 3:
-        return True
+        return None
     blocks = y[len(y) - n_blocks * block :].reshape(n_blocks, block)
     mean, sd = blocks.mean(axis=1), blocks.std(axis=1)
     keep = mean > 0
     if keep.sum() < 3:
-        return True
+        return None
 
     def cv(ratio: np.ndarray) -> float:
         return float(np.std(ratio) / np.mean(ratio)) if np.mean(ratio) > 0 else np.inf

@@ -133,7 +133,13 @@ def shrunk_scores(mase: dict[str, np.ndarray], windows: int) -> dict[str, np.nda
     best = np.where(np.isfinite(best) & (best > 0), best, 1.0)
     ratio = np.where(finite, np.clip(table / best, 1.0, _MAX_RATIO), _MAX_RATIO)
     log_r = np.log(ratio)
-    log_g = np.mean(log_r, axis=1, keepdims=True)
+    # The panel's evidence is where a candidate ran: one offered only to some series (the
+    # untransformed fits of series too short for the variance test) is not judged by the rest.
+    offered = np.where(finite, log_r, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        log_g = np.nanmean(offered, axis=1, keepdims=True)
+    log_g = np.where(np.isnan(log_g), np.log(_MAX_RATIO), log_g)
     w = float(max(windows, 1))
     shrunk = np.exp((w * log_r + _PANEL_WEIGHT * log_g) / (w + _PANEL_WEIGHT))
     shrunk = np.where(finite, shrunk, np.inf)

@@ -31,6 +31,8 @@ _MIN_SERIES_PER_WORKER = 8
 _CHUNKS_PER_WORKER = 8
 _MAX_CHUNK = 16
 _STL_JUMPS = {"trend_jump": 10, "low_pass_jump": 10}
+# Name suffix of a model fitted without the log transform on a series that otherwise uses it.
+RAW = "_raw"
 
 
 def statistical_names(seasons: tuple[int, ...]) -> list[str]:
@@ -86,14 +88,30 @@ def _models(seasons: tuple[int, ...], log_space: bool) -> list[object]:
 
 
 def _one_series(
-    z: np.ndarray, log: bool, cuts: list[int], h: int, seasons: tuple[int, ...]
+    z: np.ndarray, log: bool, undecided: bool, cuts: list[int], h: int, seasons: tuple[int, ...]
 ) -> dict[str, np.ndarray]:
-    """Fit each model before the earliest cut, forward it to every cut (modelling space)."""
+    """Fit each model before the earliest cut, forward it to every cut (modelling space).
+
+    A log series too short for the variance test (``undecided``) also gets each model fitted
+    on its untransformed values (``<name>_raw``, mapped back to log1p space): on a day or two
+    of history a trend or a burst in log space compounds, and which space forecasts better is
+    then the backtest's call, not a default's.
+    """
+    out = _fitted(z, log, cuts, h, seasons, "")
+    if log and undecided:
+        raw = _fitted(np.expm1(z), False, cuts, h, seasons, RAW)
+        out |= {name: np.log1p(np.maximum(pred, 0.0)) for name, pred in raw.items()}
+    return out
+
+
+def _fitted(
+    z: np.ndarray, log: bool, cuts: list[int], h: int, seasons: tuple[int, ...], suffix: str
+) -> dict[str, np.ndarray]:
     cap = history_cap(seasons)
     out: dict[str, np.ndarray] = {}
     earliest = max(cuts)
     for model in _models(seasons, log):
-        name = model.alias  # type: ignore[attr-defined]
+        name = model.alias + suffix  # type: ignore[attr-defined]
         preds = np.full((len(cuts), h), np.nan)
         try:
             train = z[: len(z) - earliest][-cap:]
@@ -111,7 +129,7 @@ def _one_series(
 
 
 def _chunk(
-    items: list[tuple[np.ndarray, bool]], cuts: list[int], h: int, seasons: tuple[int, ...]
+    items: list[tuple[np.ndarray, bool, bool]], cuts: list[int], h: int, seasons: tuple[int, ...]
 ) -> list[dict[str, np.ndarray]]:
     os.environ.setdefault("NIXTLA_ID_AS_COL", "1")
     with warnings.catch_warnings():
@@ -119,7 +137,7 @@ def _chunk(
         # search moves on, and a failed fit leaves the candidate out for that series.
         warnings.simplefilter("ignore")
         with np.errstate(all="ignore"):
-            return [_one_series(z, log, cuts, h, seasons) for z, log in items]
+            return [_one_series(z, log, u, cuts, h, seasons) for z, log, u in items]
 
 
 class StatisticalRun:
@@ -141,7 +159,7 @@ class StatisticalRun:
     ) -> None:
         self._series = series
         self._args = (cuts, h, seasons)
-        self._items = [(s.z(), s.log) for s in series]
+        self._items = [(s.z(), s.log, s.log_undecided) for s in series]
         self.workers = min(n_jobs, len(self._items) // _MIN_SERIES_PER_WORKER)
         self._pool: ProcessPoolExecutor | None = None
         self._futures: list[Future[list[dict[str, np.ndarray]]]] = []
@@ -178,6 +196,8 @@ class StatisticalRun:
             results = _chunk(self._items, cuts, h, seasons)
         self.close()
         names = statistical_names(seasons)
+        if any(s.log and s.log_undecided for s in self._series):
+            names += [name + RAW for name in names]
         out = {name: np.full((len(cuts), len(self._series), h), np.nan) for name in names}
         for j, (s, got) in enumerate(zip(self._series, results, strict=True)):
             for name in names:
