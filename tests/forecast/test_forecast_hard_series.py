@@ -105,3 +105,22 @@ def test_a_steep_rise_does_not_compound_into_a_runaway() -> None:
     res = forecast(df, horizon=36, freq="10min", levels=(80, 95))
     assert res.frame["mean"].max() <= 3 * y.max()
     assert res.frame["mean"].iloc[0] > 0.5 * y[-6:].mean()  # capped, not collapsed
+
+
+def test_short_history_fallback_takes_the_last_cycles_level() -> None:
+    # Three days of a workload ramping up, forecast a week ahead (too short to backtest):
+    # the daily shape from all three days, the level of the last one, no trend extrapolated.
+    t = np.arange(72)
+    shape = 1 + 0.4 * np.sin(2 * np.pi * t / 24)
+    ramp = (100 + 20 * t) * shape
+    ds = pd.date_range("2024-01-01", periods=72, freq="1h")
+    res = forecast(pd.DataFrame({"unique_id": "s", "ds": ds, "y": ramp}), horizon=168, freq="1h")
+    first_day = res.frame["mean"].to_numpy()[:24]
+    assert res.chosen["s"].startswith("fallback")
+    assert 0.85 < first_day.mean() / ramp[-24:].mean() < 1.15
+    assert res.frame["mean"].max() < 1.1 * ramp.max()  # a level, not an extrapolated trend
+    # A steady series keeps its level.
+    noise = np.exp(np.random.default_rng(0).normal(0, 0.2, 72))
+    steady = 500 * shape * noise
+    res = forecast(pd.DataFrame({"unique_id": "s", "ds": ds, "y": steady}), horizon=168, freq="1h")
+    assert 0.85 < res.frame["mean"].mean() / 500 < 1.15

@@ -38,8 +38,13 @@ def fallback(series: Series, h: int, cadence: Cadence) -> tuple[np.ndarray, np.n
         k = min(4, n // season)
         fitted = np.tile(point_cycle, k)
         resid = z[n - k * season :] - fitted
-        point = np.resize(point_cycle, h)
-        what = f"median profile of the last {k} cycles of {season}"
+        # The shape from every cycle, the level from the last one: a workload ramping up
+        # over its first days sat a whole day behind at the median cycle's level (a steady
+        # rise over three days forecast at 0.3x its last peak). No trend is extrapolated:
+        # two or three cycles cannot tell a ramp from a step.
+        shift = float(np.median(resid[-season:]))
+        point = np.resize(point_cycle + shift, h)
+        what = f"median profile of the last {k} cycles of {season}, at the last cycle's level"
     else:
         # The level as of now: a short horizon wants the last few hours, not the whole day
         # (a day of 10-minute buckets has a daily swing the median of all of it would miss).
