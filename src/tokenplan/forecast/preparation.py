@@ -45,8 +45,8 @@ class Series:
     actual: np.ndarray
     kind: str = REGULAR
     log: bool = True
-    # Too short for the variance test (fewer than three primary cycles): the local models
-    # are also fitted without the transform, and the backtest decides between the two.
+    # Too short for the variance test (fewer than three primary cycles): ``log`` is then True
+    # and the local models are also fitted untransformed; the backtest decides between the two.
     log_undecided: bool = False
     notes: list[str] = field(default_factory=list)
 

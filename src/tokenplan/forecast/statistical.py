@@ -92,13 +92,13 @@ def _one_series(
 ) -> dict[str, np.ndarray]:
     """Fit each model before the earliest cut, forward it to every cut (modelling space).
 
-    A log series too short for the variance test (``undecided``) also gets each model fitted
-    on its untransformed values (``<name>_raw``, mapped back to log1p space): on a day or two
-    of history a trend or a burst in log space compounds, and which space forecasts better is
-    then the backtest's call, not a default's.
+    A series too short for the variance test (``undecided``, always in log space) also gets
+    each model fitted on its untransformed values (``<name>_raw``, mapped back to log1p
+    space): on a day or two of history a trend or a burst in log space compounds, and which
+    space forecasts better is then the backtest's call, not a default's.
     """
     out = _fitted(z, log, cuts, h, seasons, "")
-    if log and undecided:
+    if undecided:
         raw = _fitted(np.expm1(z), False, cuts, h, seasons, RAW)
         out |= {name: np.log1p(np.maximum(pred, 0.0)) for name, pred in raw.items()}
     return out
@@ -196,7 +196,7 @@ class StatisticalRun:
             results = _chunk(self._items, cuts, h, seasons)
         self.close()
         names = statistical_names(seasons)
-        if any(s.log and s.log_undecided for s in self._series):
+        if any(s.log_undecided for s in self._series):
             names += [name + RAW for name in names]
         out = {name: np.full((len(cuts), len(self._series), h), np.nan) for name in names}
         for j, (s, got) in enumerate(zip(self._series, results, strict=True)):
