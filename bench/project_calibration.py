@@ -171,6 +171,21 @@ def report(cases: list[Case]) -> None:
         f"({', '.join(' '.join(i) for i in ratio[ratio == ratio.max()].index)}), "
         f"rows <= 0.8: {int((ratio <= 0.8).sum())}/{len(ratio)}"
     )
+    # The unit is the trace: every origin of its days and weeks, both metrics, as
+    # relative errors so that tokens do not swamp requests.
+    per_trace = df.groupby("trace").agg(
+        n=("actual", "size"),
+        past=("past", "median"),
+        ours=("rel_ours", "mean"),
+        line=("rel_line", "mean"),
+    )
+    per_trace["ratio"] = per_trace.ours / per_trace.line
+    print("\nPer trace (relative MAE, every origin and metric):")
+    for trace, r in per_trace.iterrows():
+        print(
+            f"  {trace:28s} n={int(r.n):4d}  median past periods {r.past:4.1f}  "
+            f"ours {r.ours:.4f}  line {r.line:.4f}  ratio {r.ratio:.3f}"
+        )
     print(
         f"pooled: n={len(df)}  relative MAE ours {df.rel_ours.mean():.4f}  straight line "
         f"{df.rel_line.mean():.4f}  ratio {df.rel_ours.mean() / df.rel_line.mean():.3f}"
