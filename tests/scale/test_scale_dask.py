@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 
 from tokenplan.cli import app, main
 from tokenplan.forecast import Forecaster, ForecastResult, forecast
+from tokenplan.scale.shard_rows import shard_count, to_engine_input
+from tokenplan.scale.sharded import SHARD_PARTITION
 
 
 def test_dask_forecast_is_the_local_one(
@@ -45,6 +47,24 @@ def test_dask_runs_several_shards_on_both_workers(
     assert "2 shard(s)" in next(iter(result.notes.values()))
     ratio = result.frame["mean"].sum() / local_result.frame["mean"].sum()
     assert abs(ratio - 1) < 0.05
+
+
+def test_dask_gets_one_partition_per_shard(dask_client: object, clients: pd.DataFrame) -> None:
+    """Shards are dealt one per task: no worker is handed a bundle while the other idles."""
+    from fugue import PartitionSpec
+    from fugue_dask import DaskExecutionEngine
+
+    engine = DaskExecutionEngine(dask_client)
+    rows = to_engine_input(clients, shard_count(clients["unique_id"].nunique(), 2))
+    parts = engine.repartition(engine.to_df(rows), PartitionSpec(SHARD_PARTITION)).native
+    per_partition = parts.map_partitions(
+        lambda d: pd.Series([d["shard"].nunique()]), meta=(None, "int64")
+    ).compute()
+    assert parts.npartitions == rows["shard"].nunique() > 1
+    assert per_partition.tolist() == [1] * parts.npartitions
+    # The hash dealing it replaces bundled shards into the input's partitions.
+    hashed = engine.repartition(engine.to_df(rows), PartitionSpec(by=["shard"])).native
+    assert hashed.npartitions < rows["shard"].nunique()
 
 
 def test_cli_forecast_on_a_dask_scheduler_address_writes_the_local_csv(
