@@ -9,7 +9,7 @@ import pandas as pd
 from forecast_frames import usage
 
 from tokenplan.forecast import forecast
-from tokenplan.forecast.conformal import dependence, sample_errors
+from tokenplan.forecast.conformal import dependence, normal_tails, sample_errors
 
 SERVEGEN = (
     Path(__file__).resolve().parents[1] / "data" / "shared" / "servegen_language" / "hourly.csv"
@@ -104,3 +104,31 @@ def test_daily_sums_keep_the_point_inside_their_band() -> None:
             # m-small's hourly log errors are heavy-tailed (sd ~2), so its day sums skew most:
             # 0.036 of the band with the backtest-weighted combination, 0.05+ with the old median.
             assert 0.03 < share < 0.9, (uid, day, band)
+
+
+def test_normal_tails_only_widen_the_outer_band() -> None:
+    lo80, hi80 = np.array([[-1.0, -2.0]]), np.array([[1.0, 0.5]])
+    lo95, hi95 = np.array([[-3.0, -2.5]]), np.array([[1.2, 0.9]])
+    out = normal_tails({80.0: (lo80, hi80), 95.0: (lo95, hi95)})
+    ratio = 1.959964 / 1.281552
+    assert np.allclose(out[80.0][0], lo80)
+    assert np.allclose(out[80.0][1], hi80)
+    # Already wider than the normal extension: kept; narrower: raised to it.
+    assert np.allclose(out[95.0][0], [[-3.0, -2.0 * ratio]])
+    assert np.allclose(out[95.0][1], [[1.0 * ratio, 0.9]])
+
+
+def test_short_backtests_get_normal_tails_and_long_ones_do_not() -> None:
+    # Ten days of hourly data at h=48: six windows 28 h apart, three of them independent.
+    short = usage(n=10 * 24, seed=7)
+    res = forecast(short, horizon=48, freq="1h", local_models=False)
+    note = res.notes["s"]
+    assert "3 non-overlapping backtest window(s)" in note
+    f = res.frame
+    z = np.log1p if "log1p" in note else (lambda v: v)
+    up80 = z(f["hi_80"]) - z(f["mean"])
+    up95 = z(f["hi_95"]) - z(f["mean"])
+    assert (up95 >= 1.5 * up80 - 1e-9).all()
+    long = usage(n=840, seed=7)
+    res = forecast(long, horizon=24, freq="1h", local_models=False)
+    assert "non-overlapping" not in res.notes["s"]

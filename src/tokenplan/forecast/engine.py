@@ -16,7 +16,14 @@ import pandas as pd
 from tokenplan.errors import ForecastError, InvalidInput
 from tokenplan.forecast import selection as bt
 from tokenplan.forecast.baselines import run_baselines
-from tokenplan.forecast.conformal import adaptive_bounds, cross_coverage, rescale_to_now
+from tokenplan.forecast.conformal import (
+    TAIL_WINDOWS,
+    adaptive_bounds,
+    cross_coverage,
+    independent_windows,
+    normal_tails,
+    rescale_to_now,
+)
 from tokenplan.forecast.fallbacks import fallback
 from tokenplan.forecast.hierarchy import cap_parts, reconcile_to_total, total_of
 from tokenplan.forecast.preparation import REGULAR, SHORT, Series, classify, to_series, validate
@@ -37,6 +44,7 @@ class Fitted:
     note: str
     method: str
     variance: float  # mean squared backtest error, usage units (for reconciliation)
+    independent: int  # non-overlapping backtest windows behind ``errors`` (0: no backtest)
 
 
 class Placed(Protocol):
@@ -191,7 +199,7 @@ class Forecaster:
                 s.kind = SHORT
             point_z, errors, note = fallback(s, h, self.cadence)
             fitted[s.uid] = Fitted(
-                s.unz(point_z), errors, s.log, note, note.split(",")[0], _fallback_variance(s)
+                s.unz(point_z), errors, s.log, note, note.split(",")[0], _fallback_variance(s), 0
             )
             rows.append({"unique_id": s.uid, "method": "fallback", "chosen": True})
         local = True if self.local_models is None else bool(self.local_models)
@@ -296,6 +304,12 @@ class Forecaster:
             if not seasons and self.cadence.seasons:
                 need = 2 * self.cadence.primary
                 note += f"; no seasonal profile (needs {need} buckets, two cycles of {need // 2})"
+            independent = independent_windows(cuts, h)
+            if independent < TAIL_WINDOWS and len(self.levels) > 1:
+                note += (
+                    f"; {independent} non-overlapping backtest window(s), too few for the outer"
+                    " tails: wider bands at least the narrower ones extended with normal tails"
+                )
             if s.notes:
                 note += "; " + "; ".join(s.notes)
             err_raw = actual[:, j, :] - preds[method][1:, j, :]
@@ -306,6 +320,7 @@ class Forecaster:
                 note=note,
                 method=method,
                 variance=float(np.nanmean(err_raw**2)) if np.any(~np.isnan(err_raw)) else 1.0,
+                independent=independent,
             )
             for name in mase:
                 row: dict[str, object] = {
@@ -359,6 +374,12 @@ class Forecaster:
             for level, (lo_off, hi_off) in adaptive_bounds(errors, self.levels).items():
                 bands[level][0][members] = lo_off
                 bands[level][1][members] = hi_off
+        few = np.array([fitted[s.uid].independent < TAIL_WINDOWS for s in series])
+        if few.any():
+            tails = normal_tails({k: (lo[few], hi[few]) for k, (lo, hi) in bands.items()})
+            for level, (lo_off, hi_off) in tails.items():
+                bands[level][0][few] = lo_off
+                bands[level][1][few] = hi_off
         frame = pd.DataFrame(
             {
                 "unique_id": np.repeat(np.array([s.uid for s in series], dtype=object), h),

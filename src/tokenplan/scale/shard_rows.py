@@ -23,7 +23,7 @@ from tokenplan.forecast.engine import Fitted, PanelFit
 INPUT_SCHEMA = "unique_id:str,ds_ns:long,y:double,row:long,shard:int"
 OUTPUT_SCHEMA = (
     "unique_id:str,end_ns:long,step_ns:long,point:bytes,errors:bytes,windows:int,"
-    "log:bool,note:str,method:str,variance:double,backtest:str"
+    "log:bool,note:str,method:str,variance:double,independent:int,backtest:str"
 )
 
 
@@ -93,6 +93,7 @@ def encode(panel: PanelFit, note: str = "") -> pd.DataFrame:
                 "note": f.note + note,
                 "method": f.method,
                 "variance": float(f.variance),
+                "independent": int(f.independent),
                 # Python's JSON floats round-trip exactly (shortest repr; inf as Infinity).
                 "backtest": json.dumps(by_uid.get(s.uid, [])),
             }
@@ -121,6 +122,7 @@ def decode(rows: pd.DataFrame) -> PanelFit:
             note=str(r["note"]),
             method=str(r["method"]),
             variance=float(r["variance"]),
+            independent=int(r["independent"]),
         )
         panel.rows += json.loads(str(r["backtest"]))
     return panel
