@@ -330,3 +330,17 @@ def test_a_forecast_covering_the_rest_is_used_and_one_that_does_not_is_not() -> 
     assert "the plan's" not in project(frame, period="day", as_of=as_of, forecast=early).method
     # Nor does one too short for the rest of the week.
     assert "the plan's" not in project(frame, period="week", as_of=as_of, forecast=fc).method
+
+
+def test_a_bias_seen_on_few_past_periods_is_mostly_discounted() -> None:
+    """Past periods that all came in 20% above the forecast move today's projection up by a
+    share that grows with how many there are: a ramp seen on two days is not a trend."""
+    from tokenplan.plan.stacking import Past, stack
+
+    def shift(periods: int) -> float:
+        past = [Past({"a": 100.0, "b": 100.0}, 120.0, 1.0) for _ in range(periods)]
+        fit = stack({"a": 100.0, "b": 100.0}, past, eps=1.0, prior_sd=0.1)
+        return fit.remaining.median / 100.0 - 1.0
+
+    assert shift(0) == pytest.approx(0.0, abs=1e-9)
+    assert 0.0 < shift(2) < 0.05 < shift(8) < 0.2
