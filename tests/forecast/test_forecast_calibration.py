@@ -9,7 +9,12 @@ import pandas as pd
 from forecast_frames import usage
 
 from tokenplan.forecast import forecast
-from tokenplan.forecast.conformal import dependence, normal_tails, sample_errors
+from tokenplan.forecast.conformal import (
+    dependence,
+    normal_tails,
+    reference_errors,
+    sample_errors,
+)
 
 SERVEGEN = (
     Path(__file__).resolve().parents[1] / "data" / "shared" / "servegen_language" / "hourly.csv"
@@ -132,3 +137,33 @@ def test_short_backtests_get_normal_tails_and_long_ones_do_not() -> None:
     long = usage(n=840, seed=7)
     res = forecast(long, horizon=24, freq="1h", local_models=False)
     assert "non-overlapping" not in res.notes["s"]
+
+
+def test_reference_errors_are_seasonal_naive_out_of_sample() -> None:
+    z = np.arange(10 * 24, dtype=float)  # a ramp: seasonal naive errs by one cycle's rise
+    out = reference_errors(z, h=24, season=24, count=3)
+    assert out.shape == (3, 24)
+    assert np.allclose(out, 24.0)
+    # 36 steps at season 24: steps past the first cycle repeat the cycle before the origin.
+    deep = reference_errors(z, h=36, season=24, count=9)
+    assert len(deep) == (len(z) - 48) // 36
+    assert np.allclose(deep[:, :24], 24.0)
+    assert np.allclose(deep[:, 24:], 48.0)
+    # No season: naive from the origin, so the error grows with the step.
+    assert np.allclose(reference_errors(z, h=4, season=1, count=1), [[1.0, 2.0, 3.0, 4.0]])
+
+
+def test_a_three_day_history_borrows_seasonal_naive_windows_for_its_bands() -> None:
+    # Three days hourly at h=24: one backtest window (day 3 from days 1-2), and here a calm
+    # one. The drop from day 1 to day 2, which that window cannot show, reaches the bands
+    # through seasonal naive's earlier window (log width 0.15 without it, 0.55 with it).
+    rng = np.random.default_rng(3)
+    t = np.arange(72)
+    level = np.repeat([1600.0, 1000.0, 1000.0], 24)
+    y = level * (1 + 0.5 * np.sin(2 * np.pi * t / 24)) * np.exp(rng.normal(0, 0.05, 72))
+    frame = pd.DataFrame(
+        {"unique_id": "s", "ds": pd.date_range("2024-01-01", periods=72, freq="h"), "y": y}
+    )
+    f = forecast(frame, horizon=24, freq="1h").frame
+    width = (np.log1p(f["hi_80"]) - np.log1p(f["lo_80"])).mean()
+    assert width > 0.4

@@ -108,6 +108,27 @@ def independent_windows(cuts: list[int], h: int) -> int:
     return (max(cuts) - h) // h + 1 if cuts else 0
 
 
+def reference_errors(z: np.ndarray, h: int, season: int, count: int) -> np.ndarray:
+    """Seasonal naive's errors ``(k, h)``, ``k <= count``, on the last whole ``h``-blocks of z.
+
+    Block ``b`` (0 the latest) is forecast from the origin ``(b + 1) h`` buckets before the end
+    by repeating the cycle before it (``season`` 1: the last value), so each block is a genuine
+    out-of-sample window of the simplest seasonal method: it needs one cycle of history instead
+    of the models' two, and a short series has more of them than backtest windows.
+    """
+    m = max(season, 1)
+    reach = m * -(-h // m)  # the furthest lag a step of the horizon reads
+    steps = np.arange(h)
+    lags = m * (steps // m + 1)
+    out = []
+    for b in range(count):
+        origin = len(z) - (b + 1) * h
+        if origin - reach < 0:
+            break
+        out.append(z[origin + steps] - z[origin + steps - lags])
+    return np.array(out).reshape(len(out), h)
+
+
 def normal_tails(
     bands: dict[float, tuple[np.ndarray, np.ndarray]],
 ) -> dict[float, tuple[np.ndarray, np.ndarray]]:

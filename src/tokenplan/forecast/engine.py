@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -22,6 +23,7 @@ from tokenplan.forecast.conformal import (
     cross_coverage,
     independent_windows,
     normal_tails,
+    reference_errors,
     rescale_to_now,
 )
 from tokenplan.forecast.fallbacks import fallback
@@ -313,9 +315,12 @@ class Forecaster:
             if s.notes:
                 note += "; " + "; ".join(s.notes)
             err_raw = actual[:, j, :] - preds[method][1:, j, :]
+            calibration = rescale_to_now(errors[method][j], s.z(), cuts, self.cadence.primary)
+            if independent < TAIL_WINDOWS:
+                calibration = _with_reference(calibration, s, h, seasons, independent)
             fitted[s.uid] = Fitted(
                 point=np.maximum(preds[method][0, j], 0.0),
-                errors=rescale_to_now(errors[method][j], s.z(), cuts, self.cadence.primary),
+                errors=calibration,
                 log=s.log,
                 note=note,
                 method=method,
@@ -422,6 +427,25 @@ class Forecaster:
             freq=self.freq,
             paths=paths,
         )
+
+
+def _with_reference(
+    errors: np.ndarray, s: Series, h: int, seasons: tuple[int, ...], independent: int
+) -> np.ndarray:
+    """``errors`` and, when they err more, seasonal naive's latest windows as a reference.
+
+    Too few independent windows cannot show how much whole days (or hours) err. Seasonal
+    naive needs one cycle of history instead of the models' two, so a short series has more
+    of its windows; they join the pool only to widen it (where they err less than the chosen
+    method, as naive on the multimodal 10-minute trace, they would narrow it).
+    """
+    extra = reference_errors(
+        s.z(s.actual), h, seasons[0] if seasons else 1, TAIL_WINDOWS - independent
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: nothing known
+        wider = np.nanmean(np.abs(extra)) > np.nanmean(np.abs(errors))
+    return np.vstack([errors, extra]) if extra.size and wider else errors
 
 
 def _to_model(values: np.ndarray, log: np.ndarray) -> np.ndarray:
