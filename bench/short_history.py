@@ -1,0 +1,86 @@
+"""Interval coverage on short histories: a few days of real hourly traffic, the next day ahead.
+
+The open traces' hourly datasets (ServeGen per client and per model, Azure 2024, NASA 1995; the
+12 largest series of each) are cut into slices of ``--days`` days of history and the day after
+it, one every two days. Slices with unknown buckets, or fewer than 80% non-zero hours, are left
+out. Each slice is forecast by `tokenplan.forecast.forecast` (h=24, default settings) and scored
+on the held-out day: 80% and 95% coverage, and MAE relative to seasonal naive (the last day
+repeated). A backtest on three days has one window; this is where intervals have the least to
+stand on.
+
+    .venv/bin/python bench/short_history.py [--days 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from accuracy_cases import DATASETS, SHARED
+from tokenplan.forecast import forecast
+
+_PREFIXES = ("servegen_language", "azure_2024", "nasa")
+_LARGEST = 12
+
+
+def slices(days: int) -> list[tuple[str, pd.DataFrame, np.ndarray]]:
+    """``(dataset, history, next day's actuals)`` for every slice kept."""
+    out = []
+    for dataset in DATASETS:
+        if dataset.freq != "1h" or not dataset.name.startswith(_PREFIXES):
+            continue
+        frame = dataset.read(SHARED, dataset.metrics[0])
+        sizes = frame.groupby("unique_id")["y"].sum().sort_values(ascending=False)
+        for uid in sizes.index[:_LARGEST]:
+            one = frame[frame["unique_id"] == uid].sort_values("ds").reset_index(drop=True)
+            for start in range(0, len(one) - (days + 1) * 24 + 1, 48):
+                history = one.iloc[start : start + days * 24]
+                after = one["y"].iloc[start + days * 24 : start + (days + 1) * 24].to_numpy()
+                steady = (history["y"] > 0).mean() >= 0.8
+                if steady and not history["y"].isna().any() and not np.isnan(after).any():
+                    out.append((dataset.name, history, after))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=3, help="days of hourly history per slice")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    started = time.perf_counter()
+    rows = []
+    for name, history, after in slices(args.days):
+        frame = forecast(history, horizon=24, freq="1h", levels=(80, 95)).frame
+        naive = history["y"].to_numpy()[-24:]
+        rows.append(
+            {
+                "dataset": name,
+                "cov80": np.mean((after >= frame["lo_80"]) & (after <= frame["hi_80"])),
+                "cov95": np.mean((after >= frame["lo_95"]) & (after <= frame["hi_95"])),
+                "mae_vs_seasonal_naive": np.mean(np.abs(after - frame["mean"]))
+                / max(float(np.mean(np.abs(after - naive))), 1e-9),
+            }
+        )
+    table = pd.DataFrame(rows)
+    per = table.groupby("dataset").agg(
+        slices=("cov80", "size"),
+        cov80=("cov80", "mean"),
+        cov95=("cov95", "mean"),
+        mae_vs_seasonal_naive=("mae_vs_seasonal_naive", "median"),
+    )
+    print(f"{args.days} days of hourly history -> the next 24 hours, default settings")
+    print(per.round(3).to_string())
+    ratio = table["mae_vs_seasonal_naive"].clip(lower=1e-3)
+    print(
+        f"pooled over {len(table)} slices: 80% coverage {table['cov80'].mean():.1%}, "
+        f"95% coverage {table['cov95'].mean():.1%}; MAE / seasonal naive's: geometric mean "
+        f"{float(np.exp(np.log(ratio).mean())):.3f}; {time.perf_counter() - started:.0f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
