@@ -164,6 +164,7 @@ def test_a_three_day_history_borrows_seasonal_naive_windows_for_its_bands() -> N
     frame = pd.DataFrame(
         {"unique_id": "s", "ds": pd.date_range("2024-01-01", periods=72, freq="h"), "y": y}
     )
-    f = forecast(frame, horizon=24, freq="1h").frame
-    width = (np.log1p(f["hi_80"]) - np.log1p(f["lo_80"])).mean()
+    res = forecast(frame, horizon=24, freq="1h")
+    width = (np.log1p(res.frame["hi_80"]) - np.log1p(res.frame["lo_80"])).mean()
     assert width > 0.4
+    assert "seasonal naive's latest 2 window(s)" in res.notes["s"]

@@ -317,7 +317,14 @@ class Forecaster:
             err_raw = actual[:, j, :] - preds[method][1:, j, :]
             calibration = rescale_to_now(errors[method][j], s.z(), cuts, self.cadence.primary)
             if independent < TAIL_WINDOWS:
-                calibration = _with_reference(calibration, s, h, seasons, independent)
+                pooled = _with_reference(calibration, s, h, seasons, independent)
+                borrowed = len(pooled) - len(calibration)
+                if borrowed:
+                    note += (
+                        f"; bands also from seasonal naive's latest {borrowed} window(s),"
+                        " which erred more"
+                    )
+                calibration = pooled
             fitted[s.uid] = Fitted(
                 point=np.maximum(preds[method][0, j], 0.0),
                 errors=calibration,
