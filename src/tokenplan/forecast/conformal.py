@@ -117,9 +117,9 @@ def reference_errors(z: np.ndarray, h: int, season: int, count: int) -> np.ndarr
     of the models' two, and a short series has more of them than backtest windows.
     """
     m = max(season, 1)
-    reach = m * -(-h // m)  # the furthest lag a step of the horizon reads
     steps = np.arange(h)
     lags = m * (steps // m + 1)
+    reach = int(lags[-1])  # the furthest lag a step of the horizon reads
     out = []
     for b in range(count):
         origin = len(z) - (b + 1) * h

@@ -285,6 +285,7 @@ class Forecaster:
             err = (z_actual - _to_model(pred[1:], log)).transpose(1, 0, 2)  # (n, W, h)
             errors[name] = err
             coverage[name] = cross_coverage(err, self.levels)
+        independent = independent_windows(cuts, h)  # the same for every member
         for j, s in enumerate(members):
             method = chosen[j]
             ranked = sorted(mase, key=lambda m, j=j: float(mase[m][j]))  # type: ignore[misc]
@@ -306,7 +307,6 @@ class Forecaster:
             if not seasons and self.cadence.seasons:
                 need = 2 * self.cadence.primary
                 note += f"; no seasonal profile (needs {need} buckets, two cycles of {need // 2})"
-            independent = independent_windows(cuts, h)
             if independent < TAIL_WINDOWS and len(self.levels) > 1:
                 note += (
                     f"; {independent} non-overlapping backtest window(s), too few for the outer"
