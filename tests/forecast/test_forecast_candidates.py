@@ -9,6 +9,7 @@ import pandas as pd
 from forecast_frames import usage
 
 from tokenplan.forecast import forecast
+from tokenplan.forecast.baselines import seasonal_median
 from tokenplan.forecast.boosting import _Design, run_boosting
 from tokenplan.forecast.preparation import to_series, validate
 from tokenplan.frequency import make_cadence
@@ -121,3 +122,65 @@ def test_short_sparse_series_is_not_pulled_down_by_log_space() -> None:
         res = forecast(pd.DataFrame({"unique_id": "s", "ds": ds, "y": y}), horizon=12, freq="10min")
         ratios.append(res.frame["mean"].mean() / np.median(y))
     assert np.mean(ratios) > 0.84
+
+
+def test_seasonal_ses_follows_a_level_shift_and_keeps_the_daily_shape() -> None:
+    from tokenplan.forecast.baselines import seasonal_ses
+
+    t = np.arange(10 * 24)
+    shape = np.sin(2 * np.pi * t / 24)
+    z = 5.0 + shape + np.random.default_rng(0).normal(0, 0.05, len(t))
+    z[-36:] += 1.0  # a day and a half ago the traffic stepped up
+    pred = seasonal_ses(z, (24,), 24)
+    future = 6.0 + np.sin(2 * np.pi * np.arange(len(t), len(t) + 24) / 24)
+    assert np.abs(pred - future).max() < 0.25
+    # The seasonal median of the same history still sits half way between the two levels.
+    assert np.abs(seasonal_median(z, 24, 24) - future).mean() > 0.3
+
+
+def test_seasonal_ses_shrinks_a_profile_read_off_noise() -> None:
+    from tokenplan.forecast.baselines import seasonal_profile
+
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 1.0, 3 * 144)
+    daily = 2.0 * np.sin(2 * np.pi * np.arange(3 * 144) / 144)
+    # Three days of pure noise: the "profile" is mostly scatter and is shrunk toward flat.
+    assert np.abs(seasonal_profile(noise, 144)).mean() < 0.2
+    # A strong daily cycle under the same noise keeps most of its amplitude.
+    kept = seasonal_profile(daily + noise, 144)
+    amplitude = kept @ daily[:144] / (daily[:144] @ daily[:144])
+    assert 0.7 < amplitude < 1.1
+
+
+def test_seasonal_ses_uses_the_weekly_profile_once_two_weeks_are_seen() -> None:
+    from tokenplan.forecast.baselines import seasonal_ses
+
+    t = np.arange(3 * 168)
+    z = 4.0 + 0.5 * np.sin(2 * np.pi * t / 24) + 1.0 * ((t // 24) % 7 >= 5)
+    weekend_ahead = seasonal_ses(z, (24, 168), 168)
+    future = np.arange(len(t), len(t) + 168)
+    truth = 4.0 + 0.5 * np.sin(2 * np.pi * future / 24) + 1.0 * ((future // 24) % 7 >= 5)
+    assert np.abs(weekend_ahead - truth).max() < 0.05
+    # Below two weeks the daily profile is all it can read: weekends are then averaged in.
+    daily_only = seasonal_ses(z[-10 * 24 :], (24, 168), 168)
+    assert np.abs(daily_only - truth).max() > 0.5
+
+
+def test_short_series_local_models_are_refitted_for_the_final_forecast() -> None:
+    # Three days of hourly history: a model fitted before the earliest backtest cut saw only a
+    # day or so, and forwarding those parameters to the whole history forecast far off (AutoETS
+    # on a real trace erred five times more). Such series get a fresh fit at every cut.
+    from statsforecast.models import AutoTheta
+
+    from tokenplan.forecast.statistical import run_statistical
+
+    cadence = make_cadence("1h")
+    frame = validate(usage(n=72))
+    series = to_series(frame, cadence)
+    got = run_statistical(series, [0, 12, 24], 12, (24,))["auto_theta"]
+    s = series[0]
+    z = s.z()
+    fresh = AutoTheta(season_length=24).fit(z).predict(12)["mean"]
+    np.testing.assert_allclose(got[0, 0], s.unz(fresh), rtol=1e-9)
+    earlier = AutoTheta(season_length=24).fit(z[:-12]).predict(12)["mean"]
+    np.testing.assert_allclose(got[1, 0], s.unz(earlier), rtol=1e-9)

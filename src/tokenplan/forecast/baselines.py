@@ -1,4 +1,5 @@
-"""Cheap local candidates in numpy: seasonal naive, seasonal median and a re-levelled profile.
+"""Cheap local candidates in numpy: seasonal naive, seasonal median, a re-levelled profile, a
+ridge phase regression and seasonally adjusted exponential smoothing.
 
 Each returns predictions for several backtest cuts at once: ``cut`` buckets are held out from
 the end of every series (0 means the final forecast from all history).
@@ -7,6 +8,7 @@ the end of every series (0 means the final forecast from all history).
 from __future__ import annotations
 
 import numpy as np
+from scipy.signal import lfilter
 
 from tokenplan.forecast.preparation import Series
 
@@ -14,6 +16,10 @@ _RIDGE = 1.0  # penalty on the phase effects of `seasonal_regression`
 # `seasonal_regression` runs only on series with this many primary cycles (twice the four the
 # seasonal median uses): with fewer it adds no information the median does not already carry.
 _REGRESSION_MIN_CYCLES = 8
+# Smoothing weights `seasonal_ses` chooses from, by one-step absolute error on the history.
+_SES_ALPHAS = np.array([0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+# Cycles the profile of `seasonal_ses` is read from.
+_PROFILE_CYCLES = 6
 
 
 def _tile(cycle: np.ndarray, h: int) -> np.ndarray:
@@ -98,13 +104,70 @@ def seasonal_regression(z: np.ndarray, seasons: tuple[int, ...], h: int) -> np.n
     return beta[0] + phase_effect[phase[n:]] + block_effect[block[n:]]
 
 
+def smoothed_level(x: np.ndarray) -> float:
+    """Simple exponential smoothing's last level, its weight chosen by one-step absolute error.
+
+    Absolute rather than squared error: a burst or an outage bucket should not pull the
+    weight toward chasing every jump.
+    """
+    if len(x) < 3:
+        return float(x[-1])
+    best_err, best_level = np.inf, float(x[-1])
+    for a in _SES_ALPHAS:
+        # level_t = a x_t + (1 - a) level_{t-1}, started at x_0: a first-order recursive filter.
+        level = lfilter([a], [1.0, a - 1.0], x[1:], zi=[(1.0 - a) * x[0]])[0]
+        before = np.concatenate([[x[0]], level[:-1]])  # the level each x_t was predicted from
+        err = float(np.mean(np.abs(x[1:] - before)))
+        if err < best_err:
+            best_err, best_level = err, float(level[-1])
+    return best_level
+
+
+def seasonal_profile(z: np.ndarray, season: int) -> np.ndarray:
+    """Median shape of the last few cycles, each centred on its own mean, shrunk toward flat.
+
+    The shrinkage is the share of the profile's spread that is not noise (James-Stein style):
+    the noise is the cycles' scatter around their median, so on a day or two of noisy
+    10-minute buckets the profile counts for little, on weeks of regular traffic for all.
+    """
+    k = min(_PROFILE_CYCLES, len(z) // season)
+    block = z[len(z) - k * season :].reshape(k, season)
+    block = block - block.mean(axis=1, keepdims=True)
+    if k < 2:
+        return 0.5 * block[0]  # one cycle: no scatter to judge it by
+    profile = np.median(block, axis=0)
+    # Variance of a median of k draws is about pi/2 times that of their mean.
+    noise = np.pi / 2 * float(np.var(block - profile)) / (k - 1)
+    signal = float(np.var(profile))
+    keep = max(0.0, 1.0 - noise / signal) if signal > 0 else 0.0
+    return keep * profile
+
+
+def seasonal_ses(z: np.ndarray, seasons: tuple[int, ...], h: int) -> np.ndarray:
+    """Seasonally adjusted exponential smoothing (M4's Naive2 idea, with a smoothed level).
+
+    The profile is the longest season with two full cycles in the history (the primary one
+    otherwise); the level is smoothed on the adjusted series, so a shift moves it at the
+    pace the history's own noise allows, while the season is never extrapolated as a trend.
+    """
+    fitting = [s for s in seasons if s > 1 and len(z) >= 2 * s]
+    season = fitting[-1] if fitting else (seasons[0] if seasons else 1)
+    if season <= 1 or len(z) < season:
+        return np.full(h, smoothed_level(z))
+    profile = seasonal_profile(z, season)
+    n = len(z)
+    phase = (np.arange(n) - n) % season  # the last bucket sits at phase season - 1
+    level = smoothed_level(z - profile[phase])
+    return level + profile[np.arange(h) % season]
+
+
 def run_baselines(
     series: list[Series], cuts: list[int], h: int, seasons: tuple[int, ...]
 ) -> dict[str, np.ndarray]:
     """Predict every cut for every series; returns ``{method: array(cuts, series, h)}``."""
     # The last value stays a candidate at every frequency: a few steps ahead on fine buckets
     # it is hard to beat (ServeGen per model at 10 minutes, h=12).
-    names = ["naive", *(f"seasonal_naive_{s}" for s in seasons)]
+    names = ["naive", *(f"seasonal_naive_{s}" for s in seasons), "seasonal_ses"]
     if seasons:
         names += ["seasonal_median", "relevelled_profile", "seasonal_regression"]
     out = {name: np.full((len(cuts), len(series), h), np.nan) for name in names}
@@ -118,6 +181,7 @@ def run_baselines(
             preds["naive"] = seasonal_naive(z, 1, h)
             for season in seasons:
                 preds[f"seasonal_naive_{season}"] = seasonal_naive(z, season, h)
+            preds["seasonal_ses"] = seasonal_ses(z, seasons, h)
             if seasons:
                 preds["seasonal_median"] = seasonal_median(z, seasons[-1], h)
                 preds["relevelled_profile"] = relevelled_profile(z, seasons, h)

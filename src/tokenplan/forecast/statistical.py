@@ -31,6 +31,11 @@ _MIN_SERIES_PER_WORKER = 8
 _CHUNKS_PER_WORKER = 8
 _MAX_CHUNK = 16
 _STL_JUMPS = {"trend_jump": 10, "low_pass_jump": 10}
+# A model fitted before the earliest cut is forwarded to the later ones only when that fit saw
+# this many primary cycles (or `_FORWARD_MIN_POINTS` buckets without a season); on less, its
+# parameters are a guess from a day or two, so the model is refitted at every cut.
+_FORWARD_MIN_CYCLES = 8
+_FORWARD_MIN_POINTS = 200
 # Name suffix of a model fitted without the log transform on a series that otherwise uses it.
 RAW = "_raw"
 
@@ -110,10 +115,18 @@ def _fitted(
     cap = history_cap(seasons)
     out: dict[str, np.ndarray] = {}
     earliest = max(cuts)
+    primary = seasons[0] if seasons else 1
+    forward = len(z) - earliest >= max(_FORWARD_MIN_CYCLES * primary, _FORWARD_MIN_POINTS)
     for model in _models(seasons, log):
         name = model.alias + suffix  # type: ignore[attr-defined]
         preds = np.full((len(cuts), h), np.nan)
         try:
+            if not forward:
+                for i, cut in enumerate(cuts):
+                    model.fit(z[: len(z) - cut][-cap:])  # type: ignore[attr-defined]
+                    preds[i] = model.predict(h)["mean"]  # type: ignore[attr-defined]
+                out[name] = preds
+                continue
             train = z[: len(z) - earliest][-cap:]
             model.fit(train)  # type: ignore[attr-defined]
             for i, cut in enumerate(cuts):
