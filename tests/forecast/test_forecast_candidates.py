@@ -184,3 +184,26 @@ def test_short_series_local_models_are_refitted_for_the_final_forecast() -> None
     np.testing.assert_allclose(got[0, 0], s.unz(fresh), rtol=1e-9)
     earlier = AutoTheta(season_length=24).fit(z[:-12]).predict(12)["mean"]
     np.testing.assert_allclose(got[1, 0], s.unz(earlier), rtol=1e-9)
+
+
+def test_combination_leaves_out_a_member_far_from_the_others() -> None:
+    from tokenplan.forecast.selection import COMBINATION, add_combination
+
+    h = 6
+    steady = np.full((2, 1, h), 100.0)  # (cuts, series, h)
+    preds = {
+        "a": steady.copy(),
+        "b": steady * 1.1,
+        # A trend compounding in log space: five times the others, in the final cut only.
+        "c": np.concatenate([steady[:1] * 5.0, steady[1:] * 0.95]),
+    }
+    scores = {"a": np.array([1.0]), "b": np.array([1.0]), "c": np.array([1.0])}
+    members = add_combination(preds, scores)
+    assert members == [["a", "b", "c"]]
+    combined = preds[COMBINATION]
+    np.testing.assert_allclose(combined[0, 0], 105.0)  # c's runaway cut: a and b only
+    np.testing.assert_allclose(combined[1, 0], (100 + 110 + 95) / 3)  # c agrees here
+    # With two members there is no majority to tell which one is odd: both stay.
+    two = {"a": steady.copy(), "c": preds["c"].copy()}
+    add_combination(two, {"a": np.array([1.0]), "c": np.array([1.0])})
+    np.testing.assert_allclose(two[COMBINATION][0, 0], 300.0)

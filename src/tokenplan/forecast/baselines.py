@@ -154,6 +154,9 @@ def seasonal_ses(z: np.ndarray, seasons: tuple[int, ...], h: int) -> np.ndarray:
     season = fitting[-1] if fitting else (seasons[0] if seasons else 1)
     if season <= 1 or len(z) < season:
         return np.full(h, smoothed_level(z))
+    # The level is read over the span the profile is read from: older cycles add little to
+    # the choice of its weight, and on three months of hourly data cost half the time.
+    z = z[-_PROFILE_CYCLES * season :]
     profile = seasonal_profile(z, season)
     n = len(z)
     phase = (np.arange(n) - n) % season  # the last bucket sits at phase season - 1

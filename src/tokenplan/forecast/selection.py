@@ -41,6 +41,11 @@ _MAX_RATIO = 20.0
 # short series), not diversity, however small its weight.
 _GATE = 1.5
 _DOMINANCE = 0.75
+# A member whose forecast for a window averages more than this factor away from the members'
+# median (either way) is left out of that window's mean: three members that disagree by 2x
+# are not three views of one future, and the odd one out (a trend compounding in log space,
+# a one-day burst taken for a level) is what wrecked the combination on the open traces.
+_OUTLIER = 2.0
 # No candidate may forecast above this multiple of the highest value the series has recorded
 # up to its origin: a trend extrapolated in log space compounds into a runaway (a short series
 # rising through its history forecast at 5x its peak a day later), and the backtest, which
@@ -171,12 +176,26 @@ def add_combination(preds: dict[str, np.ndarray], scores: dict[str, np.ndarray])
             weights[i, j] = 1.0 / table[i, j] ** 2
     w = np.broadcast_to(weights[:, None, :, None], stack.shape)
     known = ~np.isnan(stack)
-    w = np.where(known, w, 0.0)
+    w = np.where(known & _agreeing(stack, weights > 0)[..., None], w, 0.0)
     total = w.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         combined = np.where(total > 0, (np.nan_to_num(stack) * w).sum(axis=0) / total, np.nan)
     preds[COMBINATION] = combined
     return members
+
+
+def _agreeing(stack: np.ndarray, member: np.ndarray) -> np.ndarray:
+    """``(M, C, n)``: False where a member's mean forecast over the window is more than
+    `_OUTLIER` times off the median of the series' members (three members or more)."""
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        level = np.nanmean(np.maximum(stack, 0.0), axis=3)  # (M, C, n)
+        level = np.where(member[:, None, :], level, np.nan)
+        median = np.nanmedian(level, axis=0)  # (C, n)
+        off = np.abs(np.log(level / median)) > np.log(_OUTLIER)
+    enough = member.sum(axis=0) >= 3  # (n,)
+    # A member at zero beside a non-zero median is off; all at zero agree (log(0/0) is NaN).
+    return ~(off & enough[None, None, :])
 
 
 def cap_runaway(preds: dict[str, np.ndarray], series: list[Series], cuts: list[int]) -> None:
