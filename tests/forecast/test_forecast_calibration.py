@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from forecast_frames import usage
 
 from tokenplan.forecast import forecast
@@ -14,6 +15,7 @@ from tokenplan.forecast.conformal import (
     normal_tails,
     reference_errors,
     sample_errors,
+    small_sample_widening,
 )
 
 SERVEGEN = (
@@ -168,3 +170,35 @@ def test_a_three_day_history_borrows_seasonal_naive_windows_for_its_bands() -> N
     width = (np.log1p(res.frame["hi_80"]) - np.log1p(res.frame["lo_80"])).mean()
     assert width > 0.4
     assert "seasonal naive's latest 2 window(s)" in res.notes["s"]
+
+
+def test_bands_from_few_independent_windows_are_widened_as_student_t_would() -> None:
+    factors = [small_sample_widening(k) for k in range(1, 8)]
+    assert factors[0] == factors[1] == factors[2] > factors[3] > factors[4] > 1.0
+    assert factors[5] == factors[6] == 1.0  # six windows and more: as calibrated on M4
+    assert abs(factors[2] - 1.278) < 1e-3
+
+
+def test_three_days_of_hourly_history_get_wider_bands_than_their_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Three days hourly, h=24: one backtest window and two seasonal naive windows before it,
+    # three independent draws of a day's error; the step bands are widened as Student t says.
+    frame = usage(n=72, seed=4)
+    widened = forecast(frame, horizon=24, freq="1h", local_models=False)
+    assert "bands x1.28 for 3 independent window(s) (Student t)" in widened.notes["s"]
+    import tokenplan.forecast.engine as engine
+
+    monkeypatch.setattr(engine, "small_sample_widening", lambda windows: 1.0)
+    plain = forecast(frame, horizon=24, freq="1h", local_models=False)
+    np.testing.assert_allclose(plain.frame["mean"], widened.frame["mean"])
+    note = widened.notes["s"]
+    z = np.log1p if "log1p" in note else (lambda v: v)
+    for res in (plain, widened):
+        assert (res.frame["lo_95"] <= res.frame["lo_80"]).all()
+
+    def width(res: object) -> np.ndarray:
+        f = res.frame  # type: ignore[attr-defined]
+        return np.asarray(z(f["hi_80"]) - z(f["mean"]))
+
+    np.testing.assert_allclose(width(widened), 1.278 * width(plain), rtol=2e-3)

@@ -27,6 +27,8 @@ _RESCALE_MIN = 2.0 / 3.0
 _RESCALE_MAX = 2.0
 # Fewer non-overlapping backtest windows than this cannot resolve a 2.5% tail by themselves.
 TAIL_WINDOWS = 6
+# `small_sample_widening` treats fewer windows as this many.
+_MIN_WIDENING_WINDOWS = 3
 
 
 def radius(windows: int, h: int) -> int:
@@ -151,6 +153,25 @@ def normal_tails(
         lo_w, hi_w = out[wide]
         out[wide] = (np.minimum(lo_w, ratio * lo_n), np.maximum(hi_w, ratio * hi_n))
     return out
+
+
+def small_sample_widening(windows: int) -> float:
+    """How much wider a band read off ``windows`` independent windows should be: Student t.
+
+    The pool's quantiles estimate the error scale from that many independent draws; with
+    fewer than `TAIL_WINDOWS` the estimate is too narrow about as often as a normal quantile
+    with an estimated scale is, so bands are scaled by ``t(k - 1) / t(TAIL_WINDOWS - 1)`` at
+    the 90% quantile. Relative to `TAIL_WINDOWS`, the count at which the M4 hourly backtests
+    calibrate (80% coverage 79.3%) without it: 1.28 for three windows, 1.04 for five.
+    Fewer than three count as three: t with one degree of freedom would double log-space
+    bands, and a day's sum of such steps would put its point forecast at the band's edge.
+    """
+    from scipy.stats import t
+
+    if windows >= TAIL_WINDOWS:
+        return 1.0
+    k = max(windows, _MIN_WIDENING_WINDOWS)
+    return float(t.ppf(0.9, k - 1) / t.ppf(0.9, TAIL_WINDOWS - 1))
 
 
 def local_scale(z: np.ndarray, season: int) -> float:

@@ -25,6 +25,7 @@ from tokenplan.forecast.conformal import (
     normal_tails,
     reference_errors,
     rescale_to_now,
+    small_sample_widening,
 )
 from tokenplan.forecast.fallbacks import fallback
 from tokenplan.forecast.hierarchy import cap_parts, reconcile_to_total, total_of
@@ -47,6 +48,10 @@ class Fitted:
     method: str
     variance: float  # mean squared backtest error, usage units (for reconciliation)
     independent: int  # non-overlapping backtest windows behind ``errors`` (0: no backtest)
+    # Factor on the step bands' offsets for a pool read off few windows (`small_sample_widening`).
+    # The sample paths behind period sums keep the errors as they are: scaled heavy-tailed log
+    # errors would skew a day's sum until its point sat at the band's lower edge.
+    widening: float = 1.0
 
 
 class Placed(Protocol):
@@ -316,13 +321,20 @@ class Forecaster:
                 note += "; " + "; ".join(s.notes)
             err_raw = actual[:, j, :] - preds[method][1:, j, :]
             calibration = rescale_to_now(errors[method][j], s.z(), cuts, self.cadence.primary)
+            widen = 1.0
             if independent < TAIL_WINDOWS:
-                pooled = _with_reference(calibration, s, h, seasons, independent)
+                pooled, seen = _with_reference(calibration, s, h, seasons, independent)
                 borrowed = len(pooled) - len(calibration)
                 if borrowed:
                     note += (
                         f"; bands also from seasonal naive's latest {borrowed} window(s),"
                         " which erred more"
+                    )
+                widen = small_sample_widening(independent + seen)
+                if widen > 1.0:
+                    note += (
+                        f"; bands x{widen:.2f} for {independent + seen} independent window(s)"
+                        " (Student t)"
                     )
                 calibration = pooled
             fitted[s.uid] = Fitted(
@@ -333,6 +345,7 @@ class Forecaster:
                 method=method,
                 variance=float(np.nanmean(err_raw**2)) if np.any(~np.isnan(err_raw)) else 1.0,
                 independent=independent,
+                widening=widen,
             )
             for name in mase:
                 row: dict[str, object] = {
@@ -392,6 +405,9 @@ class Forecaster:
             for level, (lo_off, hi_off) in tails.items():
                 bands[level][0][few] = lo_off
                 bands[level][1][few] = hi_off
+        widening = np.array([fitted[s.uid].widening for s in series])[:, None]
+        for level, (lo_off, hi_off) in bands.items():
+            bands[level] = (lo_off * widening, hi_off * widening)
         frame = pd.DataFrame(
             {
                 "unique_id": np.repeat(np.array([s.uid for s in series], dtype=object), h),
@@ -438,8 +454,9 @@ class Forecaster:
 
 def _with_reference(
     errors: np.ndarray, s: Series, h: int, seasons: tuple[int, ...], independent: int
-) -> np.ndarray:
-    """``errors`` and, when they err more, seasonal naive's latest windows as a reference.
+) -> tuple[np.ndarray, int]:
+    """``errors`` and, when they err more, seasonal naive's latest windows as a reference;
+    with the count of those windows (joined or not: either way they show the error's scale).
 
     Too few independent windows cannot show how much whole days (or hours) err. Seasonal
     naive needs one cycle of history instead of the models' two, so a short series has more
@@ -452,7 +469,7 @@ def _with_reference(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: nothing known
         wider = np.nanmean(np.abs(extra)) > np.nanmean(np.abs(errors))
-    return np.vstack([errors, extra]) if extra.size and wider else errors
+    return (np.vstack([errors, extra]) if extra.size and wider else errors), len(extra)
 
 
 def _to_model(values: np.ndarray, log: np.ndarray) -> np.ndarray:

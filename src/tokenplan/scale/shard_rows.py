@@ -23,7 +23,7 @@ from tokenplan.forecast.engine import Fitted, PanelFit
 INPUT_SCHEMA = "unique_id:str,ds_ns:long,y:double,row:long,shard:int"
 OUTPUT_SCHEMA = (
     "unique_id:str,end_ns:long,step_ns:long,point:bytes,errors:bytes,windows:int,"
-    "log:bool,note:str,method:str,variance:double,independent:int,backtest:str"
+    "log:bool,note:str,method:str,variance:double,independent:int,widening:double,backtest:str"
 )
 
 
@@ -94,6 +94,7 @@ def encode(panel: PanelFit, note: str = "") -> pd.DataFrame:
                 "method": f.method,
                 "variance": float(f.variance),
                 "independent": int(f.independent),
+                "widening": float(f.widening),
                 # Python's JSON floats round-trip exactly (shortest repr; inf as Infinity).
                 "backtest": json.dumps(by_uid.get(s.uid, [])),
             }
@@ -123,6 +124,7 @@ def decode(rows: pd.DataFrame) -> PanelFit:
             method=str(r["method"]),
             variance=float(r["variance"]),
             independent=int(r["independent"]),
+            widening=float(r["widening"]),
         )
         panel.rows += json.loads(str(r["backtest"]))
     return panel
