@@ -158,7 +158,9 @@ def normal_tails(
 def small_sample_widening(windows: int) -> float:
     """How much wider a band read off ``windows`` independent windows should be: Student t.
 
-    The pool's quantiles estimate the error scale from that many independent draws; with
+    ``windows`` counts the independent windows in the pool: the series' own non-overlapping
+    backtest windows and seasonal naive's that joined it. Its quantiles estimate the error
+    scale from that many independent draws; with
     fewer than `TAIL_WINDOWS` the estimate is too narrow about as often as a normal quantile
     with an estimated scale is, so bands are scaled by ``t(k - 1) / t(TAIL_WINDOWS - 1)`` at
     the 90% quantile. Relative to `TAIL_WINDOWS`, the count at which the M4 hourly backtests

@@ -323,17 +323,17 @@ class Forecaster:
             calibration = rescale_to_now(errors[method][j], s.z(), cuts, self.cadence.primary)
             widen = 1.0
             if independent < TAIL_WINDOWS:
-                pooled, seen = _with_reference(calibration, s, h, seasons, independent)
+                pooled = _with_reference(calibration, s, h, seasons, independent)
                 borrowed = len(pooled) - len(calibration)
                 if borrowed:
                     note += (
                         f"; bands also from seasonal naive's latest {borrowed} window(s),"
                         " which erred more"
                     )
-                widen = small_sample_widening(independent + seen)
+                widen = small_sample_widening(independent + borrowed)
                 if widen > 1.0:
                     note += (
-                        f"; bands x{widen:.2f} for {independent + seen} independent window(s)"
+                        f"; bands x{widen:.2f} for {independent + borrowed} independent window(s)"
                         " (Student t)"
                     )
                 calibration = pooled
@@ -454,9 +454,8 @@ class Forecaster:
 
 def _with_reference(
     errors: np.ndarray, s: Series, h: int, seasons: tuple[int, ...], independent: int
-) -> tuple[np.ndarray, int]:
-    """``errors`` and, when they err more, seasonal naive's latest windows as a reference;
-    with the count of those windows (joined or not: either way they show the error's scale).
+) -> np.ndarray:
+    """``errors`` and, when they err more, seasonal naive's latest windows as a reference.
 
     Too few independent windows cannot show how much whole days (or hours) err. Seasonal
     naive needs one cycle of history instead of the models' two, so a short series has more
@@ -469,7 +468,7 @@ def _with_reference(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: nothing known
         wider = np.nanmean(np.abs(extra)) > np.nanmean(np.abs(errors))
-    return (np.vstack([errors, extra]) if extra.size and wider else errors), len(extra)
+    return np.vstack([errors, extra]) if extra.size and wider else errors
 
 
 def _to_model(values: np.ndarray, log: np.ndarray) -> np.ndarray:
