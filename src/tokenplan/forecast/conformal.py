@@ -12,6 +12,7 @@ from the same residuals, mapped through each step's empirical residual quantiles
 from __future__ import annotations
 
 import warnings
+from functools import cache
 from itertools import pairwise
 
 import numpy as np
@@ -155,16 +156,17 @@ def normal_tails(
     return out
 
 
+@cache
 def small_sample_widening(windows: int) -> float:
     """How much wider a band read off ``windows`` independent windows should be: Student t.
 
     ``windows`` counts the independent windows in the pool: the series' own non-overlapping
     backtest windows and seasonal naive's that joined it. Its quantiles estimate the error
-    scale from that many independent draws; with
-    fewer than `TAIL_WINDOWS` the estimate is too narrow about as often as a normal quantile
-    with an estimated scale is, so bands are scaled by ``t(k - 1) / t(TAIL_WINDOWS - 1)`` at
-    the 90% quantile. Relative to `TAIL_WINDOWS`, the count at which the M4 hourly backtests
-    calibrate (80% coverage 79.3%) without it: 1.28 for three windows, 1.04 for five.
+    scale from that many independent draws; with fewer than `TAIL_WINDOWS` the estimate is
+    too narrow about as often as a normal quantile with an estimated scale is, so bands are
+    scaled by ``t(k - 1) / t(TAIL_WINDOWS - 1)`` at the 90% quantile. Relative to
+    `TAIL_WINDOWS`, the count at which the M4 hourly backtests calibrate (80% coverage 79.3%)
+    without it: 1.28 for three windows, 1.04 for five.
     Fewer than three count as three: t with one degree of freedom would double log-space
     bands, and a day's sum of such steps would put its point forecast at the band's edge.
     """

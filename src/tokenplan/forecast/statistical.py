@@ -121,20 +121,16 @@ def _fitted(
         name = model.alias + suffix  # type: ignore[attr-defined]
         preds = np.full((len(cuts), h), np.nan)
         try:
-            if not forward:
-                for i, cut in enumerate(cuts):
-                    model.fit(z[: len(z) - cut][-cap:])  # type: ignore[attr-defined]
-                    preds[i] = model.predict(h)["mean"]  # type: ignore[attr-defined]
-                out[name] = preds
-                continue
-            train = z[: len(z) - earliest][-cap:]
-            model.fit(train)  # type: ignore[attr-defined]
+            if forward:
+                model.fit(z[: len(z) - earliest][-cap:])  # type: ignore[attr-defined]
             for i, cut in enumerate(cuts):
-                if cut == earliest:  # what it was fitted on: forward would redo the fit's work
-                    preds[i] = model.predict(h)["mean"]  # type: ignore[attr-defined]
-                    continue
                 history = z[: len(z) - cut][-cap:]
-                preds[i] = model.forward(history, h)["mean"]  # type: ignore[attr-defined]
+                if not forward:
+                    model.fit(history)  # type: ignore[attr-defined]
+                if not forward or cut == earliest:  # forward would redo the fit's work
+                    preds[i] = model.predict(h)["mean"]  # type: ignore[attr-defined]
+                else:
+                    preds[i] = model.forward(history, h)["mean"]  # type: ignore[attr-defined]
         except Exception:  # a model that cannot fit a series is left out of it
             preds[:] = np.nan
         out[name] = preds
