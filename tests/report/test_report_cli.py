@@ -31,7 +31,9 @@ def _run(argv: list[str]) -> int:
 def test_report_writes_html_and_json(
     db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    out, js = tmp_path / "r" / "report.html", tmp_path / "r" / "report.json"
+    # A folder name past any terminal's width: the printed paths must stay whole lines.
+    folder = tmp_path / ("reports-" + "x" * 120)
+    out, js = folder / "report.html", folder / "report.json"
     code = _run(
         [
             *("report", "--db", str(db), "--out", str(out), "--json", str(js)),
@@ -39,7 +41,7 @@ def test_report_writes_html_and_json(
         ]
     )
     assert code == 0
-    assert str(out) in capsys.readouterr().out
+    assert capsys.readouterr().out.splitlines() == [str(js), str(out)]
     data = json.loads(js.read_text())
     assert data["horizon_hours"] == 48
     assert data["currency"] == {"code": "CNY", "rate": 7.3, "note": "--fx"}

@@ -15,8 +15,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-console = Console()
-err_console = Console(stderr=True)
+# Soft wrap: a path, an id or an error line is never broken across lines (a wrapped path
+# cannot be copied, and a script reading stdout sees a different file name); tables still
+# fit the terminal's width.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 # A string, not a Path: Path would fold the "//" of parquet:s3://bucket/lake.
 DbOption = Annotated[
