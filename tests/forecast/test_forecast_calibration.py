@@ -16,6 +16,7 @@ from tokenplan.forecast.conformal import (
     reference_errors,
     sample_errors,
     small_sample_widening,
+    sum_widening,
 )
 
 SERVEGEN = (
@@ -179,6 +180,37 @@ def test_bands_from_few_independent_windows_are_widened_as_student_t_would() -> 
     assert abs(factors[2] - 1.278) < 1e-3
 
 
+def test_sums_from_few_windows_are_widened_more_than_steps() -> None:
+    # A day's total errs by one number per window: three windows are three draws of it.
+    factors = [sum_widening(k) for k in range(1, 8)]
+    assert factors[0] == factors[1] == factors[2] > factors[3] > factors[4] > 1.0
+    assert factors[5] == factors[6] == 1.0
+    assert all(sum_widening(k) > small_sample_widening(k) for k in (3, 4, 5))
+
+
+def test_a_short_historys_day_total_gets_the_wider_band_around_the_same_point(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frame = usage(n=72, seed=4)
+    widened = forecast(frame, horizon=24, freq="1h", local_models=False)
+    import tokenplan.forecast.engine as engine
+
+    monkeypatch.setattr(engine, "sum_widening", lambda windows: 1.0)
+    plain = forecast(frame, horizon=24, freq="1h", local_models=False)
+    np.testing.assert_allclose(plain.frame["mean"], widened.frame["mean"])
+    wide, narrow = widened.sum_interval("s"), plain.sum_interval("s")
+    assert wide["point"] == pytest.approx(narrow["point"])
+    for level in ("80", "95"):
+        assert wide[f"lo_{level}"] <= narrow[f"lo_{level}"] <= wide["point"]
+        assert wide[f"hi_{level}"] >= narrow[f"hi_{level}"] >= wide["point"]
+    # Scaled about the point: the upper distance grows by the factor (paths floored at zero
+    # can only shorten the lower one).
+    ratio = (wide["hi_95"] - wide["point"]) / (narrow["hi_95"] - narrow["point"])
+    assert ratio == pytest.approx(sum_widening(3), rel=0.02)
+    # The probability of exceeding a level is read off the same widened paths.
+    assert widened.prob_sum_above("s", narrow["hi_95"]) > plain.prob_sum_above("s", narrow["hi_95"])
+
+
 def test_three_days_of_hourly_history_get_wider_bands_than_their_pool(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -186,7 +218,7 @@ def test_three_days_of_hourly_history_get_wider_bands_than_their_pool(
     # three independent draws of a day's error; the step bands are widened as Student t says.
     frame = usage(n=72, seed=4)
     widened = forecast(frame, horizon=24, freq="1h", local_models=False)
-    assert "bands x1.28 for 3 independent window(s) (Student t)" in widened.notes["s"]
+    assert "bands x1.28 (sums x1.79) for 3 independent window(s) (Student t)" in widened.notes["s"]
     import tokenplan.forecast.engine as engine
 
     monkeypatch.setattr(engine, "small_sample_widening", lambda windows: 1.0)

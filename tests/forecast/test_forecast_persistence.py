@@ -66,3 +66,16 @@ def test_signed_file_needs_the_key(fitted: Forecaster, tmp_path: Path) -> None:
 def test_missing_file_is_model_file_error(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError):
         Forecaster.load(str(tmp_path / "absent.json"))
+
+
+def test_a_short_historys_widened_sums_round_trip(tmp_path: Path) -> None:
+    from forecast_frames import usage
+
+    # Three days hourly: few backtest windows, so the paths behind sums are widened.
+    fitted = Forecaster("1h", 24, (80, 95), local_models=False).fit(usage(n=72, seed=4))
+    assert fitted.predict().paths["s"].widening > 1.0
+    path = tmp_path / "f.json"
+    fitted.save(str(path))
+    loaded = Forecaster.load(str(path)).predict()
+    assert loaded.paths["s"].widening == fitted.predict().paths["s"].widening
+    assert loaded.sum_interval("s") == fitted.predict().sum_interval("s")

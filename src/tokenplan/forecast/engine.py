@@ -26,6 +26,7 @@ from tokenplan.forecast.conformal import (
     reference_errors,
     rescale_to_now,
     small_sample_widening,
+    sum_widening,
 )
 from tokenplan.forecast.fallbacks import fallback
 from tokenplan.forecast.hierarchy import cap_parts, reconcile_to_total, total_of
@@ -49,9 +50,11 @@ class Fitted:
     variance: float  # mean squared backtest error, usage units (for reconciliation)
     independent: int  # non-overlapping backtest windows behind ``errors`` (0: no backtest)
     # Factor on the step bands' offsets for a pool read off few windows (`small_sample_widening`).
-    # The sample paths behind period sums keep the errors as they are: scaled heavy-tailed log
-    # errors would skew a day's sum until its point sat at the band's lower edge.
     widening: float = 1.0
+    # Factor on the sample paths' distance from the point path, in usage units (`sum_widening`):
+    # log-space errors scaled instead, heavy-tailed, skewed a day's sum until its point sat at
+    # the band's lower edge.
+    path_widening: float = 1.0
 
 
 class Placed(Protocol):
@@ -321,7 +324,7 @@ class Forecaster:
                 note += "; " + "; ".join(s.notes)
             err_raw = actual[:, j, :] - preds[method][1:, j, :]
             calibration = rescale_to_now(errors[method][j], s.z(), cuts, self.cadence.primary)
-            widen = 1.0
+            widen = path_widen = 1.0
             if independent < TAIL_WINDOWS:
                 pooled = _with_reference(calibration, s, h, seasons, independent)
                 borrowed = len(pooled) - len(calibration)
@@ -331,10 +334,11 @@ class Forecaster:
                         " which erred more"
                     )
                 widen = small_sample_widening(independent + borrowed)
+                path_widen = sum_widening(independent + borrowed)
                 if widen > 1.0:
                     note += (
-                        f"; bands x{widen:.2f} for {independent + borrowed} independent window(s)"
-                        " (Student t)"
+                        f"; bands x{widen:.2f} (sums x{path_widen:.2f}) for"
+                        f" {independent + borrowed} independent window(s) (Student t)"
                     )
                 calibration = pooled
             fitted[s.uid] = Fitted(
@@ -346,6 +350,7 @@ class Forecaster:
                 variance=float(np.nanmean(err_raw**2)) if np.any(~np.isnan(err_raw)) else 1.0,
                 independent=independent,
                 widening=widen,
+                path_widening=path_widen,
             )
             for name in mase:
                 row: dict[str, object] = {
@@ -425,7 +430,9 @@ class Forecaster:
             inner_lo, inner_hi = lo, hi
         for j, s in enumerate(series):
             f = fitted[s.uid]
-            paths[s.uid] = PathModel(point=point_z[j], log=f.log, errors=f.errors)
+            paths[s.uid] = PathModel(
+                point=point_z[j], log=f.log, errors=f.errors, widening=f.path_widening
+            )
         columns = ["unique_id", "ds", "mean"]
         for level in self.levels:
             columns += [f"lo_{level_name(level)}", f"hi_{level_name(level)}"]

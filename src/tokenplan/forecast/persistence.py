@@ -87,7 +87,12 @@ def save(forecaster: Forecaster, path: str | Path, *, key: bytes | None = None) 
                 "notes": result.notes,
                 "chosen": result.chosen,
                 "paths": {
-                    uid: {"point": m.point, "log": m.log, "errors": m.errors}
+                    uid: {
+                        "point": m.point,
+                        "log": m.log,
+                        "errors": m.errors,
+                        "widening": m.widening,
+                    }
                     for uid, m in result.paths.items()
                 },
             },
@@ -173,7 +178,13 @@ def _rebuild(body: dict[str, Any]) -> Forecaster:
         point = np.array(p["point"], dtype=float)
         if errors.ndim != 2 or errors.shape[1] != len(point) or len(point) != forecaster.horizon:
             raise ValueError(f"series {uid!r} has arrays of the wrong shape")
-        paths[str(uid)] = PathModel(point=point, log=bool(p["log"]), errors=errors)
+        # Files written before paths were widened have no factor: theirs is 1.
+        widening = float(p.get("widening", 1.0))
+        if not np.isfinite(widening) or widening < 1.0:
+            raise ValueError(f"series {uid!r} has a bad widening {widening!r}")
+        paths[str(uid)] = PathModel(
+            point=point, log=bool(p["log"]), errors=errors, widening=widening
+        )
     forecaster.result = ForecastResult(
         frame=frame,
         notes={str(k): str(v) for k, v in raw["notes"].items()},

@@ -42,6 +42,8 @@ class PathModel:
     point: np.ndarray
     log: bool
     errors: np.ndarray
+    # Paths' distance from the point path is scaled by this, in usage units (few windows).
+    widening: float = 1.0
 
     def to_usage(self, z: np.ndarray) -> np.ndarray:
         """Modelling space back to usage units, never negative."""
@@ -78,7 +80,12 @@ class ForecastResult:
         """
         model = self._model(unique_id)
         errors = sample_errors(model.errors, n, seed)
-        return model.to_usage(model.point[None, :] + errors)
+        paths = model.to_usage(model.point[None, :] + errors)
+        if model.widening != 1.0:
+            # Scaled about the point path, so the median path stays the point forecast.
+            centre = model.to_usage(model.point)[None, :]
+            paths = np.maximum(centre + model.widening * (paths - centre), 0.0)
+        return paths
 
     def sum_interval(
         self,

@@ -23,7 +23,8 @@ from tokenplan.forecast.engine import Fitted, PanelFit
 INPUT_SCHEMA = "unique_id:str,ds_ns:long,y:double,row:long,shard:int"
 OUTPUT_SCHEMA = (
     "unique_id:str,end_ns:long,step_ns:long,point:bytes,errors:bytes,windows:int,"
-    "log:bool,note:str,method:str,variance:double,independent:int,widening:double,backtest:str"
+    "log:bool,note:str,method:str,variance:double,independent:int,widening:double,"
+    "path_widening:double,backtest:str"
 )
 
 
@@ -95,6 +96,7 @@ def encode(panel: PanelFit, note: str = "") -> pd.DataFrame:
                 "variance": float(f.variance),
                 "independent": int(f.independent),
                 "widening": float(f.widening),
+                "path_widening": float(f.path_widening),
                 # Python's JSON floats round-trip exactly (shortest repr; inf as Infinity).
                 "backtest": json.dumps(by_uid.get(s.uid, [])),
             }
@@ -125,6 +127,7 @@ def decode(rows: pd.DataFrame) -> PanelFit:
             variance=float(r["variance"]),
             independent=int(r["independent"]),
             widening=float(r["widening"]),
+            path_widening=float(r["path_widening"]),
         )
         panel.rows += json.loads(str(r["backtest"]))
     return panel
