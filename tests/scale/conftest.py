@@ -2,7 +2,9 @@
 
 The panel is real: the ten busiest ServeGen clients (Alibaba Bailian production traffic,
 tests/data/shared/servegen_language), hourly requests over 14 days, forecast 24 hours ahead.
-Each engine starts once per session, only when a test of its module asks for it.
+Each engine starts once per test module that asks for it and stops when the module is done:
+left running, a Dask cluster's worker processes kept using CPU (and showed up as children) while
+the rest of the suite ran on the same pytest worker.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def local_total(clients: pd.DataFrame) -> ForecastResult:
     return forecast(clients, horizon=HORIZON, hierarchy="total")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dask_client() -> Iterator[object]:
     """A real Dask LocalCluster: two single-threaded worker processes."""
     from dask.distributed import Client, LocalCluster
@@ -64,7 +66,7 @@ def dask_client() -> Iterator[object]:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_runtime() -> Iterator[None]:
     """A real local Ray runtime on two CPUs, shut down at the end."""
     import ray
@@ -76,7 +78,7 @@ def ray_runtime() -> Iterator[None]:
         ray.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def spark() -> Iterator[object]:
     """A real local Spark session (``local[2]``, no UI, nothing downloaded)."""
     from tokenplan.scale.engines import spark_session

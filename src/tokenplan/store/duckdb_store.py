@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,6 +56,10 @@ _ORIGIN = "TIMESTAMP '2000-01-03 00:00:00'"
 _MONTH_ORIGIN = "TIMESTAMP '2000-01-01 00:00:00'"
 # A schema-1 usage CSV bucket id: start, then the inferred width (dropped since schema 2).
 _CSV_ID_WITH_WIDTH = "^(bucket:usage_csv:[^Z]*Z):[0-9]+:"
+
+
+# Passes at creating a new store's tables when other connections create them at once.
+_CREATE_ATTEMPTS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +148,7 @@ class DuckDBStore:
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
         try:
             self._run("SET TimeZone = 'UTC'")
-            self._prepare(read=read, adopt=adopt)
+            self._prepare_once_created(read=read, adopt=adopt)
         except BaseException:
             self._con.close()
             raise
@@ -198,6 +203,22 @@ class DuckDBStore:
                 f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('schema_version', ?)",
                 [str(SCHEMA_VERSION)],
             )
+
+    def _prepare_once_created(self, *, read: bool, adopt: bool) -> None:
+        """`_prepare`, again when another connection created the tables at the same moment.
+
+        Two connections of one process (an SDK sink's batcher and a reader, say) opening a new
+        file together both run ``CREATE TABLE IF NOT EXISTS``; DuckDB rolls the later one back
+        with a write-write conflict. By then the tables exist, and a second pass finds them.
+        """
+        for attempt in range(_CREATE_ATTEMPTS):
+            try:
+                self._prepare(read=read, adopt=adopt)
+                return
+            except duckdb.TransactionException as exc:
+                if "conflict" not in str(exc) or attempt == _CREATE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.02 * (attempt + 1))  # until the creator has committed
 
     def file_imported(self, sha256: str) -> datetime | None:
         """When a file with this content hash was first imported, or None."""
