@@ -40,7 +40,7 @@ demo: $(STAMP)
 	$(VENV)/bin/tokenplan demo --db out/demo.duckdb --out out
 
 # Two pytest workers: the suite is mostly single-threaded (CLI subprocesses, small fits), and
-# two workers on two cores take it from 22 to 10 minutes. loadscope keeps a module's tests on
+# two workers on two cores took it from 22 to 10-20 minutes. loadscope keeps a module's tests on
 # one worker, so a module's engine (Spark, Ray, Dask) and fixtures start once.
 TEST_WORKERS ?= 2
 test: $(STAMP) system-deps
