@@ -175,12 +175,7 @@ def small_sample_widening(windows: int) -> float:
     Fewer than three count as three: t with one degree of freedom would double log-space
     bands, and a day's sum of such steps would put its point forecast at the band's edge.
     """
-    from scipy.stats import t
-
-    if windows >= TAIL_WINDOWS:
-        return 1.0
-    k = max(windows, _MIN_WIDENING_WINDOWS)
-    return float(t.ppf(0.9, k - 1) / t.ppf(0.9, TAIL_WINDOWS - 1))
+    return _t_ratio(windows, 0.9)
 
 
 @cache
@@ -191,18 +186,26 @@ def sum_widening(windows: int) -> float:
     from ``windows`` independent draws, far fewer than a step's pool holds. The predictive
     interval of a new draw from ``k`` is Student t's with ``k - 1`` degrees of freedom, widened
     by ``sqrt(1 + 1 / k)``; relative to `TAIL_WINDOWS`, where sums calibrate without it, at the
-    97.5% quantile (the 95% band's edge): 1.79 for three windows, 1.44 for four, 1.17 for five.
+    97.5% quantile (the 95% band's edge): 1.79 for three windows, 1.28 for four, 1.10 for five.
     On the open traces' short histories (bench/short_history.py) a day's total fell inside
     its 80% / 95% band 64.8% / 77.0% of the time without it, 77.0% / 86.7% with it (and the
     common shock's prior in `dependence`); at the 90% quantile, 75.6% / 82.6%.
     """
+    k = max(windows, _MIN_WIDENING_WINDOWS)
+    if k >= TAIL_WINDOWS:
+        return 1.0
+    return _t_ratio(k, 0.975) * float(np.sqrt((1 + 1 / k) / (1 + 1 / TAIL_WINDOWS)))
+
+
+def _t_ratio(windows: int, quantile: float) -> float:
+    """``t(k - 1) / t(TAIL_WINDOWS - 1)`` at ``quantile``, ``k`` the windows (at least
+    `_MIN_WIDENING_WINDOWS`); 1 from `TAIL_WINDOWS` on."""
     from scipy.stats import t
 
     if windows >= TAIL_WINDOWS:
         return 1.0
     k = max(windows, _MIN_WIDENING_WINDOWS)
-    ratio = t.ppf(0.975, k - 1) / t.ppf(0.975, TAIL_WINDOWS - 1)
-    return float(ratio * np.sqrt((1 + 1 / k) / (1 + 1 / TAIL_WINDOWS)))
+    return float(t.ppf(quantile, k - 1) / t.ppf(quantile, TAIL_WINDOWS - 1))
 
 
 def local_scale(z: np.ndarray, season: int) -> float:
