@@ -104,6 +104,8 @@ def summarize(run: Run, wall: float, prophet_note: str) -> Summary:
             "best_peer": best["method"],
             "best_peer_mase": best["mase"],
             "ratio": ours["ratio"],
+            "msis": ours["msis"],
+            "best_msis": peers.groupby("case")["msis"].min(),
             "cov80": ours["cov80"],
             "cov95": ours["cov95"],
         }
@@ -116,6 +118,15 @@ def summarize(run: Run, wall: float, prophet_note: str) -> Summary:
         f"MASE ratio to the best peer over {len(ratios)} cases: geometric mean {geo:.3f}, "
         f"worst {ratios[worst]:.3f} ({worst}), {int((ratios > 1.10).sum())} case(s) above 1.10"
     )
+    # MSIS scores width and misses of the 95% band together: coverage alone would not see a
+    # band a million times too wide.
+    msis = (cases["msis"] / cases["best_msis"]).dropna()
+    if len(msis):
+        lines.append(
+            f"MSIS ratio to the best peer's MSIS over {len(msis)} cases: geometric mean "
+            f"{float(np.exp(np.mean(np.log(msis)))):.3f}, worst {msis.max():.3g} "
+            f"({msis.idxmax()}), {int((msis > 1.5).sum())} case(s) above 1.5"
+        )
     m4 = ours.index.str.startswith("m4_hourly")
     for label, sel in (("non-M4 cases", ~m4), ("M4", m4)):
         part = ours[sel]
@@ -160,14 +171,14 @@ def _failures(run: Run) -> list[str]:
 def _markdown(cases: pd.DataFrame) -> str:
     rows = [
         "| case | series × origins | tokenplan MASE | best peer (MASE) | ratio "
-        "| cov 80% | cov 95% |",
-        "|---|---|---|---|---|---|---|",
+        "| MSIS (best peer's) | cov 80% | cov 95% |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for case, r in cases.iterrows():
         rows.append(
             f"| {case} | {r['series']} × {r['origins']} | {r['tokenplan_mase']:.3f} | "
             f"{r['best_peer']} ({r['best_peer_mase']:.3f}) | {r['ratio']:.3f} | "
-            f"{r['cov80']:.1%} | {r['cov95']:.1%} |"
+            f"{r['msis']:.3g} ({r['best_msis']:.3g}) | {r['cov80']:.1%} | {r['cov95']:.1%} |"
         )
     return "\n".join(rows)
 

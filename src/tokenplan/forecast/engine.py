@@ -55,6 +55,9 @@ class Fitted:
     # log-space errors scaled instead, heavy-tailed, skewed a day's sum until its point sat at
     # the band's lower edge.
     path_widening: float = 1.0
+    # No band or sample path goes above this, usage units (`selection.ceiling`): in log space
+    # a bursty series' errors reach +-20, which put 95% bands at 10^15 beside a peak of 10^8.
+    ceiling: float = float("inf")
 
 
 class Placed(Protocol):
@@ -209,7 +212,14 @@ class Forecaster:
                 s.kind = SHORT
             point_z, errors, note = fallback(s, h, self.cadence)
             fitted[s.uid] = Fitted(
-                s.unz(point_z), errors, s.log, note, note.split(",")[0], _fallback_variance(s), 0
+                s.unz(point_z),
+                errors,
+                s.log,
+                note,
+                note.split(",")[0],
+                _fallback_variance(s),
+                0,
+                ceiling=bt.ceiling(s),
             )
             rows.append({"unique_id": s.uid, "method": "fallback", "chosen": True})
         local = True if self.local_models is None else bool(self.local_models)
@@ -351,6 +361,7 @@ class Forecaster:
                 independent=independent,
                 widening=widen,
                 path_widening=path_widen,
+                ceiling=bt.ceiling(s),
             )
             for name in mase:
                 row: dict[str, object] = {
@@ -420,18 +431,26 @@ class Forecaster:
                 "mean": point.ravel(),
             }
         )
+        ceiling = np.maximum(np.array([fitted[s.uid].ceiling for s in series])[:, None], point)
         inner_lo, inner_hi = point, point
         for level in self.levels:  # ascending, so wider levels nest around narrower ones
             lo_off, hi_off = bands[level]
             lo = np.minimum(_to_usage(point_z + lo_off, log), inner_lo)
-            hi = np.maximum(_to_usage(point_z + hi_off, log), inner_hi)
+            raw_hi = _to_usage(point_z + hi_off, log)
+            hi = np.maximum(np.minimum(raw_hi, ceiling), inner_hi)
+            if level == self.levels[-1]:
+                _note_ceiling(series, fitted, raw_hi > ceiling)
             frame[f"lo_{level_name(level)}"] = lo.ravel()
             frame[f"hi_{level_name(level)}"] = hi.ravel()
             inner_lo, inner_hi = lo, hi
         for j, s in enumerate(series):
             f = fitted[s.uid]
             paths[s.uid] = PathModel(
-                point=point_z[j], log=f.log, errors=f.errors, widening=f.path_widening
+                point=point_z[j],
+                log=f.log,
+                errors=f.errors,
+                widening=f.path_widening,
+                ceiling=f.ceiling,
             )
         columns = ["unique_id", "ds", "mean"]
         for level in self.levels:
@@ -457,6 +476,17 @@ class Forecaster:
             freq=self.freq,
             paths=paths,
         )
+
+
+def _note_ceiling(series: Sequence[Placed], fitted: dict[str, Fitted], capped: np.ndarray) -> None:
+    """Say where the widest band was cut at the series' ceiling, and at how many steps."""
+    for j, s in enumerate(series):
+        steps = int(capped[j].sum())
+        if steps:
+            fitted[s.uid].note += (
+                f"; upper bands cut at {bt.RUNAWAY:g}x the recorded peak"
+                f" ({fitted[s.uid].ceiling / bt.RUNAWAY:.6g}) at {steps} step(s)"
+            )
 
 
 def _with_reference(

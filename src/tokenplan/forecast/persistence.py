@@ -92,6 +92,8 @@ def save(forecaster: Forecaster, path: str | Path, *, key: bytes | None = None) 
                         "log": m.log,
                         "errors": m.errors,
                         "widening": m.widening,
+                        # JSON has no infinity: null is "no ceiling".
+                        "ceiling": m.ceiling if np.isfinite(m.ceiling) else None,
                     }
                     for uid, m in result.paths.items()
                 },
@@ -182,8 +184,13 @@ def _rebuild(body: dict[str, Any]) -> Forecaster:
         widening = float(p.get("widening", 1.0))
         if not np.isfinite(widening) or widening < 1.0:
             raise ValueError(f"series {uid!r} has a bad widening {widening!r}")
+        # Files written before bands had a ceiling have none.
+        raw_ceiling = p.get("ceiling")
+        ceiling = float("inf") if raw_ceiling is None else float(raw_ceiling)
+        if np.isnan(ceiling) or ceiling < 0:
+            raise ValueError(f"series {uid!r} has a bad ceiling {raw_ceiling!r}")
         paths[str(uid)] = PathModel(
-            point=point, log=bool(p["log"]), errors=errors, widening=widening
+            point=point, log=bool(p["log"]), errors=errors, widening=widening, ceiling=ceiling
         )
     forecaster.result = ForecastResult(
         frame=frame,

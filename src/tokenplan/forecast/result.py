@@ -44,6 +44,8 @@ class PathModel:
     errors: np.ndarray
     # Paths' distance from the point path is scaled by this, in usage units (few windows).
     widening: float = 1.0
+    # No step of a path goes above this (or the point forecast, if higher), usage units.
+    ceiling: float = float("inf")
 
     def to_usage(self, z: np.ndarray) -> np.ndarray:
         """Modelling space back to usage units, never negative."""
@@ -85,6 +87,9 @@ class ForecastResult:
             # Scaled about the point path, so the median path stays the point forecast.
             centre = model.to_usage(model.point)[None, :]
             paths = np.maximum(centre + model.widening * (paths - centre), 0.0)
+        if np.isfinite(model.ceiling):
+            top = np.maximum(model.ceiling, model.to_usage(model.point))
+            paths = np.minimum(paths, top[None, :])
         return paths
 
     def sum_interval(

@@ -49,8 +49,9 @@ _OUTLIER = 2.0
 # No candidate may forecast above this multiple of the highest value the series has recorded
 # up to its origin: a trend extrapolated in log space compounds into a runaway (a short series
 # rising through its history forecast at 5x its peak a day later), and the backtest, which
-# sees shorter histories, does not always catch it.
-_RUNAWAY = 3.0
+# sees shorter histories, does not always catch it. The same limit caps the bands and sample
+# paths (`ceiling`).
+RUNAWAY = 3.0
 _MIN_WINDOWS_TO_SELECT = 4
 
 
@@ -198,16 +199,27 @@ def _agreeing(stack: np.ndarray, member: np.ndarray) -> np.ndarray:
     return ~(off & enough[None, None, :])
 
 
+def peak(values: np.ndarray) -> float:
+    """The highest recorded value (0 when nothing is known)."""
+    known = values[~np.isnan(values)]
+    return float(known.max()) if known.size else 0.0
+
+
+def ceiling(s: Series) -> float:
+    """The most one bucket of ``s`` may be forecast to reach, band and sample paths included:
+    `RUNAWAY` times its recorded peak (no limit for a series that never recorded usage)."""
+    top = peak(s.actual)
+    return RUNAWAY * top if top > 0 else float("inf")
+
+
 def cap_runaway(preds: dict[str, np.ndarray], series: list[Series], cuts: list[int]) -> None:
-    """Clip every candidate's forecasts (in place) to `_RUNAWAY` times the series' peak before
+    """Clip every candidate's forecasts (in place) to `RUNAWAY` times the series' peak before
     each origin; ``cuts`` are the origins' distances from the end, 0 for the final fit."""
     peaks = np.zeros((len(cuts), len(series)))
     for j, s in enumerate(series):
         for c, cut in enumerate(cuts):
-            seen = s.actual[: len(s.actual) - cut]
-            known = seen[~np.isnan(seen)]
-            peaks[c, j] = float(known.max()) if known.size else 0.0
-    limit = (_RUNAWAY * np.maximum(peaks, 0.0))[:, :, None]
+            peaks[c, j] = peak(s.actual[: len(s.actual) - cut])
+    limit = (RUNAWAY * np.maximum(peaks, 0.0))[:, :, None]
     for name, pred in preds.items():
         preds[name] = np.minimum(pred, limit)  # NaN (a failed fit) stays NaN
 
