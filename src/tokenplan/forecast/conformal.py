@@ -1,12 +1,14 @@
 """Conformal calibration of forecast errors per horizon step, and sample paths from it.
 
-Residuals come from the rolling-origin backtest, in each series' modelling space (log1p for
-multiplicative series, so bands scale with the level). For step ``j`` the residuals of steps
-``j - r .. j + r`` of every window are pooled (``r`` grows until the pool holds about
-``_POOL`` values), because a handful of windows alone gives too few. Bounds are the split
-conformal order statistics of that pool. Sample paths use a Gaussian copula over steps: a
-common per-path shock (errors of one window share a level) plus an AR(1) part, both estimated
-from the same residuals, mapped through each step's empirical residual quantiles.
+Residuals come from the rolling-origin backtest, in each series' calibration space: for series
+modelled in log1p, ``log(y + c)`` with ``c`` the recent level (`log_shift`), so bands scale
+with the level without an empty bucket counting as an infinite relative error. For step
+``j`` the residuals of steps ``j - r .. j + r`` of every window are pooled (``r`` grows until
+the pool holds about ``_POOL`` values), because a handful of windows alone gives too few.
+Bounds are the split conformal order statistics of that pool. Sample paths use a Gaussian
+copula over steps: a common per-path shock (errors of one window share a level) plus an AR(1)
+part, both estimated from the same residuals, mapped through each step's empirical residual
+quantiles.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ _MIN_WIDENING_WINDOWS = 3
 # more than by single hours.
 _COMMON_PRIOR = 0.5
 _COMMON_PRIOR_WINDOWS = 3
+# Log-space errors are read as log(y + c), c this share of the series' recent mean level.
+SHIFT_SHARE = 1.0
 
 
 def radius(windows: int, h: int) -> int:
@@ -206,6 +210,23 @@ def _t_ratio(windows: int, quantile: float) -> float:
         return 1.0
     k = max(windows, _MIN_WIDENING_WINDOWS)
     return float(t.ppf(quantile, k - 1) / t.ppf(quantile, TAIL_WINDOWS - 1))
+
+
+def log_shift(actual: np.ndarray, season: int) -> float:
+    """``c`` of the space ``log(y + c)`` where a log-space series' errors are calibrated.
+
+    log1p (``c = 1``) suits counts, but on a series of millions of tokens an empty bucket sits
+    17 units below a busy one: one outage or burst in the backtest gave errors of +-17 and
+    95% bands of 10^15 tokens. With ``c`` the recent mean level (`SHIFT_SHARE` of it), an
+    empty bucket beside a typical one errs by log 2, while bands still grow with the level
+    above it. Judged by MSIS against the best peer's on bench/forecast_accuracy.py (29 cases),
+    with coverage unchanged: log1p 1.58x; c at 0.1, 0.3, 1 and 3 times the level 1.50x, 1.42x,
+    1.35x and 1.32x; M4 hourly MSIS 7.24, 7.06, 7.01, 7.07 and 7.18.
+    """
+    recent = actual[-max(2 * season, 24) :]
+    known = recent[~np.isnan(recent)]
+    level = float(np.mean(np.maximum(known, 0.0))) if known.size else 0.0
+    return max(1.0, SHIFT_SHARE * level)
 
 
 def local_scale(z: np.ndarray, season: int) -> float:

@@ -22,6 +22,7 @@ from tokenplan.forecast.conformal import (
     adaptive_bounds,
     cross_coverage,
     independent_windows,
+    log_shift,
     normal_tails,
     reference_errors,
     rescale_to_now,
@@ -58,6 +59,8 @@ class Fitted:
     # No band or sample path goes above this, usage units (`selection.ceiling`): in log space
     # a bursty series' errors reach +-20, which put 95% bands at 10^15 beside a peak of 10^8.
     ceiling: float = float("inf")
+    # Log-space errors are in log(y + shift) (`conformal.log_shift`); 1 is log1p.
+    shift: float = 1.0
 
 
 class Placed(Protocol):
@@ -296,11 +299,13 @@ class Forecaster:
         per_window = {name: bt.window_errors(pred[1:], actual) for name, pred in preds.items()}
         chosen = bt.choose(mase, per_window)
         log = np.array([s.log for s in members])[None, :, None]
-        z_actual = _to_model(actual, log)
+        shift = np.array([log_shift(s.actual, self.cadence.primary) for s in members])
+        shift = shift[None, :, None]
+        z_actual = _to_model(actual, log, shift)
         coverage: dict[str, dict[float, np.ndarray]] = {}
         errors: dict[str, np.ndarray] = {}
         for name, pred in preds.items():
-            err = (z_actual - _to_model(pred[1:], log)).transpose(1, 0, 2)  # (n, W, h)
+            err = (z_actual - _to_model(pred[1:], log, shift)).transpose(1, 0, 2)  # (n, W, h)
             errors[name] = err
             coverage[name] = cross_coverage(err, self.levels)
         independent = independent_windows(cuts, h)  # the same for every member
@@ -333,10 +338,13 @@ class Forecaster:
             if s.notes:
                 note += "; " + "; ".join(s.notes)
             err_raw = actual[:, j, :] - preds[method][1:, j, :]
-            calibration = rescale_to_now(errors[method][j], s.z(), cuts, self.cadence.primary)
+            c = float(shift[0, j, 0])
+            calibration = rescale_to_now(
+                errors[method][j], _to_model(s.y, s.log, c), cuts, self.cadence.primary
+            )
             widen = path_widen = 1.0
             if independent < TAIL_WINDOWS:
-                pooled = _with_reference(calibration, s, h, seasons, independent)
+                pooled = _with_reference(calibration, s, h, seasons, independent, c)
                 borrowed = len(pooled) - len(calibration)
                 if borrowed:
                     note += (
@@ -362,6 +370,7 @@ class Forecaster:
                 widening=widen,
                 path_widening=path_widen,
                 ceiling=bt.ceiling(s),
+                shift=c,
             )
             for name in mase:
                 row: dict[str, object] = {
@@ -402,7 +411,8 @@ class Forecaster:
         paths: dict[str, PathModel] = {}
         point = np.stack([fitted[s.uid].point for s in series])  # (n, h), usage units
         log = np.array([fitted[s.uid].log for s in series])
-        point_z = _to_model(point, log[:, None])
+        shift = np.array([fitted[s.uid].shift for s in series])[:, None]
+        point_z = _to_model(point, log[:, None], shift)
         bands = {
             level: (np.empty((len(series), h)), np.empty((len(series), h))) for level in self.levels
         }
@@ -435,8 +445,8 @@ class Forecaster:
         inner_lo, inner_hi = point, point
         for level in self.levels:  # ascending, so wider levels nest around narrower ones
             lo_off, hi_off = bands[level]
-            lo = np.minimum(_to_usage(point_z + lo_off, log), inner_lo)
-            raw_hi = _to_usage(point_z + hi_off, log)
+            lo = np.minimum(_to_usage(point_z + lo_off, log, shift), inner_lo)
+            raw_hi = _to_usage(point_z + hi_off, log, shift)
             hi = np.maximum(np.minimum(raw_hi, ceiling), inner_hi)
             if level == self.levels[-1]:
                 _note_ceiling(series, fitted, raw_hi > ceiling)
@@ -451,6 +461,7 @@ class Forecaster:
                 errors=f.errors,
                 widening=f.path_widening,
                 ceiling=f.ceiling,
+                shift=f.shift,
             )
         columns = ["unique_id", "ds", "mean"]
         for level in self.levels:
@@ -490,7 +501,7 @@ def _note_ceiling(series: Sequence[Placed], fitted: dict[str, Fitted], capped: n
 
 
 def _with_reference(
-    errors: np.ndarray, s: Series, h: int, seasons: tuple[int, ...], independent: int
+    errors: np.ndarray, s: Series, h: int, seasons: tuple[int, ...], independent: int, shift: float
 ) -> np.ndarray:
     """``errors`` and, when they err more, seasonal naive's latest windows as a reference.
 
@@ -500,7 +511,10 @@ def _with_reference(
     method, as naive on the multimodal 10-minute trace, they would narrow it).
     """
     extra = reference_errors(
-        s.z(s.actual), h, seasons[0] if seasons else 1, TAIL_WINDOWS - independent
+        _to_model(s.actual, s.log, shift),
+        h,
+        seasons[0] if seasons else 1,
+        TAIL_WINDOWS - independent,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: nothing known
@@ -508,15 +522,18 @@ def _with_reference(
     return np.vstack([errors, extra]) if extra.size and wider else errors
 
 
-def _to_model(values: np.ndarray, log: np.ndarray) -> np.ndarray:
+def _to_model(values: np.ndarray, log: np.ndarray | bool, shift: np.ndarray | float) -> np.ndarray:
+    """Usage units to calibration space: ``log(y + shift)`` where ``log``, else ``y``."""
     with np.errstate(invalid="ignore"):
-        return np.where(log, np.log1p(np.maximum(values, 0.0)), values)
+        return np.where(log, np.log(np.maximum(values, 0.0) + shift), values)
 
 
-def _to_usage(z: np.ndarray, log: np.ndarray) -> np.ndarray:
-    """Rows of ``z`` (one per series) back to usage units; ``log`` says which rows are log1p."""
+def _to_usage(z: np.ndarray, log: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Rows of ``z`` (one per series) back to usage units; ``log`` says which rows are logs,
+    ``shift`` (one per row) their offset."""
     out = z.copy()
-    out[log] = np.expm1(z[log])  # only the log rows: expm1 of a linear-space row may overflow
+    # Only the log rows: exp of a linear-space row may overflow.
+    out[log] = np.exp(z[log]) - np.broadcast_to(shift, z.shape)[log]
     return np.maximum(out, 0.0)
 
 

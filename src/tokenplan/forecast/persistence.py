@@ -94,6 +94,7 @@ def save(forecaster: Forecaster, path: str | Path, *, key: bytes | None = None) 
                         "widening": m.widening,
                         # JSON has no infinity: null is "no ceiling".
                         "ceiling": m.ceiling if np.isfinite(m.ceiling) else None,
+                        "shift": m.shift,
                     }
                     for uid, m in result.paths.items()
                 },
@@ -189,8 +190,17 @@ def _rebuild(body: dict[str, Any]) -> Forecaster:
         ceiling = float("inf") if raw_ceiling is None else float(raw_ceiling)
         if np.isnan(ceiling) or ceiling < 0:
             raise ValueError(f"series {uid!r} has a bad ceiling {raw_ceiling!r}")
+        # Files written before errors were read in log(y + c) have log1p's c = 1.
+        shift = float(p.get("shift", 1.0))
+        if not np.isfinite(shift) or shift < 1.0:
+            raise ValueError(f"series {uid!r} has a bad shift {p.get('shift')!r}")
         paths[str(uid)] = PathModel(
-            point=point, log=bool(p["log"]), errors=errors, widening=widening, ceiling=ceiling
+            point=point,
+            log=bool(p["log"]),
+            errors=errors,
+            widening=widening,
+            ceiling=ceiling,
+            shift=shift,
         )
     forecaster.result = ForecastResult(
         frame=frame,

@@ -46,14 +46,16 @@ class PathModel:
     widening: float = 1.0
     # No step of a path goes above this (or the point forecast, if higher), usage units.
     ceiling: float = float("inf")
+    # Log-space points and errors are in log(y + shift); 1 is log1p.
+    shift: float = 1.0
 
     def to_usage(self, z: np.ndarray) -> np.ndarray:
-        """Modelling space back to usage units, never negative."""
-        return np.maximum(np.expm1(z) if self.log else z, 0.0)
+        """Calibration space back to usage units, never negative."""
+        return np.maximum(np.exp(z) - self.shift if self.log else z, 0.0)
 
     def to_model(self, values: np.ndarray) -> np.ndarray:
-        """Usage units to modelling space."""
-        return np.log1p(np.maximum(values, 0.0)) if self.log else values
+        """Usage units to calibration space."""
+        return np.log(np.maximum(values, 0.0) + self.shift) if self.log else values
 
 
 @dataclass

@@ -24,7 +24,7 @@ INPUT_SCHEMA = "unique_id:str,ds_ns:long,y:double,row:long,shard:int"
 OUTPUT_SCHEMA = (
     "unique_id:str,end_ns:long,step_ns:long,point:bytes,errors:bytes,windows:int,"
     "log:bool,note:str,method:str,variance:double,independent:int,widening:double,"
-    "path_widening:double,ceiling:double,backtest:str"
+    "path_widening:double,ceiling:double,shift:double,backtest:str"
 )
 
 
@@ -98,6 +98,7 @@ def encode(panel: PanelFit, note: str = "") -> pd.DataFrame:
                 "widening": float(f.widening),
                 "path_widening": float(f.path_widening),
                 "ceiling": float(f.ceiling),
+                "shift": float(f.shift),
                 # Python's JSON floats round-trip exactly (shortest repr; inf as Infinity).
                 "backtest": json.dumps(by_uid.get(s.uid, [])),
             }
@@ -130,6 +131,7 @@ def decode(rows: pd.DataFrame) -> PanelFit:
             widening=float(r["widening"]),
             path_widening=float(r["path_widening"]),
             ceiling=float(r["ceiling"]),
+            shift=float(r["shift"]),
         )
         panel.rows += json.loads(str(r["backtest"]))
     return panel
