@@ -32,7 +32,13 @@ from tokenplan.forecast.conformal import (
 from tokenplan.forecast.fallbacks import fallback
 from tokenplan.forecast.hierarchy import cap_parts, reconcile_to_total, total_of
 from tokenplan.forecast.preparation import REGULAR, SHORT, Series, classify, to_series, validate
-from tokenplan.forecast.result import ForecastResult, PathModel, level_name
+from tokenplan.forecast.result import (
+    ForecastResult,
+    PathModel,
+    from_calibration,
+    level_name,
+    to_calibration,
+)
 from tokenplan.frequency import make_cadence
 
 # The global model needs some rows to learn from.
@@ -56,8 +62,8 @@ class Fitted:
     # log-space errors scaled instead, heavy-tailed, skewed a day's sum until its point sat at
     # the band's lower edge.
     path_widening: float = 1.0
-    # No band or sample path goes above this, usage units (`selection.ceiling`): in log space
-    # a bursty series' errors reach +-20, which put 95% bands at 10^15 beside a peak of 10^8.
+    # No band or sample path goes above this, usage units (`selection.ceiling`): in log1p a
+    # bursty series' errors reached +-17, which put 95% bands at 10^15 beside a peak of 10^8.
     ceiling: float = float("inf")
     # Log-space errors are in log(y + shift) (`conformal.log_shift`); 1 is log1p.
     shift: float = 1.0
@@ -301,11 +307,11 @@ class Forecaster:
         log = np.array([s.log for s in members])[None, :, None]
         shift = np.array([log_shift(s.actual, self.cadence.primary) for s in members])
         shift = shift[None, :, None]
-        z_actual = _to_model(actual, log, shift)
+        z_actual = to_calibration(actual, log, shift)
         coverage: dict[str, dict[float, np.ndarray]] = {}
         errors: dict[str, np.ndarray] = {}
         for name, pred in preds.items():
-            err = (z_actual - _to_model(pred[1:], log, shift)).transpose(1, 0, 2)  # (n, W, h)
+            err = (z_actual - to_calibration(pred[1:], log, shift)).transpose(1, 0, 2)  # (n, W, h)
             errors[name] = err
             coverage[name] = cross_coverage(err, self.levels)
         independent = independent_windows(cuts, h)  # the same for every member
@@ -340,7 +346,7 @@ class Forecaster:
             err_raw = actual[:, j, :] - preds[method][1:, j, :]
             c = float(shift[0, j, 0])
             calibration = rescale_to_now(
-                errors[method][j], _to_model(s.y, s.log, c), cuts, self.cadence.primary
+                errors[method][j], to_calibration(s.y, s.log, c), cuts, self.cadence.primary
             )
             widen = path_widen = 1.0
             if independent < TAIL_WINDOWS:
@@ -412,7 +418,7 @@ class Forecaster:
         point = np.stack([fitted[s.uid].point for s in series])  # (n, h), usage units
         log = np.array([fitted[s.uid].log for s in series])
         shift = np.array([fitted[s.uid].shift for s in series])[:, None]
-        point_z = _to_model(point, log[:, None], shift)
+        point_z = to_calibration(point, log[:, None], shift)
         bands = {
             level: (np.empty((len(series), h)), np.empty((len(series), h))) for level in self.levels
         }
@@ -448,11 +454,11 @@ class Forecaster:
             lo = np.minimum(_to_usage(point_z + lo_off, log, shift), inner_lo)
             raw_hi = _to_usage(point_z + hi_off, log, shift)
             hi = np.maximum(np.minimum(raw_hi, ceiling), inner_hi)
-            if level == self.levels[-1]:
-                _note_ceiling(series, fitted, raw_hi > ceiling)
             frame[f"lo_{level_name(level)}"] = lo.ravel()
             frame[f"hi_{level_name(level)}"] = hi.ravel()
             inner_lo, inner_hi = lo, hi
+        if self.levels:  # the widest level's raw upper band, left by the loop
+            _note_ceiling(series, fitted, raw_hi > ceiling)
         for j, s in enumerate(series):
             f = fitted[s.uid]
             paths[s.uid] = PathModel(
@@ -511,7 +517,7 @@ def _with_reference(
     method, as naive on the multimodal 10-minute trace, they would narrow it).
     """
     extra = reference_errors(
-        _to_model(s.actual, s.log, shift),
+        to_calibration(s.actual, s.log, shift),
         h,
         seasons[0] if seasons else 1,
         TAIL_WINDOWS - independent,
@@ -522,19 +528,13 @@ def _with_reference(
     return np.vstack([errors, extra]) if extra.size and wider else errors
 
 
-def _to_model(values: np.ndarray, log: np.ndarray | bool, shift: np.ndarray | float) -> np.ndarray:
-    """Usage units to calibration space: ``log(y + shift)`` where ``log``, else ``y``."""
-    with np.errstate(invalid="ignore"):
-        return np.where(log, np.log(np.maximum(values, 0.0) + shift), values)
-
-
 def _to_usage(z: np.ndarray, log: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """Rows of ``z`` (one per series) back to usage units; ``log`` says which rows are logs,
     ``shift`` (one per row) their offset."""
-    out = z.copy()
+    out = np.maximum(z, 0.0)
     # Only the log rows: exp of a linear-space row may overflow.
-    out[log] = np.exp(z[log]) - np.broadcast_to(shift, z.shape)[log]
-    return np.maximum(out, 0.0)
+    out[log] = from_calibration(z[log], True, np.broadcast_to(shift, z.shape)[log])
+    return out
 
 
 def _horizon_stamps(series: Sequence[Placed], h: int) -> np.ndarray:

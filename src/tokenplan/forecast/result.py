@@ -35,6 +35,19 @@ def level_name(level: float) -> str:
     return f"{int(level)}" if float(level).is_integer() else f"{level:g}"
 
 
+def to_calibration(
+    values: np.ndarray, log: np.ndarray | bool, shift: np.ndarray | float
+) -> np.ndarray:
+    """Usage units to calibration space: ``log(y + shift)`` where ``log``, else ``y``."""
+    with np.errstate(invalid="ignore"):
+        return np.where(log, np.log(np.maximum(values, 0.0) + shift), values)
+
+
+def from_calibration(z: np.ndarray, log: bool, shift: np.ndarray | float) -> np.ndarray:
+    """Calibration space back to usage units, never negative."""
+    return np.maximum(np.exp(z) - shift if log else z, 0.0)
+
+
 @dataclass
 class PathModel:
     """What sample paths of one series need: point and residuals in modelling space."""
@@ -51,11 +64,11 @@ class PathModel:
 
     def to_usage(self, z: np.ndarray) -> np.ndarray:
         """Calibration space back to usage units, never negative."""
-        return np.maximum(np.exp(z) - self.shift if self.log else z, 0.0)
+        return from_calibration(z, self.log, self.shift)
 
     def to_model(self, values: np.ndarray) -> np.ndarray:
         """Usage units to calibration space."""
-        return np.log(np.maximum(values, 0.0) + self.shift) if self.log else values
+        return to_calibration(values, self.log, self.shift)
 
 
 @dataclass
