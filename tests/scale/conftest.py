@@ -1,6 +1,6 @@
 """Real engines for the scale-out tests, and the small forecast they all run.
 
-The panel is real: the ten busiest ServeGen clients (Alibaba Bailian production traffic,
+The panel is real: the `PANEL` busiest ServeGen clients (Alibaba Bailian production traffic,
 tests/data/shared/servegen_language), hourly requests over 14 days, forecast 24 hours ahead.
 Each engine starts once per test module that asks for it and stops when the module is done:
 left running, a Dask cluster's worker processes kept using CPU (and showed up as children) while
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from scale_checks import HORIZON
+from scale_checks import HORIZON, PANEL
 
 from tokenplan.forecast import ForecastResult, forecast
 
@@ -25,12 +25,12 @@ CLIENTS = (
 
 @pytest.fixture(scope="session")
 def clients() -> pd.DataFrame:
-    """``unique_id, ds, y``: hourly requests of the ten busiest clients."""
+    """``unique_id, ds, y``: hourly requests of the `PANEL` busiest clients."""
     raw = pd.read_csv(CLIENTS, usecols=["timestamp", "model", "client", "requests"])
     raw["ds"] = pd.to_datetime(raw["timestamp"]).dt.tz_localize(None).dt.floor("1h")
     raw["unique_id"] = raw["model"] + "/client-" + raw["client"].astype(str)
     hourly = raw.groupby(["unique_id", "ds"], as_index=False)["requests"].sum()
-    busiest = hourly.groupby("unique_id")["requests"].sum().nlargest(10).index
+    busiest = hourly.groupby("unique_id")["requests"].sum().nlargest(PANEL).index
     out = hourly[hourly["unique_id"].isin(busiest)].rename(columns={"requests": "y"})
     return out.reset_index(drop=True)
 

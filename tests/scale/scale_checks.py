@@ -11,6 +11,10 @@ import pandas as pd
 from tokenplan.forecast import ForecastResult
 
 HORIZON = 24
+# The busiest clients the engines forecast, and a shard size that splits them in two: six
+# series keep every path (one shard, several shards, a total) at a third less fitting than ten.
+PANEL = 6
+HALF = PANEL // 2
 
 
 def assert_agrees(result: ForecastResult, local: ForecastResult) -> None:

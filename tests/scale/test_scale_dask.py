@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from scale_checks import HORIZON, assert_identical
+from scale_checks import HALF, HORIZON, PANEL, assert_identical
 from typer.testing import CliRunner
 
 from tokenplan.cli import app, main
@@ -21,7 +21,7 @@ def test_dask_forecast_is_the_local_one(
     forecaster = Forecaster(horizon=HORIZON, engine=dask_client)
     result = forecaster.fit(clients).predict()
     assert_identical(result, local_result)
-    assert forecaster.metadata["engine"] == "the dask engine, one shard of all 10 series"
+    assert forecaster.metadata["engine"] == f"the dask engine, one shard of all {PANEL} series"
     # Period totals from the joint paths work as locally (capacity and budgets use them).
     uid = "m-small/client-5"
     assert result.sum_interval(uid) == local_result.sum_interval(uid)
@@ -41,7 +41,7 @@ def test_dask_total_is_fitted_on_the_driver_and_parts_reconciled(
 def test_dask_runs_several_shards_on_both_workers(
     dask_client: object, clients: pd.DataFrame, local_result: ForecastResult
 ) -> None:
-    result = forecast(clients, horizon=HORIZON, engine=dask_client, shard_size=5)
+    result = forecast(clients, horizon=HORIZON, engine=dask_client, shard_size=HALF)
     assert set(result.chosen) == set(local_result.chosen)
     assert len(result.frame) == len(local_result.frame)
     assert "2 shard(s)" in next(iter(result.notes.values()))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scale_checks import HORIZON, assert_agrees, assert_identical
+from scale_checks import HALF, HORIZON, PANEL, assert_agrees, assert_identical
 
 from tokenplan.errors import InvalidInput
 from tokenplan.forecast import Forecaster, ForecastResult, forecast
@@ -88,7 +88,7 @@ def test_one_shard_on_fugues_native_engine_is_the_local_forecast(
 
     result = forecast(clients, horizon=HORIZON, engine=NativeExecutionEngine())
     assert_identical(result, local_result)
-    assert "one shard of all 10 series" in next(iter(result.notes.values()))
+    assert f"one shard of all {PANEL} series" in next(iter(result.notes.values()))
 
 
 def test_shards_keep_the_forecast_close_and_say_so(
@@ -96,11 +96,11 @@ def test_shards_keep_the_forecast_close_and_say_so(
 ) -> None:
     from fugue import NativeExecutionEngine
 
-    forecaster = Forecaster(horizon=HORIZON, engine=NativeExecutionEngine(), shard_size=5)
+    forecaster = Forecaster(horizon=HORIZON, engine=NativeExecutionEngine(), shard_size=HALF)
     result = forecaster.fit(clients).predict()
     assert "2 shard(s)" in str(forecaster.metadata["engine"])
     assert all("LightGBM model and the panel scores per shard" in n for n in result.notes.values())
-    # Five series per shard is far below the default 500: the global model and the panel
+    # Three series per shard is far below the default 500: the global model and the panel
     # scores see half the panel, so single series move (bench/scale_out.py measures the
     # default). The panel as a whole and the calibration stay close.
     a = local_result.frame["mean"].sum()
@@ -126,7 +126,7 @@ def test_a_sharded_forecaster_saves_and_loads_with_its_paths(
 ) -> None:
     from fugue import NativeExecutionEngine
 
-    forecaster = Forecaster(horizon=HORIZON, engine=NativeExecutionEngine(), shard_size=5)
+    forecaster = Forecaster(horizon=HORIZON, engine=NativeExecutionEngine(), shard_size=HALF)
     result = forecaster.fit(clients).predict()
     forecaster.save(str(tmp_path / "model.json"))
     loaded = Forecaster.load(str(tmp_path / "model.json"))
