@@ -58,6 +58,16 @@ def test_gaps_are_filled_not_scored() -> None:
     assert frame["mean"].between(100, 5000).all()
 
 
+def test_unknown_buckets_at_the_end_move_the_origin_and_say_so() -> None:
+    df = usage(n=504)
+    df.loc[480:, "y"] = np.nan  # the last day's rows are there, their values not yet known
+    frame, note = run(df)
+    last_known = df["ds"].iloc[479]
+    assert frame["ds"].iloc[0] == last_known + pd.Timedelta("1h")
+    assert "last 24 bucket(s) unknown: forecast starts after the last known one" in note
+    assert f"({last_known:%Y-%m-%d %H:%M})" in note
+
+
 def test_single_huge_burst_is_damped() -> None:
     df = usage(n=504, noise=0.05)
     df.loc[480, "y"] = 1e9  # a day before the end: seasonal naive would copy it

@@ -121,6 +121,14 @@ def to_series(df: pd.DataFrame, cadence: Cadence) -> list[Series]:
         known = np.flatnonzero(~np.isnan(actual))
         if len(known) == 0:
             raise InvalidInput(f"series {uid!r} has no known values; drop it or fill it with 0.")
+        if known[-1] < len(grid) - 1:
+            # Unknown buckets at the end are not history: the forecast starts after the last
+            # known bucket, and says so (its first step then lies inside the frame's span).
+            unknown = len(grid) - 1 - known[-1]
+            notes.append(
+                f"last {unknown} bucket(s) unknown: forecast starts after the last known one"
+                f" ({grid[known[-1]]:%Y-%m-%d %H:%M})"
+            )
         actual = actual[known[0] : known[-1] + 1]
         start = grid[known[0]]
         n_missing = int(np.isnan(actual).sum())
