@@ -7,10 +7,9 @@ bucket phase off the hour (or a day starting off midnight), unknown values at th
 series (ragged against the first), a total over the two, other interval levels, and a forecaster
 saved to a file and loaded. It then checks, per series: ``h`` rows, finite values, ``lo >= 0``,
 the interval order at every level, the first bucket one step after the last known one, and a
-finite, ordered `sum_interval`. Input that `InvalidInput` refuses counts as handled (its reason is
-printed, to be read); anything
-else that raises, or an invariant that breaks, is a failure: printed with its damage and the
-input saved under bench/results/fuzz/ for a reproducer.
+finite, ordered `sum_interval`. Input that `InvalidInput` refuses counts as handled (its reason
+is printed, to be read); anything else that raises, or an invariant that breaks, is a failure:
+printed with its damage and the input saved under bench/results/fuzz/ for a reproducer.
 
     .venv/bin/python bench/forecast_fuzz.py [--seed 1] [--seconds 300]
 """
