@@ -63,6 +63,7 @@ bench: $(STAMP)
 	$(PY) bench/forecast_accuracy.py
 	$(PY) bench/short_history.py
 	$(PY) bench/forecast_fuzz.py --seconds 300
+	$(PY) bench/cli_fuzz.py --seconds 180
 	$(PY) bench/scale_out.py --save bench/results/scale_out.json
 
 clean:
