@@ -14,19 +14,17 @@ with the command and the file kept under bench/results/fuzz/.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import tempfile
 import time
-import warnings
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from forecast_fuzz import RESULTS, traces
+from forecast_fuzz import failure_file, options, traces
 from tokenplan.cli import main as cli
 
 METRICS = ("requests", "total_tokens", "input_tokens")
@@ -35,8 +33,9 @@ FREQ_ODDS = (0.3, 0.2, 0.15, 0.1, 0.1, 0.1, 0.05)
 ZONES = ("UTC", "Asia/Shanghai", "America/New_York", "Asia/Kolkata")
 
 
-def usage_file(one: pd.DataFrame, rng: np.random.Generator, path: Path) -> list[str]:
-    """Write a damaged usage CSV from ``one`` to ``path``; returns what was done."""
+def usage_file(one: pd.DataFrame, rng: np.random.Generator, path: Path) -> tuple[list[str], int]:
+    """Write a damaged usage CSV from ``one`` to ``path``; returns what was done, and how many
+    models the file holds."""
     n = int(rng.integers(2, len(one) + 1))
     start = int(rng.integers(0, len(one) - n + 1))
     part = one.iloc[start : start + n]
@@ -73,7 +72,7 @@ def usage_file(one: pd.DataFrame, rng: np.random.Generator, path: Path) -> list[
         df = df.iloc[: max(1, len(df) // 10)]
         done.append("a tenth")
     df.to_csv(path, index=False)
-    return done + ([f"{len(models)} models"] if len(models) > 1 else [])
+    return [*done, f"{len(models)} model(s)"], len(models)
 
 
 def arguments(source: Path, folder: Path, rng: np.random.Generator, models: int) -> list[str]:
@@ -124,11 +123,7 @@ def problem(code: int, printed: str, out: Path) -> str | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--seconds", type=float, default=300.0)
-    args = parser.parse_args()
-    warnings.simplefilter("ignore")
+    args = options(__doc__ or "")
     rng = np.random.default_rng(args.seed)
     pool = [(name, one) for name, freq, one in traces() if freq != "1min"]
     cases = failed = 0
@@ -139,16 +134,15 @@ def main() -> None:
         while time.monotonic() < deadline:
             name, one = pool[int(rng.integers(len(pool)))]
             source = folder / "usage.csv"
-            done = usage_file(one, rng, source)
-            command = arguments(source, folder, rng, 2 if "2 models" in done else 1)
+            done, models = usage_file(one, rng, source)
+            command = arguments(source, folder, rng, models)
             (folder / "forecast.csv").unlink(missing_ok=True)
             cases += 1
             code, printed = run(command)
             wrong = problem(code, printed, folder / "forecast.csv")
             if wrong:
                 failed += 1
-                RESULTS.mkdir(parents=True, exist_ok=True)
-                kept = RESULTS / f"cli_seed{args.seed}_case{cases}.csv"
+                kept = failure_file(f"cli_seed{args.seed}_case{cases}.csv")
                 kept.write_bytes(source.read_bytes())
                 print(f"FAILED ({wrong}) {name} [{'; '.join(done)}]: {' '.join(command)} ({kept})")
             elif code == 2:

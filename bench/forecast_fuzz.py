@@ -133,8 +133,8 @@ def check(res: ForecastResult, df: pd.DataFrame, h: int, freq: str, levels: tupl
 
 def one_case(
     df: pd.DataFrame, freq: str, rng: np.random.Generator, done: list[str], folder: Path
-) -> tuple[int, tuple]:
-    """Forecast ``df`` with random settings and check it; returns ``h`` and the levels."""
+) -> None:
+    """Forecast ``df`` with random settings (added to ``done``) and check it."""
     h = int(rng.choice([1, 2, 7, 12, 24, 36, 48, 168]))
     levels: tuple = (80, 95)
     if rng.random() < 0.3:
@@ -150,15 +150,25 @@ def one_case(
     else:
         res = forecast(df, horizon=h, freq=freq, levels=levels, hierarchy=hierarchy)
     check(res, df, h, freq, levels)
-    return h, levels
+
+
+def options(doc: str) -> argparse.Namespace:
+    """``--seed`` and ``--seconds`` of a fuzz run; the models' warnings silenced."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=300.0)
+    warnings.simplefilter("ignore")
+    return parser.parse_args()
+
+
+def failure_file(name: str) -> Path:
+    """Where a failing input is kept for its reproducer."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    return RESULTS / name
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--seconds", type=float, default=300.0)
-    args = parser.parse_args()
-    warnings.simplefilter("ignore")
+    args = options(__doc__ or "")
     rng = np.random.default_rng(args.seed)
     pool = traces()
     cases = refused = failed = 0
@@ -175,8 +185,7 @@ def main() -> None:
                 print(f"refused {name} {freq} [{'; '.join(done)}]: {exc}")
             except Exception as exc:
                 failed += 1
-                RESULTS.mkdir(parents=True, exist_ok=True)
-                saved = RESULTS / f"seed{args.seed}_case{cases}.csv"
+                saved = failure_file(f"seed{args.seed}_case{cases}.csv")
                 df.to_csv(saved, index=False)
                 reason = "".join(traceback.format_exception_only(exc)).strip()
                 print(f"FAILED {name} {freq} [{'; '.join(done)}]: {reason[:300]} ({saved})")
