@@ -88,6 +88,29 @@ def test_same_events_as_jsonl_and_parquet(tmp_path: Path) -> None:
             assert _sums(store) == expected
 
 
+@pytest.mark.parametrize(
+    "team",
+    ["starting_at", "uncached_input_tokens", "organization.usage.completions.result",
+     'x": 1, "starting_at": "', "num_model_requests"],
+)  # fmt: skip
+def test_a_value_named_like_a_report_key_leaves_events_as_events(tmp_path: Path, team: str) -> None:
+    # Found by the property test: a team called "starting_at" made the file an Anthropic report.
+    path = tmp_path / "events.jsonl"
+    rows = [
+        {
+            "ts": "2025-03-01T10:00:00Z",
+            "model": "m",
+            "input_tokens": 5,
+            "output_tokens": 1,
+            "team": team,
+        }
+    ] * 3
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with DuckDBStore(":memory:") as store:
+        assert import_file(store, path).format == "events_jsonl"
+        assert store.connection.execute("SELECT sum(input_tokens) FROM usage").fetchone() == (15,)
+
+
 def test_csv_values_like_12_point_0_are_whole_numbers(tmp_path: Path) -> None:
     path = _write(tmp_path, [HEADER, *GOOD[:2], GOOD[2].replace(",300,", ",300.0,")])
     with DuckDBStore(":memory:") as store:

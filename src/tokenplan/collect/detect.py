@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,19 +155,38 @@ def detect_format(source: Source) -> str:
     return _detect_csv(text, source)
 
 
+# A JSON key: a string token followed by a colon. Read from the text, not a parse, because the
+# head may end mid-document. Matching keys rather than substrings keeps a value that happens to
+# be "starting_at" (a team name, say) from turning raw events into a usage report.
+_KEY = re.compile(r'(?<!\\)"((?:[^"\\]|\\.)*)"\s*:')
+_OPENAI_OBJECT = re.compile(r'(?<!\\)"object"\s*:\s*"organization\.usage')
+
+
 def _detect_json(text: str, source: Source) -> str:
-    if '"startTime"' in text and '"spend"' in text:
+    keys = set(_KEY.findall(text))
+    if text[0] == "{" and _first_line_is_event(text):
+        return EVENTS_JSONL
+    if {"startTime", "spend"} <= keys:
         return LITELLM_SPEND
-    if '"uncached_input_tokens"' in text or '"starting_at"' in text:
+    if keys & {"uncached_input_tokens", "starting_at"}:
         return ANTHROPIC_USAGE
-    if '"num_model_requests"' in text or "organization.usage" in text or '"start_time"' in text:
+    if keys & {"num_model_requests", "start_time"} or _OPENAI_OBJECT.search(text):
         return OPENAI_USAGE
-    if text[0] == "{" and ('"ts"' in text or '"model"' in text):
+    if text[0] == "{" and keys & {"ts", "model"}:
         return EVENTS_JSONL
     raise InvalidInput(
         f"{source.name}: JSON that is neither raw events (JSON lines with ts, model, tokens) "
         "nor an Anthropic or OpenAI usage report; pass --format."
     )
+
+
+def _first_line_is_event(text: str) -> bool:
+    """True when the first line is a whole flat object with a ``ts`` key: one raw event."""
+    try:
+        first = json.loads(text.split("\n", 1)[0])
+    except ValueError:
+        return False
+    return isinstance(first, dict) and "ts" in first and "data" not in first
 
 
 def _detect_csv(text: str, source: Source) -> str:
