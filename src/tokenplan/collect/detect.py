@@ -184,7 +184,8 @@ def _first_line_is_event(text: str) -> bool:
     """True when the first line is a whole flat object with a ``ts`` key: one raw event."""
     try:
         first = json.loads(text.split("\n", 1)[0])
-    except ValueError:
+    except (ValueError, RecursionError):
+        # Not a whole object (or nested too deeply): the reader says which, with its line.
         return False
     return isinstance(first, dict) and "ts" in first and "data" not in first
 
