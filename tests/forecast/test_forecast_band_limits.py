@@ -77,7 +77,7 @@ def test_an_empty_hour_beside_a_busy_one_is_a_bounded_error() -> None:
     assert log_shift(np.full(48, np.nan), 24) == 1.0
 
 
-def test_a_saved_forecaster_keeps_the_shift_and_the_ceiling(
+def test_a_saved_forecaster_keeps_the_shift_the_ceiling_and_the_tails(
     bursty: pd.DataFrame, tmp_path: Path
 ) -> None:
     fitted = Forecaster("1h", 24, (80, 95), local_models=False).fit(bursty)
@@ -89,4 +89,6 @@ def test_a_saved_forecaster_keeps_the_shift_and_the_ceiling(
     loaded = Forecaster.load(str(path)).predict()
     again = loaded.paths["m-large/61"]
     assert (again.shift, again.ceiling) == (model.shift, model.ceiling)
+    assert np.isfinite(model.tail_df)
+    assert again.tail_df == model.tail_df
     assert loaded.sum_interval("m-large/61") == fitted.predict().sum_interval("m-large/61")

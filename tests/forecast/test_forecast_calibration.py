@@ -13,6 +13,7 @@ from tokenplan.forecast import forecast
 from tokenplan.forecast.conformal import (
     dependence,
     normal_tails,
+    path_tail_df,
     reference_errors,
     sample_errors,
     small_sample_widening,
@@ -85,6 +86,27 @@ def test_sample_paths_are_centred_on_the_point() -> None:
     errors = np.random.default_rng(1).normal(-0.3, 0.2, (4, 48))  # biased backtest
     paths = sample_errors(errors, 4000)
     assert np.abs(np.median(paths, axis=0)).max() < 0.05
+
+
+def test_heavy_tailed_path_scales_fatten_a_sums_outer_band_only() -> None:
+    # Each window errs by a shared level plus noise: a day's total is mostly that level.
+    rng = np.random.default_rng(2)
+    errors = rng.normal(0, 0.3, (6, 1))[:, [0] * 24] + rng.normal(0, 0.1, (6, 24))
+    gaussian = sample_errors(errors, 20_000).sum(axis=1)
+    heavy = sample_errors(errors, 20_000, tail_df=path_tail_df(6)).sum(axis=1)
+
+    def reach(sums: np.ndarray, level: float) -> float:
+        lo, hi = np.quantile(sums, [0.5 - level / 2, 0.5 + level / 2])
+        return float(hi - lo)
+
+    assert abs(reach(heavy, 0.8) / reach(gaussian, 0.8) - 1) < 0.05  # the body stays
+    assert reach(heavy, 0.95) / reach(gaussian, 0.95) > 1.08  # the tails grow
+    assert abs(np.median(heavy)) < 0.05 * reach(heavy, 0.8)  # still centred on the point
+    # Infinite degrees of freedom draw exactly the Gaussian copula's paths.
+    assert np.array_equal(
+        sample_errors(errors, 500, tail_df=float("inf")), sample_errors(errors, 500)
+    )
+    assert [path_tail_df(k) for k in (0, 3, 4, 6, 12)] == [3, 3, 3, 5, 11]
 
 
 def test_daily_sums_keep_the_point_inside_their_band() -> None:

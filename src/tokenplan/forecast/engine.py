@@ -24,6 +24,7 @@ from tokenplan.forecast.conformal import (
     independent_windows,
     log_shift,
     normal_tails,
+    path_tail_df,
     reference_errors,
     rescale_to_now,
     small_sample_widening,
@@ -67,6 +68,8 @@ class Fitted:
     ceiling: float = float("inf")
     # Log-space errors are in log(y + shift) (`conformal.log_shift`); 1 is log1p.
     shift: float = 1.0
+    # Degrees of freedom of the sample paths' common scale (`conformal.path_tail_df`).
+    tail_df: float = float("inf")
 
 
 class Placed(Protocol):
@@ -229,6 +232,7 @@ class Forecaster:
                 _fallback_variance(s),
                 0,
                 ceiling=bt.ceiling(s),
+                tail_df=path_tail_df(0),
             )
             rows.append({"unique_id": s.uid, "method": "fallback", "chosen": True})
         local = True if self.local_models is None else bool(self.local_models)
@@ -349,6 +353,7 @@ class Forecaster:
                 errors[method][j], to_calibration(s.y, s.log, c), cuts, self.cadence.primary
             )
             widen = path_widen = 1.0
+            borrowed = 0
             if independent < TAIL_WINDOWS:
                 pooled = _with_reference(calibration, s, h, seasons, independent, c)
                 borrowed = len(pooled) - len(calibration)
@@ -377,6 +382,7 @@ class Forecaster:
                 path_widening=path_widen,
                 ceiling=bt.ceiling(s),
                 shift=c,
+                tail_df=path_tail_df(independent + borrowed),
             )
             for name in mase:
                 row: dict[str, object] = {
@@ -468,6 +474,7 @@ class Forecaster:
                 widening=f.path_widening,
                 ceiling=f.ceiling,
                 shift=f.shift,
+                tail_df=f.tail_df,
             )
         columns = ["unique_id", "ds", "mean"]
         for level in self.levels:

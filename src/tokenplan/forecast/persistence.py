@@ -95,6 +95,7 @@ def save(forecaster: Forecaster, path: str | Path, *, key: bytes | None = None) 
                         # JSON has no infinity: null is "no ceiling".
                         "ceiling": m.ceiling if np.isfinite(m.ceiling) else None,
                         "shift": m.shift,
+                        "tail_df": m.tail_df if np.isfinite(m.tail_df) else None,
                     }
                     for uid, m in result.paths.items()
                 },
@@ -194,6 +195,11 @@ def _rebuild(body: dict[str, Any]) -> Forecaster:
         shift = float(p.get("shift", 1.0))
         if not np.isfinite(shift) or shift < 1.0:
             raise ValueError(f"series {uid!r} has a bad shift {p.get('shift')!r}")
+        # Files written before paths had a heavy-tailed scale have none (null: none either).
+        raw_df = p.get("tail_df")
+        tail_df = float("inf") if raw_df is None else float(raw_df)
+        if np.isnan(tail_df) or tail_df < 1.0:
+            raise ValueError(f"series {uid!r} has a bad tail_df {raw_df!r}")
         paths[str(uid)] = PathModel(
             point=point,
             log=bool(p["log"]),
@@ -201,6 +207,7 @@ def _rebuild(body: dict[str, Any]) -> Forecaster:
             widening=widening,
             ceiling=ceiling,
             shift=shift,
+            tail_df=tail_df,
         )
     forecaster.result = ForecastResult(
         frame=frame,

@@ -61,6 +61,8 @@ class PathModel:
     ceiling: float = float("inf")
     # Log-space points and errors are in log(y + shift); 1 is log1p.
     shift: float = 1.0
+    # Degrees of freedom of the paths' common scale (`conformal.path_scales`); inf: none.
+    tail_df: float = float("inf")
 
     def to_usage(self, z: np.ndarray) -> np.ndarray:
         """Calibration space back to usage units, never negative."""
@@ -96,7 +98,7 @@ class ForecastResult:
         an AR(1) part estimated from the backtest, so sums over many steps keep their spread.
         """
         model = self._model(unique_id)
-        errors = sample_errors(model.errors, n, seed)
+        errors = sample_errors(model.errors, n, seed, model.tail_df)
         paths = model.to_usage(model.point[None, :] + errors)
         if model.widening != 1.0:
             # Scaled about the point path, so the median path stays the point forecast.

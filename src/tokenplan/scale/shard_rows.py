@@ -24,7 +24,7 @@ INPUT_SCHEMA = "unique_id:str,ds_ns:long,y:double,row:long,shard:int"
 OUTPUT_SCHEMA = (
     "unique_id:str,end_ns:long,step_ns:long,point:bytes,errors:bytes,windows:int,"
     "log:bool,note:str,method:str,variance:double,independent:int,widening:double,"
-    "path_widening:double,ceiling:double,shift:double,backtest:str"
+    "path_widening:double,ceiling:double,shift:double,tail_df:double,backtest:str"
 )
 
 
@@ -99,6 +99,7 @@ def encode(panel: PanelFit, note: str = "") -> pd.DataFrame:
                 "path_widening": float(f.path_widening),
                 "ceiling": float(f.ceiling),
                 "shift": float(f.shift),
+                "tail_df": float(f.tail_df),
                 # Python's JSON floats round-trip exactly (shortest repr; inf as Infinity).
                 "backtest": json.dumps(by_uid.get(s.uid, [])),
             }
@@ -132,6 +133,7 @@ def decode(rows: pd.DataFrame) -> PanelFit:
             path_widening=float(r["path_widening"]),
             ceiling=float(r["ceiling"]),
             shift=float(r["shift"]),
+            tail_df=float(r["tail_df"]),
         )
         panel.rows += json.loads(str(r["backtest"]))
     return panel
