@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from tokenplan.errors import ModelFileError
-from tokenplan.forecast import Forecaster
+from tokenplan.forecast import Forecaster, persistence
 
 
 @pytest.fixture
@@ -79,3 +81,27 @@ def test_a_short_historys_widened_sums_round_trip(tmp_path: Path) -> None:
     loaded = Forecaster.load(str(path)).predict()
     assert loaded.paths["s"].widening == fitted.predict().paths["s"].widening
     assert loaded.sum_interval("s") == fitted.predict().sum_interval("s")
+
+
+def _resave(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Edit a saved file's paths and re-sign it as `save` would (an older or damaged file)."""
+    doc = json.loads(path.read_text())
+    for model in doc["body"]["result"]["paths"].values():
+        edit(model)
+    doc["digest"] = persistence._digest(doc["body"], None)
+    path.write_text(json.dumps(doc))
+
+
+def test_a_file_from_before_heavy_tailed_paths_loads_without_them(
+    fitted: Forecaster, tmp_path: Path
+) -> None:
+    path = tmp_path / "f.json"
+    fitted.save(str(path))
+    assert fitted.predict().paths["s"].tail_df < float("inf")
+    _resave(path, lambda model: model.pop("tail_df"))
+    loaded = Forecaster.load(str(path)).predict()
+    assert loaded.paths["s"].tail_df == float("inf")
+    pd.testing.assert_frame_equal(loaded.frame, fitted.predict().frame)  # bands do not read it
+    _resave(path, lambda model: model.update(tail_df=0.5))
+    with pytest.raises(ModelFileError, match="bad tail_df"):
+        Forecaster.load(str(path))
