@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from forecast_frames import usage
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import tokenplan.forecast as fc
@@ -80,6 +80,9 @@ def test_deterministic(panel: pd.DataFrame) -> None:
     levels=st.sets(st.sampled_from([50, 80, 90, 95, 99]), min_size=1, max_size=3),
     seed=st.integers(min_value=0, max_value=1000),
 )
+# Once overflowed exp(): ten hours, most empty, at 1e8; a heavy-tailed path factor in the
+# hundreds on log-space errors (the factor is now cut at its 99.5% quantile).
+@example(n=10, h=25, scale=108231608.0, zero_share=0.625, levels={50}, seed=19)
 def test_invariants_hold_for_any_series(
     n: int, h: int, scale: float, zero_share: float, levels: set[int], seed: int
 ) -> None:

@@ -43,9 +43,13 @@ def to_calibration(
         return np.where(log, np.log(np.maximum(values, 0.0) + shift), values)
 
 
+# exp() of more overflows float64; a sample path that far out is cut by the ceiling anyway.
+_MAX_LOG = 700.0
+
+
 def from_calibration(z: np.ndarray, log: bool, shift: np.ndarray | float) -> np.ndarray:
-    """Calibration space back to usage units, never negative."""
-    return np.maximum(np.exp(z) - shift if log else z, 0.0)
+    """Calibration space back to usage units, never negative (and never infinite)."""
+    return np.maximum(np.exp(np.minimum(z, _MAX_LOG)) - shift if log else z, 0.0)
 
 
 @dataclass
