@@ -223,7 +223,7 @@ def path_scales(n: int, df: float, rng: np.random.Generator) -> np.ndarray:
     together by a heavy-tailed amount, as whole days of LLM traffic do (a new client, an
     outage). ``c`` keeps the central 80% where it was: on the 414 M4 hourly series the first
     day's total fell inside its 80% band 78.0% of the time but inside its 95% band only 90.6%
-    (misses reached 1.29x the band at the 95th percentile); with these scales 77.8% / 93.2%
+    (misses reached 1.29x the band at the 95th percentile); with these scales 77.8% / 93.0%
     (bench/m4_hourly.py). On the open traces' short histories (bench/short_history.py, 3 / 5 /
     7 days) the day's 95% coverage went 88.6 / 86.8 / 86.5% -> 89.5 / 86.8 / 89.2%, 80%
     unchanged or up. Per-step bands do not read the paths.
