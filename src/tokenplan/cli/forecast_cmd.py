@@ -22,7 +22,7 @@ from tokenplan.errors import InvalidInput
 from tokenplan.events import DIMENSIONS, METRICS
 from tokenplan.frequency import Frequency, parse_freq
 from tokenplan.plan.periods import check_tz
-from tokenplan.store.duckdb_store import TOTAL_ID
+from tokenplan.store.series_sql import TOTAL_ID
 from tokenplan.timestamps import from_wall_time, to_wall_time
 
 InputOption = Annotated[

@@ -28,11 +28,10 @@ from tokenplan.errors import EngineError, InvalidInput, TokenplanError
 from tokenplan.events import DIMENSIONS, METRICS
 from tokenplan.frequency import parse_freq
 from tokenplan.scale.engines import open_engine, parse_engine
+from tokenplan.store.series_sql import NONE_LABEL, TOTAL_ID
 
-# The store's grid origin (a Monday) and labels: see tokenplan.store.duckdb_store.
+# The store's grid origin (a Monday): see tokenplan.store.series_sql, which owns the labels.
 ORIGIN = np.datetime64("2000-01-03T00:00:00", "us")
-TOTAL_ID = "total"
-NONE_LABEL = "(none)"
 # Engine tasks at most: each reads a share of the files.
 _MAX_TASKS = 256
 PARTIAL_SCHEMA = "unique_id:str,ds_us:long,y:double,exact:str,known:long"

@@ -37,6 +37,11 @@ from tokenplan.store.schema import (
     RID_HASH,
     SCHEMA_VERSION,
 )
+from tokenplan.store.series_sql import (
+    query_series,
+    to_naive,
+    zone_name,
+)
 
 DEFAULT_DB = "tokenplan.duckdb"
 # Time outliers: see `DuckDBStore.time_bulk` (tokenplan.collect.checks applies the same rule).
@@ -44,16 +49,9 @@ OUTLIER_SPANS = 10
 OUTLIER_MIN_DAYS = 30
 # What a newer export of a bucket may say differently (see `_replace_changed_buckets`).
 SNAPSHOT_COLUMNS = (*COUNT_METRICS, "unsplit_tokens", "latency_ms_sum", "cost_usd")
-TOTAL_ID = "total"
 INCOMING = "_tokenplan_incoming"
-NONE_LABEL = "(none)"
-OTHER_LABEL = "(other)"
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)
 _INSERT = f"INSERT INTO usage ({_COLS}, rid_hash) SELECT {_COLS}, {RID_HASH}"
-# A Monday midnight, so that weekly buckets start on Monday and every shorter width aligns.
-_ORIGIN = "TIMESTAMP '2000-01-03 00:00:00'"
-# Calendar months start on the 1st.
-_MONTH_ORIGIN = "TIMESTAMP '2000-01-01 00:00:00'"
 # A schema-1 usage CSV bucket id: start, then the inferred width (dropped since schema 2).
 _CSV_ID_WITH_WIDTH = "^(bucket:usage_csv:[^Z]*Z):[0-9]+:"
 
@@ -541,77 +539,17 @@ class DuckDBStore:
                 f"cannot split by {', '.join(unknown)}; use any of {', '.join(DIMENSIONS)}."
             )
         f = freq if isinstance(freq, Frequency) else parse_freq(freq, calendar=True)
-        zone = _zone(tz) if f.calendar else None
+        zone = zone_name(tz) if f.calendar else None
         if trim_outliers:
             bulk = self.time_bulk()
             if bulk is not None:
                 lo_ts, hi_ts = bulk
-                since = lo_ts if since is None else max(_to_naive([since])[0], lo_ts)
+                since = lo_ts if since is None else max(to_naive([since])[0], lo_ts)
                 hi_end = hi_ts + timedelta(microseconds=1)
-                until = hi_end if until is None else min(_to_naive([until])[0], hi_end)
-        uid = (
-            " || '|' || ".join(f"coalesce(\"{d}\", '{NONE_LABEL}')" for d in by)
-            if by
-            else f"'{TOTAL_ID}'"
+                until = hi_end if until is None else min(to_naive([until])[0], hi_end)
+        return query_series(
+            self._con, self.path, metric, f, by, since, until, exact=exact, zone=zone, top=top
         )
-        where, params = _range_filter(since, until)
-        bucket = _bucket_sql(f, zone, "ts")
-        lo = _bucket_sql(f, zone, "?::TIMESTAMP") if since else None
-        hi = "?::TIMESTAMP - INTERVAL '1 microsecond'" if until else None
-        grid_lo = lo or "(SELECT min(ds) FROM b)"
-        grid_hi = _bucket_sql(f, zone, hi) if hi else "(SELECT max(ds) FROM b)"
-        # Buckets are found and gridded on local wall time; each start is then told in UTC.
-        ds_out = f"timezone('UTC', timezone('{zone}', grid.ds))" if zone else "grid.ds"
-        grid_params = [p for p in (since, until) if p is not None]
-        # Counts sum as HUGEINT (128-bit): no total of valid rows can overflow.
-        y_type = "DECIMAL(38, 12)" if metric == "cost_usd" else "HUGEINT" if exact else "DOUBLE"
-        parts = f"""
-            SELECT {uid} AS unique_id, {bucket} AS ds,
-                   sum({METRIC_SQL[metric]})::{y_type} AS y,
-                   count({METRIC_SQL[metric]}) AS known
-            FROM usage {where}
-            GROUP BY ALL
-        """
-        if top is not None:
-            parts = _pooled(parts, max(top, 1))
-        sql = f"""
-            WITH b AS ({parts}),
-            ids AS (SELECT DISTINCT unique_id FROM b),
-            grid AS (
-                SELECT ids.unique_id, g.ds
-                FROM ids,
-                     generate_series({grid_lo}, {grid_hi}, INTERVAL '{f.interval}') AS g(ds)
-            )
-            SELECT grid.unique_id, {ds_out} AS ds,
-                   CASE WHEN b.ds IS NULL THEN 0 WHEN b.known = 0 THEN NULL ELSE b.y END AS y
-            FROM grid LEFT JOIN b USING (unique_id, ds)
-            ORDER BY grid.unique_id, grid.ds
-        """
-        try:
-            table = self._con.sql(sql, params=params + _to_naive(grid_params)).to_arrow_table()
-        except duckdb.Error as exc:
-            raise StoreError(f"querying the store {self.path} failed: {exc}") from exc
-        if isinstance(table, pa.RecordBatchReader):
-            table = table.read_all()
-        frame = table.to_pandas()
-        if frame.empty:
-            return pd.DataFrame(
-                {
-                    "unique_id": pd.Series(dtype=str),
-                    "ds": pd.Series(dtype="datetime64[us]"),
-                    "y": pd.Series(dtype=float),
-                }
-            )
-        if metric == "cost_usd":
-            if not exact:
-                frame["y"] = frame["y"].map(lambda v: float(v) if v is not None else float("nan"))
-        elif exact and frame["y"].notna().all():
-            ints = frame["y"].map(int)
-            fits = ints.abs().max() < 2**63 if len(ints) else True
-            frame["y"] = ints.astype("int64") if fits else ints.astype(object)
-        else:
-            frame["y"] = frame["y"].astype(float)
-        return frame
 
     def time_bulk(self) -> tuple[datetime, datetime] | None:
         """The stored time range without outliers (naive UTC, inclusive), or None if empty.
@@ -678,61 +616,3 @@ def _usage_rows(batch: pa.Table | pa.RecordBatch) -> pa.Table:
             f"rows have columns {table.schema.names}, expected {list(COLUMNS)} (USAGE_SCHEMA)."
         )
     return table.cast(USAGE_SCHEMA)
-
-
-def _to_naive(values: Sequence[datetime]) -> list[datetime]:
-    from datetime import UTC
-
-    return [v.astimezone(UTC).replace(tzinfo=None) if v.tzinfo else v for v in values]
-
-
-def _zone(tz: str | None) -> str | None:
-    """``tz`` checked as an IANA zone name safe to put in SQL; None for UTC."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    if tz is None or tz.upper() in ("UTC", "Z", "ETC/UTC"):
-        return None
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(
-            f"time zone {tz!r} is not known; use an IANA name such as UTC or Asia/Shanghai."
-        ) from None
-    if not all(c.isalnum() or c in "/_+-" for c in tz):
-        raise InvalidInput(f"time zone {tz!r} is not an IANA name such as Asia/Shanghai.")
-    return tz
-
-
-def _bucket_sql(f: Frequency, zone: str | None, x: str) -> str:
-    """SQL for the start of ``x``'s bucket: UTC, or local wall time in ``zone``."""
-    origin = _MONTH_ORIGIN if f.months else _ORIGIN
-    local = f"timezone('{zone}', timezone('UTC', {x}))" if zone else x
-    return f"time_bucket(INTERVAL '{f.interval}', {local}, {origin})"
-
-
-def _pooled(parts: str, top: int) -> str:
-    """``parts`` (unique_id, ds, y, known) with all but the ``top - 1`` biggest ids pooled."""
-    return f"""
-        WITH p AS ({parts}),
-        sizes AS (SELECT unique_id, sum(y) AS size FROM p GROUP BY unique_id),
-        kept AS (
-            SELECT unique_id FROM sizes
-            ORDER BY size DESC NULLS LAST, unique_id
-            LIMIT CASE WHEN (SELECT count(*) FROM sizes) > {top} THEN {top - 1} ELSE {top} END
-        )
-        SELECT CASE WHEN unique_id IN (SELECT unique_id FROM kept) THEN unique_id
-                    ELSE '{OTHER_LABEL}' END AS unique_id,
-               ds, sum(y) AS y, sum(known) AS known
-        FROM p GROUP BY ALL
-    """
-
-
-def _range_filter(since: datetime | None, until: datetime | None) -> tuple[str, list[datetime]]:
-    clauses, params = [], []
-    if since is not None:
-        clauses.append("ts >= ?")
-        params.append(since)
-    if until is not None:
-        clauses.append("ts < ?")
-        params.append(until)
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), _to_naive(params)

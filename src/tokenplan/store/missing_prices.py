@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tokenplan.store.duckdb_store import NONE_LABEL, DuckDBStore
+from tokenplan.store.duckdb_store import DuckDBStore
+from tokenplan.store.series_sql import NONE_LABEL
 
 __all__ = ["MissingPrice", "missing_prices"]
 

@@ -17,8 +17,9 @@ import pandas as pd
 
 from tokenplan.errors import InvalidInput, StoreError
 from tokenplan.events import DIMENSIONS
-from tokenplan.store.duckdb_store import NONE_LABEL, OTHER_LABEL, DuckDBStore, StoreSummary
+from tokenplan.store.duckdb_store import DuckDBStore, StoreSummary
 from tokenplan.store.schema import METRIC_SQL
+from tokenplan.store.series_sql import NONE_LABEL, OTHER_LABEL
 
 __all__ = [
     "REQUEST_STATUSES",

@@ -9,8 +9,9 @@ import duckdb
 import pandas as pd
 
 from tokenplan.errors import StoreError
-from tokenplan.store.duckdb_store import NONE_LABEL, DuckDBStore
+from tokenplan.store.duckdb_store import DuckDBStore
 from tokenplan.store.schema import COSTS_TABLE
+from tokenplan.store.series_sql import NONE_LABEL
 
 __all__ = ["REPORTED_PROVIDERS", "reconcile_sides"]
 
