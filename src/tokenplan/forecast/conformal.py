@@ -234,12 +234,18 @@ def path_scales(n: int, df: float, rng: np.random.Generator) -> np.ndarray:
     """
     if not np.isfinite(df):
         return np.ones((n, 1))
+    c, top = _scale_constants(df)
+    return c * np.minimum(np.sqrt(df / rng.chisquare(df, (n, 1))), top)
+
+
+@cache
+def _scale_constants(df: float) -> tuple[float, float]:
+    """`path_scales`' ``c`` and cut for ``df``: computed once, read for every series' paths."""
     from scipy.stats import chi2, t
 
     c = float(ndtri(0.9) / t.ppf(0.9, df))
     # A small chi-square draw is a large factor: the factor's upper quantile is chi2's lower.
-    top = float(np.sqrt(df / chi2.ppf(_SCALE_CUT, df)))
-    return c * np.minimum(np.sqrt(df / rng.chisquare(df, (n, 1))), top)
+    return c, float(np.sqrt(df / chi2.ppf(_SCALE_CUT, df)))
 
 
 def _t_ratio(windows: int, quantile: float) -> float:

@@ -63,6 +63,20 @@ def _digest(body: Any, key: bytes | None) -> dict[str, str]:
     return {"algorithm": "hmac-sha256", "value": hmac.new(key, data, hashlib.sha256).hexdigest()}
 
 
+def _null_if_infinite(value: float) -> float | None:
+    """JSON has no infinity: null stands for "none" (no ceiling, no heavy tails)."""
+    return float(value) if np.isfinite(value) else None
+
+
+def _infinite_if_null(p: dict[str, Any], key: str, uid: object, *, minimum: float) -> float:
+    """``p[key]`` as written by `_null_if_infinite`: missing or null is infinite."""
+    raw = p.get(key)
+    value = float("inf") if raw is None else float(raw)
+    if np.isnan(value) or value < minimum:
+        raise ValueError(f"series {uid!r} has a bad {key} {raw!r}")
+    return value
+
+
 def _frame_records(frame: pd.DataFrame) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     for col in frame.columns:
@@ -92,10 +106,9 @@ def save(forecaster: Forecaster, path: str | Path, *, key: bytes | None = None) 
                         "log": m.log,
                         "errors": m.errors,
                         "widening": m.widening,
-                        # JSON has no infinity: null is "no ceiling".
-                        "ceiling": m.ceiling if np.isfinite(m.ceiling) else None,
+                        "ceiling": _null_if_infinite(m.ceiling),
                         "shift": m.shift,
-                        "tail_df": m.tail_df if np.isfinite(m.tail_df) else None,
+                        "tail_df": _null_if_infinite(m.tail_df),
                     }
                     for uid, m in result.paths.items()
                 },
@@ -187,19 +200,13 @@ def _rebuild(body: dict[str, Any]) -> Forecaster:
         if not np.isfinite(widening) or widening < 1.0:
             raise ValueError(f"series {uid!r} has a bad widening {widening!r}")
         # Files written before bands had a ceiling have none.
-        raw_ceiling = p.get("ceiling")
-        ceiling = float("inf") if raw_ceiling is None else float(raw_ceiling)
-        if np.isnan(ceiling) or ceiling < 0:
-            raise ValueError(f"series {uid!r} has a bad ceiling {raw_ceiling!r}")
+        ceiling = _infinite_if_null(p, "ceiling", uid, minimum=0.0)
         # Files written before errors were read in log(y + c) have log1p's c = 1.
         shift = float(p.get("shift", 1.0))
         if not np.isfinite(shift) or shift < 1.0:
             raise ValueError(f"series {uid!r} has a bad shift {p.get('shift')!r}")
-        # Files written before paths had a heavy-tailed scale have none (null: none either).
-        raw_df = p.get("tail_df")
-        tail_df = float("inf") if raw_df is None else float(raw_df)
-        if np.isnan(tail_df) or tail_df < 1.0:
-            raise ValueError(f"series {uid!r} has a bad tail_df {raw_df!r}")
+        # Files written before paths had a heavy-tailed scale have none.
+        tail_df = _infinite_if_null(p, "tail_df", uid, minimum=1.0)
         paths[str(uid)] = PathModel(
             point=point,
             log=bool(p["log"]),
