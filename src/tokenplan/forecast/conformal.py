@@ -42,8 +42,12 @@ _COMMON_PRIOR_WINDOWS = 3
 _MIN_TAIL_DF = 3
 # ... and its factor is cut at this upper tail quantile of the mixture (`path_scales`).
 _SCALE_CUT = 0.005
-# Log-space errors are read as log(y + c), c this share of the series' recent mean level.
+# Log-space errors are read as log(y + c), c this share of the series' recent mean level
+# unless another of `SHIFT_SHARES` scores clearly better in the backtest (`choose_shares`):
+# by more than `_SHARE_MARGIN`, since a few windows are a noisy judge.
 SHIFT_SHARE = 1.0
+SHIFT_SHARES = (0.3, 1.0, 3.0, 10.0)
+_SHARE_MARGIN = 0.05
 
 
 def radius(windows: int, h: int) -> int:
@@ -259,21 +263,72 @@ def _t_ratio(windows: int, quantile: float) -> float:
     return float(t.ppf(quantile, k - 1) / t.ppf(quantile, TAIL_WINDOWS - 1))
 
 
-def log_shift(actual: np.ndarray, season: int) -> float:
+def log_shift(actual: np.ndarray, season: int, share: float = SHIFT_SHARE) -> float:
     """``c`` of the space ``log(y + c)`` where a log-space series' errors are calibrated.
 
     log1p (``c = 1``) suits counts, but on a series of millions of tokens an empty bucket sits
     17 units below a busy one: one outage or burst in the backtest gave errors of +-17 and
-    95% bands of 10^15 tokens. With ``c`` the recent mean level (`SHIFT_SHARE` of it), an
-    empty bucket beside a typical one errs by log 2, while bands still grow with the level
-    above it. Judged by MSIS against the best peer's on bench/forecast_accuracy.py (29 cases),
-    with coverage unchanged: log1p 1.58x; c at 0.1, 0.3, 1 and 3 times the level 1.50x, 1.42x,
-    1.35x and 1.32x; M4 hourly MSIS 7.24, 7.06, 7.01, 7.07 and 7.18.
+    95% bands of 10^15 tokens. With ``c`` ``share`` of the recent mean level, an empty bucket
+    beside a typical one errs by log 2 (``share`` 1), while bands still grow with the level
+    above it. Which share suits a series is chosen by `choose_shares`.
     """
     recent = actual[-max(2 * season, 24) :]
     known = recent[~np.isnan(recent)]
     level = float(np.mean(np.maximum(known, 0.0))) if known.size else 0.0
-    return max(1.0, SHIFT_SHARE * level)
+    return max(1.0, share * level)
+
+
+def choose_shares(
+    actual: np.ndarray, pred: np.ndarray, levels_c: np.ndarray, levels: tuple[float, ...]
+) -> np.ndarray:
+    """Per series, the index in `SHIFT_SHARES` of the space whose bands scored best.
+
+    ``actual`` and ``pred`` ``(n, W, h)`` are the backtest's held-out actuals and the chosen
+    method's forecasts, in usage units; ``levels_c`` ``(n, S)`` the shift each share gives.
+    Each window is scored with the bands the other windows' errors give in that space (the
+    interval score behind MSIS, summed over ``levels``, in usage units), so the choice is out
+    of sample. How far a band reaches above the point depends on the space: in ``log(y + c)``
+    with a small ``c`` a burst in the backtest stretches the upper band multiplicatively; with
+    a large one the space is nearly linear and a steady series' band does not grow with its
+    level. Ties, and series with fewer than three windows, keep `SHIFT_SHARE`.
+    """
+    n, w, h = actual.shape
+    default = SHIFT_SHARES.index(SHIFT_SHARE)
+    out = np.full(n, default)
+    if w < 3 or not levels or n == 0:
+        return out
+    scores = np.zeros((len(SHIFT_SHARES), n))
+    r = radius(w - 1, h)
+    for i in range(len(SHIFT_SHARES)):
+        c = levels_c[:, i][:, None, None]
+        with np.errstate(invalid="ignore"):
+            zp = np.log(np.maximum(pred, 0.0) + c)
+            err = np.log(np.maximum(actual, 0.0) + c) - zp
+        for k in range(w):
+            others = np.delete(err, k, axis=1)
+            pools = _pools(others, r)
+            count = np.maximum(np.sum(~np.isnan(pools), axis=2), 1)
+            y = actual[:, k]
+            known = ~np.isnan(y)
+            for level in levels:
+                lo_idx, hi_idx = _ranks(count, level)
+                hi = np.take_along_axis(pools, hi_idx[..., None], axis=2)[..., 0]
+                lo = np.take_along_axis(pools, lo_idx[..., None], axis=2)[..., 0]
+                hi_u = np.exp(np.minimum(zp[:, k] + np.nan_to_num(np.maximum(hi, 0.0)), 700.0))
+                lo_u = np.exp(zp[:, k] + np.nan_to_num(np.minimum(lo, 0.0)))
+                hi_u, lo_u = hi_u - c[:, 0], np.maximum(lo_u - c[:, 0], 0.0)
+                penalty = 2.0 / (1.0 - level / 100.0)
+                yk = np.nan_to_num(y)
+                score = (
+                    (hi_u - lo_u)
+                    + penalty * np.maximum(lo_u - yk, 0.0)
+                    + penalty * np.maximum(yk - hi_u, 0.0)
+                )
+                scores[i] += np.where(known, score, 0.0).sum(axis=1)
+    finite = np.all(np.isfinite(scores), axis=0)
+    best = np.argmin(scores, axis=0)
+    better = scores[best, np.arange(n)] < scores[default] * (1.0 - _SHARE_MARGIN)
+    return np.where(finite & better, best, default)
 
 
 def local_scale(z: np.ndarray, season: int) -> float:

@@ -18,8 +18,11 @@ from tokenplan.errors import ForecastError, InvalidInput
 from tokenplan.forecast import selection as bt
 from tokenplan.forecast.baselines import run_baselines
 from tokenplan.forecast.conformal import (
+    SHIFT_SHARE,
+    SHIFT_SHARES,
     TAIL_WINDOWS,
     adaptive_bounds,
+    choose_shares,
     cross_coverage,
     independent_windows,
     log_shift,
@@ -309,7 +312,7 @@ class Forecaster:
         per_window = {name: bt.window_errors(pred[1:], actual) for name, pred in preds.items()}
         chosen = bt.choose(mase, per_window)
         log = np.array([s.log for s in members])[None, :, None]
-        shift = np.array([log_shift(s.actual, self.cadence.primary) for s in members])
+        shift, shares = self._shifts(members, actual, preds, chosen)
         shift = shift[None, :, None]
         z_actual = to_calibration(actual, log, shift)
         coverage: dict[str, dict[float, np.ndarray]] = {}
@@ -344,6 +347,11 @@ class Forecaster:
                 note += (
                     f"; {independent} non-overlapping backtest window(s), too few for the outer"
                     " tails: wider bands at least the narrower ones extended with normal tails"
+                )
+            if s.log and shares[j] != SHIFT_SHARE:
+                note += (
+                    f"; bands in log(y + {float(shift[0, j, 0]):.6g}), {shares[j]:g}x the recent"
+                    " level: the lowest backtest interval score"
                 )
             if s.notes:
                 note += "; " + "; ".join(s.notes)
@@ -395,6 +403,30 @@ class Forecaster:
                 for level in self.levels:
                     row[f"coverage_{level_name(level)}"] = float(coverage[name][level][j])
                 rows.append(row)
+
+    def _shifts(
+        self,
+        members: list[Series],
+        actual: np.ndarray,
+        preds: dict[str, np.ndarray],
+        chosen: list[str],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per series, ``c`` of its calibration space ``log(y + c)`` and the share of the recent
+        level it is (`conformal.choose_shares`)."""
+        season = self.cadence.primary
+        options = np.array(
+            [[log_shift(s.actual, season, share) for share in SHIFT_SHARES] for s in members]
+        )
+        default = SHIFT_SHARES.index(SHIFT_SHARE)
+        best = np.full(len(members), default)
+        logged = [j for j, s in enumerate(members) if s.log]
+        if logged and self.levels:
+            pred = np.stack([preds[chosen[j]][1:, j] for j in logged])  # (n, W, h)
+            best[logged] = choose_shares(
+                actual[:, logged].transpose(1, 0, 2), pred, options[logged], self.levels
+            )
+        picked = np.take_along_axis(options, best[:, None], axis=1)[:, 0]
+        return picked, np.asarray(SHIFT_SHARES)[best]
 
     def _reconcile(self, series: Sequence[Placed], fitted: dict[str, Fitted]) -> None:
         total_id = str(self.hierarchy)
