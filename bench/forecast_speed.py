@@ -5,7 +5,11 @@
 1. ``--series`` synthetic hourly series of ``--days`` days, fitted (backtest choice included)
    and forecast ``--horizon`` ahead in one call, all local models on. Target: <= 300 s on 2 cores.
 2. Prophet on a sample of the same series, timed and extrapolated linearly to all of them
-   (Prophet fits one series at a time). Target: tokenplan >= 10x faster.
+   (Prophet fits one series at a time). Not the same work: Prophet fits each series once,
+   tokenplan fits every candidate at the final origin and at each backtest origin and
+   calibrates bands from them. The old target (>= 10x faster) held while the statsforecast
+   models were skipped above 50 series; they now run on every series (issue 8), and the
+   ratio is printed for what it is.
 3. One 90-day hourly series, from process start to forecast CSV written, in a fresh Python
    process. Target: <= 15 s.
 """
@@ -125,7 +129,10 @@ def main() -> None:
         f"prophet: {per_series:.2f} s/series on a sample of {args.prophet_sample}, "
         f"extrapolated to {args.series} series: {prophet_total:.0f} s"
     )
-    print(f"speed-up vs prophet: {prophet_total / ours:.1f}x (target >= 10x)")
+    print(
+        f"speed-up vs prophet: {prophet_total / ours:.1f}x (Prophet: one fit per series;"
+        " tokenplan: every candidate at the final and each backtest origin, and the bands)"
+    )
 
 
 if __name__ == "__main__":
