@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tokenplan.forecast import Forecaster
 from tokenplan.forecast.conformal import SHIFT_SHARE, SHIFT_SHARES, choose_shares
@@ -77,3 +79,31 @@ def test_the_fitted_shift_is_one_of_the_candidates_and_is_said() -> None:
     assert f"{shares[0]:g}x the recent level: the lowest backtest interval score" in str(
         result.notes["tokens"]
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    windows=st.integers(1, 6),
+    h=st.integers(1, 12),
+    scale=st.sampled_from([1e-3, 1.0, 1e4, 1e12]),
+    zero_share=st.floats(0.0, 1.0),
+    missing_share=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_any_backtest_gives_one_valid_choice_per_series(
+    windows: int, h: int, scale: float, zero_share: float, missing_share: float, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    n = 5
+    pred = scale * rng.lognormal(0.0, 2.0, (n, windows, h))
+    actual = scale * rng.lognormal(0.0, 2.0, (n, windows, h))
+    actual[rng.random(actual.shape) < zero_share] = 0.0
+    pred[rng.random(pred.shape) < zero_share] = 0.0
+    actual[rng.random(actual.shape) < missing_share] = np.nan
+    level = np.nansum(actual, axis=(1, 2)) / actual[0].size
+    options = np.maximum(1.0, np.outer(level, SHIFT_SHARES))
+    chosen = choose_shares(actual, pred, options, LEVELS)
+    assert chosen.shape == (n,)
+    assert np.all((chosen >= 0) & (chosen < len(SHIFT_SHARES)))
+    if windows < 3:
+        assert np.all(chosen == SHIFT_SHARES.index(SHIFT_SHARE))
