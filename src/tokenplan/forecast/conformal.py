@@ -1,8 +1,9 @@
 """Conformal calibration of forecast errors per horizon step, and sample paths from it.
 
 Residuals come from the rolling-origin backtest, in each series' calibration space: for series
-modelled in log1p, ``log(y + c)`` with ``c`` the recent level (`log_shift`), so bands scale
-with the level without an empty bucket counting as an infinite relative error. For step
+modelled in log1p, ``log(y + c)`` with ``c`` a multiple of the recent level (`log_shift`)
+that each series' own backtest picks (`choose_shares`), so bands scale with the level without
+an empty bucket counting as an infinite relative error. For step
 ``j`` the residuals of steps ``j - r .. j + r`` of every window are pooled (``r`` grows until
 the pool holds about ``_POOL`` values), because a handful of windows alone gives too few.
 Bounds are the split conformal order statistics of that pool. Sample paths use a Gaussian

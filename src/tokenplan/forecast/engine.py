@@ -69,7 +69,7 @@ class Fitted:
     # No band or sample path goes above this, usage units (`selection.ceiling`): in log1p a
     # bursty series' errors reached +-17, which put 95% bands at 10^15 beside a peak of 10^8.
     ceiling: float = float("inf")
-    # Log-space errors are in log(y + shift) (`conformal.log_shift`); 1 is log1p.
+    # Log-space errors are in log(y + shift) (`conformal.log_shift`, `choose_shares`); 1 is log1p.
     shift: float = 1.0
     # Degrees of freedom of the sample paths' common scale (`conformal.path_tail_df`).
     tail_df: float = float("inf")
