@@ -62,9 +62,9 @@ def default_windows(h: int) -> int:
     geometric mean and worst of the MASE ratio to the best peer over the 28 trace cases), for
     horizons up to 48: 6 windows 0.846, 1.016, 1.367; 7: 0.838, 1.019, 1.242; 8: 0.836, 1.008,
     1.209; 9: 0.853 (M4 only); 10: 0.856, 1.009, 1.281. The trace figures move within +-0.01
-    (noise); M4's best is at 7-8 and gets worse beyond, where the earliest windows train on
-    barely two weeks and judge the weekly models on less history than they will have.
-    Longer horizons keep 4: each window costs every candidate a fit at 168 steps.
+    (noise); M4's best is at 7-8 and worse beyond (why is not established: at 8 and at 9 the
+    earliest window of a 700-hour M4 series trains on the same two weeks). Longer horizons
+    keep 4: each window costs every candidate a fit at 168 steps.
     """
     return 8 if h <= 48 else 4
 
