@@ -98,8 +98,9 @@ def shift_by_definition(y: np.ndarray, block: int) -> tuple[int, float]:
     best, best_gap = 0, 0.0
     for cut in range(2, n_blocks):
         before, after = level[:cut], level[cut:]
-        gap = float(np.median(after) - np.median(before))
-        spread = max(np.ptp(after), np.ptp(before[-min(len(before), 7) :]))
+        recent = before[-min(len(before), 7) :]
+        gap = float(np.median(after) - np.median(recent))
+        spread = max(np.ptp(after), np.ptp(recent))
         if abs(gap) >= np.log(3.0) and spread < abs(gap) and abs(gap) > abs(best_gap):
             best, best_gap = cut, gap
     return best, best_gap

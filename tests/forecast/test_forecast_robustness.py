@@ -33,6 +33,18 @@ def test_a_level_shift_is_followed_within_two_days() -> None:
     assert 0.7 * recent < mean < 1.3 * recent
 
 
+def test_a_level_that_moved_a_week_ago_is_not_moved_again() -> None:
+    # The level tripled 7 days before the end. The last day against the median of all the
+    # days before it (mostly the old level) once looked like a fresh 3x shift, and the week
+    # already at the new level was rescaled by 3x again: the next day came out at 1.37x.
+    before = usage(n=24 * 16, noise=0.1, level=1000.0, seed=1)
+    after = usage(n=24 * 8, noise=0.1, level=3000.0, start="2024-01-17", seed=11)
+    history, truth = pd.concat([before, after.iloc[:-24]], ignore_index=True), after.iloc[-24:]
+    res = forecast(history, horizon=24, freq="1h", levels=(80,))
+    assert "2024-01-23" not in res.notes["s"]
+    assert 0.85 < res.frame["mean"].mean() / truth["y"].mean() < 1.15
+
+
 def test_a_ten_times_burst_does_not_inflate_the_next_days() -> None:
     steady = usage(n=24 * 28, noise=0.1)
     burst = steady.copy()

@@ -306,8 +306,14 @@ def _damp_bursts(series: Series, cadence: Cadence) -> None:
 
 
 def _split_levels(level: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per cut: the median of ``level`` from it on minus the median before it, and the range
-    of the seven values before it (all cuts at once, in slices that bound the memory)."""
+    """Per cut: the median of ``level`` from it on minus the median of the seven values before
+    it, and their range (all cuts at once, in slices that bound the memory).
+
+    The seven before, not all before: a week after a real shift, the last block against the
+    median of everything before it (mostly the old level) looked like a fresh 3x shift, and
+    the week already at the new level was rescaled by 3x again (forecast 1.37x the next day's
+    level after a tripling, 0.53-0.71x after a drop to a third).
+    """
     n = len(level)
     pos = np.arange(n)
     gap = np.empty(len(cuts))
@@ -318,7 +324,7 @@ def _split_levels(level: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, np.n
         head = np.where(pos < part, level, np.nan)  # row k: the blocks before cut k
         tail = np.where(pos >= part, level, np.nan)
         recent = np.where(pos >= part - 7, head, np.nan)
-        gap[start : start + step] = column_medians(tail.T) - column_medians(head.T)
+        gap[start : start + step] = column_medians(tail.T) - column_medians(recent.T)
         spread[start : start + step] = np.nanmax(recent, axis=1) - np.nanmin(recent, axis=1)
     return gap, spread
 

@@ -67,8 +67,8 @@ def default_windows(h: int) -> int:
     windows from before the shift let MSTL into the combination and it carried the jump on as
     a trend; with six or seven the forecast is within 2% of the new level. Older windows judge
     a regime that has ended. Weighting six windows by recency instead (half-life three
-    windows) gave M4 0.839 but traces 1.017, seven cases above 1.10: not taken. Longer horizons keep 4: each window costs every candidate a fit
-    at 168 steps.
+    windows) gave M4 0.839 but traces 1.017, seven cases above 1.10: not taken. Longer
+    horizons keep 4: each window costs every candidate a fit at 168 steps.
     """
     return 6 if h <= 48 else 4
 
