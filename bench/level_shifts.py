@@ -1,0 +1,107 @@
+"""How soon a forecast follows a level shift, on real hourly traffic given a shift of known size.
+
+Real slices of the open hourly traces (ServeGen per client and per model, Azure 2024, NASA
+1995; the 12 largest series of each; 14 days of history and the day after, one slice every 2
+days) get a level shift ``--days`` days before the
+end of their history: every bucket from there on, the held-out day included, is multiplied by
+the factor (x3 and x1/3 by default; a new client, a migrated workload). Each slice is forecast
+by `tokenplan.forecast.forecast` (h=24, default settings), and the day's forecast total is
+divided by the shifted day's actual total. Followed: within 0.8-1.25. The same slices without a
+shift are the reference (their ratio is the forecast's ordinary error), and so is seasonal
+naive (the last day repeated), which follows any shift in one day.
+
+    .venv/bin/python bench/level_shifts.py [--days 1 2 3 5 7] [--factors 3 0.333]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from accuracy_cases import DATASETS, SHARED
+from tokenplan.forecast import forecast
+
+_PREFIXES = ("servegen_language", "azure_2024", "nasa")
+_LARGEST = 12
+_HISTORY_DAYS = 14
+_EVERY_DAYS = 2
+_FOLLOWED = (0.8, 1.25)
+
+
+def slices() -> list[tuple[str, pd.DataFrame, np.ndarray]]:
+    """``(dataset, history, next day's actuals)`` for every steady, fully known slice."""
+    out = []
+    for dataset in DATASETS:
+        if dataset.freq != "1h" or not dataset.name.startswith(_PREFIXES):
+            continue
+        frame = dataset.read(SHARED, dataset.metrics[0])
+        sizes = frame.groupby("unique_id")["y"].sum().sort_values(ascending=False)
+        for uid in sizes.index[:_LARGEST]:
+            one = frame[frame["unique_id"] == uid].sort_values("ds").reset_index(drop=True)
+            span = (_HISTORY_DAYS + 1) * 24
+            for start in range(0, len(one) - span + 1, _EVERY_DAYS * 24):
+                history = one.iloc[start : start + _HISTORY_DAYS * 24].reset_index(drop=True)
+                after = one["y"].iloc[start + _HISTORY_DAYS * 24 : start + span].to_numpy()
+                steady = (history["y"] > 0).mean() >= 0.8
+                if steady and not history["y"].isna().any() and not np.isnan(after).any():
+                    out.append((dataset.name, history, after.astype(float)))
+    return out
+
+
+def shifted(history: pd.DataFrame, after: np.ndarray, days: int, factor: float) -> tuple:
+    """History and next day with every bucket from ``days`` days before the end scaled."""
+    out = history.copy()
+    out.loc[len(out) - days * 24 :, "y"] = out["y"].iloc[len(out) - days * 24 :] * factor
+    return out, after * factor
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, nargs="+", default=[1, 2, 3, 5, 7])
+    parser.add_argument("--factors", type=float, nargs="+", default=[3.0, 1 / 3])
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    started = time.perf_counter()
+    cases = slices()
+    rows = []
+    for name, history, after in cases:
+        runs = [(1.0, 0)] + [(f, d) for f in args.factors for d in args.days]
+        for factor, days in runs:
+            hist, truth = shifted(history, after, days, factor) if days else (history, after)
+            total = forecast(hist, horizon=24, freq="1h", levels=(80,)).frame["mean"].sum()
+            naive = hist["y"].to_numpy()[-24:].sum()
+            rows.append(
+                {
+                    "dataset": name,
+                    "factor": factor,
+                    "days": days,
+                    "ratio": total / truth.sum(),
+                    "naive_ratio": naive / truth.sum(),
+                }
+            )
+    table = pd.DataFrame(rows)
+    lo, hi = _FOLLOWED
+    table["followed"] = table["ratio"].between(lo, hi)
+    table["naive_followed"] = table["naive_ratio"].between(lo, hi)
+    table["log_error"] = np.abs(np.log(table["ratio"]))
+    summary = table.groupby(["factor", "days"]).agg(
+        slices=("ratio", "size"),
+        median_ratio=("ratio", "median"),
+        worst_low=("ratio", "min"),
+        worst_high=("ratio", "max"),
+        followed=("followed", "mean"),
+        naive_followed=("naive_followed", "mean"),
+        mean_abs_log_error=("log_error", "mean"),
+    )
+    pd.set_option("display.width", 200)
+    print(f"{len(cases)} real slices of {_HISTORY_DAYS} days; forecast day total / actual")
+    print(summary.round(3).to_string())
+    print(f"{time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
