@@ -2,7 +2,7 @@
 
 Real slices of the open hourly traces (ServeGen per client and per model, Azure 2024, NASA
 1995; the 12 largest series of each; 14 days of history and the day after, one slice every 2
-days) get a level shift ``--days`` days before the
+days: `short_history.slices`) get a level shift ``--days`` days before the
 end of their history: every bucket from there on, the held-out day included, is multiplied by
 the factor (x3 and x1/3 by default; a new client, a migrated workload). Each slice is forecast
 by `tokenplan.forecast.forecast` (h=24, default settings), and the day's forecast total is
@@ -22,41 +22,21 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from accuracy_cases import DATASETS, SHARED
+from short_history import slices
 from tokenplan.forecast import forecast
 
-_PREFIXES = ("servegen_language", "azure_2024", "nasa")
-_LARGEST = 12
+# 14 days of history: two weekly cycles before the earliest shift tried (7 days back).
 _HISTORY_DAYS = 14
-_EVERY_DAYS = 2
 _FOLLOWED = (0.8, 1.25)
 
 
-def slices() -> list[tuple[str, pd.DataFrame, np.ndarray]]:
-    """``(dataset, history, next day's actuals)`` for every steady, fully known slice."""
-    out = []
-    for dataset in DATASETS:
-        if dataset.freq != "1h" or not dataset.name.startswith(_PREFIXES):
-            continue
-        frame = dataset.read(SHARED, dataset.metrics[0])
-        sizes = frame.groupby("unique_id")["y"].sum().sort_values(ascending=False)
-        for uid in sizes.index[:_LARGEST]:
-            one = frame[frame["unique_id"] == uid].sort_values("ds").reset_index(drop=True)
-            span = (_HISTORY_DAYS + 1) * 24
-            for start in range(0, len(one) - span + 1, _EVERY_DAYS * 24):
-                history = one.iloc[start : start + _HISTORY_DAYS * 24].reset_index(drop=True)
-                after = one["y"].iloc[start + _HISTORY_DAYS * 24 : start + span].to_numpy()
-                steady = (history["y"] > 0).mean() >= 0.8
-                if steady and not history["y"].isna().any() and not np.isnan(after).any():
-                    out.append((dataset.name, history, after.astype(float)))
-    return out
-
-
-def shifted(history: pd.DataFrame, after: np.ndarray, days: int, factor: float) -> tuple:
+def shifted(
+    history: pd.DataFrame, after: np.ndarray, days: int, factor: float
+) -> tuple[pd.DataFrame, np.ndarray]:
     """History and next day with every bucket from ``days`` days before the end scaled."""
-    out = history.copy()
-    out.loc[len(out) - days * 24 :, "y"] = out["y"].iloc[len(out) - days * 24 :] * factor
-    return out, after * factor
+    y = history["y"].to_numpy(dtype=float, copy=True)
+    y[len(y) - days * 24 :] *= factor
+    return history.assign(y=y), after * factor
 
 
 def main() -> None:
@@ -66,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     started = time.perf_counter()
-    cases = slices()
+    cases = slices(_HISTORY_DAYS)
     rows = []
     for name, history, after in cases:
         runs = [(1.0, 0)] + [(f, d) for f in args.factors for d in args.days]

@@ -301,39 +301,30 @@ def choose_shares(
     linear) took off another 1.9% (bursty ServeGen multimodal clients at 10 minutes 22%, the
     worst case 2.5% up), M4 unchanged.
     """
-    n, w, h = actual.shape
+    from tokenplan.forecast.result import from_calibration, to_calibration  # result imports us
+
+    n, w, _h = actual.shape
     default = SHIFT_SHARES.index(SHIFT_SHARE)
     out = np.full(n, default)
     if w < 3 or not levels or n == 0:
         return out
     scores = np.zeros((len(SHIFT_SHARES), n))
-    r = radius(w - 1, h)
     for i in range(len(SHIFT_SHARES)):
         c = levels_c[:, i][:, None, None]
-        with np.errstate(invalid="ignore"):
-            zp = np.log(np.maximum(pred, 0.0) + c)
-            err = np.log(np.maximum(actual, 0.0) + c) - zp
+        zp = to_calibration(pred, True, c)
+        err = to_calibration(actual, True, c) - zp
         for k in range(w):
-            others = np.delete(err, k, axis=1)
-            pools = _pools(others, r)
-            count = np.maximum(np.sum(~np.isnan(pools), axis=2), 1)
             y = actual[:, k]
-            known = ~np.isnan(y)
-            for level in levels:
-                lo_idx, hi_idx = _ranks(count, level)
-                hi = np.take_along_axis(pools, hi_idx[..., None], axis=2)[..., 0]
-                lo = np.take_along_axis(pools, lo_idx[..., None], axis=2)[..., 0]
-                hi_u = np.exp(np.minimum(zp[:, k] + np.nan_to_num(np.maximum(hi, 0.0)), 700.0))
-                lo_u = np.exp(zp[:, k] + np.nan_to_num(np.minimum(lo, 0.0)))
-                hi_u, lo_u = hi_u - c[:, 0], np.maximum(lo_u - c[:, 0], 0.0)
+            for level, (lo, hi) in bounds(np.delete(err, k, axis=1), levels).items():
+                lo_u = from_calibration(zp[:, k] + lo, True, c[:, 0])
+                hi_u = from_calibration(zp[:, k] + hi, True, c[:, 0])
                 penalty = 2.0 / (1.0 - level / 100.0)
-                yk = np.nan_to_num(y)
                 score = (
                     (hi_u - lo_u)
-                    + penalty * np.maximum(lo_u - yk, 0.0)
-                    + penalty * np.maximum(yk - hi_u, 0.0)
+                    + penalty * np.maximum(lo_u - y, 0.0)
+                    + penalty * np.maximum(y - hi_u, 0.0)
                 )
-                scores[i] += np.where(known, score, 0.0).sum(axis=1)
+                scores[i] += np.where(np.isnan(y), 0.0, score).sum(axis=1)
     finite = np.all(np.isfinite(scores), axis=0)
     best = np.argmin(scores, axis=0)
     better = scores[best, np.arange(n)] < scores[default] * (1.0 - _SHARE_MARGIN)
