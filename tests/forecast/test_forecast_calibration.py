@@ -11,7 +11,9 @@ from forecast_frames import usage
 
 from tokenplan.forecast import forecast
 from tokenplan.forecast.conformal import (
+    bounds,
     dependence,
+    mirrored_bounds,
     normal_tails,
     path_scales,
     path_tail_df,
@@ -168,6 +170,47 @@ def test_short_backtests_get_normal_tails_and_long_ones_do_not() -> None:
     long = usage(n=840, seed=7)
     res = forecast(long, horizon=24, freq="1h", local_models=False)
     assert "non-overlapping" not in res.notes["s"]
+
+
+def test_mirrored_bounds_give_both_sides_the_errors_of_either() -> None:
+    # A backtest that only saw the series rise: every error positive.
+    errors = np.random.default_rng(5).uniform(0.1, 1.0, (2, 3, 12))
+    plain_lo, _plain_hi = bounds(errors, (95.0,))[95.0]
+    lo, hi = mirrored_bounds(errors, 95.0)
+    assert np.all(plain_lo == 0.0)  # no room below the point at all
+    np.testing.assert_allclose(lo, -hi)
+    assert np.all(lo < -0.1)
+    # Errors already symmetric: the mirror adds nothing new.
+    even = np.concatenate([errors, -errors], axis=1)
+    np.testing.assert_allclose(mirrored_bounds(even, 95.0)[1], bounds(even, (95.0,))[95.0][1])
+
+
+def test_a_backtest_that_saw_one_regime_widens_only_the_outer_band_to_its_mirror(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two days of a client ramping up, then the next twelve hours: every backtest window
+    # erred the same way (the series rose faster than forecast).
+    t = np.arange(60)
+    y = 200.0 * np.exp(0.03 * t) * (1 + 0.3 * np.sin(2 * np.pi * t / 24))
+    y *= np.exp(np.random.default_rng(6).normal(0, 0.05, len(t)))
+    frame = pd.DataFrame(
+        {"unique_id": "s", "ds": pd.date_range("2024-01-01", periods=len(t), freq="h"), "y": y}
+    )
+    mirrored = forecast(frame, horizon=12, freq="1h", local_models=False)
+    assert "the widest at least its errors and their mirror image give" in mirrored.notes["s"]
+    import tokenplan.forecast.engine as engine
+
+    monkeypatch.setattr(engine, "_mirror_widest", lambda bands, errors, few: None)
+    plain = forecast(frame, horizon=12, freq="1h", local_models=False)
+    a, b = mirrored.frame, plain.frame
+    for col in ("mean", "lo_80", "hi_80"):
+        np.testing.assert_allclose(a[col], b[col])
+    assert (a["lo_95"] <= b["lo_95"] + 1e-9).all()
+    assert (a["hi_95"] >= b["hi_95"] - 1e-9).all()
+    # Below the point, the side the backtest never erred on, the plain 95% band had no room;
+    # mirrored, it reaches as far below as the errors reached above.
+    assert (b["lo_95"] >= 0.99 * b["mean"]).all()
+    assert (a["lo_95"] < 0.7 * a["mean"]).all()
 
 
 def test_reference_errors_are_seasonal_naive_out_of_sample() -> None:

@@ -175,6 +175,25 @@ def normal_tails(
     return out
 
 
+def mirrored_bounds(errors: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """`adaptive_bounds` at ``level`` of ``errors (n, W, h)`` pooled with their mirror image.
+
+    A backtest of fewer than `TAIL_WINDOWS` independent windows usually saw one regime: the
+    ramp-up of a client that started a day ago, a week of growth. Its errors then lean one
+    way, and the 95% band inherits the lean: on the side the backtest never erred, it is as
+    tight as the 80% band allows, and the next fall (or rise) lands outside it. Each window's
+    errors and their negation (interleaved, so the recent windows stay first) are equally
+    likely draws when the windows cannot tell which way the series will err next. Only the
+    outer band takes this, and only to widen: the 80% band sits at nominal without it
+    (bench/short_history.py, 3 to 7 days: 77.6-78.1%), while the 95% band covered 90.2-91.0%
+    and covers 95.1-96.6% with it.
+    """
+    n, w, h = errors.shape
+    both = np.stack([errors, -errors], axis=2).reshape(n, 2 * w, h)
+    lo, hi = adaptive_bounds(both, (level,))[level]
+    return lo, hi
+
+
 @cache
 def small_sample_widening(windows: int) -> float:
     """How much wider a band read off ``windows`` independent windows should be: Student t.

@@ -26,6 +26,7 @@ from tokenplan.forecast.conformal import (
     cross_coverage,
     independent_windows,
     log_shift,
+    mirrored_bounds,
     normal_tails,
     path_tail_df,
     reference_errors,
@@ -346,7 +347,8 @@ class Forecaster:
             if independent < TAIL_WINDOWS and len(self.levels) > 1:
                 note += (
                     f"; {independent} non-overlapping backtest window(s), too few for the outer"
-                    " tails: wider bands at least the narrower ones extended with normal tails"
+                    " tails: wider bands at least the narrower ones extended with normal tails,"
+                    " the widest at least its errors and their mirror image give"
                 )
             if s.log and shares[j] != SHIFT_SHARE:
                 note += (
@@ -478,6 +480,8 @@ class Forecaster:
         widening = np.array([fitted[s.uid].widening for s in series])[:, None]
         for level, (lo_off, hi_off) in bands.items():
             bands[level] = (lo_off * widening, hi_off * widening)
+        if few.any() and self.levels:
+            _mirror_widest(bands, [fitted[s.uid].errors for s in series], few)
         frame = pd.DataFrame(
             {
                 "unique_id": np.repeat(np.array([s.uid for s in series], dtype=object), h),
@@ -532,6 +536,21 @@ class Forecaster:
             freq=self.freq,
             paths=paths,
         )
+
+
+def _mirror_widest(
+    bands: dict[float, tuple[np.ndarray, np.ndarray]], errors: list[np.ndarray], few: np.ndarray
+) -> None:
+    """Widen (in place) the widest band of the ``few``-window series to `mirrored_bounds`."""
+    widest = max(bands)
+    lo_all, hi_all = bands[widest]
+    by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for j in np.flatnonzero(few):
+        by_shape[errors[j].shape].append(int(j))
+    for members in by_shape.values():
+        lo, hi = mirrored_bounds(np.stack([errors[j] for j in members]), widest)
+        lo_all[members] = np.minimum(lo_all[members], lo)
+        hi_all[members] = np.maximum(hi_all[members], hi)
 
 
 def _note_ceiling(series: Sequence[Placed], fitted: dict[str, Fitted], capped: np.ndarray) -> None:
