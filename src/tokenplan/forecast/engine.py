@@ -462,6 +462,11 @@ class Forecaster:
         bands = {
             level: (np.empty((len(series), h)), np.empty((len(series), h))) for level in self.levels
         }
+        few = np.array([fitted[s.uid].independent < TAIL_WINDOWS for s in series])
+        # The widest band of a few-window series reaches at least `mirrored_bounds` (zero
+        # offsets, no effect, elsewhere); applied after the widening, which it already holds.
+        widest = max(self.levels, default=None)
+        mirror_lo, mirror_hi = np.zeros((len(series), h)), np.zeros((len(series), h))
         # Bounds for all series at once, in groups of equal residual shape.
         by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for j, s in enumerate(series):
@@ -471,7 +476,10 @@ class Forecaster:
             for level, (lo_off, hi_off) in adaptive_bounds(errors, self.levels).items():
                 bands[level][0][members] = lo_off
                 bands[level][1][members] = hi_off
-        few = np.array([fitted[s.uid].independent < TAIL_WINDOWS for s in series])
+            short = few[members]
+            if widest is not None and short.any():
+                picked = np.asarray(members)[short]
+                mirror_lo[picked], mirror_hi[picked] = mirrored_bounds(errors[short], widest)
         if few.any():
             tails = normal_tails({k: (lo[few], hi[few]) for k, (lo, hi) in bands.items()})
             for level, (lo_off, hi_off) in tails.items():
@@ -480,8 +488,9 @@ class Forecaster:
         widening = np.array([fitted[s.uid].widening for s in series])[:, None]
         for level, (lo_off, hi_off) in bands.items():
             bands[level] = (lo_off * widening, hi_off * widening)
-        if few.any() and self.levels:
-            _mirror_widest(bands, [fitted[s.uid].errors for s in series], few)
+        if widest is not None:
+            lo_off, hi_off = bands[widest]
+            bands[widest] = (np.minimum(lo_off, mirror_lo), np.maximum(hi_off, mirror_hi))
         frame = pd.DataFrame(
             {
                 "unique_id": np.repeat(np.array([s.uid for s in series], dtype=object), h),
@@ -536,21 +545,6 @@ class Forecaster:
             freq=self.freq,
             paths=paths,
         )
-
-
-def _mirror_widest(
-    bands: dict[float, tuple[np.ndarray, np.ndarray]], errors: list[np.ndarray], few: np.ndarray
-) -> None:
-    """Widen (in place) the widest band of the ``few``-window series to `mirrored_bounds`."""
-    widest = max(bands)
-    lo_all, hi_all = bands[widest]
-    by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
-    for j in np.flatnonzero(few):
-        by_shape[errors[j].shape].append(int(j))
-    for members in by_shape.values():
-        lo, hi = mirrored_bounds(np.stack([errors[j] for j in members]), widest)
-        lo_all[members] = np.minimum(lo_all[members], lo)
-        hi_all[members] = np.maximum(hi_all[members], hi)
 
 
 def _note_ceiling(series: Sequence[Placed], fitted: dict[str, Fitted], capped: np.ndarray) -> None:
