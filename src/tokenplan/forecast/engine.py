@@ -44,6 +44,7 @@ from tokenplan.forecast.result import (
     level_name,
     to_calibration,
 )
+from tokenplan.forecast.temporal import adjust
 from tokenplan.frequency import make_cadence
 
 # The global model needs some rows to learn from.
@@ -119,6 +120,7 @@ class Forecaster:
         engine: object = None,
         engine_address: str | None = None,
         shard_size: int = 500,
+        temporal: bool = True,
     ) -> None:
         if not isinstance(horizon, int | np.integer) or isinstance(horizon, bool) or horizon < 1:
             raise InvalidInput(
@@ -138,6 +140,8 @@ class Forecaster:
         self.lightgbm = lightgbm
         self.n_windows = n_windows
         self.threads = threads
+        # Nudge block totals toward a forecast of block sums (tokenplan.forecast.temporal).
+        self.temporal = temporal
         # Where the per-series work runs: None or "local" here; "dask", "ray", "spark" or an
         # engine object (a Dask Client, a SparkSession, a fugue engine) in shards of about
         # ``shard_size`` series (see tokenplan.scale). Not part of `config`: it changes where
@@ -167,6 +171,7 @@ class Forecaster:
             "lightgbm": self.lightgbm,
             "n_windows": self.n_windows,
             "threads": self.threads,
+            "temporal": self.temporal,
         }
 
     def fit(self, df: pd.DataFrame, *, now: datetime | None = None) -> Forecaster:
@@ -197,7 +202,24 @@ class Forecaster:
     def fit_panel(self, data: pd.DataFrame) -> PanelFit:
         """Fit every series of a validated frame together (no hierarchy, no assembly)."""
         series, fitted, rows = self._fit_all(data)
+        if self.temporal:
+            adjust(series, fitted, self.horizon, self._fit_sums)
         return PanelFit(list(series), fitted, rows)
+
+    def _fit_sums(self, frame: pd.DataFrame, k: int) -> dict[str, np.ndarray]:
+        """Point forecasts of a frame of ``k``-bucket sums, ``horizon / k`` blocks ahead."""
+        sums = Forecaster(
+            f"{self.cadence.seconds * k}s",
+            self.horizon // k,
+            self.levels,
+            local_models=self.local_models,
+            lightgbm=self.lightgbm,
+            n_windows=self.n_windows,
+            threads=self.threads,
+            temporal=False,
+        )
+        _, fitted, _ = sums._fit_all(validate(frame))
+        return {uid: f.point for uid, f in fitted.items()}
 
     def finish(self, panel: PanelFit) -> ForecastResult:
         """Reconcile the parts to the total (with a hierarchy) and draw the intervals."""

@@ -126,6 +126,7 @@ def _fit_shard(df: pd.DataFrame, config: str, note: str) -> pd.DataFrame:
         lightgbm=bool(settings["lightgbm"]),
         n_windows=settings["n_windows"],
         threads=1,
+        temporal=bool(settings.get("temporal", True)),
     )
     return encode(forecaster.fit_panel(from_engine_input(df)), note)
 

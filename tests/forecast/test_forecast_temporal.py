@@ -1,0 +1,113 @@
+"""Temporal hierarchy: block totals move part of the way toward a forecast of block sums."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from forecast_frames import usage
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tokenplan.forecast import Forecaster, forecast
+from tokenplan.forecast.preparation import Series
+from tokenplan.forecast.temporal import WEIGHT, block_size, block_sums, nudge
+
+
+def _series(values: list[float], start: str = "2024-01-01 00:03", step: str = "10min") -> Series:
+    arr = np.asarray(values, dtype=float)
+    return Series("s", pd.Timestamp(start), pd.Timedelta(step), arr.copy(), arr)
+
+
+def test_block_sums_end_with_the_series_and_keep_its_phase() -> None:
+    s = _series([float(i) for i in range(1, 35)])  # 34 buckets: the first 2 fall outside
+    frame = block_sums([s], 4)
+    assert len(frame) == 8
+    assert frame["y"].iloc[-1] == 31 + 32 + 33 + 34
+    assert frame["y"].iloc[0] == 3 + 4 + 5 + 6
+    # The last block starts k - 1 buckets before the series' last bucket, on its :03 phase.
+    assert frame["ds"].iloc[-1] == s.end - 3 * s.step
+    assert (frame["ds"].dt.minute % 10 == 3).all()
+
+
+def test_a_block_with_unknown_buckets_is_scaled_from_its_known_ones() -> None:
+    values = [10.0] * 32
+    values[-3] = np.nan  # one unknown bucket in the last block
+    values[4:8] = [np.nan] * 4  # a wholly unknown block
+    frame = block_sums([_series(values)], 4)
+    assert frame["y"].iloc[-1] == pytest.approx(40.0)
+    assert np.isnan(frame["y"].iloc[1])
+
+
+def test_series_too_short_for_enough_blocks_are_left_out() -> None:
+    assert block_sums([_series([1.0] * 31)], 4).empty
+    assert len(block_sums([_series([1.0] * 32)], 4)) == 8
+
+
+def test_block_size_divides_the_horizon() -> None:
+    assert [block_size(h) for h in (48, 36, 9, 14, 7, 1)] == [4, 4, 3, 2, None, None]
+
+
+_USAGE = st.one_of(st.just(0.0), st.floats(1e-3, 1e9))
+
+
+@given(
+    st.lists(_USAGE, min_size=12, max_size=12),
+    st.lists(_USAGE, min_size=3, max_size=3),
+)
+def test_nudge_moves_each_block_total_its_share_of_the_way_and_keeps_the_shape(
+    point: list[float], summed: list[float]
+) -> None:
+    p, target = np.array(point), np.array(summed)
+    out, low, high = nudge(p, target, 4)
+    base, moved = p.reshape(3, 4).sum(axis=1), out.reshape(3, 4).sum(axis=1)
+    assert np.all(out >= 0)
+    for b in range(3):
+        if base[b] > 0:
+            expected = (1 - WEIGHT) * base[b] + WEIGHT * target[b]
+            assert moved[b] == pytest.approx(expected, rel=1e-9, abs=1e-6)
+            # Inside the block the shape is the base forecast's.
+            np.testing.assert_allclose(
+                out[4 * b : 4 * b + 4] * base[b],
+                p[4 * b : 4 * b + 4] * moved[b],
+                rtol=1e-9,
+                atol=1e-3,
+            )
+        else:
+            assert np.all(out[4 * b : 4 * b + 4] == 0)
+    assert low <= high
+
+
+def test_a_forecast_says_it_was_nudged_and_moves_toward_the_sums() -> None:
+    df = pd.concat([usage(n=600, seed=s, uid=f"s{s}") for s in range(3)], ignore_index=True)
+    options = {"local_models": False, "lightgbm": False}
+    plain = forecast(df, horizon=24, freq="1h", temporal=False, **options)
+    nudged = forecast(df, horizon=24, freq="1h", **options)
+    assert all("temporal hierarchy" in note for note in nudged.notes.values())
+    assert not any("temporal hierarchy" in note for note in plain.notes.values())
+    # The same engine on the four-hour sums, six blocks ahead, by hand.
+    blocks = (
+        df.assign(block=df.index % 600 // 4)
+        .groupby(["unique_id", "block"], as_index=False)
+        .agg(ds=("ds", "first"), y=("y", "sum"))
+    )
+    sums = forecast(
+        blocks[["unique_id", "ds", "y"]], horizon=6, freq="4h", temporal=False, **options
+    )
+    moved = False
+    for uid in ("s0", "s1", "s2"):
+        target = sums.frame[sums.frame.unique_id == uid]["mean"].to_numpy()
+        before = plain.frame[plain.frame.unique_id == uid]["mean"].to_numpy().reshape(6, 4)
+        after = nudged.frame[nudged.frame.unique_id == uid]["mean"].to_numpy().reshape(6, 4)
+        expected = (1 - WEIGHT) * before.sum(axis=1) + WEIGHT * target
+        np.testing.assert_allclose(after.sum(axis=1), expected, rtol=1e-6)
+        moved |= not np.allclose(after, before, rtol=1e-3)
+    assert moved
+
+
+def test_temporal_false_is_kept_in_a_saved_forecaster(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    df = usage(n=400)
+    model = Forecaster("1h", 12, local_models=False, temporal=False).fit(df)
+    path = str(tmp_path / "m.json")
+    model.save(path)
+    assert Forecaster.load(path).temporal is False
