@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tokenplan.forecast import Forecaster, forecast
 from tokenplan.forecast.preparation import Series
-from tokenplan.forecast.temporal import WEIGHT, block_size, block_sums, nudge
+from tokenplan.forecast.temporal import WEIGHT, WINDOWS, block_size, block_sums, nudge
 
 
 def _series(values: list[float], start: str = "2024-01-01 00:03", step: str = "10min") -> Series:
@@ -92,7 +92,12 @@ def test_a_forecast_says_it_was_nudged_and_moves_toward_the_sums() -> None:
         .agg(ds=("ds", "first"), y=("y", "sum"))
     )
     sums = forecast(
-        blocks[["unique_id", "ds", "y"]], horizon=6, freq="4h", temporal=False, **options
+        blocks[["unique_id", "ds", "y"]],
+        horizon=6,
+        freq="4h",
+        temporal=False,
+        n_windows=WINDOWS,
+        **options,
     )
     moved = False
     for uid in ("s0", "s1", "s2"):

@@ -44,6 +44,7 @@ from tokenplan.forecast.result import (
     level_name,
     to_calibration,
 )
+from tokenplan.forecast.temporal import WINDOWS as SUM_WINDOWS
 from tokenplan.forecast.temporal import adjust
 from tokenplan.frequency import make_cadence
 
@@ -214,7 +215,7 @@ class Forecaster:
             self.levels,
             local_models=self.local_models,
             lightgbm=self.lightgbm,
-            n_windows=self.n_windows,
+            n_windows=min(self.n_windows or SUM_WINDOWS, SUM_WINDOWS),
             threads=self.threads,
             temporal=False,
         )
