@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from tokenplan.forecast import Forecaster, forecast
 from tokenplan.forecast.preparation import Series
-from tokenplan.forecast.temporal import WEIGHT, WINDOWS, block_size, block_sums, nudge
+from tokenplan.forecast.temporal import (
+    WEIGHT,
+    WINDOWS,
+    block_size,
+    block_sums,
+    nudge,
+    share,
+)
 
 
 def _series(values: list[float], start: str = "2024-01-01 00:03", step: str = "10min") -> Series:
@@ -59,7 +66,7 @@ def test_nudge_moves_each_block_total_its_share_of_the_way_and_keeps_the_shape(
     point: list[float], summed: list[float]
 ) -> None:
     p, target = np.array(point), np.array(summed)
-    out, low, high = nudge(p, target, 4)
+    out, low, high = nudge(p, target, 4, WEIGHT)
     base, moved = p.reshape(3, 4).sum(axis=1), out.reshape(3, 4).sum(axis=1)
     assert np.all(out >= 0)
     for b in range(3):
@@ -104,10 +111,32 @@ def test_a_forecast_says_it_was_nudged_and_moves_toward_the_sums() -> None:
         target = sums.frame[sums.frame.unique_id == uid]["mean"].to_numpy()
         before = plain.frame[plain.frame.unique_id == uid]["mean"].to_numpy().reshape(6, 4)
         after = nudged.frame[nudged.frame.unique_id == uid]["mean"].to_numpy().reshape(6, 4)
-        expected = (1 - WEIGHT) * before.sum(axis=1) + WEIGHT * target
-        np.testing.assert_allclose(after.sum(axis=1), expected, rtol=1e-6)
+        gap = target - before.sum(axis=1)
+        # Every block's total moved the same share of its way to the sums' forecast, its
+        # shape inside the block kept.
+        shares = (after.sum(axis=1) - before.sum(axis=1)) / gap
+        assert np.all((shares > 0) & (shares < 1))
+        np.testing.assert_allclose(shares, shares[0], rtol=1e-6)
+        np.testing.assert_allclose(
+            after / after.sum(axis=1, keepdims=True),
+            before / before.sum(axis=1, keepdims=True),
+            rtol=1e-9,
+        )
         moved |= not np.allclose(after, before, rtol=1e-3)
     assert moved
+
+
+def test_the_share_follows_the_two_backtests_and_falls_back_to_the_prior() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 10, (6, 24))  # block totals of four steps: variance 400
+    assert share(None, base[:, :6], 4) == WEIGHT
+    assert share(base, None, 4) == WEIGHT
+    good = rng.normal(0, 1, (6, 6))
+    bad = rng.normal(0, 100, (6, 6))
+    assert share(base, bad, 4) < WEIGHT < share(base, good, 4) < 1
+    # The more windows, the less the prior holds it back.
+    many = rng.normal(0, 10, (60, 24))
+    assert share(many, rng.normal(0, 1, (60, 6)), 4) > share(base, good, 4)
 
 
 def test_temporal_false_is_kept_in_a_saved_forecaster(tmp_path) -> None:  # type: ignore[no-untyped-def]

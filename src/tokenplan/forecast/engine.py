@@ -76,6 +76,8 @@ class Fitted:
     shift: float = 1.0
     # Degrees of freedom of the sample paths' common scale (`conformal.path_tail_df`).
     tail_df: float = float("inf")
+    # The chosen forecast's backtest errors, usage units (W, h); None for a fallback.
+    backtest_errors: np.ndarray | None = None
 
 
 class Placed(Protocol):
@@ -207,7 +209,7 @@ class Forecaster:
             adjust(series, fitted, self.horizon, self._fit_sums)
         return PanelFit(list(series), fitted, rows)
 
-    def _fit_sums(self, frame: pd.DataFrame, k: int) -> dict[str, np.ndarray]:
+    def _fit_sums(self, frame: pd.DataFrame, k: int) -> dict[str, Fitted]:
         """Point forecasts of a frame of ``k``-bucket sums, ``horizon / k`` blocks ahead."""
         sums = Forecaster(
             f"{self.cadence.seconds * k}s",
@@ -220,7 +222,7 @@ class Forecaster:
             temporal=False,
         )
         _, fitted, _ = sums._fit_all(validate(frame))
-        return {uid: f.point for uid, f in fitted.items()}
+        return fitted
 
     def finish(self, panel: PanelFit) -> ForecastResult:
         """Reconcile the parts to the total (with a hierarchy) and draw the intervals."""
@@ -416,6 +418,7 @@ class Forecaster:
                 ceiling=bt.ceiling(s),
                 shift=c,
                 tail_df=path_tail_df(independent + borrowed),
+                backtest_errors=err_raw,
             )
             for name in mase:
                 row: dict[str, object] = {
