@@ -76,8 +76,6 @@ class Fitted:
     shift: float = 1.0
     # Degrees of freedom of the sample paths' common scale (`conformal.path_tail_df`).
     tail_df: float = float("inf")
-    # The chosen forecast's backtest errors, usage units (W, h); None for a fallback.
-    backtest_errors: np.ndarray | None = None
 
 
 class Placed(Protocol):
@@ -204,13 +202,16 @@ class Forecaster:
 
     def fit_panel(self, data: pd.DataFrame) -> PanelFit:
         """Fit every series of a validated frame together (no hierarchy, no assembly)."""
-        series, fitted, rows = self._fit_all(data)
+        series, fitted, rows, errors = self._fit_all(data)
         if self.temporal:
-            adjust(series, fitted, self.horizon, self._fit_sums)
+            adjust(series, fitted, errors, self.horizon, self._fit_sums)
         return PanelFit(list(series), fitted, rows)
 
-    def _fit_sums(self, frame: pd.DataFrame, k: int) -> dict[str, Fitted]:
-        """Point forecasts of a frame of ``k``-bucket sums, ``horizon / k`` blocks ahead."""
+    def _fit_sums(
+        self, frame: pd.DataFrame, k: int
+    ) -> tuple[dict[str, Fitted], dict[str, np.ndarray]]:
+        """Fits of a frame of ``k``-bucket sums, ``horizon / k`` blocks ahead, and the chosen
+        forecasts' backtest errors."""
         sums = Forecaster(
             f"{self.cadence.seconds * k}s",
             self.horizon // k,
@@ -221,8 +222,8 @@ class Forecaster:
             threads=self.threads,
             temporal=False,
         )
-        _, fitted, _ = sums._fit_all(validate(frame))
-        return fitted
+        _, fitted, _, errors = sums._fit_all(validate(frame))
+        return fitted, errors
 
     def finish(self, panel: PanelFit) -> ForecastResult:
         """Reconcile the parts to the total (with a hierarchy) and draw the intervals."""
@@ -235,13 +236,16 @@ class Forecaster:
 
     def _fit_all(
         self, data: pd.DataFrame
-    ) -> tuple[list[Series], dict[str, Fitted], list[dict[str, object]]]:
+    ) -> tuple[list[Series], dict[str, Fitted], list[dict[str, object]], dict[str, np.ndarray]]:
+        """Series, fits and backtest rows; also each backtested series' chosen forecast's
+        backtest errors in usage units ``(W, h)``, which only the temporal step reads."""
         h = self.horizon
         series = to_series(data, self.cadence)
         for s in series:
             classify(s, self.cadence, h)
         fitted: dict[str, Fitted] = {}
         rows: list[dict[str, object]] = []
+        backtest: dict[str, np.ndarray] = {}
         groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[Series]] = defaultdict(list)
         max_windows = self.n_windows or bt.default_windows(h)
         for s in series:
@@ -270,8 +274,8 @@ class Forecaster:
                 for s in members:
                     s.notes.append("local statsforecast models off (local_models=False)")
         for (seasons, cuts), members in groups.items():  # type: ignore[assignment]
-            self._fit_group(members, seasons, list(cuts), local, fitted, rows)
-        return series, fitted, rows
+            self._fit_group(members, seasons, list(cuts), local, fitted, rows, backtest)
+        return series, fitted, rows, backtest
 
     def predict(self) -> ForecastResult:
         """The forecast made by the last `fit` (or stored in a loaded file)."""
@@ -300,6 +304,7 @@ class Forecaster:
         local: bool,
         fitted: dict[str, Fitted],
         rows: list[dict[str, object]],
+        backtest_errors: dict[str, np.ndarray],
     ) -> None:
         h = self.horizon
         all_cuts = [0, *cuts]
@@ -418,8 +423,8 @@ class Forecaster:
                 ceiling=bt.ceiling(s),
                 shift=c,
                 tail_df=path_tail_df(independent + borrowed),
-                backtest_errors=err_raw,
             )
+            backtest_errors[s.uid] = err_raw
             for name in mase:
                 row: dict[str, object] = {
                     "unique_id": s.uid,

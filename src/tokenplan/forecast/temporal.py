@@ -111,12 +111,14 @@ def nudge(
 def adjust(
     series: Sequence[Series],
     fitted: dict[str, Fitted],
+    errors: dict[str, np.ndarray],
     h: int,
-    fit_sums: Callable[[pd.DataFrame, int], dict[str, Fitted]],
+    fit_sums: Callable[[pd.DataFrame, int], tuple[dict[str, Fitted], dict[str, np.ndarray]]],
 ) -> None:
     """Nudge every backtested series' point forecast (in place) toward the forecast of its block
-    sums; ``fit_sums(frame, k)`` fits a frame of sums ``h / k`` blocks ahead and returns each
-    series' `Fitted` (its point forecast and backtest errors)."""
+    sums. ``errors`` are the chosen forecasts' backtest errors (usage units, ``(W, h)``);
+    ``fit_sums(frame, k)`` fits a frame of sums ``h / k`` blocks ahead and returns each series'
+    `Fitted` and backtest errors."""
     k = block_size(h)
     if k is None:
         return
@@ -125,14 +127,13 @@ def adjust(
     frame = block_sums(chosen, k)
     if frame.empty:
         return
-    summed = fit_sums(frame, k)
+    summed, sum_errors = fit_sums(frame, k)
     for s in chosen:
         if s.uid not in summed:
             continue
         f = fitted[s.uid]
-        other = summed[s.uid]
-        weight = share(f.backtest_errors, other.backtest_errors, k)
-        f.point, low, high = nudge(f.point, other.point, k, weight)
+        weight = share(errors.get(s.uid), sum_errors.get(s.uid), k)
+        f.point, low, high = nudge(f.point, summed[s.uid].point, k, weight)
         f.note += (
             f"; totals of {k}-bucket blocks moved {weight:.2f} of the way to a forecast of the"
             f" {k}-bucket sums, as the two backtests' errors say (temporal hierarchy,"
