@@ -96,7 +96,7 @@ def share(base_errors: np.ndarray | None, sum_errors: np.ndarray | None, k: int)
 
 
 def nudge(
-    point: np.ndarray, summed: np.ndarray, k: int, weight: float = WEIGHT
+    point: np.ndarray, summed: np.ndarray, k: int, weight: float
 ) -> tuple[np.ndarray, float, float]:
     """``point`` (h,) with each block of ``k`` scaled ``weight`` of the way toward ``summed``
     (h / k,); also the smallest and largest factor applied. A block the base forecasts at zero
