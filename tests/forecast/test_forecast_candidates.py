@@ -63,6 +63,8 @@ def test_full_zoo_on_real_trace(shared_data: Path) -> None:
     assert {"auto_ets", "auto_theta", "mstl", "seasonal_naive_24"} <= methods
     mean = res.frame["mean"]
     assert mean.between(0.3 * df["y"].min(), 2 * df["y"].max()).all()
+    # Only seasonal naive passes the gate on this trace: a mean of one says it is that one.
+    assert "combination (seasonal_naive_24 alone" in res.notes["azure-conv"]
 
 
 def test_ten_minute_series_uses_daily_season() -> None:

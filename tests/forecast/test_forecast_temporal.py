@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from tokenplan.forecast import Forecaster, forecast
 from tokenplan.forecast.preparation import Series
 from tokenplan.forecast.temporal import (
+    FLOOR,
     WEIGHT,
     WINDOWS,
     block_size,
@@ -66,11 +67,16 @@ def test_nudge_moves_each_block_total_its_share_of_the_way_and_keeps_the_shape(
     point: list[float], summed: list[float]
 ) -> None:
     p, target = np.array(point), np.array(summed)
-    out, low, high = nudge(p, target, 4, WEIGHT)
+    out, low, high, kept = nudge(p, target, 4, WEIGHT)
     base, moved = p.reshape(3, 4).sum(axis=1), out.reshape(3, 4).sum(axis=1)
     assert np.all(out >= 0)
+    below = (base > 0) & (target < FLOOR * base)
+    assert kept == below.sum()
     for b in range(3):
-        if base[b] > 0:
+        if below[b]:
+            # A sum forecast far below the base's total leaves the block as it was.
+            np.testing.assert_array_equal(out[4 * b : 4 * b + 4], p[4 * b : 4 * b + 4])
+        elif base[b] > 0:
             expected = (1 - WEIGHT) * base[b] + WEIGHT * target[b]
             assert moved[b] == pytest.approx(expected, rel=1e-9, abs=1e-6)
             # Inside the block the shape is the base forecast's.
@@ -124,6 +130,27 @@ def test_a_forecast_says_it_was_nudged_and_moves_toward_the_sums() -> None:
         )
         moved |= not np.allclose(after, before, rtol=1e-3)
     assert moved
+
+
+def test_a_lull_just_before_the_end_does_not_pull_the_blocks_down() -> None:
+    # Steady 10-minute traffic with seven empty buckets just before the last one: too short for
+    # an outage, so the base models only damp it, while the sums of the history as recorded
+    # hold two blocks at a quarter of the level or less (without the floor: 0.77x the base).
+    rng = np.random.default_rng(3)
+    n = 3 * 144
+    t = np.arange(n)
+    y = 1000.0 * (1 + 0.3 * np.sin(2 * np.pi * t / 144)) * np.exp(rng.normal(0, 0.05, n))
+    y[-8:-1] = 0.0
+    df = pd.DataFrame(
+        {"unique_id": "s", "ds": pd.date_range("2024-01-01", periods=n, freq="10min"), "y": y}
+    )
+    options = {"local_models": False, "lightgbm": False}
+    plain = forecast(df, horizon=12, freq="10min", temporal=False, **options)
+    nudged = forecast(df, horizon=12, freq="10min", **options)
+    before = plain.frame["mean"].to_numpy().reshape(3, 4).sum(axis=1)
+    after = nudged.frame["mean"].to_numpy().reshape(3, 4).sum(axis=1)
+    assert np.all(after >= 0.95 * before)
+    assert "left as they were" in nudged.notes["s"]
 
 
 def test_the_share_follows_the_two_backtests_and_falls_back_to_the_prior() -> None:

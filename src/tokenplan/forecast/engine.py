@@ -358,7 +358,13 @@ class Forecaster:
             ranked = sorted(mase, key=lambda m, j=j: float(mase[m][j]))  # type: ignore[misc]
             runner = next((m for m in ranked if m != method), None)
             what = method
-            if method == bt.COMBINATION:
+            if method == bt.COMBINATION and len(combined[j]) == 1:
+                # A mean of one is that candidate: say so, and why nothing joined it.
+                what = (
+                    f"{method} ({combined[j][0]} alone: no other candidate's backtest score"
+                    f" within {bt.GATE:g}x of its)"
+                )
+            elif method == bt.COMBINATION:
                 what = f"{method} (weighted mean of {', '.join(combined[j])})"
             note = (
                 f"chose {what}: backtest MASE {mase[method][j]:.3f} over {len(cuts)} window(s)"

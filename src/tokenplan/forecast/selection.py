@@ -39,7 +39,7 @@ _MAX_RATIO = 20.0
 # A member's shrunk score may be at most this many times the series' best one: a candidate
 # that its own backtest and the panel both put far behind adds risk (an exploding trend on a
 # short series), not diversity, however small its weight.
-_GATE = 1.5
+GATE = 1.5
 _DOMINANCE = 0.75
 # A member whose forecast for a window averages more than this factor away from the members'
 # median (either way) is left out of that window's mean: three members that disagree by 2x
@@ -184,7 +184,7 @@ def add_combination(preds: dict[str, np.ndarray], scores: dict[str, np.ndarray])
     members: list[list[str]] = []
     for j in range(table.shape[1]):
         best = table[order[0, j], j]
-        chosen = [int(i) for i in order[:, j] if table[i, j] <= _GATE * best]
+        chosen = [int(i) for i in order[:, j] if table[i, j] <= GATE * best]
         members.append([names[i] for i in chosen])
         for i in chosen:
             weights[i, j] = 1.0 / table[i, j] ** 2
