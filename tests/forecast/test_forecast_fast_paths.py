@@ -96,7 +96,7 @@ def shift_by_definition(y: np.ndarray, block: int) -> tuple[int, float]:
     n_blocks = len(y) // block
     level = np.median(np.log1p(y[len(y) - n_blocks * block :]).reshape(n_blocks, block), axis=1)
     best, best_gap = 0, 0.0
-    for cut in range(2, n_blocks):
+    for cut in range(2, n_blocks - 1):  # the new level held two blocks at least
         before, after = level[:cut], level[cut:]
         recent = before[-min(len(before), 7) :]
         gap = float(np.median(after) - np.median(recent))

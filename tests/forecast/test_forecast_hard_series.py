@@ -85,6 +85,19 @@ def test_level_shift_rescales_history() -> None:
     assert frame["mean"].median() > 0.5 * recent
 
 
+def test_one_low_day_at_the_end_is_not_taken_for_a_level_shift() -> None:
+    # A holiday or a lull: the last day at a quarter of the level. A new level must hold two
+    # days before older history is rescaled to it.
+    df = usage(n=504, noise=0.05)
+    df.loc[480:, "y"] *= 0.25
+    _, note = run(df)
+    assert "level shift" not in note
+    df.loc[456:479, "y"] *= 0.25  # now the last two days
+    _, note = run(df)
+    # Both fall on a weekend (already 0.6x the weekdays): the split is at the first low day.
+    assert "level shift x0.15 at 2024-01-20 00:00" in note
+
+
 def test_intermittent_series() -> None:
     rng = np.random.default_rng(1)
     y = np.where(rng.random(600) < 0.9, 0.0, rng.lognormal(3, 1, 600))
