@@ -124,7 +124,9 @@ def nudge(
         ratio = summed / base
         low = (base > 0) & (ratio < FLOOR)
         factor = np.where((base > 0) & ~low, 1.0 - weight + weight * ratio, 1.0)
-    factor = np.where(np.isfinite(factor), np.maximum(factor, 0.0), 1.0)
+    # Never below zero: a block below `FLOOR` keeps 1, any other moves at most ``weight`` of the
+    # way down to half its total.
+    factor = np.where(np.isfinite(factor), factor, 1.0)
     return point * np.repeat(factor, k), float(factor.min()), float(factor.max()), int(low.sum())
 
 
