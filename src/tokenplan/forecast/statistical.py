@@ -47,7 +47,7 @@ RAW = "_raw"
 # to the best peer over the 29 cases / the 28 trace cases, worst case; M4 hourly MASE / sMAPE;
 # bench/short_history.py MAE over seasonal naive's on 3 / 5 / 7 days): both Theta and MSTL in
 # log1p space 0.976 / 0.987 / 1.289, 0.800 / 8.62, 0.979 / 1.030 / 1.023; Theta untransformed
-# 0.972 / 0.983 / 1.227, 0.799 / 8.62, 0.977 / 1.030 / 1.025; MSTL untransformed as well
+# (as here) 0.971 / 0.982 / 1.227, 0.798 / 8.62, 0.977 / 1.031 / 1.025; MSTL untransformed as well
 # 0.966 / 0.976 / 1.216, but 0.799 / 8.80 and 0.985 / 1.036 / 1.033: additive seasonality
 # forecasts near-zero nights lower, and on a few days of history it loses, so MSTL stays in
 # the series' space. Both spaces side by side: 0.976 / 0.986 / 1.289 and M4 0.808 (more
