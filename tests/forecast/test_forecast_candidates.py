@@ -64,8 +64,10 @@ def test_full_zoo_on_real_trace(shared_data: Path) -> None:
     assert {"auto_ets", "auto_theta", "mstl", "seasonal_naive_24"} <= methods
     mean = res.frame["mean"]
     assert mean.between(0.3 * df["y"].min(), 2 * df["y"].max()).all()
-    # Only seasonal naive passes the gate on this trace: a mean of one says it is that one.
-    assert "combination (seasonal_naive_24 alone" in res.notes["azure-conv"]
+    # Only seasonal naive passes the gate over the whole horizon on this trace; MSTL joins it
+    # on the first steps, and the note says so.
+    note = res.notes["azure-conv"]
+    assert "combination (weighted mean of seasonal_naive_24, mstl (first 6 steps))" in note
 
 
 def test_ten_minute_series_uses_daily_season() -> None:
@@ -248,3 +250,33 @@ def test_combination_leaves_out_a_member_far_from_the_others() -> None:
     two = {"a": steady.copy(), "c": preds["c"].copy()}
     add_combination(two, {"a": np.array([1.0]), "c": np.array([1.0])})
     np.testing.assert_allclose(two[COMBINATION][0, 0], 300.0)
+
+
+def test_combination_weights_move_from_the_first_steps_winners_to_the_horizons() -> None:
+    from tokenplan.forecast.selection import COMBINATION, add_combination, early_steps
+
+    h = 24
+    e = early_steps(h)
+    preds = {
+        "level": np.full((1, 1, h), 100.0),  # (cuts, series, h)
+        "season": np.full((1, 1, h), 200.0),
+        "other": np.full((1, 1, h), 150.0),
+    }
+    # Over the whole horizon "season" and "other" lead and "level" is gated out; on the first
+    # steps "level" leads and "season" is gated out.
+    whole = {"level": np.array([3.0]), "season": np.array([1.0]), "other": np.array([1.2])}
+    first = {"level": np.array([1.0]), "season": np.array([3.0]), "other": np.array([1.2])}
+    members = add_combination(preds, whole, first)
+    assert members == [["season", "other", f"level (first {e} steps)"]]
+    combined = preds[COMBINATION][0, 0]
+    w_level, w_other = 1.0, 1 / 1.2**2
+    np.testing.assert_allclose(combined[0], (100 * w_level + 150 * w_other) / (w_level + w_other))
+    w_season = 1.0
+    np.testing.assert_allclose(
+        combined[e:], (200 * w_season + 150 * w_other) / (w_season + w_other)
+    )
+    assert np.all(np.diff(combined) >= 0)  # a ramp, not a jump, between the two
+    # Without early scores the whole horizon takes the horizon's weights.
+    again = {name: pred.copy() for name, pred in preds.items() if name != COMBINATION}
+    add_combination(again, whole)
+    np.testing.assert_allclose(again[COMBINATION][0, 0], combined[e])

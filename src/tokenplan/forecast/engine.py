@@ -336,7 +336,14 @@ class Forecaster:
         for name, pred in preds.items():
             mase[name], smape[name] = bt.scores(pred[1:], actual, scale)
         ranking = bt.shrunk_scores(mase, len(cuts))
-        combined = bt.add_combination(preds, ranking)
+        e = bt.early_steps(h)
+        early = None
+        if e:
+            first = {
+                n: bt.scores(p[1:, :, :e], actual[:, :, :e], scale)[0] for n, p in preds.items()
+            }
+            early = bt.shrunk_scores(first, len(cuts))
+        combined = bt.add_combination(preds, ranking, early)
         if combined:
             name = bt.COMBINATION
             mase[name], smape[name] = bt.scores(preds[name][1:], actual, scale)
