@@ -280,3 +280,9 @@ def test_combination_weights_move_from_the_first_steps_winners_to_the_horizons()
     again = {name: pred.copy() for name, pred in preds.items() if name != COMBINATION}
     add_combination(again, whole)
     np.testing.assert_allclose(again[COMBINATION][0, 0], combined[e])
+    # A cut where the early leader failed (NaN) falls back on the horizon's members alone.
+    broken = {name: pred.copy() for name, pred in preds.items() if name != COMBINATION}
+    broken["level"][:] = np.nan
+    broken["other"][:] = np.nan
+    add_combination(broken, whole, first)
+    np.testing.assert_allclose(broken[COMBINATION][0, 0], 200.0)

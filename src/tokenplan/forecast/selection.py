@@ -227,7 +227,11 @@ def add_combination(
             known & _agreeing(stack, first > 0)[..., None], first[:, None, :, None], 0.0
         )
         ramp = np.minimum(np.arange(h) / e, 1.0)  # 0 at the first step, 1 from step e on
-        w = _unit(w_first) * (1 - ramp) + _unit(w) * ramp
+        early_w, whole_w = _unit(w_first), _unit(w)
+        # Where one set has no forecast at all (its members failed that cut), the other decides.
+        early_w = np.where(early_w.sum(axis=0) > 0, early_w, whole_w)
+        whole_w = np.where(whole_w.sum(axis=0) > 0, whole_w, early_w)
+        w = early_w * (1 - ramp) + whole_w * ramp
         used = np.maximum(whole, first)
     # Heaviest over the whole horizon first, as the notes list them; a member of the early
     # weights only says so.
