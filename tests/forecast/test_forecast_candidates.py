@@ -286,3 +286,33 @@ def test_combination_weights_move_from_the_first_steps_winners_to_the_horizons()
     broken["other"][:] = np.nan
     add_combination(broken, whole, first)
     np.testing.assert_allclose(broken[COMBINATION][0, 0], 200.0)
+
+
+def test_combination_stays_finite_when_its_two_sets_disagree() -> None:
+    from tokenplan.forecast.selection import COMBINATION, add_combination
+
+    # The case that broke agreement judged over the union of both sets (ServeGen multimodal
+    # clients): two members at zero, two above. Over four members the median sits halfway, so
+    # the only member not "off" it was one of the first steps' set alone, and the later steps
+    # had no weight left at all (a non-finite forecast).
+    h = 36
+    preds = {
+        "naive": np.zeros((1, 1, h)),
+        "seasonal_ses": np.zeros((1, 1, h)),
+        "auto_ets": np.full((1, 1, h), 0.9),
+        "auto_ets_raw": np.full((1, 1, h), 0.54),
+    }
+    whole = {
+        "naive": np.array([1.05]),
+        "seasonal_ses": np.array([1.01]),
+        "auto_ets": np.array([1.06]),
+        "auto_ets_raw": np.array([1.09]),
+    }
+    first = {
+        "naive": np.array([1.02]),
+        "seasonal_ses": np.array([1.14]),
+        "auto_ets": np.array([1.24]),
+        "auto_ets_raw": np.array([1.16]),
+    }
+    add_combination(preds, whole, first)
+    assert np.all(np.isfinite(preds[COMBINATION]))
