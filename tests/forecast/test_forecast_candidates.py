@@ -316,3 +316,21 @@ def test_combination_stays_finite_when_its_two_sets_disagree() -> None:
     }
     add_combination(preds, whole, first)
     assert np.all(np.isfinite(preds[COMBINATION]))
+
+
+def test_first_steps_members_agree_or_not_on_the_first_steps() -> None:
+    from tokenplan.forecast.selection import COMBINATION, add_combination, early_steps
+
+    h = 24
+    e = early_steps(h)
+    steady = np.full((1, 1, h), 100.0)
+    # "c" starts at 4x the others and falls back to them: 1.75x over the whole window (it
+    # agrees there) but 4x over the first steps, where it is left out.
+    jump = steady.copy()
+    jump[..., :e] = 400.0
+    preds = {"a": steady.copy(), "b": steady.copy(), "c": jump}
+    scores = {name: np.array([1.0]) for name in preds}
+    add_combination(preds, scores, scores)
+    combined = preds[COMBINATION][0, 0]
+    np.testing.assert_allclose(combined[0], 100.0)
+    np.testing.assert_allclose(combined[e:], 100.0)

@@ -223,9 +223,9 @@ def add_combination(
         first = _weights(names, early)
         # No early score (windows whose first steps are unknown): the whole-horizon weights.
         first = np.where(first.sum(axis=0) > 0, first, whole)
-        w_first = np.where(
-            known & _agreeing(stack, first > 0)[..., None], first[:, None, :, None], 0.0
-        )
+        # The first steps' members agree or not on the first steps' forecasts.
+        agree = _agreeing(stack[..., :e], first > 0)[..., None]
+        w_first = np.where(known & agree, first[:, None, :, None], 0.0)
         ramp = np.minimum(np.arange(h) / e, 1.0)  # 0 at the first step, 1 from step e on
         early_w, whole_w = _unit(w_first), _unit(w)
         # Where one set has no forecast at all (its members failed that cut), the other decides.
