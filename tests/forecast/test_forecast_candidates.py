@@ -67,7 +67,8 @@ def test_full_zoo_on_real_trace(shared_data: Path) -> None:
     # Only seasonal naive passes the gate over the whole horizon on this trace; MSTL joins it
     # on the first steps, and the note says so.
     note = res.notes["azure-conv"]
-    assert "combination (weighted mean of seasonal_naive_24, mstl (first 6 steps))" in note
+    expected = "weighted geometric mean of seasonal_naive_24, mstl (first 6 steps)"
+    assert f"combination ({expected})" in note
 
 
 def test_ten_minute_series_uses_daily_season() -> None:
@@ -229,6 +230,36 @@ def test_untransformed_fits_do_not_depend_on_the_unit() -> None:
     np.testing.assert_allclose(b["auto_theta"], a["auto_theta"] * 1000.0, rtol=1e-6)
 
 
+def gmean(*values: float, weights: tuple[float, ...] | None = None) -> float:
+    """The combination's mean: weighted, geometric, in log1p."""
+    w = np.ones(len(values)) if weights is None else np.asarray(weights)
+    return float(np.expm1(np.sum(w * np.log1p(values)) / w.sum()))
+
+
+def test_combination_is_a_geometric_mean_that_a_high_member_pulls_less() -> None:
+    from tokenplan.forecast.selection import COMBINATION, add_combination
+
+    h = 4
+    preds = {
+        "a": np.full((1, 1, h), 100.0),
+        "b": np.full((1, 1, h), 100.0),
+        "c": np.full((1, 1, h), 190.0),  # within 2x of the median: a member, not an outlier
+        "zero": np.zeros((1, 1, h)),
+    }
+    scores = {name: np.array([1.0]) for name in ("a", "b", "c")}
+    scores["zero"] = np.array([10.0])  # gated out
+    add_combination(preds, scores)
+    combined = preds[COMBINATION][0, 0]
+    np.testing.assert_allclose(combined, gmean(100, 100, 190))
+    assert np.all(combined < (100 + 100 + 190) / 3)  # below the arithmetic mean
+    assert np.all(combined > np.median([100, 100, 190]))  # yet every member counts
+    # Members at zero (a quiet hour) stay members: log1p, not log.
+    quiet = {"a": np.zeros((1, 1, h)), "b": np.full((1, 1, h), 3.0)}
+    add_combination(quiet, {"a": np.array([1.0]), "b": np.array([1.0])})
+    np.testing.assert_allclose(quiet[COMBINATION][0, 0], gmean(0, 3))
+    assert np.all(np.isfinite(quiet[COMBINATION]))
+
+
 def test_combination_leaves_out_a_member_far_from_the_others() -> None:
     from tokenplan.forecast.selection import COMBINATION, add_combination
 
@@ -244,12 +275,12 @@ def test_combination_leaves_out_a_member_far_from_the_others() -> None:
     members = add_combination(preds, scores)
     assert members == [["a", "b", "c"]]
     combined = preds[COMBINATION]
-    np.testing.assert_allclose(combined[0, 0], 105.0)  # c's runaway cut: a and b only
-    np.testing.assert_allclose(combined[1, 0], (100 + 110 + 95) / 3)  # c agrees here
+    np.testing.assert_allclose(combined[0, 0], gmean(100, 110))  # c's runaway cut: a, b only
+    np.testing.assert_allclose(combined[1, 0], gmean(100, 110, 95))  # c agrees here
     # With two members there is no majority to tell which one is odd: both stay.
     two = {"a": steady.copy(), "c": preds["c"].copy()}
     add_combination(two, {"a": np.array([1.0]), "c": np.array([1.0])})
-    np.testing.assert_allclose(two[COMBINATION][0, 0], 300.0)
+    np.testing.assert_allclose(two[COMBINATION][0, 0], gmean(100, 500))
 
 
 def test_combination_weights_move_from_the_first_steps_winners_to_the_horizons() -> None:
@@ -270,11 +301,9 @@ def test_combination_weights_move_from_the_first_steps_winners_to_the_horizons()
     assert members == [["season", "other", f"level (first {e} steps)"]]
     combined = preds[COMBINATION][0, 0]
     w_level, w_other = 1.0, 1 / 1.2**2
-    np.testing.assert_allclose(combined[0], (100 * w_level + 150 * w_other) / (w_level + w_other))
+    np.testing.assert_allclose(combined[0], gmean(100, 150, weights=(w_level, w_other)))
     w_season = 1.0
-    np.testing.assert_allclose(
-        combined[e:], (200 * w_season + 150 * w_other) / (w_season + w_other)
-    )
+    np.testing.assert_allclose(combined[e:], gmean(200, 150, weights=(w_season, w_other)))
     assert np.all(np.diff(combined) >= 0)  # a ramp, not a jump, between the two
     # Without early scores the whole horizon takes the horizon's weights.
     again = {name: pred.copy() for name, pred in preds.items() if name != COMBINATION}

@@ -6,8 +6,8 @@
 ``df`` is tidy (``unique_id``, ``ds`` naive UTC, ``y`` >= 0). Per series, candidates (seasonal
 naive, seasonal median, a re-levelled profile, seasonally adjusted exponential smoothing,
 AutoETS, AutoTheta (always on untransformed values) and MSTL from statsforecast, a global
-LightGBM) are scored by rolling-origin backtest; the forecast is the weighted mean of
-the three best, ranked by a score shrunk toward the panel, unless one candidate clearly
+LightGBM) are scored by rolling-origin backtest; the forecast is the weighted geometric
+mean of the three best, ranked by a score shrunk toward the panel, unless one candidate clearly
 dominates (see `tokenplan.forecast.selection`). Its intervals are calibrated by conformal
 prediction on its backtest errors (for log-space series in ``log(y + c)``, ``c`` the recent
 level; see `tokenplan.forecast.conformal`), widened to the recent windows' errors where those

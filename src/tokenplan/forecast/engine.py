@@ -372,7 +372,7 @@ class Forecaster:
                     f" within {bt.GATE:g}x of its)"
                 )
             elif method == bt.COMBINATION:
-                what = f"{method} (weighted mean of {', '.join(combined[j])})"
+                what = f"{method} (weighted geometric mean of {', '.join(combined[j])})"
             note = (
                 f"chose {what}: backtest MASE {mase[method][j]:.3f} over {len(cuts)} window(s)"
                 + (f" (next {runner} {mase[runner][j]:.3f})" if runner else "")

@@ -8,17 +8,17 @@ Combination over selection, with weights earned in the backtest. With four to si
 windows, picking the single candidate with the lowest backtest error often picks wrong (the
 M4/M5 lesson), and a fixed median of "strong" candidates is dragged down wherever some of them
 are weak (on M4 hourly the seasonal median and regression score MASE 5.9 and 7.1, and a fixed
-median of the core set 5.8). So every series gets ``combination``: the weighted mean of its
-`_TOP` best candidates, ranked by a score shrunk toward how each candidate did on every series
-of the same panel (one series' few windows are a noisy judge; the panel's are steadier), with
-weights proportional to the inverse square of that score. The first quarter of the horizon
-(`early_steps`) is weighted by the same rule applied to the candidates' errors on those steps
-only, ramping to the whole horizon's weights: a level-following model that wins the next few
-buckets (after a jump an hour ago) need not win the day, and a seasonal one that wins the day
-need not win the next bucket. A single candidate replaces the
-combination only when it dominates it clearly: MASE below `_DOMINANCE` times the
-combination's and better in most windows, so the chosen method is never clearly worse than
-the best candidate in its own backtest.
+median of the core set 5.8). So every series gets ``combination``: the weighted geometric mean
+(in log1p) of its `_TOP` best candidates, ranked by a score shrunk toward how each candidate
+did on every series of the same panel (one series' few windows are a noisy judge; the panel's
+are steadier), with weights proportional to the inverse square of that score. The first quarter
+of the horizon (`early_steps`) is weighted by the same rule applied to the candidates' errors
+on those steps only, ramping to the whole horizon's weights: a level-following model that wins
+the next few buckets (after a jump an hour ago) need not win the day, and a seasonal one that
+wins the day need not win the next bucket. A single candidate replaces the combination only
+when it dominates it clearly: MASE below `_DOMINANCE` times the combination's and better in
+most windows, so the chosen method is never clearly worse than the best candidate in its own
+backtest.
 """
 
 from __future__ import annotations
@@ -201,7 +201,12 @@ def add_combination(
     scores: dict[str, np.ndarray],
     early: dict[str, np.ndarray] | None = None,
 ) -> list[list[str]]:
-    """Add the per-series weighted mean of the `_TOP` best-scored candidates (in place).
+    """Add the per-series weighted geometric mean of the `_TOP` best-scored candidates (in
+    place), taken in log1p: usage is right-skewed, so the member that forecasts highest is
+    the one most often far off, and an arithmetic mean follows it (members at 100, 100 and 190
+    average 130, geometrically 124). Judged on the whole benchmark (bench/forecast_accuracy.py
+    over the 29 cases / the 28 trace cases; M4 hourly MASE): arithmetic 0.966 / 0.976, 0.793;
+    geometric 0.960 / 0.969, 0.795; geometric on log-modelled series only 0.962 / 0.971.
 
     With ``early`` (scores on the first `early_steps` steps), the weights move from those
     scores' at the first step to ``scores``' at the last early step: a level-following model
@@ -245,7 +250,10 @@ def add_combination(
     ]
     total = w.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        combined = np.where(total > 0, (np.nan_to_num(stack) * w).sum(axis=0) / total, np.nan)
+        # log1p, not log: a member forecasting zero stays a member.
+        logged = np.log1p(np.maximum(np.nan_to_num(stack), 0.0))
+        mean_log = (logged * w).sum(axis=0) / np.where(total > 0, total, 1.0)
+        combined = np.where(total > 0, np.expm1(mean_log), np.nan)
     preds[COMBINATION] = combined
     return members
 
