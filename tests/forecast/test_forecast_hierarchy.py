@@ -96,3 +96,24 @@ def test_intervals_nest_parts_stay_below_the_total_and_the_total_ignores_the_spl
     plain = forecast(alone, horizon=12, freq="1h", **options).frame
     total = split[split["unique_id"] == "total"]
     assert np.allclose(total[cols].to_numpy(), plain[cols].to_numpy())
+
+
+def test_a_part_that_stops_early_stays_in_order_and_below_the_total() -> None:
+    # The total is quiet at night; the part that stops eight hours before it was last seen
+    # busy at 01:00, so its own forecast is above the total's at that hour.
+    ds = pd.date_range("2024-03-04 09:00", periods=73, freq="1h")
+    day = np.where((ds.hour >= 9) & (ds.hour < 15), 700.0, 0.0)
+    a = pd.DataFrame({"unique_id": "a", "ds": ds, "y": day})
+    y_b = np.zeros(65)
+    y_b[-1] = 215.0
+    b = pd.DataFrame({"unique_id": "b", "ds": ds[:65], "y": y_b})
+    frame = forecast(pd.concat([a, b]), horizon=48, freq="1h", hierarchy="total").frame
+    cols = ["lo_95", "lo_80", "mean", "hi_80", "hi_95"]
+    values = frame[cols].to_numpy()
+    assert (np.diff(values, axis=1) >= -1e-9 * np.abs(values[:, 1:]).clip(1)).all()
+    wide = frame.set_index(["ds", "unique_id"])[cols].unstack("unique_id")
+    both = wide["mean"]["total"].notna() & wide["mean"]["b"].notna()
+    assert both.sum() >= 40  # the part's forecast overlaps the total's
+    for col in cols:
+        part, total = wide[col]["b"][both], wide[col]["total"][both]
+        assert (part <= total * (1 + 1e-9) + 1e-9).all(), col

@@ -9,8 +9,8 @@ for ``--by model`` or ``--by team`` never changes it. The parts are then reconci
 gap ``d = total - sum(parts)`` is shared out in proportion to each part's backtest error
 variance ``v_i`` (MinTrace ``wls_var`` with the total held fixed; Wickramasuriya,
 Athanasopoulos & Hyndman 2019), ``part_i += v_i / sum v * d``; parts that would go negative are
-pinned at zero and the rest share the gap. Each part's quantiles are capped at the total's at
-the same level, since a part can never exceed the total.
+pinned at zero and the rest share the gap. Each part's point and quantiles are capped at the
+total's at the same level, since a part can never exceed the total.
 """
 
 from __future__ import annotations
@@ -66,10 +66,17 @@ def reconcile_to_total(total: np.ndarray, parts: np.ndarray, v_parts: np.ndarray
 
 
 def cap_parts(frame: pd.DataFrame, total_id: str, levels: tuple[float, ...]) -> pd.DataFrame:
-    """No part's quantile above the total's at the same level and bucket (a part <= the total)."""
+    """No part's point or quantile above the total's at the same level and bucket (a part <=
+    the total).
+
+    Reconciled parts are below the total's point already; a part whose history stops before
+    the total's (not reconciled) may not be, and capping its quantiles alone left its band
+    below its point (a quiet hour of the total, a busy one of the part). Capping every column
+    keeps each row in order: the minimum of two ordered rows is ordered.
+    """
     from tokenplan.forecast.result import level_name
 
-    columns = [f"{side}_{level_name(x)}" for x in levels for side in ("lo", "hi")]
+    columns = ["mean"] + [f"{side}_{level_name(x)}" for x in levels for side in ("lo", "hi")]
     total = frame.loc[frame["unique_id"] == total_id, ["ds", *columns]].set_index("ds")
     parts = frame["unique_id"] != total_id
     caps = total.reindex(frame.loc[parts, "ds"]).to_numpy()
