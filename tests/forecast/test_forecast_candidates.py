@@ -260,6 +260,30 @@ def test_combination_is_a_geometric_mean_that_a_high_member_pulls_less() -> None
     assert np.all(np.isfinite(quiet[COMBINATION]))
 
 
+def test_squared_errors_rank_the_rate_above_zero_on_intermittent_series() -> None:
+    from tokenplan.forecast.selection import scores, window_errors
+
+    # Empty four buckets in five: absolute errors favour forecasting zero, squared ones the
+    # rate (2 a bucket), which is what the bucket sums need.
+    actual = np.tile([0.0, 0.0, 0.0, 0.0, 10.0], 4)[None, None, :]  # (windows, series, h)
+    zero, rate = np.zeros_like(actual), np.full_like(actual, 2.0)
+    scale = np.array([1.0])
+    assert scores(zero, actual, scale)[0] < scores(rate, actual, scale)[0]
+    flagged = np.array([True])
+    assert scores(rate, actual, scale, flagged)[0] < scores(zero, actual, scale, flagged)[0]
+    np.testing.assert_allclose(scores(zero, actual, scale, flagged)[0], np.sqrt(20.0))
+    per_window = window_errors(rate, actual, flagged)
+    np.testing.assert_allclose(per_window, [[4.0]])
+    # The combination of flagged series is arithmetic: a member at zero does not drag it.
+    from tokenplan.forecast.selection import COMBINATION, add_combination
+
+    preds = {"a": np.zeros((1, 2, 3)), "b": np.full((1, 2, 3), 8.0)}
+    equal = {"a": np.ones(2), "b": np.ones(2)}
+    add_combination(preds, equal, arithmetic=np.array([True, False]))
+    np.testing.assert_allclose(preds[COMBINATION][0, 0], 4.0)
+    np.testing.assert_allclose(preds[COMBINATION][0, 1], gmean(0, 8))
+
+
 def test_combination_leaves_out_a_member_far_from_the_others() -> None:
     from tokenplan.forecast.selection import COMBINATION, add_combination
 

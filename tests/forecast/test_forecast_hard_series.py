@@ -106,6 +106,23 @@ def test_intermittent_series() -> None:
     assert frame["lo_80"].min() == 0.0
 
 
+def test_intermittent_series_is_forecast_at_its_rate_not_its_typical_bucket() -> None:
+    # Busy 30% of hours (more by day), lognormal sizes: the typical hour is empty, so a
+    # log-space model or absolute errors forecast about nothing; the plan sums expected hours.
+    n, h = 24 * 28, 168
+    hours = np.arange(n + h) % 24
+    rate = 0.3 * (1 + 0.8 * np.sin(2 * np.pi * (hours - 8) / 24))
+    expected = float((rate * 2e5 * np.exp(0.5))[n:].sum())
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        y = np.where(rng.random(n + h) < rate, np.exp(rng.normal(np.log(2e5), 1.0, n + h)), 0.0)
+        frame, note = run(one(y[:n]), h=h)
+        assert "intermittent" in note
+        assert "no transform" in note
+        assert "combination (weighted mean of" in note  # not geometric: zeros would drag it
+        assert 0.6 < frame["mean"].sum() / expected < 1.6  # log space: 0.14
+
+
 def test_many_kinds_together() -> None:
     parts = [
         one(np.zeros(100)).assign(unique_id="zeros"),

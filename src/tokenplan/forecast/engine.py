@@ -333,22 +333,31 @@ class Forecaster:
         scale = bt.mase_scale(members, self.cadence)
         mase: dict[str, np.ndarray] = {}
         smape: dict[str, np.ndarray] = {}
+        # Intermittent series are judged by squared errors: absolute ones reward forecasting
+        # the typical bucket, about zero, where a plan needs the expected one.
+        squared = np.array([s.intermittent for s in members], dtype=bool)
+        judged: dict[str, np.ndarray] = {}
         for name, pred in preds.items():
             mase[name], smape[name] = bt.scores(pred[1:], actual, scale)
-        ranking = bt.shrunk_scores(mase, len(cuts))
+            judged[name] = bt.scores(pred[1:], actual, scale, squared)[0]
+        ranking = bt.shrunk_scores(judged, len(cuts))
         e = bt.early_steps(h)
         early = None
         if e:
             first = {
-                n: bt.scores(p[1:, :, :e], actual[:, :, :e], scale)[0] for n, p in preds.items()
+                n: bt.scores(p[1:, :, :e], actual[:, :, :e], scale, squared)[0]
+                for n, p in preds.items()
             }
             early = bt.shrunk_scores(first, len(cuts))
-        combined = bt.add_combination(preds, ranking, early)
+        combined = bt.add_combination(preds, ranking, early, arithmetic=squared)
         if combined:
             name = bt.COMBINATION
             mase[name], smape[name] = bt.scores(preds[name][1:], actual, scale)
-        per_window = {name: bt.window_errors(pred[1:], actual) for name, pred in preds.items()}
-        chosen = bt.choose(mase, per_window)
+            judged[name] = bt.scores(preds[name][1:], actual, scale, squared)[0]
+        per_window = {
+            name: bt.window_errors(pred[1:], actual, squared) for name, pred in preds.items()
+        }
+        chosen = bt.choose(judged, per_window)
         log = np.array([s.log for s in members])[None, :, None]
         shift, shares = self._shifts(members, actual, preds, chosen)
         shift = shift[None, :, None]
@@ -372,7 +381,8 @@ class Forecaster:
                     f" within {bt.GATE:g}x of its)"
                 )
             elif method == bt.COMBINATION:
-                what = f"{method} (weighted geometric mean of {', '.join(combined[j])})"
+                mean = "weighted mean" if s.intermittent else "weighted geometric mean"
+                what = f"{method} ({mean} of {', '.join(combined[j])})"
             note = (
                 f"chose {what}: backtest MASE {mase[method][j]:.3f} over {len(cuts)} window(s)"
                 + (f" (next {runner} {mase[runner][j]:.3f})" if runner else "")

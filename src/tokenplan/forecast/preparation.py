@@ -26,6 +26,9 @@ _BURST_MIN_LOG = np.log(4.0)
 _MIN_TRAIN_PLAIN = 16
 # A run of zeros this long (share of a primary cycle) amid traffic is an outage, not usage.
 _OUTAGE_MIN_CYCLE_SHARE = 0.125
+# A series with more than this share of empty buckets is intermittent: its zeros are the
+# signal (no outage to fill) and it is modelled untransformed (see `_prefers_log`).
+_INTERMITTENT = 0.2
 # Level shifts smaller than 3x are left to the models (weekends alone reach 2x). At 2x
 # (2026-12-04) a synthetic 2x shift was followed from its first day, the traces' MASE ratio
 # went 1.004 -> 1.001, but M4 hourly MASE 0.846 -> 0.851 and MSIS 7.00 -> 7.05: not taken.
@@ -50,6 +53,8 @@ class Series:
     # Too short for the variance test (fewer than three primary cycles): ``log`` is then True
     # and the local models are also fitted untransformed; the backtest decides between the two.
     log_undecided: bool = False
+    # Empty more than `_INTERMITTENT` of the time: untransformed, and judged by squared errors.
+    intermittent: bool = False
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -192,9 +197,17 @@ def classify(series: Series, cadence: Cadence, horizon: int) -> None:
     if n < min_history(cadence, horizon) and not plain:
         series.kind = SHORT
         return
-    prefers = _prefers_log(y, cadence)
-    series.log = True if prefers is None else prefers
-    series.log_undecided = prefers is None
+    empty = float(np.mean(y == 0))
+    if empty > _INTERMITTENT:
+        series.log, series.log_undecided, series.intermittent = False, False, True
+        series.notes.append(
+            f"intermittent ({empty:.0%} of buckets empty): no transform, candidates judged by"
+            " squared errors"
+        )
+    else:
+        prefers = _prefers_log(y, cadence)
+        series.log = True if prefers is None else prefers
+        series.log_undecided = prefers is None
     _fill_outages(series, cadence)
     _damp_bursts(series, cadence)
     _rescale_level_shift(series, cadence)
@@ -236,7 +249,16 @@ def column_medians(values: np.ndarray) -> np.ndarray:
 def _prefers_log(y: np.ndarray, cadence: Cadence) -> bool | None:
     """Guerrero's rule on {log, none}: log when spread grows in proportion to the level.
 
-    None when there are fewer than three primary cycles with traffic to compare.
+    None when there are fewer than three primary cycles with traffic to compare. Not asked of
+    intermittent series (`_INTERMITTENT`), which stay untransformed: their empty buckets are
+    absences, not small values, and a log-space model forecasts the typical bucket (about
+    zero) where a plan sums the expected ones. On 24 synthetic hourly series busy 10-60% of
+    the time, the next week's forecast total was 0.14x the process mean in log1p space and
+    0.79x untransformed, its 80% / 95% bands covering 100% / 100% against 88% / 96%; on
+    ServeGen's real per-client hourly tokens, mostly empty, the next day's total summed over
+    50 clients went 0.59x -> 1.18x the actual. bench/forecast_accuracy.py (which scores only
+    series busy at least half the time) did not move: the 29 cases' geometric mean 0.9595 ->
+    0.9597.
     """
     block = max(cadence.primary, 4)
     n_blocks = len(y) // block
@@ -266,8 +288,8 @@ def _fill_outages(series: Series, cadence: Cadence) -> None:
     """
     y = series.y
     zero = y == 0
-    if zero.mean() > 0.2:
-        return  # intermittent: zeros are the signal
+    if zero.mean() > _INTERMITTENT:
+        return  # zeros are the signal
     season = max(cadence.primary, 8)
     shortest = max(3, int(season * _OUTAGE_MIN_CYCLE_SHARE))
     edges = np.flatnonzero(np.diff(np.concatenate([[0], zero.astype(int), [0]])))

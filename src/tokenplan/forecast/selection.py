@@ -127,9 +127,13 @@ def mase_scale(series: list[Series], cadence: Cadence) -> np.ndarray:
 
 
 def scores(
-    pred: np.ndarray, actual: np.ndarray, scale: np.ndarray
+    pred: np.ndarray, actual: np.ndarray, scale: np.ndarray, squared: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """MASE and sMAPE (percent) per series over all windows and steps; inf when a fit failed."""
+    """MASE and sMAPE (percent) per series over all windows and steps; inf when a fit failed.
+
+    Series flagged ``squared`` get the root mean squared error over the same scale instead of
+    the mean absolute one: what ranks candidates for intermittent series, as in M5 (RMSSE).
+    """
     err = np.abs(actual - pred)
     denom = np.abs(actual) + np.abs(pred)
     # A candidate that could not run leaves all-NaN rows: their mean is NaN (then inf), silently.
@@ -138,6 +142,9 @@ def scores(
         smape_terms = np.where(denom > 0, 200.0 * err / denom, 0.0)
         smape_terms = np.where(np.isnan(err), np.nan, smape_terms)
         mase = np.nanmean(err, axis=(0, 2)) / scale
+        if squared is not None:
+            rms = np.sqrt(np.nanmean(err**2, axis=(0, 2))) / scale
+            mase = np.where(squared, rms, mase)
         smape = np.nanmean(smape_terms, axis=(0, 2))
     failed = np.any(np.isnan(pred) & ~np.isnan(actual), axis=(0, 2))
     mase = np.where(failed | np.isnan(mase), np.inf, mase)
@@ -200,6 +207,7 @@ def add_combination(
     preds: dict[str, np.ndarray],
     scores: dict[str, np.ndarray],
     early: dict[str, np.ndarray] | None = None,
+    arithmetic: np.ndarray | None = None,
 ) -> list[list[str]]:
     """Add the per-series weighted geometric mean of the `_TOP` best-scored candidates (in
     place), taken in log1p: usage is right-skewed, so the member that forecasts highest is
@@ -251,9 +259,14 @@ def add_combination(
     total = w.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         # log1p, not log: a member forecasting zero stays a member.
-        logged = np.log1p(np.maximum(np.nan_to_num(stack), 0.0))
+        values = np.nan_to_num(stack)
+        logged = np.log1p(np.maximum(values, 0.0))
         mean_log = (logged * w).sum(axis=0) / np.where(total > 0, total, 1.0)
-        combined = np.where(total > 0, np.expm1(mean_log), np.nan)
+        combined = np.expm1(mean_log)
+        if arithmetic is not None and arithmetic.any():
+            plain = (values * w).sum(axis=0) / np.where(total > 0, total, 1.0)
+            combined = np.where(arithmetic[None, :, None], plain, combined)
+        combined = np.where(total > 0, combined, np.nan)
     preds[COMBINATION] = combined
     return members
 
@@ -303,12 +316,18 @@ def cap_runaway(preds: dict[str, np.ndarray], series: list[Series], cuts: list[i
         preds[name] = np.minimum(pred, limit)  # NaN (a failed fit) stays NaN
 
 
-def window_errors(pred: np.ndarray, actual: np.ndarray) -> np.ndarray:
-    """Mean absolute error per window and series ``(W, n)``; NaN where nothing is known."""
+def window_errors(
+    pred: np.ndarray, actual: np.ndarray, squared: np.ndarray | None = None
+) -> np.ndarray:
+    """Mean absolute error per window and series ``(W, n)``; NaN where nothing is known.
+    Root mean squared for the series flagged ``squared`` (see `scores`)."""
     err = np.abs(actual - pred)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(err, axis=2)
+        out = np.nanmean(err, axis=2)
+        if squared is not None:
+            out = np.where(squared[None, :], np.sqrt(np.nanmean(err**2, axis=2)), out)
+        return out
 
 
 def choose(mase: dict[str, np.ndarray], per_window: dict[str, np.ndarray]) -> list[str]:
