@@ -7,8 +7,9 @@
 naive, seasonal median, a re-levelled profile, seasonally adjusted exponential smoothing,
 AutoETS, AutoTheta (always on untransformed values) and MSTL from statsforecast, a global
 LightGBM) are scored by rolling-origin backtest; the forecast is the weighted geometric
-mean of the three best, ranked by a score shrunk toward the panel, unless one candidate clearly
-dominates (see `tokenplan.forecast.selection`). Its intervals are calibrated by conformal
+mean of the three best (arithmetic, and ranked by squared errors, for intermittent series),
+ranked by a score shrunk toward the panel, unless one candidate clearly dominates (see
+`tokenplan.forecast.selection`). Its intervals are calibrated by conformal
 prediction on its backtest errors (for log-space series in ``log(y + c)``, ``c`` the recent
 level; see `tokenplan.forecast.conformal`), widened to the recent windows' errors where those
 are larger and for few windows, and never above three times the series' recorded peak.

@@ -215,6 +215,8 @@ def add_combination(
     average 130, geometrically 124). Judged on the whole benchmark (bench/forecast_accuracy.py
     over the 29 cases / the 28 trace cases; M4 hourly MASE): arithmetic 0.966 / 0.976, 0.793;
     geometric 0.959 / 0.969, 0.795; geometric on log-modelled series only 0.962 / 0.971.
+    Series flagged ``arithmetic`` (intermittent ones) take the arithmetic mean: their members'
+    forecasts are rates, and one at zero would drag a geometric mean to about nothing.
 
     With ``early`` (scores on the first `early_steps` steps), the weights move from those
     scores' at the first step to ``scores``' at the last early step: a level-following model
