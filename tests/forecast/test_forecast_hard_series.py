@@ -120,7 +120,7 @@ def test_intermittent_series_is_forecast_at_its_rate_not_its_typical_bucket() ->
         assert "intermittent" in note
         assert "no transform" in note
         assert "combination (weighted mean of" in note  # not geometric: zeros would drag it
-        assert 0.6 < frame["mean"].sum() / expected < 1.6  # in log1p space: 0.01-0.24
+        assert 0.6 < frame["mean"].sum() / expected < 1.6  # before: 0.01-0.24
 
 
 def test_many_kinds_together() -> None:
