@@ -335,11 +335,15 @@ class Forecaster:
         smape: dict[str, np.ndarray] = {}
         # Intermittent series are judged by squared errors: absolute ones reward forecasting
         # the typical bucket, about zero, where a plan needs the expected one.
-        squared = np.array([s.intermittent for s in members], dtype=bool)
-        judged: dict[str, np.ndarray] = {}
+        flags = np.array([s.intermittent for s in members], dtype=bool)
+        squared = flags if flags.any() else None  # None: every series is judged by MASE
         for name, pred in preds.items():
             mase[name], smape[name] = bt.scores(pred[1:], actual, scale)
-            judged[name] = bt.scores(pred[1:], actual, scale, squared)[0]
+        judged = (
+            dict(mase)
+            if squared is None
+            else {n: bt.scores(p[1:], actual, scale, squared)[0] for n, p in preds.items()}
+        )
         ranking = bt.shrunk_scores(judged, len(cuts))
         e = bt.early_steps(h)
         early = None
@@ -353,7 +357,11 @@ class Forecaster:
         if combined:
             name = bt.COMBINATION
             mase[name], smape[name] = bt.scores(preds[name][1:], actual, scale)
-            judged[name] = bt.scores(preds[name][1:], actual, scale, squared)[0]
+            judged[name] = (
+                mase[name]
+                if squared is None
+                else bt.scores(preds[name][1:], actual, scale, squared)[0]
+            )
         per_window = {
             name: bt.window_errors(pred[1:], actual, squared) for name, pred in preds.items()
         }

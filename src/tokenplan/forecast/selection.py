@@ -262,11 +262,10 @@ def add_combination(
     with np.errstate(invalid="ignore", divide="ignore"):
         # log1p, not log: a member forecasting zero stays a member.
         values = np.nan_to_num(stack)
-        logged = np.log1p(np.maximum(values, 0.0))
-        mean_log = (logged * w).sum(axis=0) / np.where(total > 0, total, 1.0)
-        combined = np.expm1(mean_log)
+        weight = np.where(total > 0, total, 1.0)
+        combined = np.expm1((np.log1p(np.maximum(values, 0.0)) * w).sum(axis=0) / weight)
         if arithmetic is not None and arithmetic.any():
-            plain = (values * w).sum(axis=0) / np.where(total > 0, total, 1.0)
+            plain = (values * w).sum(axis=0) / weight
             combined = np.where(arithmetic[None, :, None], plain, combined)
         combined = np.where(total > 0, combined, np.nan)
     preds[COMBINATION] = combined
