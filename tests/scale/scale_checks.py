@@ -40,6 +40,12 @@ def assert_identical(result: ForecastResult, local: ForecastResult) -> None:
     for uid, path in local.paths.items():
         assert (result.paths[uid].point == path.point).all()
         assert result.paths[uid].errors.tobytes() == path.errors.tobytes()
+        history = result.paths[uid].history
+        if path.history is None:
+            assert history is None
+        else:
+            assert history is not None
+            assert history.tobytes() == path.history.tobytes()
     # The same reasoning, and where the work ran.
     for uid, note in local.notes.items():
         assert result.notes[uid].split(";")[0] == note.split(";")[0]

@@ -75,10 +75,29 @@ def test_a_fitted_panel_crosses_the_engine_bit_for_bit(clients: pd.DataFrame) ->
         assert mine.errors.tobytes() == theirs.errors.tobytes()
         assert mine.note == theirs.note + "; here"
         # Every other field too: a field the rows forgot would fall back to its default.
-        for name in {f.name for f in fields(Fitted)} - {"point", "errors", "note"}:
+        for name in {f.name for f in fields(Fitted)} - {"point", "errors", "note", "history"}:
             assert getattr(mine, name) == getattr(theirs, name), name
+        assert (mine.history is None) == (theirs.history is None)
+        if theirs.history is not None:
+            assert mine.history.tobytes() == theirs.history.tobytes()
     key = [(r["unique_id"], r["method"]) for r in panel.rows]
     assert sorted(key) == sorted((r["unique_id"], r["method"]) for r in back.rows)
+
+
+def test_an_intermittent_series_history_crosses_the_engine() -> None:
+    # Its sums are bootstrapped from its recent history, which must reach the driver intact.
+    rng = np.random.default_rng(0)
+    y = np.where(rng.random(24 * 21) < 0.3, rng.lognormal(10, 1, 24 * 21), 0.0)
+    ds = pd.date_range("2024-01-01", periods=len(y), freq="1h")
+    panel = Forecaster(horizon=HORIZON, local_models=False).fit_panel(
+        pd.DataFrame({"unique_id": "x", "ds": ds, "y": y})
+    )
+    sent = panel.fitted["x"]
+    assert sent.history is not None
+    back = decode(encode(panel, "")).fitted["x"]
+    assert back.history is not None
+    assert back.history.tobytes() == sent.history.tobytes()
+    assert back.season == sent.season == 24
 
 
 def test_one_shard_on_fugues_native_engine_is_the_local_forecast(

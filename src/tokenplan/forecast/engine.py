@@ -17,6 +17,7 @@ import pandas as pd
 from tokenplan.errors import ForecastError, InvalidInput
 from tokenplan.forecast import selection as bt
 from tokenplan.forecast.baselines import run_baselines
+from tokenplan.forecast.bootstrap import recent_history
 from tokenplan.forecast.conformal import (
     SHIFT_SHARE,
     SHIFT_SHARES,
@@ -76,6 +77,10 @@ class Fitted:
     shift: float = 1.0
     # Degrees of freedom of the sample paths' common scale (`conformal.path_tail_df`).
     tail_df: float = float("inf")
+    # Intermittent series: the recent history sample paths are bootstrapped from, in blocks of
+    # ``season`` buckets (`bootstrap.bootstrap_paths`); None: paths from ``errors``.
+    history: np.ndarray | None = None
+    season: int = 1
 
 
 class Placed(Protocol):
@@ -418,6 +423,14 @@ class Forecaster:
                 )
             if s.notes:
                 note += "; " + "; ".join(s.notes)
+            history = None
+            if s.intermittent:
+                history = recent_history(s.y, self.cadence.primary)
+                cycles = len(history) / self.cadence.primary
+                note += (
+                    f"; sums' bands from blocks of its last {cycles:.3g} cycle(s), half scaled to"
+                    " the forecast's rate (block bootstrap)"
+                )
             err_raw = actual[:, j, :] - preds[method][1:, j, :]
             c = float(shift[0, j, 0])
             calibration = rescale_to_now(
@@ -436,8 +449,9 @@ class Forecaster:
                 widen = small_sample_widening(independent + borrowed)
                 path_widen = sum_widening(independent + borrowed)
                 if widen > 1.0:
+                    sums = "" if s.intermittent else f" (sums x{path_widen:.2f})"
                     note += (
-                        f"; bands x{widen:.2f} (sums x{path_widen:.2f}) for"
+                        f"; bands x{widen:.2f}{sums} for"
                         f" {independent + borrowed} independent window(s) (Student t)"
                     )
                 calibration = pooled
@@ -454,6 +468,8 @@ class Forecaster:
                 ceiling=bt.ceiling(s),
                 shift=c,
                 tail_df=path_tail_df(independent + borrowed),
+                history=history,
+                season=self.cadence.primary,
             )
             backtest_errors[s.uid] = err_raw
             for name in mase:
@@ -582,6 +598,8 @@ class Forecaster:
                 ceiling=f.ceiling,
                 shift=f.shift,
                 tail_df=f.tail_df,
+                history=f.history,
+                season=f.season,
             )
         columns = ["unique_id", "ds", "mean"]
         for level in self.levels:

@@ -109,6 +109,8 @@ def save(forecaster: Forecaster, path: str | Path, *, key: bytes | None = None) 
                         "ceiling": _null_if_infinite(m.ceiling),
                         "shift": m.shift,
                         "tail_df": _null_if_infinite(m.tail_df),
+                        "history": m.history,
+                        "season": m.season,
                     }
                     for uid, m in result.paths.items()
                 },
@@ -207,6 +209,7 @@ def _rebuild(body: dict[str, Any]) -> Forecaster:
             raise ValueError(f"series {uid!r} has a bad shift {p.get('shift')!r}")
         # Files written before paths had a heavy-tailed scale have none.
         tail_df = _infinite_if_null(p, "tail_df", uid, minimum=1.0)
+        history, season = _history(p, uid)
         paths[str(uid)] = PathModel(
             point=point,
             log=bool(p["log"]),
@@ -215,6 +218,8 @@ def _rebuild(body: dict[str, Any]) -> Forecaster:
             ceiling=ceiling,
             shift=shift,
             tail_df=tail_df,
+            history=history,
+            season=season,
         )
     forecaster.result = ForecastResult(
         frame=frame,
@@ -228,3 +233,16 @@ def _rebuild(body: dict[str, Any]) -> Forecaster:
     )
     forecaster.metadata = dict(body["metadata"])
     return forecaster
+
+
+def _history(p: dict[str, Any], uid: object) -> tuple[np.ndarray | None, int]:
+    """An intermittent series' bootstrap history and cycle; files written before have none."""
+    season = p.get("season", 1)
+    if not isinstance(season, int) or isinstance(season, bool) or season < 1:
+        raise ValueError(f"series {uid!r} has a bad season {season!r}")
+    if p.get("history") is None:
+        return None, season
+    history = np.array([float(v) for v in p["history"]], dtype=float)
+    if history.ndim != 1 or not np.all(np.isfinite(history)) or np.any(history < 0):
+        raise ValueError(f"series {uid!r} has a bad history: finite usage >= 0 expected")
+    return history, season

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from tokenplan.errors import InvalidInput
+from tokenplan.forecast.bootstrap import bootstrap_paths
 from tokenplan.forecast.conformal import sample_errors
 from tokenplan.timestamps import iso_utc_many
 
@@ -67,6 +68,10 @@ class PathModel:
     shift: float = 1.0
     # Degrees of freedom of the paths' common scale (`conformal.path_scales`); inf: none.
     tail_df: float = float("inf")
+    # Intermittent series: recent history (usage units) that paths are bootstrapped from
+    # instead of the errors (`bootstrap.bootstrap_paths`), in blocks of ``season`` buckets.
+    history: np.ndarray | None = None
+    season: int = 1
 
     def to_usage(self, z: np.ndarray) -> np.ndarray:
         """Calibration space back to usage units, never negative."""
@@ -100,8 +105,13 @@ class ForecastResult:
 
         Marginals follow the calibrated per-step errors; steps are tied by a common shock and
         an AR(1) part estimated from the backtest, so sums over many steps keep their spread.
+        Intermittent series' paths are blocks of their own history instead (`bootstrap`).
         """
         model = self._model(unique_id)
+        if model.history is not None:
+            point = model.to_usage(model.point)
+            paths = bootstrap_paths(model.history, point, model.season, n, seed)
+            return np.minimum(paths, np.maximum(model.ceiling, point)[None, :])
         errors = sample_errors(model.errors, n, seed, model.tail_df)
         paths = model.to_usage(model.point[None, :] + errors)
         if model.widening != 1.0:

@@ -24,7 +24,8 @@ INPUT_SCHEMA = "unique_id:str,ds_ns:long,y:double,row:long,shard:int"
 OUTPUT_SCHEMA = (
     "unique_id:str,end_ns:long,step_ns:long,point:bytes,errors:bytes,windows:int,"
     "log:bool,note:str,method:str,variance:double,independent:int,widening:double,"
-    "path_widening:double,ceiling:double,shift:double,tail_df:double,backtest:str"
+    "path_widening:double,ceiling:double,shift:double,tail_df:double,"
+    "history:bytes,season:int,backtest:str"
 )
 
 
@@ -100,6 +101,11 @@ def encode(panel: PanelFit, note: str = "") -> pd.DataFrame:
                 "ceiling": float(f.ceiling),
                 "shift": float(f.shift),
                 "tail_df": float(f.tail_df),
+                # Empty bytes: no bootstrap history (a series that is not intermittent).
+                "history": b""
+                if f.history is None
+                else np.ascontiguousarray(f.history, dtype=np.float64).tobytes(),
+                "season": int(f.season),
                 # Python's JSON floats round-trip exactly (shortest repr; inf as Infinity).
                 "backtest": json.dumps(by_uid.get(s.uid, [])),
             }
@@ -134,6 +140,10 @@ def decode(rows: pd.DataFrame) -> PanelFit:
             ceiling=float(r["ceiling"]),
             shift=float(r["shift"]),
             tail_df=float(r["tail_df"]),
+            history=np.frombuffer(bytes(r["history"]), dtype=np.float64).copy()
+            if r["history"]
+            else None,
+            season=int(r["season"]),
         )
         panel.rows += json.loads(str(r["backtest"]))
     return panel
