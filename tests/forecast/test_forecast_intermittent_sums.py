@@ -53,11 +53,20 @@ def test_paths_need_a_history_with_usage_and_short_ones_start_anywhere() -> None
     assert (block_starts(40 * 24 + 7, 24, 24) % 24 == 7).all()
     # Three days: too few aligned blocks for a 95% band, so a block may start at any hour.
     assert len(block_starts(72, 24, 24)) == 49
-    # No cycle: blocks are the whole horizon (or as much as there is).
-    paths = bootstrap_paths(np.arange(1.0, 11.0), np.ones(4), 1, n=200, seed=0)
+    # No cycle: blocks are the whole horizon.
+    paths = bootstrap_paths(np.arange(1.0, 41.0), np.ones(4), 1, n=200, seed=0)
     steps = np.diff(paths, axis=1)  # consecutive history values, some of them scaled
     assert np.allclose(steps, steps[:, :1])
     assert (steps > 0).all()
+
+
+def test_less_than_a_cycle_of_history_still_gives_a_spread_of_totals() -> None:
+    # Six hours of minutes, busy one minute in five: a day-long block would be the whole
+    # history, and every path the same.
+    rng = np.random.default_rng(4)
+    history = np.where(rng.random(360) < 0.2, rng.lognormal(6, 1, 360), 0.0)
+    paths = bootstrap_paths(history, np.full(60, history.mean()), 1440, n=1000, seed=0)
+    assert len(np.unique(paths.sum(axis=1))) > 100
 
 
 def _on_off_days(seed: int) -> pd.DataFrame:

@@ -50,8 +50,9 @@ def bootstrap_paths(
 ) -> np.ndarray:
     """``n`` paths ``(n, len(point))`` in usage units: history blocks, half scaled to ``point``.
 
-    Blocks are one cycle long (the whole horizon when the series has no cycle, or as much of
-    the history as there is) and laid end to end until the horizon is covered. The scaled
+    Blocks are one cycle long (the whole horizon when that is shorter or the series has no
+    cycle; shorter still when the history holds too few of them) and laid end to end until the
+    horizon is covered. The scaled
     half is multiplied by the forecast's mean over the history's, so those paths average the
     forecast's total; with an empty history every path is the point forecast.
     """
@@ -60,7 +61,10 @@ def bootstrap_paths(
     rate = float(history.mean()) if len(history) else 0.0
     if rate <= 0.0:
         return np.repeat(point[None, :], n, axis=0)
-    block = min(season if season > 1 else h, len(history))
+    # No longer than the horizon (a path reads no further), and short enough to leave
+    # `_MIN_BLOCKS` different starts: a history of less than a cycle (a few hours of minutes)
+    # would otherwise be one block, and every path the same.
+    block = min(season if season > 1 else h, h, max(len(history) - _MIN_BLOCKS + 1, 1))
     starts = block_starts(len(history), block, season)
     count = -(-h // block)
     rng = np.random.default_rng(seed)
