@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from scale_checks import HALF, HORIZON, PANEL, assert_identical
@@ -25,6 +26,19 @@ def test_dask_forecast_is_the_local_one(
     # Period totals from the joint paths work as locally (capacity and budgets use them).
     uid = "m-small/client-5"
     assert result.sum_interval(uid) == local_result.sum_interval(uid)
+
+
+def test_an_intermittent_clients_sums_on_dask_are_the_local_ones(dask_client: object) -> None:
+    # Its sums are bootstrapped from its history, which crosses the engine as bytes.
+    rng = np.random.default_rng(0)
+    y = np.where(rng.random(24 * 21) < 0.3, rng.lognormal(10, 1, 24 * 21), 0.0)
+    ds = pd.date_range("2024-01-01", periods=len(y), freq="1h")
+    frame = pd.DataFrame({"unique_id": "quiet", "ds": ds, "y": y})
+    local = forecast(frame, horizon=HORIZON, local_models=False)
+    result = forecast(frame, horizon=HORIZON, local_models=False, engine=dask_client)
+    assert local.paths["quiet"].history is not None
+    assert_identical(result, local)
+    assert result.sum_interval("quiet") == local.sum_interval("quiet")
 
 
 def test_dask_total_is_fitted_on_the_driver_and_parts_reconciled(
