@@ -64,10 +64,14 @@ def test_full_zoo_on_real_trace(shared_data: Path) -> None:
     assert {"auto_ets", "auto_theta", "mstl", "seasonal_naive_24"} <= methods
     mean = res.frame["mean"]
     assert mean.between(0.3 * df["y"].min(), 2 * df["y"].max()).all()
-    # Only seasonal naive passes the gate over the whole horizon on this trace; MSTL joins it
-    # on the first steps, and the note says so.
+    # Seasonal naive leads over the whole horizon on this trace, with the seasonal profiles
+    # within the gate (by windows weighted by the history they fitted on); MSTL joins them on
+    # the first steps, and the note says so.
     note = res.notes["azure-conv"]
-    expected = "weighted geometric mean of seasonal_naive_24, mstl (first 6 steps)"
+    expected = (
+        "weighted geometric mean of seasonal_naive_24, seasonal_median, relevelled_profile,"
+        " mstl (first 6 steps)"
+    )
     assert f"combination ({expected})" in note
 
 
@@ -282,6 +286,31 @@ def test_squared_errors_rank_the_rate_above_zero_on_intermittent_series() -> Non
     add_combination(preds, equal, arithmetic=np.array([True, False]))
     np.testing.assert_allclose(preds[COMBINATION][0, 0], 4.0)
     np.testing.assert_allclose(preds[COMBINATION][0, 1], gmean(0, 8))
+
+
+def test_windows_count_by_the_history_their_fits_had() -> None:
+    from forecast_frames import usage
+
+    from tokenplan.forecast.preparation import to_series
+    from tokenplan.forecast.selection import scores, window_weights
+
+    hourly = make_cadence("1h")
+    short, long = (to_series(usage(n=n, uid=u), hourly)[0] for n, u in ((50, "a"), (100, "b")))
+    np.testing.assert_array_equal(window_weights([short, long], [24, 48]), [[26, 76], [2, 52]])
+    # Two windows (latest first) with history 3:1, one candidate off by 1 in each step of the
+    # latest and by 3 in the earliest, the other the reverse.
+    actual = np.zeros((2, 1, 4))
+    late_miss = np.stack([np.full((1, 4), 3.0), np.full((1, 4), 1.0)])
+    early_miss = late_miss[::-1].copy()
+    weights = np.array([[3.0], [1.0]])
+    scale = np.ones(1)
+    assert scores(late_miss, actual, scale)[0] == scores(early_miss, actual, scale)[0] == 2.0
+    np.testing.assert_allclose(scores(early_miss, actual, scale, weights=weights)[0], 1.5)
+    np.testing.assert_allclose(scores(late_miss, actual, scale, weights=weights)[0], 2.5)
+    # An unknown actual leaves its step out, whatever its window's weight.
+    actual[0, 0, 0] = np.nan
+    # (3 steps x 3 x 1 + 4 steps x 1 x 3) / (3 x 3 + 4 x 1)
+    np.testing.assert_allclose(scores(early_miss, actual, scale, weights=weights)[0], 21 / 13)
 
 
 def test_combination_leaves_out_a_member_far_from_the_others() -> None:

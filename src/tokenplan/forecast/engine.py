@@ -342,30 +342,31 @@ class Forecaster:
         # the typical bucket, about zero, where a plan needs the expected one.
         flags = np.array([s.intermittent for s in members], dtype=bool)
         squared = flags if flags.any() else None  # None: every series is judged by MASE
+        weights = bt.window_weights(members, cuts)
         for name, pred in preds.items():
-            mase[name], smape[name] = bt.scores(pred[1:], actual, scale)
+            mase[name], smape[name] = bt.scores(pred[1:], actual, scale, weights=weights)
         judged = (
             dict(mase)
             if squared is None
-            else {n: bt.scores(p[1:], actual, scale, squared)[0] for n, p in preds.items()}
+            else {n: bt.scores(p[1:], actual, scale, squared, weights)[0] for n, p in preds.items()}
         )
         ranking = bt.shrunk_scores(judged, len(cuts))
         e = bt.early_steps(h)
         early = None
         if e:
             first = {
-                n: bt.scores(p[1:, :, :e], actual[:, :, :e], scale, squared)[0]
+                n: bt.scores(p[1:, :, :e], actual[:, :, :e], scale, squared, weights)[0]
                 for n, p in preds.items()
             }
             early = bt.shrunk_scores(first, len(cuts))
         combined = bt.add_combination(preds, ranking, early, arithmetic=squared)
         if combined:
             name = bt.COMBINATION
-            mase[name], smape[name] = bt.scores(preds[name][1:], actual, scale)
+            mase[name], smape[name] = bt.scores(preds[name][1:], actual, scale, weights=weights)
             judged[name] = (
                 mase[name]
                 if squared is None
-                else bt.scores(preds[name][1:], actual, scale, squared)[0]
+                else bt.scores(preds[name][1:], actual, scale, squared, weights)[0]
             )
         per_window = {
             name: bt.window_errors(pred[1:], actual, squared) for name, pred in preds.items()
