@@ -52,9 +52,9 @@ def bootstrap_paths(
 
     Blocks are one cycle long (the whole horizon when that is shorter or the series has no
     cycle; shorter still when the history holds too few of them) and laid end to end until the
-    horizon is covered. The scaled
-    half is multiplied by the forecast's mean over the history's, so those paths average the
-    forecast's total; with an empty history every path is the point forecast.
+    horizon is covered. The scaled half is multiplied by the forecast's mean over the
+    history's, so those paths average the forecast's total; with an empty history every path
+    is the point forecast.
     """
     h = len(point)
     history = np.nan_to_num(np.maximum(np.asarray(history, dtype=float), 0.0))
