@@ -115,3 +115,20 @@ def test_the_history_behind_sums_round_trips_and_a_bad_one_is_refused(tmp_path: 
     path.write_text(json.dumps(doc))
     with pytest.raises(ModelFileError, match="bad history"):
         Forecaster.load(str(path))
+
+
+def test_a_file_from_before_the_bootstrap_loads_with_error_paths(tmp_path: Path) -> None:
+    fitted = Forecaster("1h", 24, (80, 95), local_models=False).fit(_on_off_days(2))
+    path = tmp_path / "f.json"
+    fitted.save(str(path))
+    doc = json.loads(path.read_text())
+    for model in doc["body"]["result"]["paths"].values():
+        model.pop("history")
+        model.pop("season")
+    doc["digest"] = _digest(doc["body"], None)
+    path.write_text(json.dumps(doc))
+    loaded = Forecaster.load(str(path)).predict()
+    assert loaded.paths["x"].history is None
+    pd.testing.assert_frame_equal(loaded.frame, fitted.predict().frame)
+    got = loaded.sum_interval("x")
+    assert got["lo_95"] <= got["point"] <= got["hi_95"]
