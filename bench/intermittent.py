@@ -56,17 +56,22 @@ def synthetic() -> list[tuple[pd.DataFrame, np.ndarray, float]]:
     return out
 
 
-def real() -> list[tuple[pd.DataFrame, np.ndarray]]:
-    """History and the last day of every mostly-empty ServeGen client with a week of history."""
+def _clients(metric: str) -> list[tuple[pd.DataFrame, np.ndarray]]:
+    """Every ServeGen client's hourly ``metric`` from its first request on, frame and values."""
     dataset = next(d for d in DATASETS if d.name == "servegen_language_clients" and d.freq == "1h")
-    frame = dataset.read(SHARED, "total_tokens")
     out = []
-    for _, part in frame.groupby("unique_id"):
+    for _, part in dataset.read(SHARED, metric).groupby("unique_id"):
         y = np.nan_to_num(part["y"].to_numpy())
         busy = np.flatnonzero(y > 0)
-        if len(busy) == 0:
-            continue
-        part, y = part.iloc[busy[0] :], y[busy[0] :]  # from the client's first request on
+        if len(busy):
+            out.append((part.iloc[busy[0] :], y[busy[0] :]))
+    return out
+
+
+def real() -> list[tuple[pd.DataFrame, np.ndarray]]:
+    """History and the last day of every mostly-empty ServeGen client with a week of history."""
+    out = []
+    for part, y in _clients("total_tokens"):
         history, after = part.iloc[:-24], y[-24:]
         if len(history) < 24 * 6 or after.sum() <= 0:
             continue
@@ -78,16 +83,9 @@ def real() -> list[tuple[pd.DataFrame, np.ndarray]]:
 
 def flagged(days_back: int = 3) -> list[tuple[pd.DataFrame, np.ndarray]]:
     """History and next day of each of the last ``days_back`` days of every flagged client."""
-    dataset = next(d for d in DATASETS if d.name == "servegen_language_clients" and d.freq == "1h")
     out = []
     for metric in ("total_tokens", "requests"):
-        frame = dataset.read(SHARED, metric)
-        for _, part in frame.groupby("unique_id"):
-            y = np.nan_to_num(part["y"].to_numpy())
-            busy = np.flatnonzero(y > 0)
-            if len(busy) == 0:
-                continue
-            part, y = part.iloc[busy[0] :], y[busy[0] :]
+        for part, y in _clients(metric):
             for back in range(1, days_back + 1):
                 cut = len(y) - 24 * back
                 if cut < 24 * 6 or np.mean(y[:cut] == 0) <= _INTERMITTENT:

@@ -108,19 +108,17 @@ class ForecastResult:
         Intermittent series' paths are blocks of their own history instead (`bootstrap`).
         """
         model = self._model(unique_id)
+        centre = model.to_usage(model.point)
         if model.history is not None:
-            point = model.to_usage(model.point)
-            paths = bootstrap_paths(model.history, point, model.season, n, seed)
-            return np.minimum(paths, np.maximum(model.ceiling, point)[None, :])
-        errors = sample_errors(model.errors, n, seed, model.tail_df)
-        paths = model.to_usage(model.point[None, :] + errors)
-        if model.widening != 1.0:
-            # Scaled about the point path, so the median path stays the point forecast.
-            centre = model.to_usage(model.point)[None, :]
-            paths = np.maximum(centre + model.widening * (paths - centre), 0.0)
+            paths = bootstrap_paths(model.history, centre, model.season, n, seed)
+        else:
+            errors = sample_errors(model.errors, n, seed, model.tail_df)
+            paths = model.to_usage(model.point[None, :] + errors)
+            if model.widening != 1.0:
+                # Scaled about the point path, so the median path stays the point forecast.
+                paths = np.maximum(centre + model.widening * (paths - centre), 0.0)
         if np.isfinite(model.ceiling):
-            top = np.maximum(model.ceiling, model.to_usage(model.point))
-            paths = np.minimum(paths, top[None, :])
+            paths = np.minimum(paths, np.maximum(model.ceiling, centre)[None, :])
         return paths
 
     def sum_interval(
