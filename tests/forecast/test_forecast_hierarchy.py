@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import partial
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +13,8 @@ from hypothesis import strategies as st
 
 from tokenplan.errors import InvalidInput
 from tokenplan.forecast import forecast
+from tokenplan.forecast.calendar import forecast_months
+from tokenplan.forecast.engine import Forecaster
 from tokenplan.forecast.hierarchy import reconcile_to_total
 
 
@@ -117,3 +122,40 @@ def test_a_part_that_stops_early_stays_in_order_and_below_the_total() -> None:
     for col in cols:
         part, total = wide[col]["b"][both], wide[col]["total"][both]
         assert (part <= total * (1 + 1e-9) + 1e-9).all(), col
+
+
+def _dominant_part_days() -> pd.DataFrame:
+    """150 days of a part that is nearly all of the total and a small, patchy one."""
+    rng = np.random.default_rng(3)
+    ds = pd.date_range("2026-01-01", periods=150, freq="D")
+    week = 1 + 0.1 * np.sin(np.arange(150) * 2 * np.pi / 7)
+    big = 1e6 * np.exp(rng.normal(0, 0.3, 150)) * week
+    small = 1e3 * np.exp(rng.normal(0, 1.0, 150)) * (rng.random(150) < 0.7)
+    return pd.concat(
+        [
+            pd.DataFrame({"unique_id": "big", "ds": ds, "y": big}),
+            pd.DataFrame({"unique_id": "small", "ds": ds, "y": small}),
+        ],
+        ignore_index=True,
+    )
+
+
+def test_a_parts_month_is_never_above_the_totals(tmp_path: Path) -> None:
+    # The part's and the total's month bands come from separate path models: drawn alone, the
+    # dominant part's 95% band reached 4% above the total's.
+    fast = partial(forecast, local_models=False)
+    months, _ = forecast_months(_dominant_part_days(), months=3, hierarchy="total", forecaster=fast)
+    cols = ["lo_95", "lo_80", "mean", "hi_80", "hi_95"]
+    wide = months.set_index(["ds", "unique_id"])[cols].unstack("unique_id")
+    for col in cols:
+        for part in ("big", "small"):
+            assert (wide[col][part] <= wide[col]["total"]).all(), (col, part)
+    assert (np.diff(months[cols].to_numpy(), axis=1) >= 0).all()
+    # A saved model keeps its hierarchy, so its sums keep the rule.
+    path = tmp_path / "model.json"
+    forecaster = Forecaster("1d", 30, (80.0, 95.0), hierarchy="total", local_models=False)
+    forecaster.fit(_dominant_part_days()).save(str(path))
+    loaded = Forecaster.load(str(path)).predict()
+    part, whole = loaded.sum_interval("big"), loaded.sum_interval("total")
+    assert all(part[k] <= whole[k] for k in part if k != "buckets")
+    assert part == forecaster.predict().sum_interval("big")

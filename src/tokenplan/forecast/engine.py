@@ -625,6 +625,7 @@ class Forecaster:
             horizon=h,
             freq=self.freq,
             paths=paths,
+            total_id=self.hierarchy,
         )
 
 

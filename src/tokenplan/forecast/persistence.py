@@ -230,6 +230,7 @@ def _rebuild(body: dict[str, Any]) -> Forecaster:
         horizon=forecaster.horizon,
         freq=forecaster.freq,
         paths=paths,
+        total_id=forecaster.hierarchy,
     )
     forecaster.metadata = dict(body["metadata"])
     return forecaster

@@ -88,7 +88,8 @@ class ForecastResult:
 
     ``frame`` has ``unique_id, ds, mean`` and a ``lo_<L>, hi_<L>`` pair per level; ``notes``
     says per series which model or fallback was used and why; ``backtest`` has one row per
-    series and candidate (``mase, smape, coverage_<L>, chosen``).
+    series and candidate (``mase, smape, coverage_<L>, chosen``). ``total_id`` is the
+    hierarchy's total, when the forecast has one: a part's sums never exceed the total's.
     """
 
     frame: pd.DataFrame
@@ -99,6 +100,7 @@ class ForecastResult:
     horizon: int
     freq: str
     paths: dict[str, PathModel] = field(default_factory=dict, repr=False)
+    total_id: str | None = None
 
     def sample_paths(self, unique_id: str, n: int = 2000, seed: int = 0) -> np.ndarray:
         """``n`` joint sample paths ``(n, horizon)`` in usage units for one series.
@@ -133,7 +135,9 @@ class ForecastResult:
         """Distribution of the total over buckets ``start <= ds < end`` (default: all).
 
         Returns ``point`` (sum of the point forecasts), ``mean`` (expected total), ``lo_<L>``
-        and ``hi_<L>`` per level, and ``buckets``.
+        and ``hi_<L>`` per level, and ``buckets``. A part of a hierarchy gets no figure above
+        the total's over the same buckets: the two come from separate path models, and a part
+        close to the whole could otherwise draw a wider band than it (as `cap_parts` for rows).
         """
         mask = self._window(unique_id, start, end)
         totals = self.sample_paths(unique_id, n, seed)[:, mask].sum(axis=1)
@@ -143,6 +147,10 @@ class ForecastResult:
             lo, hi = np.quantile(totals, [0.5 - level / 200.0, 0.5 + level / 200.0])
             out[f"lo_{level_name(level)}"] = float(min(lo, out["point"]))
             out[f"hi_{level_name(level)}"] = float(max(hi, out["point"]))
+        if self.total_id is not None and unique_id != self.total_id and self.total_id in self.paths:
+            whole = self.sum_interval(self.total_id, start, end, levels, n, seed)
+            # The minimum of two ordered sets of quantiles is ordered.
+            out = {key: min(value, whole[key]) for key, value in out.items()}
         out["buckets"] = float(mask.sum())
         return out
 
