@@ -7,7 +7,8 @@ every entry is in bench/data/m4_hourly/SOURCE.md, so these figures sit in it dir
 
 It also scores what budgets read and M4 did not: how often the first day's total (the sum of
 the first 24 test hours) falls inside its 80% / 95% band (`ForecastResult.sum_interval`, from
-the sample paths), over 414 series instead of a few traces.
+the sample paths), and the band's interval score (scaled like MSIS), over 414 series instead
+of a few traces.
 
     .venv/bin/python bench/m4_hourly.py [--series N] [--save bench/results/m4_hourly.json]
 """
@@ -59,7 +60,12 @@ def score(
         day = result.sum_interval(str(uid), end=f["ds"].iloc[SEASON])
         total = float(actual[uid][:SEASON].sum())
         for lv in (80, 95):
-            row[f"day{lv}"] = float(day[f"lo_{lv}"] <= total <= day[f"hi_{lv}"])
+            lo, hi = day[f"lo_{lv}"], day[f"hi_{lv}"]
+            row[f"day{lv}"] = float(lo <= total <= hi)
+            # Winkler's interval score over the day's MASE scale, as MSIS is per step: coverage
+            # alone rewards any widening, this charges width and misses alike.
+            miss = max(lo - total, 0.0) + max(total - hi, 0.0)
+            row[f"day_is{lv}"] = ((hi - lo) + 2 / (1 - lv / 100) * miss) / (SEASON * scale)
         rows.append(row)
     per = pd.DataFrame(rows)
     s, m = float(per["smape"].mean()), float(per["mase"].mean())
@@ -73,6 +79,8 @@ def score(
         "coverage80": float((per["hits80"] / per["n"]).mean()),
         "day_total_coverage80": float(per["day80"].mean()),
         "day_total_coverage95": float(per["day95"].mean()),
+        "day_total_interval_score80": float(per["day_is80"].mean()),
+        "day_total_interval_score95": float(per["day_is95"].mean()),
     }
 
 
@@ -103,7 +111,9 @@ def main() -> None:
         f"MASE {scores['mase']:.3f}  OWA {scores['owa']:.3f}  MSIS {scores['msis']:.3f}  "
         f"cov95 {scores['coverage95']:.1%}  cov80 {scores['coverage80']:.1%}  "
         f"first day's total cov80 {scores['day_total_coverage80']:.1%} "
-        f"cov95 {scores['day_total_coverage95']:.1%}  "
+        f"cov95 {scores['day_total_coverage95']:.1%} "
+        f"(interval score {scores['day_total_interval_score80']:.2f} / "
+        f"{scores['day_total_interval_score95']:.2f})  "
         f"{seconds:.0f} s, {cpu:.0f} CPU-s (load average {scores['load_average']})"
     )
     if args.save:

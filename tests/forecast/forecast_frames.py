@@ -18,12 +18,13 @@ def usage(
     uid: str = "s",
     start: str = "2024-01-01",
     freq: str = "1h",
+    weekend: float = 0.6,
 ) -> pd.DataFrame:
-    """Hourly usage: daily cycle, quieter weekends, multiplicative log-normal noise."""
+    """Hourly usage: daily cycle, quieter weekends (``weekend`` x), log-normal noise."""
     rng = np.random.default_rng(seed)
     t = np.arange(n)
     ds = pd.date_range(start, periods=n, freq=freq)
-    weekend = np.where(ds.dayofweek >= 5, 0.6, 1.0)
-    y = level * (1 + 0.5 * np.sin(2 * np.pi * t / 24)) * weekend
+    quiet = np.where(ds.dayofweek >= 5, weekend, 1.0)
+    y = level * (1 + 0.5 * np.sin(2 * np.pi * t / 24)) * quiet
     y = y * np.exp(rng.normal(0, noise, n))
     return pd.DataFrame({"unique_id": uid, "ds": ds, "y": y})

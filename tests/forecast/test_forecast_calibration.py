@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,12 @@ import pandas as pd
 import pytest
 from forecast_frames import usage
 
-from tokenplan.forecast import forecast
+from tokenplan.errors import ModelFileError
+from tokenplan.forecast import Forecaster, forecast
 from tokenplan.forecast.conformal import (
+    COMMON_PRIOR,
     bounds,
+    common_prior,
     dependence,
     mirrored_bounds,
     normal_tails,
@@ -22,6 +26,7 @@ from tokenplan.forecast.conformal import (
     small_sample_widening,
     sum_widening,
 )
+from tokenplan.forecast.persistence import _digest
 
 SERVEGEN = (
     Path(__file__).resolve().parents[1] / "data" / "shared" / "servegen_language" / "hourly.csv"
@@ -73,6 +78,33 @@ def test_sum_interval_covers_period_totals() -> None:
     assert inside >= runs - 2
     p = res.prob_sum_above("s", 0.0)
     assert p == 1.0
+
+
+def test_the_common_share_prior_is_read_off_a_long_enough_history() -> None:
+    rng = np.random.default_rng(5)
+    t = np.arange(28 * 24)
+    cycle = np.log1p(1000 * (1 + 0.5 * np.sin(2 * np.pi * t / 24)))
+    steady = cycle + rng.normal(0, 0.3, len(t))
+    # The same noise on days that each move as a block (a level that wanders day to day).
+    days = np.repeat(rng.normal(0, 0.4, 28), 24)
+    blocks = steady + days
+    assert common_prior(steady, 24, 24) < 0.15
+    assert common_prior(blocks, 24, 24) > 0.4
+    # Too few seasonal naive windows (five days) to judge: the fixed prior.
+    assert common_prior(blocks[-5 * 24 :], 24, 24) == COMMON_PRIOR
+
+
+def test_a_steady_series_day_total_is_not_wider_than_its_noise_makes_it() -> None:
+    # Independent noise on a fixed profile: nothing moves a whole day, so the day's total
+    # spreads by about +-9% at 80% (bench/steady_sums.py); the fixed prior made it +-18%.
+    widths = []
+    for seed in range(4):
+        frame = usage(n=28 * 24, noise=0.3, seed=300 + seed, weekend=1.0)
+        res = forecast(frame, horizon=24, freq="1h", local_models=False)
+        day = res.sum_interval("s", levels=(80,))
+        widths.append((day["hi_80"] - day["lo_80"]) / 2 / day["point"])
+        assert res.paths["s"].common_prior < 0.15
+    assert 0.05 < np.median(widths) < 0.14
 
 
 def test_dependence_survives_outliers() -> None:
@@ -310,3 +342,20 @@ def test_three_days_of_hourly_history_get_wider_bands_than_their_pool(
         return np.asarray(z(f["hi_80"]) - z(f["mean"]))
 
     np.testing.assert_allclose(width(widened), 1.278 * width(plain), rtol=2e-3)
+
+
+def test_the_common_share_prior_round_trips_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    fitted = Forecaster("1h", 24, (80, 95), local_models=False).fit(usage(n=28 * 24, noise=0.3))
+    path = tmp_path / "f.json"
+    fitted.save(str(path))
+    loaded = Forecaster.load(str(path)).predict()
+    prior = fitted.predict().paths["s"].common_prior
+    assert prior != COMMON_PRIOR
+    assert loaded.paths["s"].common_prior == prior
+    assert loaded.sum_interval("s") == fitted.predict().sum_interval("s")
+    doc = json.loads(path.read_text())
+    doc["body"]["result"]["paths"]["s"]["common_prior"] = 1.5
+    doc["digest"] = _digest(doc["body"], None)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ModelFileError, match="bad common_prior"):
+        Forecaster.load(str(path))

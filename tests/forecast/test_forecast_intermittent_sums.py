@@ -12,6 +12,7 @@ import pytest
 from tokenplan.errors import ModelFileError
 from tokenplan.forecast import Forecaster, forecast
 from tokenplan.forecast.bootstrap import HISTORY_CYCLES, block_starts, bootstrap_paths
+from tokenplan.forecast.conformal import COMMON_PRIOR
 from tokenplan.forecast.persistence import _digest
 
 
@@ -125,10 +126,12 @@ def test_a_file_from_before_the_bootstrap_loads_with_error_paths(tmp_path: Path)
     for model in doc["body"]["result"]["paths"].values():
         model.pop("history")
         model.pop("season")
+        model.pop("common_prior")
     doc["digest"] = _digest(doc["body"], None)
     path.write_text(json.dumps(doc))
     loaded = Forecaster.load(str(path)).predict()
     assert loaded.paths["x"].history is None
+    assert loaded.paths["x"].common_prior == COMMON_PRIOR
     pd.testing.assert_frame_equal(loaded.frame, fitted.predict().frame)
     got = loaded.sum_interval("x")
     assert got["lo_95"] <= got["point"] <= got["hi_95"]

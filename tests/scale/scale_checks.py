@@ -40,6 +40,7 @@ def assert_identical(result: ForecastResult, local: ForecastResult) -> None:
     for uid, path in local.paths.items():
         assert (result.paths[uid].point == path.point).all()
         assert result.paths[uid].errors.tobytes() == path.errors.tobytes()
+        assert result.paths[uid].common_prior == path.common_prior
         history = result.paths[uid].history
         if path.history is None:
             assert history is None

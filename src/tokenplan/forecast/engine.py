@@ -19,11 +19,13 @@ from tokenplan.forecast import selection as bt
 from tokenplan.forecast.baselines import run_baselines
 from tokenplan.forecast.bootstrap import recent_history
 from tokenplan.forecast.conformal import (
+    COMMON_PRIOR,
     SHIFT_SHARE,
     SHIFT_SHARES,
     TAIL_WINDOWS,
     adaptive_bounds,
     choose_shares,
+    common_prior,
     cross_coverage,
     independent_windows,
     log_shift,
@@ -77,6 +79,8 @@ class Fitted:
     shift: float = 1.0
     # Degrees of freedom of the sample paths' common scale (`conformal.path_tail_df`).
     tail_df: float = float("inf")
+    # The prior of the paths' common share (`conformal.common_prior`).
+    common_prior: float = COMMON_PRIOR
     # Intermittent series: the recent history sample paths are bootstrapped from, in blocks of
     # ``season`` buckets (`bootstrap.bootstrap_paths`); None: paths from ``errors``.
     history: np.ndarray | None = None
@@ -471,6 +475,9 @@ class Forecaster:
                 tail_df=path_tail_df(independent + borrowed),
                 history=history,
                 season=self.cadence.primary,
+                common_prior=common_prior(
+                    to_calibration(s.actual, s.log, c), h, seasons[0] if seasons else 1
+                ),
             )
             backtest_errors[s.uid] = err_raw
             for name in mase:
@@ -599,6 +606,7 @@ class Forecaster:
                 ceiling=f.ceiling,
                 shift=f.shift,
                 tail_df=f.tail_df,
+                common_prior=f.common_prior,
                 history=f.history,
                 season=f.season,
             )

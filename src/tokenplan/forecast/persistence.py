@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from tokenplan.errors import ModelFileError
+from tokenplan.forecast.conformal import COMMON_PRIOR
 from tokenplan.forecast.result import ForecastResult, PathModel
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ def save(forecaster: Forecaster, path: str | Path, *, key: bytes | None = None) 
                         "tail_df": _null_if_infinite(m.tail_df),
                         "history": m.history,
                         "season": m.season,
+                        "common_prior": m.common_prior,
                     }
                     for uid, m in result.paths.items()
                 },
@@ -210,6 +212,10 @@ def _rebuild(body: dict[str, Any]) -> Forecaster:
         # Files written before paths had a heavy-tailed scale have none.
         tail_df = _infinite_if_null(p, "tail_df", uid, minimum=1.0)
         history, season = _history(p, uid)
+        # Files written before the prior was read off the series' history have the fixed one.
+        prior = float(p.get("common_prior", COMMON_PRIOR))
+        if not 0.0 <= prior <= 1.0:
+            raise ValueError(f"series {uid!r} has a bad common_prior {prior!r}")
         paths[str(uid)] = PathModel(
             point=point,
             log=bool(p["log"]),
@@ -220,6 +226,7 @@ def _rebuild(body: dict[str, Any]) -> Forecaster:
             tail_df=tail_df,
             history=history,
             season=season,
+            common_prior=prior,
         )
     forecaster.result = ForecastResult(
         frame=frame,

@@ -9,7 +9,7 @@ import pandas as pd
 
 from tokenplan.errors import InvalidInput
 from tokenplan.forecast.bootstrap import bootstrap_paths
-from tokenplan.forecast.conformal import sample_errors
+from tokenplan.forecast.conformal import COMMON_PRIOR, sample_errors
 from tokenplan.timestamps import iso_utc_many
 
 
@@ -72,6 +72,8 @@ class PathModel:
     # instead of the errors (`bootstrap.bootstrap_paths`), in blocks of ``season`` buckets.
     history: np.ndarray | None = None
     season: int = 1
+    # The prior of the paths' common share (`conformal.common_prior`).
+    common_prior: float = COMMON_PRIOR
 
     def to_usage(self, z: np.ndarray) -> np.ndarray:
         """Calibration space back to usage units, never negative."""
@@ -114,7 +116,7 @@ class ForecastResult:
         if model.history is not None:
             paths = bootstrap_paths(model.history, centre, model.season, n, seed)
         else:
-            errors = sample_errors(model.errors, n, seed, model.tail_df)
+            errors = sample_errors(model.errors, n, seed, model.tail_df, model.common_prior)
             paths = model.to_usage(model.point[None, :] + errors)
             if model.widening != 1.0:
                 # Scaled about the point path, so the median path stays the point forecast.

@@ -25,7 +25,7 @@ OUTPUT_SCHEMA = (
     "unique_id:str,end_ns:long,step_ns:long,point:bytes,errors:bytes,windows:int,"
     "log:bool,note:str,method:str,variance:double,independent:int,widening:double,"
     "path_widening:double,ceiling:double,shift:double,tail_df:double,"
-    "history:bytes,season:int,backtest:str"
+    "history:bytes,season:int,common_prior:double,backtest:str"
 )
 
 
@@ -106,6 +106,7 @@ def encode(panel: PanelFit, note: str = "") -> pd.DataFrame:
                 if f.history is None
                 else np.ascontiguousarray(f.history, dtype=np.float64).tobytes(),
                 "season": int(f.season),
+                "common_prior": float(f.common_prior),
                 # Python's JSON floats round-trip exactly (shortest repr; inf as Infinity).
                 "backtest": json.dumps(by_uid.get(s.uid, [])),
             }
@@ -144,6 +145,7 @@ def decode(rows: pd.DataFrame) -> PanelFit:
             if r["history"]
             else None,
             season=int(r["season"]),
+            common_prior=float(r["common_prior"]),
         )
         panel.rows += json.loads(str(r["backtest"]))
     return panel
