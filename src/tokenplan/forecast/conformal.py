@@ -481,6 +481,8 @@ def common_prior(z: np.ndarray, h: int, season: int) -> float:
     weekend then counts as days that move together, which is what a daily cycle sees.
     """
     ref = reference_errors(z, h, season, _PRIOR_WINDOWS)
+    # A window inside a gap (unknown buckets) says nothing either way.
+    ref = ref[np.any(~np.isnan(ref), axis=1)] if ref.size else ref
     if len(ref) < _MIN_PRIOR_WINDOWS:
         return COMMON_PRIOR
     return dependence(ref)[0]
