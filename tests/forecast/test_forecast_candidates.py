@@ -17,16 +17,15 @@ from tokenplan.frequency import make_cadence
 
 
 def test_direct_features_read_nothing_at_or_after_the_origin() -> None:
-    cadence = make_cadence("1h")
     rng = np.random.default_rng(1)
     z = rng.normal(5.0, 1.0, 1000)
     for h in (1, 24, 168):
-        design = _Design(h, (24, 168), cadence)
+        design = _Design(h, (24, 168))
         steps = np.arange(1, h + 1)
-        x, level = design.rows(z, 700, steps, 0)
+        x, level = design.rows(z, 700, steps)
         later = z.copy()
         later[700:] = 1e6  # everything from the origin on
-        y, same_level = design.rows(later, 700, steps, 0)
+        y, same_level = design.rows(later, 700, steps)
         np.testing.assert_array_equal(x, y)
         assert level == same_level
 
@@ -36,8 +35,8 @@ def test_boosting_ignores_values_after_the_origin() -> None:
     df = validate(usage(n=600))
     changed = df.copy()
     changed.loc[changed.index[-48:], "y"] *= 50  # the held-out stretch of cut 48
-    a = run_boosting(to_series(df, cadence), [0, 48], 24, (24, 168), cadence)["lightgbm"]
-    b = run_boosting(to_series(changed, cadence), [0, 48], 24, (24, 168), cadence)["lightgbm"]
+    a = run_boosting(to_series(df, cadence), [0, 48], 24, (24, 168))["lightgbm"]
+    b = run_boosting(to_series(changed, cadence), [0, 48], 24, (24, 168))["lightgbm"]
     np.testing.assert_array_equal(a[1], b[1])
     assert not np.allclose(a[0], b[0])
 

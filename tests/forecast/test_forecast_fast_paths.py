@@ -139,8 +139,8 @@ def test_boosting_fits_side_by_side_as_one_after_the_other() -> None:
     cadence = make_cadence("1h")
     df = pd.concat([usage(n=600, seed=i, uid=f"s{i}") for i in range(3)], ignore_index=True)
     series = to_series(validate(df), cadence)
-    alone = run_boosting(series, [0, 24, 48], 24, (24, 168), cadence, threads=1)["lightgbm"]
-    paired = run_boosting(series, [0, 24, 48], 24, (24, 168), cadence, threads=2)["lightgbm"]
+    alone = run_boosting(series, [0, 24, 48], 24, (24, 168), threads=1)["lightgbm"]
+    paired = run_boosting(series, [0, 24, 48], 24, (24, 168), threads=2)["lightgbm"]
     np.testing.assert_array_equal(alone, paired)
     assert np.isfinite(alone).all()
 

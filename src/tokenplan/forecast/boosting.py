@@ -2,7 +2,7 @@
 
 One row per (series, origin, step ``k``): the features are what is known at the origin (the
 last values, the same phase one, two and three cycles back of each season, recent means and
-spread) plus ``k`` and the calendar of the target bucket. Everything is in log1p and relative
+spread) plus ``k``. Everything is in log1p and relative
 to the series' level at the origin (its mean over the last primary cycle), so one model serves
 series of any size and follows level changes; the loss is L1, which targets the median and
 shrugs off bursts. Because every feature is known at the origin there is no recursion and no
@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from tokenplan.forecast.preparation import Series, column_medians
-from tokenplan.frequency import Cadence
 
 NAME = "lightgbm"
 # Rows the final and the backtest model may learn from: beyond this, fitting time grows with
@@ -41,19 +40,16 @@ _CYCLES_BACK = 3
 class _Design:
     """Feature layout shared by training and prediction."""
 
-    def __init__(self, h: int, seasons: tuple[int, ...], cadence: Cadence) -> None:
+    def __init__(self, h: int, seasons: tuple[int, ...]) -> None:
         self.h = h
         self.seasons = seasons
         self.base = seasons[0] if seasons else max(2, min(h, 24))
         self.recent = min(self.base, _RECENT_LAGS)
-        self.seconds = cadence.seconds
         self.first = max(self.base, self.recent, 8)  # earliest usable origin
         # Earliest origin at which every seasonal feature is known.
         self.settled = (2 * seasons[-1] if seasons else 0) + self.base
 
-    def rows(
-        self, z: np.ndarray, origin: int, steps: np.ndarray, start_ns: int
-    ) -> tuple[np.ndarray, float]:
+    def rows(self, z: np.ndarray, origin: int, steps: np.ndarray) -> tuple[np.ndarray, float]:
         """Features for ``steps`` (1-based) ahead of ``origin`` (first unknown index of ``z``)."""
         past = z[:origin]
         level = float(past[-self.base :].mean())
@@ -105,7 +101,7 @@ def _model() -> object:
 
 
 def _training_rows(
-    design: _Design, logs: list[np.ndarray], starts: list[int], cut: int, budget: int
+    design: _Design, logs: list[np.ndarray], cut: int, budget: int
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Features and targets from origins before ``cut``; None when too few rows to learn."""
     h = design.h
@@ -114,7 +110,7 @@ def _training_rows(
     origins_per_series = max(per_series // steps_per_origin, 2)
     rng = np.random.default_rng(0)
     xs, ys = [], []
-    for z_all, start in zip(logs, starts, strict=True):
+    for z_all in logs:
         z = z_all[: len(z_all) - cut]
         # Recent origins, half a primary cycle apart: the freshest behaviour matters most, and
         # origins whose seasonal lags are all known teach more than early ones full of gaps.
@@ -132,7 +128,7 @@ def _training_rows(
             steps = np.arange(1, known + 1)
             if known > steps_per_origin:
                 steps = np.sort(rng.choice(steps, steps_per_origin, replace=False))
-            x, level = design.rows(z, origin, steps, start)
+            x, level = design.rows(z, origin, steps)
             xs.append(x)
             ys.append(z[origin + steps - 1] - level)
     if not xs:
@@ -157,20 +153,18 @@ def run_boosting(
     cuts: list[int],
     h: int,
     seasons: tuple[int, ...],
-    cadence: Cadence,
     threads: int = 2,
 ) -> dict[str, np.ndarray]:
     """Fit at the earliest cut, predict every cut: ``{"lightgbm": array(cuts, series, h)}``."""
     out = np.full((len(cuts), len(series), h), np.nan)
     logs = [np.log1p(s.y) for s in series]
-    starts = [int(s.start.value) for s in series]
     earliest = max(cuts)
-    design = _Design(h, seasons, cadence)
+    design = _Design(h, seasons)
     steps = np.arange(1, h + 1)
     # The final model learns from all history, the backtest one from before the earliest cut.
     rows = {
         final: _training_rows(
-            design, logs, starts, 0 if final else earliest, _FINAL_ROWS if final else _BACKTEST_ROWS
+            design, logs, 0 if final else earliest, _FINAL_ROWS if final else _BACKTEST_ROWS
         )
         for final in dict.fromkeys(cut == 0 for cut in cuts)
     }
@@ -185,9 +179,9 @@ def run_boosting(
         if model is None:
             continue  # this cut keeps NaN: the candidate is unavailable there
         xs, levels = [], []
-        for z_all, start in zip(logs, starts, strict=True):
+        for z_all in logs:
             origin = len(z_all) - cut
-            x, level = design.rows(z_all, origin, steps, start)
+            x, level = design.rows(z_all, origin, steps)
             xs.append(x)
             levels.append(level)
         pred = model.predict(np.vstack(xs)).reshape(len(series), h)  # type: ignore[attr-defined]

@@ -334,7 +334,7 @@ class Forecaster:
 
                 busy = statistical.workers if statistical else 0
                 threads = max(1, self.cores - busy)
-                preds |= run_boosting(members, all_cuts, h, seasons, self.cadence, threads)
+                preds |= run_boosting(members, all_cuts, h, seasons, threads)
             if statistical:
                 preds |= statistical.result()
         bt.cap_runaway(preds, members, all_cuts)
