@@ -3,12 +3,12 @@
 The open traces' hourly datasets (ServeGen per client and per model, Azure 2024, NASA 1995; the
 12 largest series of each) are cut into slices of ``--days`` days of history and the day after
 it, one every two days. Slices with unknown buckets, or fewer than 80% non-zero hours, are left
-out. Each slice is forecast by `tokenplan.forecast.forecast` (h=24, default settings) and scored
-on the held-out day: 80% and 95% coverage of the hourly bands and of the day's total (the
-band of `ForecastResult.sum_interval`, read off the sample paths the plan's budgets use), and
-MAE relative to seasonal naive (the last day repeated), as a geometric mean of the slices'
-ratios per dataset and pooled. A backtest on three days has one window; this is where
-intervals have the least to stand on.
+out. Each slice is forecast by `tokenplan.forecast.forecast` (h=24, default settings) and
+scored on the held-out day: 80% and 95% coverage of the hourly bands and of the day's total
+(the band of `ForecastResult.sum_interval`, read off the sample paths the plan's budgets use,
+with its interval score over the history's mean day), and MAE relative to seasonal naive (the
+last day repeated), as a geometric mean of the slices' ratios per dataset and pooled. A
+backtest on three days has one window; this is where intervals have the least to stand on.
 
     .venv/bin/python bench/short_history.py [--days 3]
 """
@@ -52,6 +52,12 @@ def _geometric_mean(values: pd.Series) -> float:
     return float(np.exp(np.log(values.to_numpy(float)).mean()))
 
 
+def _interval_score(lo: float, hi: float, actual: float, level: int) -> float:
+    """Winkler's interval score: the width, plus 2 / alpha times how far the actual fell out."""
+    miss = max(lo - actual, 0.0) + max(actual - hi, 0.0)
+    return (hi - lo) + 2 / (1 - level / 100) * miss
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=3, help="days of hourly history per slice")
@@ -64,6 +70,7 @@ def main() -> None:
         frame = result.frame
         day = result.sum_interval(str(history["unique_id"].iloc[0]))
         total = float(after.sum())
+        usual = max(float(history["y"].sum()) / args.days, 1e-9)
         naive = history["y"].to_numpy()[-24:]
         rows.append(
             {
@@ -72,6 +79,10 @@ def main() -> None:
                 "cov95": np.mean((after >= frame["lo_95"]) & (after <= frame["hi_95"])),
                 "day80": day["lo_80"] <= total <= day["hi_80"],
                 "day95": day["lo_95"] <= total <= day["hi_95"],
+                # Coverage alone rewards any widening; the interval score charges width too.
+                # Over the history's mean day (not the actual: a near-empty day would swamp it).
+                "day_is80": _interval_score(day["lo_80"], day["hi_80"], total, 80) / usual,
+                "day_is95": _interval_score(day["lo_95"], day["hi_95"], total, 95) / usual,
                 "mae_vs_seasonal_naive": max(
                     float(np.mean(np.abs(after - frame["mean"])))
                     / max(float(np.mean(np.abs(after - naive))), 1e-9),
@@ -94,7 +105,9 @@ def main() -> None:
     print(
         f"pooled over {len(table)} slices: 80% coverage {table['cov80'].mean():.1%}, "
         f"95% coverage {table['cov95'].mean():.1%}; the day's total: 80% coverage "
-        f"{table['day80'].mean():.1%}, 95% coverage {table['day95'].mean():.1%}; "
+        f"{table['day80'].mean():.1%}, 95% coverage {table['day95'].mean():.1%} "
+        f"(interval score over the mean day {table['day_is80'].mean():.3f} / "
+        f"{table['day_is95'].mean():.3f}); "
         "MAE / seasonal naive's: geometric mean "
         f"{_geometric_mean(table['mae_vs_seasonal_naive']):.3f};"
         f" {time.perf_counter() - started:.0f} s"
