@@ -103,6 +103,11 @@ class ForecastResult:
     freq: str
     paths: dict[str, PathModel] = field(default_factory=dict, repr=False)
     total_id: str | None = None
+    # The total's paths by (n, seed): every part's sums are capped by them, so months of many
+    # parts draw the total once, not once per part and month.
+    _total_paths: dict[tuple[int, int], np.ndarray] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def sample_paths(self, unique_id: str, n: int = 2000, seed: int = 0) -> np.ndarray:
         """``n`` joint sample paths ``(n, horizon)`` in usage units for one series.
@@ -142,7 +147,7 @@ class ForecastResult:
         close to the whole could otherwise draw a wider band than it (as `cap_parts` for rows).
         """
         mask = self._window(unique_id, start, end)
-        totals = self.sample_paths(unique_id, n, seed)[:, mask].sum(axis=1)
+        totals = self._paths(unique_id, n, seed)[:, mask].sum(axis=1)
         rows = self.frame[self.frame["unique_id"] == unique_id]
         out = {"point": float(rows["mean"].to_numpy()[mask].sum()), "mean": float(totals.mean())}
         for level in levels or self.levels:
@@ -169,6 +174,15 @@ class ForecastResult:
         mask = self._window(unique_id, start, end)
         totals = self.sample_paths(unique_id, n, seed)[:, mask].sum(axis=1)
         return float(np.mean(totals > limit))
+
+    def _paths(self, unique_id: str, n: int, seed: int) -> np.ndarray:
+        """`sample_paths`, kept for the hierarchy's total (they are the same for a seed)."""
+        if unique_id != self.total_id:
+            return self.sample_paths(unique_id, n, seed)
+        key = (n, seed)
+        if key not in self._total_paths:
+            self._total_paths[key] = self.sample_paths(unique_id, n, seed)
+        return self._total_paths[key]
 
     def _model(self, unique_id: str) -> PathModel:
         if unique_id not in self.paths:
