@@ -159,3 +159,32 @@ def test_a_parts_month_is_never_above_the_totals(tmp_path: Path) -> None:
     part, whole = loaded.sum_interval("big"), loaded.sum_interval("total")
     assert all(part[k] <= whole[k] for k in part if k != "buckets")
     assert part == forecaster.predict().sum_interval("big")
+
+
+def test_a_parts_paths_and_chances_are_never_above_the_totals() -> None:
+    # Budgets on a part read its paths (`plan_outlook`, `prob_sum_above`), not `sum_interval`:
+    # drawn from its own model, the dominant part's path went above the total's.
+    from tokenplan.plan.remaining import plan_outlook
+
+    res = forecast(
+        _dominant_part_days(), horizon=30, freq="1d", hierarchy="total", local_models=False
+    )
+    whole = res.sample_paths("total", 2000, seed=5)
+    for part in ("big", "small"):
+        paths = res.sample_paths(part, 2000, seed=5)
+        assert (paths <= whole).all(), part
+    big_days = res.sample_paths("big", 2000, seed=5).sum(axis=1)
+    assert np.mean(big_days < whole.sum(axis=1)) > 0.5  # capped, not replaced by the total
+    sums = whole.sum(axis=1)
+    for limit in np.quantile(sums, [0.05, 0.5, 0.9, 0.99]):
+        assert res.prob_sum_above("big", limit) <= res.prob_sum_above("total", limit)
+    remaining = pd.DatetimeIndex(res.frame.loc[res.frame["unique_id"] == "total", "ds"])
+    part, total = plan_outlook(res, "big", remaining), plan_outlook(res, "total", remaining)
+    assert part is not None
+    assert total is not None
+    assert part.band is not None
+    assert total.band is not None
+    assert part.band[0] <= total.band[0]
+    assert part.band[1] <= total.band[1]
+    # Asking for a part does not change the total's draw.
+    assert np.array_equal(res.sample_paths("total", 2000, seed=5), whole)

@@ -103,8 +103,7 @@ class ForecastResult:
     freq: str
     paths: dict[str, PathModel] = field(default_factory=dict, repr=False)
     total_id: str | None = None
-    # The total's paths by (n, seed): every part's sums are capped by them, so months of many
-    # parts draw the total once, not once per part and month.
+    # The total's paths by (n, seed): every part's paths are capped by them.
     _total_paths: dict[tuple[int, int], np.ndarray] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -115,7 +114,30 @@ class ForecastResult:
         Marginals follow the calibrated per-step errors; steps are tied by a common shock and
         an AR(1) part estimated from the backtest, so sums over many steps keep their spread.
         Intermittent series' paths are blocks of their own history instead (`bootstrap`).
+        A part of a hierarchy never goes above the total's path of the same draw: the two come
+        from separate path models, and a part near the whole could otherwise draw a month, a
+        remaining budget or a chance of overrun above the total's. Every sum, quantile and
+        probability read from paths that are below the total's path by path is below the
+        total's too.
         """
+        paths = self._own_paths(unique_id, n, seed)
+        if unique_id == self.total_id:
+            return paths.copy()  # the kept draw stays as drawn
+        if self.total_id is None or self.total_id not in self.paths:
+            return paths
+        whole = self._own_paths(self.total_id, n, seed)
+        # Aligned by timestamp: a part whose history stops early has its own forecast buckets.
+        at = self._columns(self.total_id).get_indexer(self._columns(unique_id))
+        inside = at >= 0
+        paths[:, inside] = np.minimum(paths[:, inside], whole[:, at[inside]])
+        return paths
+
+    def _own_paths(self, unique_id: str, n: int, seed: int) -> np.ndarray:
+        """One series' paths from its own model; the total's are kept per ``(n, seed)`` (every
+        part is capped by them, so months of many parts draw the total once)."""
+        key = (n, seed)
+        if unique_id == self.total_id and key in self._total_paths:
+            return self._total_paths[key]
         model = self._model(unique_id)
         centre = model.to_usage(model.point)
         if model.history is not None:
@@ -128,7 +150,12 @@ class ForecastResult:
                 paths = np.maximum(centre + model.widening * (paths - centre), 0.0)
         if np.isfinite(model.ceiling):
             paths = np.minimum(paths, np.maximum(model.ceiling, centre)[None, :])
+        if unique_id == self.total_id:
+            self._total_paths[key] = paths
         return paths
+
+    def _columns(self, unique_id: str) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex(self.frame.loc[self.frame["unique_id"] == unique_id, "ds"])
 
     def sum_interval(
         self,
@@ -143,21 +170,17 @@ class ForecastResult:
 
         Returns ``point`` (sum of the point forecasts), ``mean`` (expected total), ``lo_<L>``
         and ``hi_<L>`` per level, and ``buckets``. A part of a hierarchy gets no figure above
-        the total's over the same buckets: the two come from separate path models, and a part
-        close to the whole could otherwise draw a wider band than it (as `cap_parts` for rows).
+        the total's over the same buckets (its paths are capped by the total's, and its point
+        forecasts by `cap_parts`).
         """
         mask = self._window(unique_id, start, end)
-        totals = self._paths(unique_id, n, seed)[:, mask].sum(axis=1)
+        totals = self.sample_paths(unique_id, n, seed)[:, mask].sum(axis=1)
         rows = self.frame[self.frame["unique_id"] == unique_id]
         out = {"point": float(rows["mean"].to_numpy()[mask].sum()), "mean": float(totals.mean())}
         for level in levels or self.levels:
             lo, hi = np.quantile(totals, [0.5 - level / 200.0, 0.5 + level / 200.0])
             out[f"lo_{level_name(level)}"] = float(min(lo, out["point"]))
             out[f"hi_{level_name(level)}"] = float(max(hi, out["point"]))
-        if self.total_id is not None and unique_id != self.total_id and self.total_id in self.paths:
-            whole = self.sum_interval(self.total_id, start, end, levels, n, seed)
-            # The minimum of two ordered sets of quantiles is ordered.
-            out = {key: min(value, whole[key]) for key, value in out.items()}
         out["buckets"] = float(mask.sum())
         return out
 
@@ -174,15 +197,6 @@ class ForecastResult:
         mask = self._window(unique_id, start, end)
         totals = self.sample_paths(unique_id, n, seed)[:, mask].sum(axis=1)
         return float(np.mean(totals > limit))
-
-    def _paths(self, unique_id: str, n: int, seed: int) -> np.ndarray:
-        """`sample_paths`, kept for the hierarchy's total (they are the same for a seed)."""
-        if unique_id != self.total_id:
-            return self.sample_paths(unique_id, n, seed)
-        key = (n, seed)
-        if key not in self._total_paths:
-            self._total_paths[key] = self.sample_paths(unique_id, n, seed)
-        return self._total_paths[key]
 
     def _model(self, unique_id: str) -> PathModel:
         if unique_id not in self.paths:
