@@ -7,8 +7,9 @@ bucket phase off the hour (or a day starting off midnight), unknown values at th
 series (ragged against the first), a total over the two, other interval levels, and a forecaster
 saved to a file and loaded. It then checks, per series: ``h`` rows, finite values, ``lo >= 0``,
 the interval order at every level, the first bucket one step after the last known one, and a
-finite, ordered `sum_interval`. Input that `InvalidInput` refuses counts as handled (its reason
-is printed, to be read); anything else that raises, or an invariant that breaks, is a failure:
+finite, ordered `sum_interval`; with a total, no part's sums above the total's over the buckets
+both forecast. Input that `InvalidInput` refuses counts as handled (its reason is printed, to be
+read); anything else that raises, or an invariant that breaks, is a failure:
 printed with its damage and the input saved under bench/results/fuzz/ for a reproducer.
 
     .venv/bin/python bench/forecast_fuzz.py [--seed 1] [--seconds 300]
@@ -129,6 +130,15 @@ def check(res: ForecastResult, df: pd.DataFrame, h: int, freq: str, levels: tupl
         assert all(np.isfinite(v) for v in total.values()), f"{uid}: sum_interval {total}"
         for lv in widest_first:
             assert 0 <= total[f"lo_{lv}"] <= total[f"hi_{lv}"], f"{uid}: sum order {total}"
+    if res.total_id is not None:
+        # Over the buckets both forecast: a ragged part's own buckets start elsewhere.
+        stamps = res.frame.groupby("unique_id")["ds"]
+        start, end = stamps.min().max(), stamps.max().min() + step
+        whole = res.sum_interval(res.total_id, start, end)
+        for uid in res.paths:
+            part = res.sum_interval(uid, start, end)
+            above = [k for k in part if k != "buckets" and part[k] > whole[k] * (1 + 1e-9)]
+            assert not above, f"{uid}: sums above the total's at {above}"
 
 
 def one_case(
