@@ -415,3 +415,26 @@ def test_first_steps_members_agree_or_not_on_the_first_steps() -> None:
     combined = preds[COMBINATION][0, 0]
     np.testing.assert_allclose(combined[0], 100.0)
     np.testing.assert_allclose(combined[e:], 100.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_weekend_seen_once_is_forecast_as_a_weekend(seed: int) -> None:
+    # 13 days of hourly traffic, Sunday to Friday, weekends at 30%: the models need two weeks
+    # for a weekly season, but "the same hour last week" needs one. Without it the Saturday
+    # ahead was forecast at 1.05-1.08x Friday's total.
+    from tokenplan.forecast.baselines import seen_once
+
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2026-01-04", periods=13 * 24, freq="h")
+    day = 1 + 0.5 * np.sin((ds.hour.to_numpy() - 6) / 24 * 2 * np.pi)
+    weekend = np.where(ds.dayofweek >= 5, 0.3, 1.0)
+    y = 1e5 * day * weekend * np.exp(rng.normal(0, 0.1, len(ds)))
+    res = forecast(pd.DataFrame({"unique_id": "a", "ds": ds, "y": y}), horizon=24, freq="1h")
+    saturday = res.frame["mean"].sum()
+    assert saturday < 0.8 * y[-24:].sum()
+    assert saturday > 0.5 * y[-7 * 24 : -6 * 24].sum()  # and not below last Saturday's half
+    assert "season 168 seen once" in res.notes["a"]
+    # A season is offered once its whole cycle lies before the earliest cut, never sooner.
+    assert seen_once((24, 168), (24,), 168) == (168,)
+    assert seen_once((24, 168), (24,), 167) == ()
+    assert seen_once((24, 168), (24, 168), 500) == ()

@@ -16,7 +16,7 @@ import pandas as pd
 
 from tokenplan.errors import ForecastError, InvalidInput
 from tokenplan.forecast import selection as bt
-from tokenplan.forecast.baselines import run_baselines
+from tokenplan.forecast.baselines import run_baselines, seen_once
 from tokenplan.forecast.bootstrap import recent_history
 from tokenplan.forecast.conformal import (
     COMMON_PRIOR,
@@ -327,8 +327,14 @@ class Forecaster:
                 statistical = stack.enter_context(
                     StatisticalRun(members, all_cuts, h, seasons, n_jobs=self.cores)
                 )
-            preds = run_baselines(members, all_cuts, h, seasons)
             shortest = min(len(s.y) for s in members) - max(cuts)
+            once = seen_once(self.cadence.seasons, seasons, shortest)
+            for s in members if once else ():
+                s.notes.append(
+                    f"season {', '.join(map(str, once))} seen once: its seasonal naive is a "
+                    "candidate, the models wait for two cycles"
+                )
+            preds = run_baselines(members, all_cuts, h, seasons, once)
             if self.lightgbm and shortest * len(members) >= _MIN_BOOSTING_ROWS:
                 from tokenplan.forecast.boosting import run_boosting
 
