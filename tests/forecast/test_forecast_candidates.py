@@ -438,3 +438,28 @@ def test_a_weekend_seen_once_is_forecast_as_a_weekend(seed: int) -> None:
     assert seen_once((24, 168), (24,), 168) == (168,)
     assert seen_once((24, 168), (24,), 167) == ()
     assert seen_once((24, 168), (24, 168), 500) == ()
+
+
+def test_a_week_seen_once_moves_to_a_fresh_level_only() -> None:
+    from tokenplan.forecast.baselines import seasonal_naive, seasonal_naive_once
+
+    rng = np.random.default_rng(2)
+    t = np.arange(13 * 24)
+    weekly = 10.0 + 0.5 * np.sin(2 * np.pi * t / 24) - 1.2 * ((t // 24) % 7 >= 5)
+    z = weekly + rng.normal(0, 0.05, len(t))
+
+    def moved(values: np.ndarray) -> float:
+        return float(
+            np.mean(seasonal_naive_once(values, 168, 24, 24) - seasonal_naive(values, 168, 24))
+        )
+
+    # No change of level: last week as it was (noise aside), its weekend included.
+    assert abs(moved(z)) < 0.05
+    # A shift one day old, on a weekend day: last week moves by the shift (log 3 up).
+    shifted = z.copy()
+    shifted[-24:] += np.log(3.0)
+    assert abs(moved(shifted) - np.log(3.0)) < 0.05
+    # A shift a week old is in the week repeated already: moving it again overshot 3x.
+    settled = z.copy()
+    settled[-7 * 24 :] += np.log(3.0)
+    assert abs(moved(settled)) < 0.05
