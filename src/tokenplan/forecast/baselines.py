@@ -52,7 +52,8 @@ def seasonal_naive_once(z: np.ndarray, season: int, primary: int, h: int) -> np.
     recent = z[len(z) - days * primary :].reshape(days, primary).mean(axis=1)
     before = z[len(z) - days * primary - season : len(z) - season].reshape(days, primary)
     change = recent - before.mean(axis=1)
-    return naive + float(change[-1] - np.median(change[:-1]))
+    move = float(change[-1] - np.median(change[:-1]))
+    return naive + move if np.isfinite(move) else naive  # an unknown day: as it was
 
 
 def seasonal_median(z: np.ndarray, season: int, h: int, cycles: int = 4) -> np.ndarray:
