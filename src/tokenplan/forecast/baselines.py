@@ -218,6 +218,7 @@ def run_baselines(
     if seasons:
         names += ["seasonal_median", "relevelled_profile", "seasonal_regression"]
     out = {name: np.full((len(cuts), len(series), h), np.nan) for name in names}
+    primary = seasons[0] if seasons else 1
     for j, s in enumerate(series):
         z_all = s.z()
         # Over a few cycles the regression is the seasonal median again, counted twice.
@@ -229,7 +230,6 @@ def run_baselines(
             for season in seasons:
                 preds[f"seasonal_naive_{season}"] = seasonal_naive(z, season, h)
             for season in once:
-                primary = seasons[0] if seasons else 1
                 preds[f"seasonal_naive_{season}"] = seasonal_naive_once(z, season, primary, h)
             preds["seasonal_ses"] = seasonal_ses(z, seasons, h)
             if seasons:

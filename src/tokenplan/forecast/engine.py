@@ -329,11 +329,13 @@ class Forecaster:
                 )
             shortest = min(len(s.y) for s in members) - max(cuts)
             once = seen_once(self.cadence.seasons, seasons, shortest)
-            for s in members if once else ():
-                s.notes.append(
+            if once:
+                note = (
                     f"season {', '.join(map(str, once))} seen once: its seasonal naive is a "
                     "candidate, the models wait for two cycles"
                 )
+                for s in members:
+                    s.notes.append(note)
             preds = run_baselines(members, all_cuts, h, seasons, once)
             if self.lightgbm and shortest * len(members) >= _MIN_BOOSTING_ROWS:
                 from tokenplan.forecast.boosting import run_boosting
