@@ -463,3 +463,69 @@ def test_a_week_seen_once_moves_to_a_fresh_level_only() -> None:
     settled = z.copy()
     settled[-7 * 24 :] += np.log(3.0)
     assert abs(moved(settled)) < 0.05
+
+
+def test_ensemble_selection_needs_six_whole_cycles_of_backtest() -> None:
+    from tokenplan.forecast.selection import ensemble_evidence
+
+    daily = [24 * k for k in range(1, 7)]
+    assert ensemble_evidence(daily, 24, 24)  # six days held out, a day each
+    assert not ensemble_evidence(daily[:4], 24, 24)  # four windows
+    assert not ensemble_evidence([12, 18, 24, 30, 36, 42], 24, 24)  # overlapping windows
+    assert not ensemble_evidence([12 * k for k in range(1, 7)], 12, 144)  # 2 h of 10-min buckets
+    assert not ensemble_evidence([], 24, 24)
+
+
+def test_ensemble_selection_hedges_and_judges_each_window_out_of_sample() -> None:
+    from tokenplan.forecast.selection import COMBINATION, ROUNDS, add_combination
+
+    rng = np.random.default_rng(3)
+    cuts, n, h = 7, 1, 24  # the final forecast and six backtest windows
+    truth = 100.0 * np.exp(rng.normal(0.0, 0.05, (cuts - 1, n, h)))
+    # "close" is the best alone (5% high), then "high" and "higher"; "low" (20% low) ranks
+    # fourth. The rule averages the three best, all high; the selection offsets them by "low".
+    factors = {"close": 1.05, "high": 1.06, "higher": 1.07, "low": 0.8}
+    preds = {name: np.full((cuts, n, h), 100.0 * f) for name, f in factors.items()}
+    for name, f in factors.items():
+        preds[name][1:] = truth * f
+    ranks = {"close": 1.0, "high": 1.1, "higher": 1.2, "low": 1.4}
+    scores = {name: np.array([r]) for name, r in ranks.items()}
+    weights = np.ones((cuts - 1, n))
+    rule = {name: pred.copy() for name, pred in preds.items()}
+    assert "low" not in add_combination(rule, scores)[0]
+    members = add_combination(preds, scores, ensemble=(truth, weights))
+    assert "low" in members[0]
+    combined = preds[COMBINATION]
+
+    def mae(pred: np.ndarray) -> float:
+        return float(np.mean(np.abs(pred - truth)))
+
+    assert mae(combined[1:]) < 0.5 * mae(preds["close"][1:])  # the hedge beats the best alone
+    assert mae(combined[1:]) < 0.5 * mae(rule[COMBINATION][1:])  # and the rule's mean
+    # Each round moves the mean by at most one vote's share: it ends within one of the truth.
+    assert abs(np.log(combined[0, 0, 0] / 100.0)) <= np.log(1.05 / 0.8) / ROUNDS
+    # A window is combined with weights chosen on the other windows: changing what happened
+    # in it changes the final forecast's weights, not its own. (Two windows here: absolute
+    # errors over six barely move for one odd window.)
+    two = {name: pred[:3].copy() for name, pred in preds.items() if name != COMBINATION}
+    add_combination(two, scores, ensemble=(truth[:2], weights[:2]))
+    moved = truth[:2].copy()
+    moved[0] *= 0.8  # the latest window's truth now matches "low" alone
+    again = {name: pred[:3].copy() for name, pred in preds.items() if name != COMBINATION}
+    add_combination(again, scores, ensemble=(moved, weights[:2]))
+    np.testing.assert_allclose(again[COMBINATION][1], two[COMBINATION][1])
+    assert again[COMBINATION][0, 0, 0] < two[COMBINATION][0, 0, 0] - 0.25
+
+
+def test_ensemble_selection_keeps_the_rule_where_it_cannot_judge() -> None:
+    from tokenplan.forecast.selection import COMBINATION, add_combination
+
+    cuts, h = 4, 6
+    preds = {"a": np.full((cuts, 2, h), 100.0), "b": np.full((cuts, 2, h), 120.0)}
+    preds["b"][1:, 1] = np.nan  # b failed every backtest window of the second series
+    truth = np.full((cuts - 1, 2, h), 110.0)
+    scores = {"a": np.array([1.0, 1.0]), "b": np.array([1.0, 1.0])}
+    add_combination(preds, scores, ensemble=(truth, np.ones((cuts - 1, 2))))
+    # The second series keeps the rule's equal weights in its final forecast.
+    np.testing.assert_allclose(preds[COMBINATION][0, 1], gmean(100, 120))
+    assert np.all(np.isfinite(preds[COMBINATION][0]))

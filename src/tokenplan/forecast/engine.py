@@ -371,7 +371,11 @@ class Forecaster:
                 for n, p in preds.items()
             }
             early = bt.shrunk_scores(first, len(cuts))
-        combined = bt.add_combination(preds, ranking, early, arithmetic=squared)
+        # Weights by ensemble selection where the backtest holds enough whole cycles.
+        greedy = bt.ensemble_evidence(cuts, h, self.cadence.primary)
+        combined = bt.add_combination(
+            preds, ranking, early, squared, (actual, weights) if greedy else None
+        )
         if combined:
             name = bt.COMBINATION
             mase[name], smape[name] = bt.scores(preds[name][1:], actual, scale, weights=weights)
@@ -408,7 +412,8 @@ class Forecaster:
                 )
             elif method == bt.COMBINATION:
                 mean = "weighted mean" if s.intermittent else "weighted geometric mean"
-                what = f"{method} ({mean} of {', '.join(combined[j])})"
+                how = ", weights by ensemble selection" if greedy else ""
+                what = f"{method} ({mean} of {', '.join(combined[j])}{how})"
             note = (
                 f"chose {what}: backtest MASE {mase[method][j]:.3f} over {len(cuts)} window(s)"
                 + (f" (next {runner} {mase[runner][j]:.3f})" if runner else "")
