@@ -281,7 +281,9 @@ def _select(
     series = np.arange(n)
     for r in range(ROUNDS):
         trial = (total[None] + space) / (PRIOR_ROUNDS + r + 1)
-        value = np.where(plain[None, None, :, None], trial, np.expm1(trial))
+        # Only the log-space series go through expm1: a plain series' values would overflow it.
+        logs = ~plain[None, None, :, None]
+        value = np.where(logs, np.expm1(np.where(logs, trial, 0.0)), trial)
         err = value - target[None]
         err = np.where(squared[None, None, :, None], err**2, np.abs(err))
         loss = np.where(allowed, np.sum(err * weight[None], axis=(1, 3)), np.inf)
