@@ -279,13 +279,14 @@ def _select(
     counts = PRIOR_ROUNDS * prior / np.maximum(prior.sum(axis=0, keepdims=True), 1e-300)
     total = np.einsum("mn,mwnh->wnh", counts, space)
     series = np.arange(n)
+    # Only the log-space series go through expm1: a plain series' values would overflow it.
+    logs = ~plain[None, None, :, None]
+    by_square = squared[None, None, :, None]
     for r in range(ROUNDS):
         trial = (total[None] + space) / (PRIOR_ROUNDS + r + 1)
-        # Only the log-space series go through expm1: a plain series' values would overflow it.
-        logs = ~plain[None, None, :, None]
         value = np.where(logs, np.expm1(np.where(logs, trial, 0.0)), trial)
         err = value - target[None]
-        err = np.where(squared[None, None, :, None], err**2, np.abs(err))
+        err = np.where(by_square, err**2, np.abs(err))
         loss = np.where(allowed, np.sum(err * weight[None], axis=(1, 3)), np.inf)
         pick = np.argmin(loss, axis=0)
         counts[pick, series] += 1
