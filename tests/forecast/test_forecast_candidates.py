@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from forecast_frames import usage
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from tokenplan.forecast import forecast
 from tokenplan.forecast.baselines import seasonal_median
@@ -529,3 +533,51 @@ def test_ensemble_selection_keeps_the_rule_where_it_cannot_judge() -> None:
     # The second series keeps the rule's equal weights in its final forecast.
     np.testing.assert_allclose(preds[COMBINATION][0, 1], gmean(100, 120))
     assert np.all(np.isfinite(preds[COMBINATION][0]))
+
+
+@st.composite
+def _ensemble_inputs(draw: st.DrawFn) -> tuple[np.ndarray, ...]:
+    m = draw(st.integers(2, 5))
+    w = draw(st.integers(2, 4))
+    n = draw(st.integers(1, 3))
+    h = draw(st.integers(1, 6))
+    level = draw(st.sampled_from([1e-3, 1.0, 1e6, 1e12]))
+    values = st.floats(0.0, 10.0, allow_nan=False)
+    stack = level * draw(hnp.arrays(np.float64, (m, w + 1, n, h), elements=values))
+    actual = level * draw(hnp.arrays(np.float64, (w, n, h), elements=values))
+    often = st.sampled_from([False, False, True])
+    failed = draw(hnp.arrays(np.bool_, (m, 1, n, 1), elements=often))
+    stack[np.broadcast_to(failed, stack.shape)] = np.nan  # a member's fit failed
+    actual[draw(hnp.arrays(np.bool_, actual.shape, elements=often))] = np.nan  # unknown buckets
+    pool = ~draw(hnp.arrays(np.bool_, (m, n), elements=often))
+    rule = draw(hnp.arrays(np.float64, (m, n), elements=st.floats(0.0, 1.0)))
+    plain = draw(hnp.arrays(np.bool_, (n,)))
+    return stack, actual, np.ones((w, n)), pool, rule, plain
+
+
+@settings(max_examples=150, deadline=None)
+@given(_ensemble_inputs())
+def test_ensemble_weights_are_votes_for_allowed_members_or_the_rule(
+    inputs: tuple[np.ndarray, ...],
+) -> None:
+    from tokenplan.forecast.selection import PRIOR_ROUNDS, ROUNDS, ensemble_weights
+
+    stack, actual, window_w, pool, rule, plain = inputs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow or invalid value on any scale
+        out = ensemble_weights(stack, actual, window_w, pool, rule, plain, plain)
+    assert out.shape == (stack.shape[0], stack.shape[1], stack.shape[2])
+    assert np.all(np.isfinite(out))
+    assert np.all(out >= 0)
+    allowed = pool & ~np.isnan(stack[:, 1:]).any(axis=(1, 3))
+    for j in range(stack.shape[2]):
+        for c in range(stack.shape[1]):
+            w = out[:, c, j]
+            if np.allclose(w, rule[:, j]):
+                continue  # kept the rule: too few members or windows to judge
+            # Otherwise the rule's share plus one vote a round, every vote for an allowed member.
+            share = PRIOR_ROUNDS * rule[:, j] / max(rule[:, j].sum(), 1e-300)
+            assert w.sum() == pytest.approx(ROUNDS + share.sum())
+            votes = w - share
+            assert np.all(votes[~allowed[:, j]] < 1e-9)
+            assert np.all(votes > -1e-9)
