@@ -581,3 +581,12 @@ def test_ensemble_weights_are_votes_for_allowed_members_or_the_rule(
             votes = w - share
             assert np.all(votes[~allowed[:, j]] < 1e-9)
             assert np.all(votes > -1e-9)
+
+
+def test_the_note_says_when_weights_come_from_ensemble_selection() -> None:
+    # Three weeks hourly at h=24: six daily windows, the selection runs; five days: it cannot.
+    long = forecast(usage(n=21 * 24), horizon=24, freq="1h", levels=(80, 95))
+    short = forecast(usage(n=5 * 24), horizon=24, freq="1h", levels=(80, 95))
+    assert "; weights by ensemble selection)" in long.notes["s"]
+    assert "ensemble selection" not in short.notes["s"]
+    assert np.all(np.isfinite(long.frame["mean"]))

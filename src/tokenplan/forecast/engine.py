@@ -412,7 +412,7 @@ class Forecaster:
                 )
             elif method == bt.COMBINATION:
                 mean = "weighted mean" if s.intermittent else "weighted geometric mean"
-                how = ", weights by ensemble selection" if greedy else ""
+                how = "; weights by ensemble selection" if greedy else ""
                 what = f"{method} ({mean} of {', '.join(combined[j])}{how})"
             note = (
                 f"chose {what}: backtest MASE {mase[method][j]:.3f} over {len(cuts)} window(s)"
