@@ -565,7 +565,7 @@ def test_ensemble_weights_are_votes_for_allowed_members_or_the_rule(
     stack, actual, window_w, pool, rule, plain = inputs
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no overflow or invalid value on any scale
-        out = ensemble_weights(stack, actual, window_w, pool, rule, plain, plain)
+        out = ensemble_weights(stack, actual, window_w, pool, rule, plain)
     assert out.shape == (stack.shape[0], stack.shape[1], stack.shape[2])
     assert np.all(np.isfinite(out))
     assert np.all(out >= 0)

@@ -243,13 +243,10 @@ def _weights(names: list[str], scores: dict[str, np.ndarray]) -> np.ndarray:
     """``(M, n)``: inverse squared score of each series' `_TOP` best within `GATE`, else 0."""
     table = np.stack([scores[m] for m in names])  # (M, n)
     order = np.argsort(table, axis=0, kind="stable")[: min(_TOP, len(names))]  # (K, n)
-    weights = np.zeros_like(table)
-    for j in range(table.shape[1]):
-        best = table[order[0, j], j]
-        for i in order[:, j]:
-            if table[i, j] <= GATE * best:
-                weights[i, j] = 1.0 / table[i, j] ** 2
-    return weights
+    top = np.zeros(table.shape, dtype=bool)
+    np.put_along_axis(top, order, True, axis=0)
+    with np.errstate(divide="ignore"):
+        return np.where(top & _within_gate(names, scores), 1.0 / table**2, 0.0)
 
 
 def ensemble_evidence(cuts: list[int], h: int, primary: int) -> bool:
@@ -267,26 +264,25 @@ def _select(
     target: np.ndarray,
     weight: np.ndarray,
     allowed: np.ndarray,
-    plain: np.ndarray,
-    squared: np.ndarray,
+    intermittent: np.ndarray,
     prior: np.ndarray,
 ) -> np.ndarray:
     """Counts ``(M, n)``: ``prior`` weights scaled to `PRIOR_ROUNDS`, then `ROUNDS` rounds, each
     adding, per series, the allowed member whose addition gives the mean (in ``space``) the
     lowest weighted error over ``weight (W, n, h)``. ``space (M, W, n, h)``: log1p
-    forecasts, or the forecasts themselves where ``plain``."""
+    forecasts; for ``intermittent`` series the forecasts themselves (an arithmetic mean),
+    judged by squared errors, as `add_combination` and `scores` treat them."""
     n = space.shape[2]
     counts = PRIOR_ROUNDS * prior / np.maximum(prior.sum(axis=0, keepdims=True), 1e-300)
     total = np.einsum("mn,mwnh->wnh", counts, space)
     series = np.arange(n)
     # Only the log-space series go through expm1: a plain series' values would overflow it.
-    logs = ~plain[None, None, :, None]
-    by_square = squared[None, None, :, None]
+    plain = intermittent[None, None, :, None]
     for r in range(ROUNDS):
         trial = (total[None] + space) / (PRIOR_ROUNDS + r + 1)
-        value = np.where(logs, np.expm1(np.where(logs, trial, 0.0)), trial)
+        value = np.where(plain, trial, np.expm1(np.where(plain, 0.0, trial)))
         err = value - target[None]
-        err = np.where(by_square, err**2, np.abs(err))
+        err = np.where(plain, err**2, np.abs(err))
         loss = np.where(allowed, np.sum(err * weight[None], axis=(1, 3)), np.inf)
         pick = np.argmin(loss, axis=0)
         counts[pick, series] += 1
@@ -300,8 +296,7 @@ def ensemble_weights(
     window_w: np.ndarray,
     pool: np.ndarray,
     rule: np.ndarray,
-    plain: np.ndarray,
-    squared: np.ndarray,
+    intermittent: np.ndarray,
 ) -> np.ndarray:
     """``(M, C, n)``: combination weights by ensemble selection with replacement (Caruana et
     al. 2004), per series and per cut, over the candidates in ``pool (M, n)`` (those within
@@ -321,9 +316,8 @@ def ensemble_weights(
     known = ~np.isnan(actual)
     judged = np.count_nonzero(known.any(axis=2), axis=0) >= 2
     ok = (allowed.sum(axis=0) >= 2) & judged
-    with np.errstate(invalid="ignore", over="ignore"):
-        safe = np.maximum(np.nan_to_num(backtest), 0.0)
-        space = np.where(plain[None, None, :, None], safe, np.log1p(safe))
+    safe = np.maximum(np.nan_to_num(backtest), 0.0)
+    space = np.where(intermittent[None, None, :, None], safe, np.log1p(safe))
     target = np.nan_to_num(actual)
     weight = np.where(known, window_w[:, :, None], 0.0)
     for start in range(0, n, _BLOCK):
@@ -331,13 +325,14 @@ def ensemble_weights(
         cols = cols[ok[cols]]
         if not cols.size:
             continue
-        args = (space[:, :, cols], target[:, cols], weight[:, cols], allowed[:, cols])
-        flags = (plain[cols], squared[cols], rule[:, cols])
-        out[:, 0, cols] = _select(*args, *flags)
-        for k in range(c - 1):
+        block = space[:, :, cols], target[:, cols]
+        allowed_here, flags, prior = allowed[:, cols], intermittent[cols], rule[:, cols]
+        # Cut 0 (the final forecast) from every window; cut k + 1 from all but window k.
+        for cut in range(c):
             held = weight[:, cols].copy()
-            held[k] = 0.0  # window k is judged by weights chosen on the others
-            out[:, k + 1, cols] = _select(args[0], args[1], held, args[3], *flags)
+            if cut:
+                held[cut - 1] = 0.0
+            out[:, cut, cols] = _select(*block, held, allowed_here, flags, prior)
     return out
 
 
@@ -379,7 +374,7 @@ def add_combination(
     if ensemble is not None:
         flags = np.zeros(stack.shape[2], dtype=bool) if arithmetic is None else arithmetic
         pool = _within_gate(names, scores)
-        per_cut = ensemble_weights(stack, *ensemble, pool, whole, flags, flags)
+        per_cut = ensemble_weights(stack, *ensemble, pool, whole, flags)
         whole = used = per_cut[:, 0, :]
     known = ~np.isnan(stack)
     # Agreement is judged within each set of members (with `_TOP`, the median is one).
