@@ -67,14 +67,11 @@ def test_full_zoo_on_real_trace(shared_data: Path) -> None:
     assert {"auto_ets", "auto_theta", "mstl", "seasonal_naive_24"} <= methods
     mean = res.frame["mean"]
     assert mean.between(0.3 * df["y"].min(), 2 * df["y"].max()).all()
-    # Seasonal naive leads over the whole horizon on this trace, with the seasonal profiles
-    # within the gate (by windows weighted by the history they fitted on); MSTL joins them on
-    # the first steps, and the note says so.
+    # Seasonal naive leads over the whole horizon on this trace (by windows weighted by the
+    # history they fitted on); MSTL, fitted untransformed, comes next (in log space it joined
+    # only on the first steps), then the seasonal median, and the note says so.
     note = res.notes["azure-conv"]
-    expected = (
-        "weighted geometric mean of seasonal_naive_24, seasonal_median, relevelled_profile,"
-        " mstl (first 6 steps)"
-    )
+    expected = "weighted geometric mean of seasonal_naive_24, mstl, seasonal_median"
     assert f"combination ({expected})" in note
 
 
@@ -235,6 +232,36 @@ def test_untransformed_fits_do_not_depend_on_the_unit() -> None:
     a = run_statistical(to_series(validate(small), cadence), [0, 24], 24, (24,))
     b = run_statistical(to_series(validate(large), cadence), [0, 24], 24, (24,))
     np.testing.assert_allclose(b["auto_theta"], a["auto_theta"] * 1000.0, rtol=1e-6)
+    np.testing.assert_allclose(b["mstl"], a["mstl"] * 1000.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_untransformed_mstl_never_forecasts_below_what_it_saw(seed: int) -> None:
+    # A daily swing that grows with the level (days at 7x the mean, nights at a seventh) on a
+    # steady decline: the series is modelled in log space, but MSTL runs untransformed, where
+    # its additive season takes as much off every night and the forecast night goes below
+    # zero. The candidate is floored at the lowest value of the history its fit saw.
+    from statsforecast.models import MSTL, AutoETS
+
+    from tokenplan.forecast.statistical import _STL_JUMPS, history_cap, run_statistical
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(24 * 21)
+    y = 1000 * np.exp(-0.004 * t + 2.0 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.1, t.size))
+    ds = pd.date_range("2024-01-01", periods=t.size, freq="1h")
+    series = to_series(
+        validate(pd.DataFrame({"unique_id": "s", "ds": ds, "y": y})), make_cadence("1h")
+    )
+    assert series[0].log
+    got = run_statistical(series, [0], 24, (24,))["mstl"][0, 0]
+    seen = np.expm1(series[0].z())
+    scale = seen.mean()
+    trend = AutoETS(model="ZZN")
+    model = MSTL(season_length=[24], trend_forecaster=trend, stl_kwargs=_STL_JUMPS)
+    unfloored = model.fit(seen[-history_cap((24,)) :] / scale).predict(24)["mean"] * scale
+    lowest = seen[-history_cap((24,)) :].min()
+    assert unfloored.min() < 0 < lowest
+    np.testing.assert_allclose(got, np.maximum(unfloored, lowest), rtol=1e-9)
 
 
 def gmean(*values: float, weights: tuple[float, ...] | None = None) -> float:
