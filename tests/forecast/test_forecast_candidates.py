@@ -355,7 +355,7 @@ def test_combination_leaves_out_a_member_far_from_the_others() -> None:
         "c": np.concatenate([steady[:1] * 5.0, steady[1:] * 0.95]),
     }
     scores = {"a": np.array([1.0]), "b": np.array([1.0]), "c": np.array([1.0])}
-    members = add_combination(preds, scores)
+    members = add_combination(preds, scores).members
     assert members == [["a", "b", "c"]]
     combined = preds[COMBINATION]
     np.testing.assert_allclose(combined[0, 0], gmean(100, 110))  # c's runaway cut: a, b only
@@ -380,7 +380,7 @@ def test_combination_weights_move_from_the_first_steps_winners_to_the_horizons()
     # steps "level" leads and "season" is gated out.
     whole = {"level": np.array([3.0]), "season": np.array([1.0]), "other": np.array([1.2])}
     first = {"level": np.array([1.0]), "season": np.array([3.0]), "other": np.array([1.2])}
-    members = add_combination(preds, whole, first)
+    members = add_combination(preds, whole, first).members
     assert members == [["season", "other", f"level (first {e} steps)"]]
     combined = preds[COMBINATION][0, 0]
     w_level, w_other = 1.0, 1 / 1.2**2
@@ -523,9 +523,10 @@ def test_ensemble_selection_hedges_and_judges_each_window_out_of_sample() -> Non
     scores = {name: np.array([r]) for name, r in ranks.items()}
     weights = np.ones((cuts - 1, n))
     rule = {name: pred.copy() for name, pred in preds.items()}
-    assert "low" not in add_combination(rule, scores)[0]
-    members = add_combination(preds, scores, ensemble=(truth, weights))
-    assert "low" in members[0]
+    assert "low" not in add_combination(rule, scores).members[0]
+    combination = add_combination(preds, scores, ensemble=(truth, weights))
+    assert "low" in combination.members[0]
+    assert combination.selected[0]
     combined = preds[COMBINATION]
 
     def mae(pred: np.ndarray) -> float:
@@ -556,9 +557,11 @@ def test_ensemble_selection_keeps_the_rule_where_it_cannot_judge() -> None:
     preds["b"][1:, 1] = np.nan  # b failed every backtest window of the second series
     truth = np.full((cuts - 1, 2, h), 110.0)
     scores = {"a": np.array([1.0, 1.0]), "b": np.array([1.0, 1.0])}
-    add_combination(preds, scores, ensemble=(truth, np.ones((cuts - 1, 2))))
-    # The second series keeps the rule's equal weights in its final forecast.
+    combination = add_combination(preds, scores, ensemble=(truth, np.ones((cuts - 1, 2))))
+    # The second series keeps the rule's equal weights in its final forecast, and says so (its
+    # note does not claim the selection); the first is selected for.
     np.testing.assert_allclose(preds[COMBINATION][0, 1], gmean(100, 120))
+    assert combination.selected.tolist() == [True, False]
     assert np.all(np.isfinite(preds[COMBINATION][0]))
 
 
@@ -592,8 +595,13 @@ def test_ensemble_weights_are_votes_for_allowed_members_or_the_rule(
     stack, actual, window_w, pool, rule, plain = inputs
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no overflow or invalid value on any scale
-        out = ensemble_weights(stack, actual, window_w, pool, rule, plain)
+        out, selected = ensemble_weights(stack, actual, window_w, pool, rule, plain)
     assert out.shape == (stack.shape[0], stack.shape[1], stack.shape[2])
+    assert selected.shape == (stack.shape[2],)
+    # A series not selected for keeps the rule at every cut.
+    np.testing.assert_array_equal(
+        out[:, :, ~selected], np.repeat(rule[:, None, ~selected], out.shape[1], axis=1)
+    )
     assert np.all(np.isfinite(out))
     assert np.all(out >= 0)
     allowed = pool & ~np.isnan(stack[:, 1:]).any(axis=(1, 3))

@@ -373,9 +373,10 @@ class Forecaster:
             early = bt.shrunk_scores(first, len(cuts))
         # Weights by ensemble selection where the backtest holds enough whole cycles.
         greedy = bt.ensemble_evidence(cuts, h, self.cadence.primary)
-        combined = bt.add_combination(
+        combination = bt.add_combination(
             preds, ranking, early, squared, (actual, weights) if greedy else None
         )
+        combined = combination.members
         if combined:
             name = bt.COMBINATION
             mase[name], smape[name] = bt.scores(preds[name][1:], actual, scale, weights=weights)
@@ -412,7 +413,7 @@ class Forecaster:
                 )
             elif method == bt.COMBINATION:
                 mean = "weighted mean" if s.intermittent else "weighted geometric mean"
-                how = "; weights by ensemble selection" if greedy else ""
+                how = "; weights by ensemble selection" if combination.selected[j] else ""
                 what = f"{method} ({mean} of {', '.join(combined[j])}{how})"
             note = (
                 f"chose {what}: backtest MASE {mase[method][j]:.3f} over {len(cuts)} window(s)"

@@ -29,6 +29,7 @@ backtest.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -297,14 +298,14 @@ def ensemble_weights(
     pool: np.ndarray,
     rule: np.ndarray,
     intermittent: np.ndarray,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """``(M, C, n)``: combination weights by ensemble selection with replacement (Caruana et
     al. 2004), per series and per cut, over the candidates in ``pool (M, n)`` (those within
     `GATE` of the series' best shrunk score), started from ``rule``'s weights. The final
     forecast's weights (cut 0) come from every backtest window; each window's from the other
     windows only, so the combination's backtest errors, which rank it and set its bands, stay
     out of sample. Series with fewer than two such candidates, or judged on fewer than two
-    windows, keep ``rule``.
+    windows, keep ``rule``; the second array ``(n,)`` is False for them.
 
     ``stack (M, C, n, h)``: the members' forecasts, cut 0 first; ``actual (W, n, h)`` and
     ``window_w (W, n)`` the backtest's actuals and window weights.
@@ -333,7 +334,7 @@ def ensemble_weights(
             if cut:
                 held[cut - 1] = 0.0
             out[:, cut, cols] = _select(*block, held, allowed_here, flags, prior)
-    return out
+    return out, ok
 
 
 def _within_gate(names: list[str], scores: dict[str, np.ndarray]) -> np.ndarray:
@@ -342,13 +343,22 @@ def _within_gate(names: list[str], scores: dict[str, np.ndarray]) -> np.ndarray:
     return np.isfinite(table) & (table <= GATE * np.min(table, axis=0))
 
 
+@dataclass
+class Combination:
+    """What `add_combination` made of each series: its members, heaviest first (as the notes
+    list them), and whether ensemble selection set their weights (else the ranking's rule)."""
+
+    members: list[list[str]]
+    selected: np.ndarray
+
+
 def add_combination(
     preds: dict[str, np.ndarray],
     scores: dict[str, np.ndarray],
     early: dict[str, np.ndarray] | None = None,
     arithmetic: np.ndarray | None = None,
     ensemble: tuple[np.ndarray, np.ndarray] | None = None,
-) -> list[list[str]]:
+) -> Combination:
     """Add the per-series weighted geometric mean of the `_TOP` best-scored candidates (in
     place), taken in log1p: usage is right-skewed, so the member that forecasts highest is
     the one most often far off, and an arithmetic mean follows it (members at 100, 100 and 190
@@ -360,21 +370,23 @@ def add_combination(
 
     With ``early`` (scores on the first `early_steps` steps), the weights move from those
     scores' at the first step to ``scores``' at the last early step: a level-following model
-    that wins the next few buckets need not win the day. Returns, per series, the members used.
+    that wins the next few buckets need not win the day. With ``ensemble`` (the backtest's
+    actuals and window weights), the weights come from `ensemble_weights` where it can judge.
     A member whose forecast is missing for a cut (NaN) is left out of that cut's mean, the
     weights of the others renormalised.
     """
     names = [m for m in preds if m in scores]
     if len(names) < 2:
-        return []
+        return Combination([], np.zeros(0, dtype=bool))
     stack = np.stack([preds[m] for m in names])  # (M, C, n, h)
     h = stack.shape[-1]
     whole = used = _weights(names, scores)
     per_cut = whole[:, None, :]
+    selected = np.zeros(stack.shape[2], dtype=bool)
     if ensemble is not None:
         flags = np.zeros(stack.shape[2], dtype=bool) if arithmetic is None else arithmetic
         pool = _within_gate(names, scores)
-        per_cut = ensemble_weights(stack, *ensemble, pool, whole, flags)
+        per_cut, selected = ensemble_weights(stack, *ensemble, pool, whole, flags)
         whole = used = per_cut[:, 0, :]
     known = ~np.isnan(stack)
     # Agreement is judged within each set of members (with `_TOP`, the median is one).
@@ -415,7 +427,7 @@ def add_combination(
             combined = np.where(arithmetic[None, :, None], plain, combined)
         combined = np.where(total > 0, combined, np.nan)
     preds[COMBINATION] = combined
-    return members
+    return Combination(members, selected)
 
 
 def _unit(w: np.ndarray) -> np.ndarray:
