@@ -5,7 +5,7 @@
 
 ``df`` is tidy (``unique_id``, ``ds`` naive UTC, ``y`` >= 0). Per series, candidates (seasonal
 naive, seasonal median, a re-levelled profile, seasonally adjusted exponential smoothing,
-AutoETS, AutoTheta (always on untransformed values) and MSTL from statsforecast, a global
+AutoETS, and AutoTheta and MSTL (both always on untransformed values) from statsforecast, a global
 LightGBM) are scored by rolling-origin backtest; the forecast is the weighted geometric
 mean of the three best (arithmetic, and ranked by squared errors, for intermittent series),
 ranked by a score shrunk toward the panel, unless one candidate clearly dominates (see
