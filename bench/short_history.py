@@ -4,9 +4,10 @@ The open traces' hourly datasets (ServeGen per client and per model, Azure 2024,
 12 largest series of each) are cut into slices of ``--days`` days of history and the day after
 it, one every two days. Slices with unknown buckets, or fewer than 80% non-zero hours, are left
 out. Each slice is forecast by `tokenplan.forecast.forecast` (h=24, default settings) and
-scored on the held-out day: 80% and 95% coverage of the hourly bands and of the day's total
-(the band of `ForecastResult.sum_interval`, read off the sample paths the plan's budgets use,
-with its interval score over the history's mean day), and MAE relative to seasonal naive (the
+scored on the held-out day: 80% and 95% coverage of the hourly bands (with their mean interval
+score over the history's mean hour) and of the day's total (the band of
+`ForecastResult.sum_interval`, read off the sample paths the plan's budgets use, with its
+interval score over the history's mean day), and MAE relative to seasonal naive (the
 last day repeated), as a geometric mean of the slices' ratios per dataset and pooled. A
 backtest on three days has one window; this is where intervals have the least to stand on.
 
@@ -58,6 +59,13 @@ def _interval_score(lo: float, hi: float, actual: float, level: int) -> float:
     return (hi - lo) + 2 / (1 - level / 100) * miss
 
 
+def _hourly_score(frame: pd.DataFrame, after: np.ndarray, level: int) -> float:
+    """The hourly bands' mean interval score (MSIS's numerator, per hour)."""
+    lo, hi = frame[f"lo_{level}"].to_numpy(), frame[f"hi_{level}"].to_numpy()
+    miss = np.maximum(lo - after, 0.0) + np.maximum(after - hi, 0.0)
+    return float(np.mean((hi - lo) + 2 / (1 - level / 100) * miss))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=3, help="days of hourly history per slice")
@@ -72,11 +80,14 @@ def main() -> None:
         total = float(after.sum())
         usual = max(float(history["y"].sum()) / args.days, 1e-9)
         naive = history["y"].to_numpy()[-24:]
+        hour = usual / 24
         rows.append(
             {
                 "dataset": name,
                 "cov80": np.mean((after >= frame["lo_80"]) & (after <= frame["hi_80"])),
                 "cov95": np.mean((after >= frame["lo_95"]) & (after <= frame["hi_95"])),
+                "is80": _hourly_score(frame, after, 80) / hour,
+                "is95": _hourly_score(frame, after, 95) / hour,
                 "day80": day["lo_80"] <= total <= day["hi_80"],
                 "day95": day["lo_95"] <= total <= day["hi_95"],
                 # Coverage alone rewards any widening; the interval score charges width too.
@@ -104,7 +115,8 @@ def main() -> None:
     print(per.round(3).to_string())
     print(
         f"pooled over {len(table)} slices: 80% coverage {table['cov80'].mean():.1%}, "
-        f"95% coverage {table['cov95'].mean():.1%}; the day's total: 80% coverage "
+        f"95% coverage {table['cov95'].mean():.1%} (interval score over the mean hour "
+        f"{table['is80'].mean():.3f} / {table['is95'].mean():.3f}); the day's total: 80% coverage "
         f"{table['day80'].mean():.1%}, 95% coverage {table['day95'].mean():.1%} "
         f"(interval score over the mean day {table['day_is80'].mean():.3f} / "
         f"{table['day_is95'].mean():.3f}); "

@@ -168,9 +168,9 @@ def test_daily_sums_keep_the_point_inside_their_band() -> None:
             a = start + pd.Timedelta(days=day)
             band = res.sum_interval(uid, a, a + pd.Timedelta(days=1), levels=(80,))
             share = (band["point"] - band["lo_80"]) / (band["hi_80"] - band["lo_80"])
-            # Not at an edge. Bands are in log space, so when the recent week is turbulent and
-            # the bands widen (normalised conformal), a day's sum skews upwards and the point (a
-            # sum of step medians) sits low in its band, though well inside it.
+            # Not at an edge. Bands are in log space, so where the backtest erred widely a
+            # day's sum skews upwards and the point (a sum of step medians) sits low in its
+            # band, though well inside it.
             # m-small's hourly log errors are heavy-tailed (sd ~2), so its day sums skew most:
             # 0.036 of the band with the backtest-weighted combination, 0.05+ with the old median.
             assert 0.03 < share < 0.9, (uid, day, band)

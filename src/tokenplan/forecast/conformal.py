@@ -25,10 +25,6 @@ _POOL = 100
 # Pooled residuals compared in one pass of `cross_coverage` (bounds its memory).
 _BLOCK = 4_000_000
 _RECENT_MAX_WIDEN = 2.0
-# Normalised conformal: volatility over this many primary cycles, ratio clipped to this range.
-_SCALE_CYCLES = 2
-_RESCALE_MIN = 2.0 / 3.0
-_RESCALE_MAX = 2.0
 # Fewer non-overlapping backtest windows than this cannot resolve a 2.5% tail by themselves.
 TAIL_WINDOWS = 6
 # `small_sample_widening` treats fewer windows as this many.
@@ -352,35 +348,6 @@ def choose_shares(
     best = np.argmin(scores, axis=0)
     better = scores[best, np.arange(n)] < scores[default] * (1.0 - _SHARE_MARGIN)
     return np.where(finite & better, best, default)
-
-
-def local_scale(z: np.ndarray, season: int) -> float:
-    """Recent volatility of ``z``: mean absolute seasonal difference over the last two cycles."""
-    m = season if len(z) > season else 1
-    diff = np.abs(z[m:] - z[:-m])[-_SCALE_CYCLES * max(season, 1) :]
-    return float(np.mean(diff)) if diff.size else 0.0
-
-
-def rescale_to_now(errors: np.ndarray, z: np.ndarray, cuts: list[int], season: int) -> np.ndarray:
-    """Backtest errors ``(W, h)`` rescaled from each window's volatility to today's.
-
-    Normalised (locally weighted) conformal: a window's errors are multiplied by the ratio of
-    the series' recent volatility at the final origin to that at the window's origin, both
-    measured the same way (`local_scale`, in modelling space), so a calm backtest does not set
-    the bands of a turbulent present or the reverse. The ratio is clipped to
-    [`_RESCALE_MIN`, `_RESCALE_MAX`]: two cycles are a noisy estimate, and narrowing is the
-    riskier direction. On the six real traces of ``bench/forecast_accuracy.py`` this moved
-    out-of-sample 80% coverage from 0.69-0.90 to 0.72-0.84 (offline replay of the backtests).
-    """
-    now = local_scale(z, season)
-    out = errors.copy()
-    if now <= 0:
-        return out
-    for k, cut in enumerate(cuts):
-        then = local_scale(z[: len(z) - cut], season)
-        ratio = now / then if then > 0 else _RESCALE_MAX
-        out[k] *= float(np.clip(ratio, _RESCALE_MIN, _RESCALE_MAX))
-    return out
 
 
 def cross_coverage(errors: np.ndarray, levels: tuple[float, ...]) -> dict[float, np.ndarray]:

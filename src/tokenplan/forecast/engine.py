@@ -33,7 +33,6 @@ from tokenplan.forecast.conformal import (
     normal_tails,
     path_tail_df,
     reference_errors,
-    rescale_to_now,
     small_sample_widening,
     sum_widening,
 )
@@ -452,9 +451,7 @@ class Forecaster:
                 )
             err_raw = actual[:, j, :] - preds[method][1:, j, :]
             c = float(shift[0, j, 0])
-            calibration = rescale_to_now(
-                errors[method][j], to_calibration(s.y, s.log, c), cuts, self.cadence.primary
-            )
+            calibration = errors[method][j]
             widen = path_widen = 1.0
             borrowed = 0
             if independent < TAIL_WINDOWS:
