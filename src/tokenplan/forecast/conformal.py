@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import warnings
 from functools import cache
-from itertools import pairwise
 
 import numpy as np
 from scipy.special import ndtr, ndtri
@@ -149,30 +148,6 @@ def reference_errors(z: np.ndarray, h: int, season: int, count: int) -> np.ndarr
             break
         out.append(z[origin + steps] - z[origin + steps - lags])
     return np.array(out).reshape(len(out), h)
-
-
-def normal_tails(
-    bands: dict[float, tuple[np.ndarray, np.ndarray]],
-) -> dict[float, tuple[np.ndarray, np.ndarray]]:
-    """Each wider level's offsets at least the next narrower one's times the normal ratio.
-
-    For series whose backtest had fewer than `TAIL_WINDOWS` non-overlapping windows (short
-    histories force windows to overlap or be few): per step the pool holds ~100 residuals but
-    only a handful of independent window-level errors, so its 97.5% order statistic is close
-    to the sample maximum of those few and sits too low. The 80% band is estimated far
-    better, and extended with normal tails (x1.53 from 80% to 95%) it bounds the 95% band
-    from below. On the open traces this moved every affected case's 95% coverage toward
-    nominal (e.g. NASA daily 71% -> 81%, ServeGen multimodal 10-min h36 81% -> 82%) and
-    touched no series with six or more windows (M4: all of them).
-    """
-    out = dict(bands)
-    levels = sorted(bands)
-    for narrow, wide in pairwise(levels):
-        ratio = float(ndtri(0.5 + wide / 200.0) / ndtri(0.5 + narrow / 200.0))
-        lo_n, hi_n = out[narrow]
-        lo_w, hi_w = out[wide]
-        out[wide] = (np.minimum(lo_w, ratio * lo_n), np.maximum(hi_w, ratio * hi_n))
-    return out
 
 
 def mirrored_bounds(errors: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:

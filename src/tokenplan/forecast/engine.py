@@ -30,7 +30,6 @@ from tokenplan.forecast.conformal import (
     independent_windows,
     log_shift,
     mirrored_bounds,
-    normal_tails,
     path_tail_df,
     reference_errors,
     small_sample_widening,
@@ -431,8 +430,7 @@ class Forecaster:
             if independent < TAIL_WINDOWS and len(self.levels) > 1:
                 note += (
                     f"; {independent} non-overlapping backtest window(s), too few for the outer"
-                    " tails: wider bands at least the narrower ones extended with normal tails,"
-                    " the widest at least its errors and their mirror image give"
+                    " tails: the widest band at least what its errors and their mirror image give"
                 )
             if s.log and shares[j] != SHIFT_SHARE:
                 note += (
@@ -577,11 +575,6 @@ class Forecaster:
             if widest is not None and short.any():
                 picked = np.asarray(members)[short]
                 mirror_lo[picked], mirror_hi[picked] = mirrored_bounds(errors[short], widest)
-        if few.any():
-            tails = normal_tails({k: (lo[few], hi[few]) for k, (lo, hi) in bands.items()})
-            for level, (lo_off, hi_off) in tails.items():
-                bands[level][0][few] = lo_off
-                bands[level][1][few] = hi_off
         widening = np.array([fitted[s.uid].widening for s in series])[:, None]
         for level, (lo_off, hi_off) in bands.items():
             bands[level] = (lo_off * widening, hi_off * widening)
