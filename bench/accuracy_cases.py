@@ -136,6 +136,19 @@ def _m4(data: Path, metric: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def _m4_daily(data: Path, metric: str) -> pd.DataFrame:
+    """The 414 M4 hourly series summed over whole days (24 buckets back from the last one)."""
+    hourly = _m4(data, metric)
+    parts = []
+    for uid, part in hourly.groupby("unique_id", sort=False):
+        y = part["y"].to_numpy()
+        days = len(y) // 24
+        sums = y[len(y) - days * 24 :].reshape(days, 24).sum(axis=1)
+        ds = pd.date_range("2020-01-01", periods=days, freq="D")
+        parts.append(pd.DataFrame({"unique_id": uid, "ds": ds, "y": sums}))
+    return pd.concat(parts, ignore_index=True)
+
+
 TOKENS = ("requests", "total_tokens")
 DATASETS = (
     Dataset("m4_hourly", "1h", (48,), ("value",), _m4, origins=1, prophet=False),
@@ -292,3 +305,12 @@ def _select(
     parts = [part for _, part in kept]
     out = pd.concat(parts, ignore_index=True) if parts else frame.iloc[:0]
     return out, counts
+
+
+# Horizons the trace cases barely cover, on M4's breadth (``--extra``; not in the README's table):
+# a week ahead on hourly data (the trace cases have one such series, NASA) and a week of daily
+# totals (one, NASA daily). M4 hourly's training and test values together, the last week held out.
+EXTRA_DATASETS = (
+    Dataset("m4x_hourly_week", "1h", (168,), ("value",), _m4, origins=1, prophet=False),
+    Dataset("m4x_daily", "1d", (7,), ("value",), _m4_daily, prophet=False),
+)

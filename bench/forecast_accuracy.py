@@ -16,7 +16,7 @@ peer's, the best chosen in hindsight per case; the summary gives their geometric
 worst, and coverage pooled over the non-M4 cases and over M4.
 
     .venv/bin/python bench/forecast_accuracy.py [--quick] [--only REGEX] [--max-series N]
-        [--no-prophet | --prophet-everywhere] [--cache DIR | --no-cache] [--out DIR]
+        [--extra] [--no-prophet | --prophet-everywhere] [--cache DIR | --no-cache] [--out DIR]
 
 A full run writes bench/results/forecast_accuracy.csv (long: case, method, metrics) and
 forecast_accuracy.md (the README's table); ``--quick`` / ``--only`` write only with ``--out``.
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from accuracy_cases import DATASETS, SHARED, Dataset, Plan, make_plan
+from accuracy_cases import DATASETS, EXTRA_DATASETS, SHARED, Dataset, Plan, make_plan
 from accuracy_peers import LEVELS, Peer, PeerCache, filled, prophet_peer, statsforecast_peers
 from accuracy_report import summarize, write_results
 from scoring import mase_scale, score_window
@@ -175,7 +175,7 @@ def plans(args: argparse.Namespace) -> list[Plan]:
     """The cases this run scores, after --only and --quick."""
     out = []
     pattern = re.compile(args.only) if args.only else None
-    for dataset in DATASETS:
+    for dataset in DATASETS + (EXTRA_DATASETS if args.extra else ()):
         origins = 1 if args.quick else dataset.origins
         cap = QUICK_CAP if args.quick else args.max_series or dataset.cap
         for metric in dataset.metrics:
@@ -231,6 +231,9 @@ def main() -> None:
     parser.add_argument("--only", help="only cases whose name matches this regex")
     parser.add_argument(
         "--max-series", type=int, help="per-client cases: the N largest (default 20; 8 at 10 min)"
+    )
+    parser.add_argument(
+        "--extra", action="store_true", help="also M4 a week ahead, hourly and as daily totals"
     )
     parser.add_argument("--no-prophet", action="store_true")
     parser.add_argument(

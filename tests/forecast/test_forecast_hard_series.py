@@ -147,20 +147,46 @@ def test_a_steep_rise_does_not_compound_into_a_runaway() -> None:
     assert res.frame["mean"].iloc[0] > 0.5 * y[-6:].mean()  # capped, not collapsed
 
 
-def test_short_history_fallback_takes_the_last_cycles_level() -> None:
-    # Three days of a workload ramping up, forecast a week ahead (too short to backtest):
-    # the daily shape from all three days, the level of the last one, no trend extrapolated.
+def test_short_history_ramp_is_followed_no_faster_than_it_rose() -> None:
+    # Three days of a workload ramping up, forecast a week ahead (too short to backtest): the
+    # median of the profile, seasonal naive and the local models. Three of the five see the
+    # trend, so the forecast starts from the last day's level and rises, but never faster than
+    # the ramp itself (the median is the slowest of them), nor toward the runaway cap.
     t = np.arange(72)
     shape = 1 + 0.4 * np.sin(2 * np.pi * t / 24)
     ramp = (100 + 20 * t) * shape
     ds = pd.date_range("2024-01-01", periods=72, freq="1h")
     res = forecast(pd.DataFrame({"unique_id": "s", "ds": ds, "y": ramp}), horizon=168, freq="1h")
-    first_day = res.frame["mean"].to_numpy()[:24]
     assert res.chosen["s"].startswith("fallback")
-    assert 0.85 < first_day.mean() / ramp[-24:].mean() < 1.15
-    assert res.frame["mean"].max() < 1.1 * ramp.max()  # a level, not an extrapolated trend
+    assert "the median of that profile, seasonal naive, auto_ets" in res.notes["s"]
+    days = res.frame["mean"].to_numpy().reshape(7, 24).mean(axis=1)
+    assert 0.85 < days[0] / ramp[-24:].mean() < 1.35  # from the last day's level
+    assert np.all(np.diff(days) > 0)
+    continued = 100 + 20 * (72 + 24 * np.arange(7) + 11.5)  # the ramp's own daily means
+    assert np.all(days <= 1.02 * continued)
     # A steady series keeps its level.
     noise = np.exp(np.random.default_rng(0).normal(0, 0.2, 72))
     steady = 500 * shape * noise
     res = forecast(pd.DataFrame({"unique_id": "s", "ds": ds, "y": steady}), horizon=168, freq="1h")
     assert 0.85 < res.frame["mean"].mean() / 500 < 1.15
+
+
+def test_a_day_and_a_half_keeps_the_days_shape() -> None:
+    # 36 hours: one daily cycle and half another, too short to backtest a day ahead. The last
+    # cycle repeated keeps the day's shape in phase, where a flat level dropped it.
+    t = np.arange(36 + 24)
+    shape = 1 + 0.6 * np.sin(2 * np.pi * (t - 7) / 24)
+    y = 400 * shape * np.exp(np.random.default_rng(3).normal(0, 0.05, len(t)))
+    ds = pd.date_range("2024-01-01 05:00", periods=len(t), freq="1h")
+    df = pd.DataFrame({"unique_id": "s", "ds": ds, "y": y})
+    res = forecast(df.iloc[:36], horizon=24, freq="1h", levels=(80, 95))
+    note = res.notes["s"]
+    assert note.startswith("fallback: short history")
+    assert "the last cycle of 24 repeated (seasonal naive)" in note
+    mean = res.frame["mean"].to_numpy()
+    assert np.corrcoef(mean, shape[36:])[0, 1] > 0.95
+    truth = y[36:]
+    flat = np.full(24, np.median(y[12:36]))
+    assert np.mean(np.abs(mean - truth)) < 0.5 * np.mean(np.abs(flat - truth))
+    inside = (truth >= res.frame["lo_80"]) & (truth <= res.frame["hi_80"])
+    assert inside.mean() >= 0.6

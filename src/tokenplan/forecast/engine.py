@@ -7,7 +7,7 @@ import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -16,7 +16,7 @@ import pandas as pd
 
 from tokenplan.errors import ForecastError, InvalidInput
 from tokenplan.forecast import selection as bt
-from tokenplan.forecast.baselines import run_baselines, seen_once
+from tokenplan.forecast.baselines import run_baselines, seasonal_naive, seen_once
 from tokenplan.forecast.bootstrap import recent_history
 from tokenplan.forecast.conformal import (
     COMMON_PRIOR,
@@ -35,7 +35,7 @@ from tokenplan.forecast.conformal import (
     small_sample_widening,
     sum_widening,
 )
-from tokenplan.forecast.fallbacks import fallback
+from tokenplan.forecast.fallbacks import BLIND_MODELS, blind_median, fallback
 from tokenplan.forecast.hierarchy import cap_parts, reconcile_to_total, total_of
 from tokenplan.forecast.preparation import REGULAR, SHORT, Series, classify, to_series, validate
 from tokenplan.forecast.result import (
@@ -45,6 +45,7 @@ from tokenplan.forecast.result import (
     level_name,
     to_calibration,
 )
+from tokenplan.forecast.statistical import RAW, run_statistical
 from tokenplan.forecast.temporal import WINDOWS as SUM_WINDOWS
 from tokenplan.forecast.temporal import adjust
 from tokenplan.frequency import make_cadence
@@ -255,6 +256,7 @@ class Forecaster:
         backtest: dict[str, np.ndarray] = {}
         groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[Series]] = defaultdict(list)
         max_windows = self.n_windows or bt.default_windows(h)
+        short: list[tuple[Series, np.ndarray, np.ndarray, str]] = []
         for s in series:
             if s.kind == REGULAR:
                 seasons, cuts = bt.plan_windows(len(s.y), h, self.cadence, max_windows)
@@ -262,7 +264,9 @@ class Forecaster:
                     groups[(seasons, tuple(cuts))].append(s)
                     continue
                 s.kind = SHORT
-            point_z, errors, note = fallback(s, h, self.cadence)
+            short.append((s, *fallback(s, h, self.cadence)))
+        local = True if self.local_models is None else bool(self.local_models)
+        for s, point_z, errors, note in self._blind(short, local):
             fitted[s.uid] = Fitted(
                 s.unz(point_z),
                 errors,
@@ -275,7 +279,6 @@ class Forecaster:
                 tail_df=path_tail_df(0),
             )
             rows.append({"unique_id": s.uid, "method": "fallback", "chosen": True})
-        local = True if self.local_models is None else bool(self.local_models)
         if not local:
             for members in groups.values():
                 for s in members:
@@ -283,6 +286,45 @@ class Forecaster:
         for (seasons, cuts), members in groups.items():  # type: ignore[assignment]
             self._fit_group(members, seasons, list(cuts), local, fitted, rows, backtest)
         return series, fitted, rows, backtest
+
+    def _blind(
+        self, short: list[tuple[Series, np.ndarray, np.ndarray, str]], local: bool
+    ) -> list[tuple[Series, np.ndarray, np.ndarray, str]]:
+        """Fallbacks of series with two cycles or more: their point forecast becomes the median
+        of the profile, seasonal naive and the local models (`fallbacks.blind_median`)."""
+        h, primary = self.horizon, self.cadence.primary
+        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for i, (s, *_) in enumerate(short):
+            seasons = self.cadence.usable(len(s.y))
+            if s.kind == SHORT and seasons and seasons[0] == primary:
+                groups[seasons].append(i)
+        out = list(short)
+        for seasons, at in groups.items():
+            members = [short[i][0] for i in at]
+            preds: dict[str, np.ndarray] = {}
+            if local:
+                # Fitted both ways where the series is in log space, as an undecided one is.
+                both = [replace(s, log_undecided=s.log) for s in members]
+                preds = run_statistical(both, [0], h, seasons, n_jobs=self.cores)
+                bt.cap_runaway(preds, members, [0])
+            for j, i in enumerate(at):
+                s, profile, errors, note = short[i]
+                others = [seasonal_naive(s.z(), primary, h)]
+                names = ["seasonal naive"]
+                for choices in BLIND_MODELS:
+                    name = next((c for c in choices if c in preds), None)
+                    if name is not None and np.all(np.isfinite(preds[name][0, j])):
+                        others.append(s.z(preds[name][0, j]))
+                        names.append(name.removesuffix(RAW))
+                point = blind_median(profile, others)
+                note = (
+                    f"{note}; forecast: the median of that profile, {', '.join(names[:-1])}"
+                    f" and {names[-1]} (no backtest to choose among them)"
+                    if len(names) > 1
+                    else f"{note}; forecast: the mean of that profile and {names[0]}"
+                )
+                out[i] = (s, point, errors, note)
+        return out
 
     def predict(self) -> ForecastResult:
         """The forecast made by the last `fit` (or stored in a loaded file)."""
