@@ -625,3 +625,30 @@ def test_the_note_says_when_weights_come_from_ensemble_selection() -> None:
     assert "; weights by ensemble selection)" in long.notes["s"]
     assert "ensemble selection" not in short.notes["s"]
     assert np.all(np.isfinite(long.frame["mean"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    hnp.arrays(np.float64, (5, 7), elements=st.floats(-20, 20)),
+    hnp.arrays(np.bool_, (4, 7)),
+)
+def test_blind_median_sits_among_its_members_and_skips_failed_ones(
+    values: np.ndarray, failed: np.ndarray
+) -> None:
+    # Without a backtest the forecast is the per-step median of its members: never outside
+    # them, and a member whose fit failed (NaN) neither counts nor leaks a NaN.
+    from tokenplan.forecast.fallbacks import blind_median
+
+    profile = values[0]
+    others = [np.where(failed[i], np.nan, values[i + 1]) for i in range(4)]
+    out = blind_median(profile, others)
+    stack = np.vstack([profile, *others])
+    assert np.isfinite(out).all()
+    assert np.all(out >= np.nanmin(stack, axis=0) - 1e-9)
+    assert np.all(out <= np.nanmax(stack, axis=0) + 1e-9)
+    alone = failed.all(axis=0)
+    assert np.allclose(out[alone], profile[alone])
+    # One member far off moves nothing while the other four agree.
+    agree = np.tile(profile, (4, 1))
+    agree[0] = profile + 1e6
+    assert np.allclose(blind_median(profile, list(agree)), profile)
