@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(PY) bench/m4_hourly.py --save bench/results/m4_hourly.json
 	$(PY) bench/forecast_accuracy.py
 	$(PY) bench/short_history.py
+	$(PY) bench/short_fallback.py
 	$(PY) bench/steady_sums.py
 	$(PY) bench/intermittent.py --bands
 	$(PY) bench/forecast_fuzz.py --seconds 300
