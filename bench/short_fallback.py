@@ -33,11 +33,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from accuracy_cases import DATASETS, SHARED, _m4, _m4_daily
+from accuracy_cases import SHARED, _m4, _m4_daily
+from short_history import hourly_slices
 from tokenplan.forecast import forecast
-
-_TRACES = ("servegen_language", "azure_2024", "nasa")
-_LARGEST = 12
 
 
 def m4_slices(frame: pd.DataFrame, length: int, h: int, backs: list[int]) -> pd.DataFrame:
@@ -55,22 +53,12 @@ def m4_slices(frame: pd.DataFrame, length: int, h: int, backs: list[int]) -> pd.
 
 
 def trace_slices(length: int, h: int, every: int) -> pd.DataFrame:
-    """Slices of the open traces' hourly series: history and held-out part fully known."""
+    """`short_history.hourly_slices` as one frame, each slice a series of its own."""
     parts = []
-    for dataset in DATASETS:
-        if dataset.freq != "1h" or not dataset.name.startswith(_TRACES):
-            continue
-        frame = dataset.read(SHARED, dataset.metrics[0])
-        sizes = frame.groupby("unique_id")["y"].sum().sort_values(ascending=False)
-        for uid in sizes.index[:_LARGEST]:
-            one = frame[frame["unique_id"] == uid].sort_values("ds").reset_index(drop=True)
-            for start in range(0, len(one) - length - h + 1, every):
-                part = one.iloc[start : start + length + h].copy()
-                history = part["y"].iloc[:length]
-                steady = (history > 0).mean() >= 0.8
-                if steady and not part["y"].isna().any():
-                    part["unique_id"] = f"{dataset.name}|{uid}|{start}"
-                    parts.append(part)
+    for i, (name, part) in enumerate(hourly_slices(length, h, every)):
+        part = part.copy()
+        part["unique_id"] = f"{name}|{i}"
+        parts.append(part)
     return pd.concat(parts, ignore_index=True)
 
 

@@ -30,8 +30,10 @@ _PREFIXES = ("servegen_language", "azure_2024", "nasa")
 _LARGEST = 12
 
 
-def slices(days: int) -> list[tuple[str, pd.DataFrame, np.ndarray]]:
-    """``(dataset, history, next day's actuals)`` for every slice kept."""
+def hourly_slices(length: int, h: int, every: int) -> list[tuple[str, pd.DataFrame]]:
+    """``(dataset, slice)``: ``length`` hours of history and the ``h`` after them, one slice
+    every ``every`` hours of the hourly traces' largest series; kept when the history is at
+    least 80% non-zero and no value of the slice is unknown."""
     out = []
     for dataset in DATASETS:
         if dataset.freq != "1h" or not dataset.name.startswith(_PREFIXES):
@@ -40,13 +42,21 @@ def slices(days: int) -> list[tuple[str, pd.DataFrame, np.ndarray]]:
         sizes = frame.groupby("unique_id")["y"].sum().sort_values(ascending=False)
         for uid in sizes.index[:_LARGEST]:
             one = frame[frame["unique_id"] == uid].sort_values("ds").reset_index(drop=True)
-            for start in range(0, len(one) - (days + 1) * 24 + 1, 48):
-                history = one.iloc[start : start + days * 24]
-                after = one["y"].iloc[start + days * 24 : start + (days + 1) * 24].to_numpy()
-                steady = (history["y"] > 0).mean() >= 0.8
-                if steady and not history["y"].isna().any() and not np.isnan(after).any():
-                    out.append((dataset.name, history, after))
+            for start in range(0, len(one) - length - h + 1, every):
+                part = one.iloc[start : start + length + h]
+                steady = (part["y"].iloc[:length] > 0).mean() >= 0.8
+                if steady and not part["y"].isna().any():
+                    out.append((dataset.name, part))
     return out
+
+
+def slices(days: int) -> list[tuple[str, pd.DataFrame, np.ndarray]]:
+    """``(dataset, history, next day's actuals)`` for every slice kept."""
+    length = days * 24
+    return [
+        (name, part.iloc[:length], part["y"].iloc[length:].to_numpy())
+        for name, part in hourly_slices(length, 24, 48)
+    ]
 
 
 def _geometric_mean(values: pd.Series) -> float:

@@ -295,8 +295,8 @@ class Forecaster:
         h, primary = self.horizon, self.cadence.primary
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for i, (s, *_) in enumerate(short):
-            seasons = self.cadence.usable(len(s.y))
-            if s.kind == SHORT and seasons and seasons[0] == primary:
+            seasons = self.cadence.usable(len(s.y))  # the primary first, if any
+            if s.kind == SHORT and seasons:
                 groups[seasons].append(i)
         out = list(short)
         for seasons, at in groups.items():
