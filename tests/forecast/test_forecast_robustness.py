@@ -65,3 +65,53 @@ def test_one_day_of_ten_minute_history_drops_the_season_and_says_so() -> None:
     # The forecast starts from the level of the last hours, not the whole day's median.
     last_hours = float(day["y"].tail(24).median())
     assert abs(float(res.frame["mean"].iloc[0]) - last_hours) < 0.2 * last_hours
+
+
+def _steady_days(days: int, level: float = 5000.0, seed: int = 0) -> pd.DataFrame:
+    """``days`` of 10-minute buckets at a steady ``level`` with 5% noise."""
+    rng = np.random.default_rng(seed)
+    n = 144 * days
+    ds = pd.date_range("2024-01-01", periods=n, freq="10min")
+    return pd.DataFrame({"unique_id": "s", "ds": ds, "y": level * np.exp(rng.normal(0, 0.05, n))})
+
+
+def test_a_short_gap_in_the_record_does_not_pull_the_forecast_down() -> None:
+    # Forty minutes of zeros an hour before the end, traffic on both sides: a gap in the
+    # record (a collector restarting), too short to be an outage. Read as usage, it put the
+    # 40-minute sums' last blocks at half the level, and the temporal step moved the next
+    # two hours to 0.84x.
+    day = _steady_days(1)
+    day.loc[len(day) - 6 : len(day) - 3, "y"] = 0.0
+    res = forecast(day, horizon=12, freq="10min", levels=(80,))
+    assert "4 empty bucket(s) between busy ones read as a gap" in res.notes["s"]
+    assert 0.95 < res.frame["mean"].mean() / 5000.0 < 1.05
+    # The history itself stays as recorded.
+    assert (day["y"].iloc[-6:-2] == 0).all()
+
+
+def test_an_empty_bucket_of_a_slow_count_is_usage_not_a_gap() -> None:
+    # About three requests per bucket: an empty one is a quiet spell, not a missing record.
+    rng = np.random.default_rng(1)
+    ds = pd.date_range("2024-01-01", periods=144, freq="10min")
+    y = np.maximum(rng.poisson(3.0, 144), 1).astype(float)
+    y[-20] = 0.0
+    res = forecast(pd.DataFrame({"unique_id": "s", "ds": ds, "y": y}), horizon=12, freq="10min")
+    assert "gap" not in res.notes["s"]
+
+
+def test_zeros_up_to_the_last_bucket_are_not_a_gap() -> None:
+    day = _steady_days(1)
+    day.loc[len(day) - 4 :, "y"] = 0.0
+    res = forecast(day, horizon=12, freq="10min", levels=(80,))
+    assert "gap" not in res.notes["s"]
+
+
+def test_zeros_at_the_same_time_every_day_are_the_series_own() -> None:
+    # Thirty minutes of zeros at 16:40 every day (a nightly restart) recur: not a gap. One
+    # more run, once, at 04:00 on the last day is.
+    days = _steady_days(3)
+    for d in range(3):
+        days.loc[144 * d + 100 : 144 * d + 102, "y"] = 0.0
+    days.loc[144 * 2 + 24 : 144 * 2 + 26, "y"] = 0.0
+    res = forecast(days, horizon=12, freq="10min", levels=(80,))
+    assert "3 empty bucket(s) between busy ones read as a gap" in res.notes["s"]
