@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from accuracy_cases import DATASETS, SHARED
+from short_history import trace_slices
 from tokenplan.forecast import forecast
 
 DAY = 144
@@ -39,22 +39,11 @@ PEERS = ("naive", "auto_ets", "auto_theta", "seasonal_naive_144")
 
 def one_day_slices() -> list[tuple[str, pd.DataFrame, np.ndarray]]:
     """``(dataset, one day of history, the next max(HORIZONS) actuals)`` for every slice kept."""
-    reach = max(HORIZONS)
     out = []
-    for dataset in DATASETS:
-        if dataset.freq != "10min":
-            continue
-        frame = dataset.read(SHARED, dataset.metrics[0])
-        sizes = frame.groupby("unique_id")["y"].sum().sort_values(ascending=False)
-        for uid in sizes.index[:_LARGEST]:
-            one = frame[frame["unique_id"] == uid].sort_values("ds").reset_index(drop=True)
-            for start in range(0, len(one) - DAY - reach + 1, _EVERY):
-                part = one.iloc[start : start + DAY + reach]
-                steady = (part["y"].iloc[:DAY] > 0).mean() >= 0.8
-                if steady and not part["y"].isna().any():
-                    history = part.iloc[:DAY][["unique_id", "ds", "y"]].copy()
-                    history["unique_id"] = f"{dataset.name}|{uid}|{start}"
-                    out.append((dataset.name, history, part["y"].iloc[DAY:].to_numpy()))
+    for name, part in trace_slices("10min", DAY, max(HORIZONS), _EVERY, largest=_LARGEST):
+        history = part.iloc[:DAY][["unique_id", "ds", "y"]].copy()
+        history["unique_id"] = f"{name}|{part['unique_id'].iloc[0]}|{part.index[0]}"
+        out.append((name, history, part["y"].iloc[DAY:].to_numpy()))
     return out
 
 

@@ -30,17 +30,25 @@ _PREFIXES = ("servegen_language", "azure_2024", "nasa")
 _LARGEST = 12
 
 
-def hourly_slices(length: int, h: int, every: int) -> list[tuple[str, pd.DataFrame]]:
-    """``(dataset, slice)``: ``length`` hours of history and the ``h`` after them, one slice
-    every ``every`` hours of the hourly traces' largest series; kept when the history is at
-    least 80% non-zero and no value of the slice is unknown."""
+def trace_slices(
+    freq: str,
+    length: int,
+    h: int,
+    every: int,
+    prefixes: tuple[str, ...] = ("",),
+    largest: int = _LARGEST,
+) -> list[tuple[str, pd.DataFrame]]:
+    """``(dataset, slice)``: ``length`` buckets of history and the ``h`` after them, one slice
+    every ``every`` buckets of the ``largest`` series of each ``freq`` dataset whose name starts
+    with one of ``prefixes``; kept when the history is at least 80% non-zero and no value of
+    the slice is unknown."""
     out = []
     for dataset in DATASETS:
-        if dataset.freq != "1h" or not dataset.name.startswith(_PREFIXES):
+        if dataset.freq != freq or not dataset.name.startswith(prefixes):
             continue
         frame = dataset.read(SHARED, dataset.metrics[0])
         sizes = frame.groupby("unique_id")["y"].sum().sort_values(ascending=False)
-        for uid in sizes.index[:_LARGEST]:
+        for uid in sizes.index[:largest]:
             one = frame[frame["unique_id"] == uid].sort_values("ds").reset_index(drop=True)
             for start in range(0, len(one) - length - h + 1, every):
                 part = one.iloc[start : start + length + h]
@@ -48,6 +56,11 @@ def hourly_slices(length: int, h: int, every: int) -> list[tuple[str, pd.DataFra
                 if steady and not part["y"].isna().any():
                     out.append((dataset.name, part))
     return out
+
+
+def hourly_slices(length: int, h: int, every: int) -> list[tuple[str, pd.DataFrame]]:
+    """`trace_slices` of the hourly traces (ServeGen, Azure 2024, NASA), in hours."""
+    return trace_slices("1h", length, h, every, _PREFIXES)
 
 
 def slices(days: int) -> list[tuple[str, pd.DataFrame, np.ndarray]]:
