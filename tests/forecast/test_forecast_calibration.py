@@ -199,17 +199,25 @@ def test_short_backtests_get_mirrored_outer_bands_and_long_ones_do_not() -> None
 def test_mirrored_bounds_give_both_sides_the_errors_of_either() -> None:
     # A backtest that only saw the series rise: every error positive.
     errors = np.random.default_rng(5).uniform(0.1, 1.0, (2, 3, 12))
-    plain_lo, _plain_hi = bounds(errors, (95.0,))[95.0]
-    lo, hi = mirrored_bounds(errors, 95.0)
-    assert np.all(plain_lo == 0.0)  # no room below the point at all
-    np.testing.assert_allclose(lo, -hi)
-    assert np.all(lo < -0.1)
+    plain = bounds(errors, (80.0, 95.0))
+    mirrored = mirrored_bounds(errors, (80.0, 95.0))
+    for level in (80.0, 95.0):
+        lo, hi = mirrored[level]
+        assert np.all(plain[level][0] == 0.0)  # no room below the point at all
+        # As far below as above, up to one order statistic (conformal ranks round outward).
+        assert np.all(-lo >= 0.85 * hi)
+        assert np.all(-lo <= hi / 0.85)
+        assert np.all(lo < -0.1)
+    np.testing.assert_allclose(mirrored[95.0][0], -mirrored[95.0][1])
+    assert np.all(mirrored[80.0][1] <= mirrored[95.0][1])
     # Errors already symmetric: the mirror adds nothing new.
     even = np.concatenate([errors, -errors], axis=1)
-    np.testing.assert_allclose(mirrored_bounds(even, 95.0)[1], bounds(even, (95.0,))[95.0][1])
+    np.testing.assert_allclose(
+        mirrored_bounds(even, (95.0,))[95.0][1], bounds(even, (95.0,))[95.0][1]
+    )
 
 
-def test_a_backtest_that_saw_one_regime_widens_only_the_outer_band_to_its_mirror(
+def test_a_backtest_that_saw_one_regime_widens_every_band_to_its_mirror(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Two days of a client ramping up, then the next twelve hours: every backtest window
@@ -221,23 +229,27 @@ def test_a_backtest_that_saw_one_regime_widens_only_the_outer_band_to_its_mirror
         {"unique_id": "s", "ds": pd.date_range("2024-01-01", periods=len(t), freq="h"), "y": y}
     )
     mirrored = forecast(frame, horizon=12, freq="1h", local_models=False)
-    mirror_note = "the widest band at least what its errors and their mirror image give"
+    mirror_note = "every band at least what its errors and their mirror image give"
     assert mirror_note in mirrored.notes["s"]
     import tokenplan.forecast.engine as engine
 
-    def no_mirror(errors: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-        return np.zeros(errors.shape[::2]), np.zeros(errors.shape[::2])  # (n, h): no offset
+    def no_mirror(
+        errors: np.ndarray, levels: tuple[float, ...]
+    ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+        zero = np.zeros(errors.shape[::2])  # (n, h): no offset
+        return {level: (zero, zero) for level in levels}
 
     monkeypatch.setattr(engine, "mirrored_bounds", no_mirror)
     plain = forecast(frame, horizon=12, freq="1h", local_models=False)
     a, b = mirrored.frame, plain.frame
-    for col in ("mean", "lo_80", "hi_80"):
-        np.testing.assert_allclose(a[col], b[col])
-    assert (a["lo_95"] <= b["lo_95"] + 1e-9).all()
-    assert (a["hi_95"] >= b["hi_95"] - 1e-9).all()
-    # Below the point, the side the backtest never erred on, the plain 95% band had no room;
-    # mirrored, it reaches as far below as the errors reached above.
-    assert (b["lo_95"] >= 0.99 * b["mean"]).all()
+    np.testing.assert_allclose(a["mean"], b["mean"])
+    for level in ("80", "95"):
+        assert (a[f"lo_{level}"] <= b[f"lo_{level}"] + 1e-9).all()
+        assert (a[f"hi_{level}"] >= b[f"hi_{level}"] - 1e-9).all()
+        # Below the point, the side the backtest never erred on, the plain band had no
+        # room; mirrored, it reaches below as the errors reached above.
+        assert (b[f"lo_{level}"] >= 0.99 * b["mean"]).all()
+        assert (a[f"lo_{level}"] < 0.9 * a["mean"]).all()
     assert (a["lo_95"] < 0.7 * a["mean"]).all()
 
 

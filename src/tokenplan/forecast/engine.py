@@ -469,10 +469,11 @@ class Forecaster:
             if not seasons and self.cadence.seasons:
                 need = 2 * self.cadence.primary
                 note += f"; no seasonal profile (needs {need} buckets, two cycles of {need // 2})"
-            if independent < TAIL_WINDOWS and len(self.levels) > 1:
+            if independent < TAIL_WINDOWS and self.levels:
                 note += (
-                    f"; {independent} non-overlapping backtest window(s), too few for the outer"
-                    " tails: the widest band at least what its errors and their mirror image give"
+                    f"; {independent} non-overlapping backtest window(s), too few to tell which"
+                    " way it will err: every band at least what its errors and their mirror"
+                    " image give"
                 )
             if s.log and shares[j] != SHIFT_SHARE:
                 note += (
@@ -600,10 +601,11 @@ class Forecaster:
             level: (np.empty((len(series), h)), np.empty((len(series), h))) for level in self.levels
         }
         few = np.array([fitted[s.uid].independent < TAIL_WINDOWS for s in series])
-        # The widest band of a few-window series reaches at least `mirrored_bounds` (zero
-        # offsets, no effect, elsewhere); applied after the widening, which it already holds.
-        widest = max(self.levels, default=None)
-        mirror_lo, mirror_hi = np.zeros((len(series), h)), np.zeros((len(series), h))
+        # Every band of a few-window series reaches at least `mirrored_bounds` (zero offsets,
+        # no effect, elsewhere); applied after the widening, which it already holds.
+        mirror = {
+            level: (np.zeros((len(series), h)), np.zeros((len(series), h))) for level in self.levels
+        }
         # Bounds for all series at once, in groups of equal residual shape.
         by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for j, s in enumerate(series):
@@ -614,15 +616,18 @@ class Forecaster:
                 bands[level][0][members] = lo_off
                 bands[level][1][members] = hi_off
             short = few[members]
-            if widest is not None and short.any():
+            if short.any():
                 picked = np.asarray(members)[short]
-                mirror_lo[picked], mirror_hi[picked] = mirrored_bounds(errors[short], widest)
+                for level, (lo_off, hi_off) in mirrored_bounds(errors[short], self.levels).items():
+                    mirror[level][0][picked], mirror[level][1][picked] = lo_off, hi_off
         widening = np.array([fitted[s.uid].widening for s in series])[:, None]
         for level, (lo_off, hi_off) in bands.items():
             bands[level] = (lo_off * widening, hi_off * widening)
-        if widest is not None:
-            lo_off, hi_off = bands[widest]
-            bands[widest] = (np.minimum(lo_off, mirror_lo), np.maximum(hi_off, mirror_hi))
+        for level, (lo_off, hi_off) in bands.items():
+            bands[level] = (
+                np.minimum(lo_off, mirror[level][0]),
+                np.maximum(hi_off, mirror[level][1]),
+            )
         frame = pd.DataFrame(
             {
                 "unique_id": np.repeat(np.array([s.uid for s in series], dtype=object), h),
