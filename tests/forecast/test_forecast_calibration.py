@@ -253,6 +253,35 @@ def test_a_backtest_that_saw_one_regime_widens_every_band_to_its_mirror(
     assert (a["lo_95"] < 0.7 * a["mean"]).all()
 
 
+def test_a_series_too_short_to_backtest_mirrors_only_its_outer_band(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A day and a half of a rising client, a day ahead: no backtest window at all, so its
+    # bands are its profile's errors, already widened for want of a backtest. Only the outer
+    # band takes the mirror image; the 80% band is the profile's.
+    t = np.arange(36)
+    y = 100.0 + 4.0 * t + 30 * np.sin(2 * np.pi * t / 24)
+    frame = pd.DataFrame(
+        {"unique_id": "s", "ds": pd.date_range("2024-01-01", periods=len(t), freq="h"), "y": y}
+    )
+    mirrored = forecast(frame, horizon=24, freq="1h")
+    import tokenplan.forecast.engine as engine
+
+    def no_mirror(
+        errors: np.ndarray, levels: tuple[float, ...]
+    ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+        zero = np.zeros(errors.shape[::2])
+        return {level: (zero, zero) for level in levels}
+
+    monkeypatch.setattr(engine, "mirrored_bounds", no_mirror)
+    plain = forecast(frame, horizon=24, freq="1h")
+    assert set(mirrored.backtest["method"]) == {"fallback"}
+    for col in ("mean", "lo_80", "hi_80"):
+        np.testing.assert_allclose(mirrored.frame[col], plain.frame[col])
+    assert (mirrored.frame["lo_95"] <= plain.frame["lo_95"] + 1e-9).all()
+    assert (mirrored.frame["lo_95"] < plain.frame["lo_95"] - 1e-9).any()
+
+
 def test_reference_errors_are_seasonal_naive_out_of_sample() -> None:
     z = np.arange(10 * 24, dtype=float)  # a ramp: seasonal naive errs by one cycle's rise
     out = reference_errors(z, h=24, season=24, count=3)

@@ -602,7 +602,13 @@ class Forecaster:
         }
         few = np.array([fitted[s.uid].independent < TAIL_WINDOWS for s in series])
         # Every band of a few-window series reaches at least `mirrored_bounds` (zero offsets,
-        # no effect, elsewhere); applied after the widening, which it already holds.
+        # no effect, elsewhere); applied after the widening, which it already holds. A series
+        # too short to backtest (no window) has the widest band mirrored only: its errors are
+        # its profile's, already widened for want of a backtest (`fallbacks`), and mirrored
+        # at every level they took bench/short_fallback.py's 80% band from 86.0% to 90.2% and
+        # its interval score from 9.39 to 10.38.
+        inner_too = np.array([fitted[s.uid].independent > 0 for s in series])[:, None]
+        widest = max(self.levels, default=None)
         mirror = {
             level: (np.zeros((len(series), h)), np.zeros((len(series), h))) for level in self.levels
         }
@@ -624,10 +630,10 @@ class Forecaster:
         for level, (lo_off, hi_off) in bands.items():
             bands[level] = (lo_off * widening, hi_off * widening)
         for level, (lo_off, hi_off) in bands.items():
-            bands[level] = (
-                np.minimum(lo_off, mirror[level][0]),
-                np.maximum(hi_off, mirror[level][1]),
-            )
+            mirror_lo, mirror_hi = mirror[level]
+            if level != widest:
+                mirror_lo, mirror_hi = mirror_lo * inner_too, mirror_hi * inner_too
+            bands[level] = (np.minimum(lo_off, mirror_lo), np.maximum(hi_off, mirror_hi))
         frame = pd.DataFrame(
             {
                 "unique_id": np.repeat(np.array([s.uid for s in series], dtype=object), h),
