@@ -43,6 +43,7 @@ def _per_method(scores: pd.DataFrame) -> pd.DataFrame:
         mase=("mase", "mean"),
         smape=("smape", "mean"),
         msis=("msis", "mean"),
+        is80=("is80", "mean"),
         hits80=("hits80", "sum"),
         hits95=("hits95", "sum"),
         n=("n", "sum"),
@@ -171,7 +172,7 @@ def summarize(run: Run, wall: float, prophet_note: str) -> Summary:
     table["seconds"] = _seconds(run, table)
 
     blocks = []
-    cols = ["mase", "smape", "msis", "cov80", "cov95", "owa", "ratio", "seconds"]
+    cols = ["mase", "smape", "msis", "is80", "cov80", "cov95", "owa", "ratio", "seconds"]
     for case, part in table.groupby("case", sort=False):
         shown = part.set_index("method")[cols].dropna(axis=1, how="all")
         head = f"== {case}: {part['series'].iloc[0]} series x {part['origins'].iloc[0]} origins"
@@ -188,6 +189,8 @@ def summarize(run: Run, wall: float, prophet_note: str) -> Summary:
             "ratio": ours["ratio"],
             "msis": ours["msis"],
             "best_msis": peers.groupby("case")["msis"].min(),
+            "is80": ours["is80"],
+            "best_is80": peers.groupby("case")["is80"].min(),
             "cov80": ours["cov80"],
             "cov95": ours["cov95"],
         }
@@ -211,6 +214,14 @@ def summarize(run: Run, wall: float, prophet_note: str) -> Summary:
             f"MSIS ratio to the best peer's MSIS over {len(msis)} cases: geometric mean "
             f"{float(np.exp(np.mean(np.log(msis)))):.3f}, worst {msis.max():.3g} "
             f"({msis.idxmax()}), {int((msis > 1.5).sum())} case(s) above 1.5"
+        )
+    # The 80% band on the same footing: coverage alone rewards any widening.
+    inner = (cases["is80"] / cases["best_is80"]).dropna()
+    if len(inner):
+        lines.append(
+            f"80% interval score ratio to the best peer's over {len(inner)} cases: geometric mean "
+            f"{float(np.exp(np.mean(np.log(inner)))):.3f}, worst {inner.max():.3g} "
+            f"({inner.idxmax()}), {int((inner > 1.5).sum())} case(s) above 1.5"
         )
     m4 = ours.index.str.startswith("m4_hourly")
     for label, sel in (("non-M4 cases", ~m4), ("M4", m4)):
@@ -274,7 +285,8 @@ def _markdown(cases: pd.DataFrame) -> str:
 def write_results(summary: Summary, out: Path, command: str, plans_text: list[str]) -> None:
     """``forecast_accuracy.csv`` (every case and method) and ``forecast_accuracy.md``."""
     out.mkdir(parents=True, exist_ok=True)
-    cols = ["case", "method", "series", "origins", "mase", "smape", "msis", "cov80", "cov95"]
+    cols = ["case", "method", "series", "origins", "mase", "smape", "msis", "is80", "cov80"]
+    cols += ["cov95"]
     cols += ["owa", "ratio", "best_peer", "seconds"]
     summary.table[cols].round(5).to_csv(out / "forecast_accuracy.csv", index=False)
     today = dt.date.today().isoformat()

@@ -35,6 +35,8 @@ def test_window_scores_match_a_hand_computed_example() -> None:
     assert got["smape"] == pytest.approx((200 * 2 / 6 + 0 + 0) / 3)  # 0/0 counts as 0
     # widths 2, 1, 1 and a miss 1 below the 95% interval, charged 2 / 0.05 = 40 per unit
     assert got["msis"] == pytest.approx((2 + 1 + 1 + 40) / 3 / 2)
+    # at 80%: widths 0.5, 0, 2 and a miss 0.5 below, charged 2 / 0.2 = 10 per unit
+    assert got["is80"] == pytest.approx((0.5 + 0 + 2 + 5) / 3 / 2)
     assert got["hits95"] == 2
     assert got["hits80"] == 2
 
