@@ -157,6 +157,15 @@ def _geometric_line(label: str, ratios: pd.Series, draws: dict[str, np.ndarray])
     return line
 
 
+def _score_line(label: str, ratios: pd.Series) -> str:
+    """Geometric mean, worst case and count above 1.5 of per-case interval score ratios."""
+    geo = float(np.exp(np.mean(np.log(ratios))))
+    return (
+        f"{label} over {len(ratios)} cases: geometric mean {geo:.3f}, worst "
+        f"{ratios.max():.3g} ({ratios.idxmax()}), {int((ratios > 1.5).sum())} case(s) above 1.5"
+    )
+
+
 def summarize(run: Run, wall: float, prophet_note: str) -> Summary:
     """Per-case tables, the summary over cases and the timing, as text and frames."""
     lines: list[str] = []
@@ -206,23 +215,15 @@ def summarize(run: Run, wall: float, prophet_note: str) -> Summary:
     if len(traces) and len(traces) < len(ratios):
         lines.append(_geometric_line("trace cases (the target's)", traces, draws))
     lines.append(_yardstick(peers))
-    # MSIS scores width and misses of the 95% band together: coverage alone would not see a
-    # band a million times too wide.
-    msis = (cases["msis"] / cases["best_msis"]).dropna()
-    if len(msis):
-        lines.append(
-            f"MSIS ratio to the best peer's MSIS over {len(msis)} cases: geometric mean "
-            f"{float(np.exp(np.mean(np.log(msis)))):.3f}, worst {msis.max():.3g} "
-            f"({msis.idxmax()}), {int((msis > 1.5).sum())} case(s) above 1.5"
-        )
-    # The 80% band on the same footing: coverage alone rewards any widening.
-    inner = (cases["is80"] / cases["best_is80"]).dropna()
-    if len(inner):
-        lines.append(
-            f"80% interval score ratio to the best peer's over {len(inner)} cases: geometric mean "
-            f"{float(np.exp(np.mean(np.log(inner)))):.3f}, worst {inner.max():.3g} "
-            f"({inner.idxmax()}), {int((inner > 1.5).sum())} case(s) above 1.5"
-        )
+    # Interval scores charge width and misses together: coverage alone would reward any
+    # widening, and would not see a band a million times too wide.
+    for label, column in (
+        ("MSIS ratio to the best peer's MSIS", "msis"),
+        ("80% interval score ratio to the best peer's", "is80"),
+    ):
+        scored = (cases[column] / cases[f"best_{column}"]).dropna()
+        if len(scored):
+            lines.append(_score_line(label, scored))
     m4 = ours.index.str.startswith("m4_hourly")
     for label, sel in (("non-M4 cases", ~m4), ("M4", m4)):
         part = ours[sel]
