@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(PY) bench/short_history.py
 	$(PY) bench/short_fallback.py
 	$(PY) bench/one_day.py
+	$(PY) bench/disruptions.py
 	$(PY) bench/steady_sums.py
 	$(PY) bench/intermittent.py --bands
 	$(PY) bench/forecast_fuzz.py --seconds 300

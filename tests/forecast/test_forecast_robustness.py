@@ -53,6 +53,65 @@ def test_a_ten_times_burst_does_not_inflate_the_next_days() -> None:
     assert hit < 1.15 * base
 
 
+def _swinging(days: int, seed: int = 0) -> pd.DataFrame:
+    """Hourly traffic whose afternoons run at 6x its nights: the swing widens the local band
+    that finds bursts in flat traffic too much for it to see a 10x batch job."""
+    frame = usage(n=24 * days, noise=0.05, seed=seed, weekend=1.0)
+    t = np.arange(len(frame))
+    return frame.assign(y=1000.0 * (1 + 0.7 * np.sin(2 * np.pi * t / 24)) * frame["y"] / 1000)
+
+
+def test_a_burst_over_three_hours_ago_is_not_carried_into_the_next_day() -> None:
+    steady = _swinging(14)
+    burst = steady.copy()
+    end = len(burst) - 3
+    burst.loc[end - 2 : end - 1, "y"] *= 10  # a batch job, over three hours ago
+    res = forecast(burst, horizon=24, freq="1h", levels=(80,))
+    base = _mean_next_day(steady)
+    assert 0.9 * base < res.frame["mean"].mean() < 1.1 * base
+    assert "2 bucket(s) of isolated burst(s) replaced" in res.notes["s"]
+    # The history itself stays as recorded.
+    assert np.allclose(burst["y"].iloc[end - 2 : end], 10 * steady["y"].iloc[end - 2 : end])
+
+
+def test_a_burst_still_running_is_left_as_it_is() -> None:
+    # It may be what is happening now: the forecast follows it, the notes name no burst.
+    steady = _swinging(14)
+    burst = steady.copy()
+    burst.loc[len(burst) - 2 :, "y"] *= 10
+    res = forecast(burst, horizon=24, freq="1h", levels=(80,))
+    assert "isolated burst" not in res.notes["s"]
+    assert res.frame["mean"].iloc[0] > 2 * _swinging(15)["y"].iloc[24 * 14]
+
+
+def test_a_monday_after_a_quiet_weekend_is_not_a_burst() -> None:
+    # Business traffic: weekends at a fifth of a weekday. The Monday that ends the history is
+    # far above the same hours of the days before it (a weekend), but not above its own day.
+    history = usage(n=24 * 15, noise=0.05, weekend=0.2)  # 2024-01-01 is a Monday
+    res = forecast(history, horizon=24, freq="1h", levels=(80,))
+    assert "burst" not in res.notes["s"]
+    monday = history["y"].iloc[-24:].mean()
+    assert res.frame["mean"].mean() > 0.7 * monday
+
+
+def test_a_weekly_batch_job_is_the_series_own_not_a_burst() -> None:
+    history = _swinging(21)
+    sundays = history["ds"].dt.dayofweek.eq(6) & history["ds"].dt.hour.isin([2, 3])
+    history.loc[sundays, "y"] *= 10
+    res = forecast(history, horizon=24, freq="1h", levels=(80,))
+    assert "isolated burst" not in res.notes["s"]
+
+
+def test_an_ordinary_hour_among_recurring_gaps_is_not_a_burst() -> None:
+    # The record is empty at 03:00 on most days (a collector's nightly restart): an ordinary
+    # 03:00 is far above the median of those zeros, but it is no burst.
+    history = _swinging(14)
+    gaps = history["ds"].dt.hour.eq(3) & ~history["ds"].dt.day.eq(10)
+    history.loc[gaps, "y"] = 0.0
+    res = forecast(history, horizon=24, freq="1h", levels=(80,))
+    assert "isolated burst" not in res.notes["s"]
+
+
 def test_one_day_of_ten_minute_history_drops_the_season_and_says_so() -> None:
     day = usage(n=144, freq="10min", noise=0.1)
     res = forecast(day, horizon=12, freq="10min", levels=(80, 95))

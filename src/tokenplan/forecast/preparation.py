@@ -1,8 +1,9 @@
 """Turn a tidy ``unique_id, ds, y`` frame into clean per-series arrays, and name the hard cases.
 
 Every series comes out on a regular grid with no gaps. Missing values are filled for fitting
-only (they never count in scores), isolated extreme bursts are damped for fitting, and a large
-persistent level shift rescales the older history to the new level. Each repair adds a note.
+only (they never count in scores), isolated bursts are replaced by their phase's usual value
+(or damped, without a season) for fitting, and a large persistent level shift rescales the
+older history to the new level. Each repair adds a note.
 Short runs of zeros between busy buckets are marked as gaps in the record (`_short_gaps`) for
 the temporal step's sums, which otherwise read the history as recorded.
 """
@@ -24,6 +25,12 @@ ZEROS, CONSTANT, SHORT, REGULAR = "zeros", "constant", "short", "regular"
 # least a factor of e**_BURST_MIN_LOG away; real swings of bursty LLM traffic stay below it.
 _BURST_Z = 8.0
 _BURST_MIN_LOG = np.log(4.0)
+# The nearest cycles whose same phase gives a bucket's usual value (`_seasonal_bursts`), how
+# far above it a burst lies, and the largest share of buckets that may be bursts (more, and
+# bursts are the series' nature).
+_BURST_CYCLES = 6
+_SEASONAL_BURST_Z = 5.0
+_BURST_MAX_SHARE = 0.05
 # Fewest buckets a backtest window trains on when the series has no season to learn.
 _MIN_TRAIN_PLAIN = 16
 # A run of zeros this long (share of a primary cycle) amid traffic is an outage, not usage.
@@ -75,6 +82,9 @@ class Series:
     # Short gaps in the record (`_short_gaps`): the value each bucket of one would have had,
     # NaN elsewhere; None when there is none.
     gaps: np.ndarray | None = None
+    # Isolated bursts (`_seasonal_bursts`): the usual value of each bucket of one, NaN
+    # elsewhere; None when there is none. The temporal step's sums read these as well.
+    bursts: np.ndarray | None = None
 
     @property
     def end(self) -> pd.Timestamp:
@@ -375,11 +385,15 @@ def _short_gaps(series: Series, cadence: Cadence) -> None:
 
 
 def _damp_bursts(series: Series, cadence: Cadence) -> None:
-    """Clip isolated extreme bursts and dips to their local band, for fitting only."""
-    y = series.y
-    if np.mean(y == 0) > 0.1:
+    """Replace isolated bursts by the usual value of their phase (`_seasonal_bursts`) where the
+    series has seasonal neighbours, then clip isolated extreme bursts and dips to their local
+    band. For fitting (and, for the former, the temporal step's sums) only."""
+    if np.mean(series.y == 0) > 0.1:
         return  # intermittent: zeros and spikes are the signal, not outliers
-    z = np.log1p(y)
+    seasons = cadence.usable(len(series.y))
+    if seasons:
+        _seasonal_bursts(series, (*seasons, *cadence.seasons[len(seasons) :]))
+    z = np.log1p(series.y)
     window = 2 * (max(cadence.primary, 6) // 2) + 1
     med = pd.Series(z).rolling(window, center=True, min_periods=1).median().to_numpy()
     dev = np.abs(z - med)
@@ -391,6 +405,82 @@ def _damp_bursts(series: Series, cadence: Cadence) -> None:
         z = np.clip(z, med - band, med + band)
         series.y = np.expm1(z)
         series.notes.append(f"{int(out.sum())} isolated burst(s) damped for fitting")
+
+
+def _seasonal_bursts(series: Series, seasons: tuple[int, ...]) -> None:
+    """Replace bursts by their phase's usual value, the median of the same phase in the
+    `_BURST_CYCLES` nearest cycles (either side).
+
+    A bucket is in a burst when it lies above its usual value by more than
+    `_SEASONAL_BURST_Z` robust deviations of every bucket's distance to its own (and by at
+    least a factor e**_BURST_MIN_LOG), or halfway above beside such a bucket (the hour a batch
+    job ramped up or down). A burst is a run of at most half a cycle that ended before
+    the last bucket (one still running may be what is happening now), is not above its usual
+    value a longer season (a week) before or after as well (a weekly job is the series' own),
+    in a series where such runs are rare. The nearest cycles, not the ones just before: at
+    the end of the history a Monday's three days before are a weekend.
+
+    The local band alone (the rule for series without a season) cannot see a batch job at 10x
+    for two hours in traffic that swings several-fold over a day: the swing widens the band.
+    Found by bench/disruptions.py (66 real hourly slices, NASA 1995 and M4): such a burst that
+    ended three hours before the forecast cost tokenplan 13.7x its MASE on the clean history,
+    1.12x with this rule (ended a day, four days before: 1.98x, 1.71x -> 1.05x, 1.04x; 8 hours
+    at 10x two days before: 2.76x -> 1.05x). The whole benchmark did not move
+    (bench/forecast_accuracy.py 0.9451 over the 29 cases, trace cases 0.9547 -> 0.9548, M4
+    hourly MASE 0.781). Without the zeros left out, ServeGen's 10-minute clients and models
+    lost 0.9158 -> 0.9289 (their eight cases' geometric mean).
+    """
+    season = seasons[0]
+    z = np.log1p(series.y)
+    n = len(z)
+    idx = np.arange(n)
+    steps = [k * sign for k in range(1, 2 * _BURST_CYCLES + 1) for sign in (-1, 1)]
+    near = np.full((len(steps), n), np.nan)
+    for row, k in enumerate(steps):
+        src = idx + k * season
+        ok = (src >= 0) & (src < n)
+        near[row, ok] = z[src[ok]]
+    # A zero in a series that is rarely empty is a gap in the record, not a usual value: where
+    # the same time of day recurs empty (ServeGen's clients), an ordinary bucket stood 200x
+    # above a median of zeros.
+    near[near == 0] = np.nan
+    # The nearest `_BURST_CYCLES` known cycles of each bucket; fewer than half that: no usual.
+    taken = np.cumsum(~np.isnan(near), axis=0) <= _BURST_CYCLES
+    usual = column_medians(np.where(taken, near, np.nan))
+    usual[np.sum(taken & ~np.isnan(near), axis=0) < _BURST_CYCLES // 2 + 1] = np.nan
+    above = np.nan_to_num(z - usual, nan=0.0)
+    known = (z - usual)[~np.isnan(usual)]
+    if known.size < season:
+        return
+    spread = 1.4826 * float(np.median(np.abs(known - np.median(known))))
+    band = max(_SEASONAL_BURST_Z * spread, _BURST_MIN_LOG)
+    core = above > band
+    for longer in seasons[1:]:
+        for k in (-longer, longer):
+            src = idx + k
+            ok = (src >= 0) & (src < n)
+            again = np.zeros(n, dtype=bool)
+            again[ok] = above[src[ok]] > band / 2
+            core &= ~again
+    out = above > band / 2
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], out.astype(int), [0]])))
+    runs = [
+        (start, stop)
+        for start, stop in zip(edges[::2], edges[1::2], strict=True)
+        if core[start:stop].any() and stop - start <= max(1, season // 2) and stop < n
+    ]
+    count = sum(stop - start for start, stop in runs)
+    if not runs or count > _BURST_MAX_SHARE * n:
+        return
+    bursts = np.full(n, np.nan)
+    for start, stop in runs:
+        bursts[start:stop] = np.expm1(usual[start:stop])
+    series.y = np.where(np.isnan(bursts), series.y, bursts)
+    series.bursts = bursts
+    series.notes.append(
+        f"{count} bucket(s) of isolated burst(s) replaced by their phase's usual value for"
+        " fitting and for the sums"
+    )
 
 
 def _split_levels(level: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

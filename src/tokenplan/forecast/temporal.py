@@ -83,7 +83,10 @@ def block_sums(series: Sequence[Series], k: int) -> pd.DataFrame:
         m = len(s.actual) // k
         if m < MIN_BLOCKS:
             continue
-        values = s.actual if s.gaps is None else np.where(np.isnan(s.gaps), s.actual, s.gaps)
+        values = s.actual
+        for stand_in in (s.gaps, s.bursts):
+            if stand_in is not None:
+                values = np.where(np.isnan(stand_in), values, stand_in)
         tail = values[len(values) - m * k :].reshape(m, k)
         known = (~np.isnan(tail)).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
