@@ -2,13 +2,14 @@
 
 Real hourly series get one disruption in their history: slices of the open traces (14 days of
 history and the day after, one slice every 2 days: `short_history.slices`; only NASA 1995 is
-long and steady enough) and every 8th M4 hourly series (its last 14 days before the test
-period, and the test's first day). Each gets one disruption in its history, over and done before the
-forecast starts: an outage (a run of zero buckets: the collector or the provider down) or a
-burst (a batch job at 10x the traffic). The day after is left as recorded. Each slice is
-forecast by `tokenplan.forecast.forecast` (h=24, default settings) and by the peers a user
-would pick (statsforecast's seasonal naive a day and a week back, AutoETS, MSTL), all fitted on
-the same disrupted history.
+long and steady enough), of ServeGen's hourly LLM traffic per client and per model with 7 days
+of history (its trace holds two weeks), and every 8th M4 hourly series (its last 14 days before
+the test period, and the test's first day). Each gets one disruption in its history, over and
+done before the forecast starts: an outage (a run of zero buckets: the collector or the
+provider down) or a burst (a batch job at 10x the traffic). The day after is left as
+recorded. Each slice is forecast by `tokenplan.forecast.forecast` (h=24, default settings) and
+by the peers a user would pick (statsforecast's seasonal naive a day and a week back, AutoETS,
+MSTL on the seasons of which it holds two cycles), all fitted on the same disrupted history.
 
 Per disruption it prints each method's MASE on the day after (MAE over the clean history's
 in-sample seasonal naive MAE, the same scale for every variant of a slice) as a geometric mean
@@ -37,6 +38,7 @@ from short_history import slices
 from tokenplan.forecast import forecast
 
 _HISTORY_DAYS = 14
+_SHORT_DAYS = 7
 _H = 24
 PEERS = ("seasonal_naive_24", "seasonal_naive_168", "auto_ets", "mstl")
 # A forecast day total this far from the clean history's has been moved by the disruption.
@@ -88,20 +90,33 @@ DISRUPTIONS = (
 )
 
 
+def servegen_slices() -> list[tuple[str, pd.DataFrame, np.ndarray]]:
+    """ServeGen's hourly slices with `_SHORT_DAYS` days of history (its trace holds two weeks)."""
+    return [
+        (f"{name} ({_SHORT_DAYS} days)", history, after)
+        for name, history, after in slices(_SHORT_DAYS)
+        if name.startswith("servegen")
+    ]
+
+
 def peer_forecasts(histories: pd.DataFrame) -> pd.DataFrame:
-    """The peers' next-day forecasts of every slice, indexed by ``unique_id``."""
+    """The peers' next-day forecasts of every slice, indexed by ``unique_id``. MSTL takes the
+    seasons of which a slice holds two cycles."""
     from statsforecast import StatsForecast
     from statsforecast.models import MSTL, AutoETS, SeasonalNaive
 
-    models = [
-        SeasonalNaive(24, alias="seasonal_naive_24"),
-        SeasonalNaive(168, alias="seasonal_naive_168"),
-        AutoETS(season_length=24, alias="auto_ets"),
-        MSTL(season_length=[24, 168], alias="mstl"),
-    ]
-    fitted = StatsForecast(models=models, freq="1h", n_jobs=2).forecast(df=histories, h=_H)
-    fitted = fitted.reset_index(drop="unique_id" in fitted.columns)
-    return fitted.set_index("unique_id")
+    parts = []
+    lengths = histories.groupby("unique_id")["y"].transform("size")
+    for length, group in histories.groupby(lengths):
+        models = [
+            SeasonalNaive(24, alias="seasonal_naive_24"),
+            SeasonalNaive(168, alias="seasonal_naive_168"),
+            AutoETS(season_length=24, alias="auto_ets"),
+            MSTL(season_length=[s for s in (24, 168) if 2 * s <= length], alias="mstl"),
+        ]
+        fitted = StatsForecast(models=models, freq="1h", n_jobs=2).forecast(df=group, h=_H)
+        parts.append(fitted.reset_index(drop="unique_id" in fitted.columns))
+    return pd.concat(parts, ignore_index=True).set_index("unique_id")
 
 
 def _mase(pred: np.ndarray, actual: np.ndarray, scale: float) -> float:
@@ -148,7 +163,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     started = time.perf_counter()
-    cases = slices(_HISTORY_DAYS) + m4_slices()
+    cases = slices(_HISTORY_DAYS) + servegen_slices() + m4_slices()
     methods = ["tokenplan", *PEERS]
     base = score(cases, None)
     chosen = [d for d in DISRUPTIONS if d.name.startswith(args.only)]
@@ -159,9 +174,9 @@ def main() -> None:
     pd.set_option("display.width", 250)
     counts = dict(Counter(name for name, _, _ in cases))
     print(
-        f"{len(cases)} real slices ({counts}) of {_HISTORY_DAYS} days of hourly history, the next"
-        " day ahead; MASE (geometric mean over slices) and, in brackets, its ratio to the same"
-        " method's MASE on the clean history"
+        f"{len(cases)} real slices ({counts}) of {_HISTORY_DAYS} days of hourly history"
+        f" ({_SHORT_DAYS} where named), the next day ahead; MASE (geometric mean over slices)"
+        " and, in brackets, its ratio to the same method's MASE on the clean history"
     )
     print(table.to_string())
     for dataset in sorted({name for name, _, _ in cases}):
