@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from accuracy_cases import DATASETS, SHARED
+from one_day import _geometric_mean, _mase
 from short_history import slices
 from tokenplan.forecast import forecast
 
@@ -117,14 +118,6 @@ def peer_forecasts(histories: pd.DataFrame) -> pd.DataFrame:
         fitted = StatsForecast(models=models, freq="1h", n_jobs=2).forecast(df=group, h=_H)
         parts.append(fitted.reset_index(drop="unique_id" in fitted.columns))
     return pd.concat(parts, ignore_index=True).set_index("unique_id")
-
-
-def _mase(pred: np.ndarray, actual: np.ndarray, scale: float) -> float:
-    return max(float(np.mean(np.abs(pred - actual))) / scale, 1e-3)
-
-
-def _geometric_mean(values: pd.Series) -> float:
-    return float(np.exp(np.log(values.to_numpy(float)).mean()))
 
 
 def score(

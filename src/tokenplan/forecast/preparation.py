@@ -390,9 +390,8 @@ def _damp_bursts(series: Series, cadence: Cadence) -> None:
     band. For fitting (and, for the former, the temporal step's sums) only."""
     if np.mean(series.y == 0) > 0.1:
         return  # intermittent: zeros and spikes are the signal, not outliers
-    seasons = cadence.usable(len(series.y))
-    if seasons:
-        _seasonal_bursts(series, (*seasons, *cadence.seasons[len(seasons) :]))
+    if cadence.usable(len(series.y)):
+        _seasonal_bursts(series, cadence.seasons)
     z = np.log1p(series.y)
     window = 2 * (max(cadence.primary, 6) // 2) + 1
     med = pd.Series(z).rolling(window, center=True, min_periods=1).median().to_numpy()
@@ -409,7 +408,8 @@ def _damp_bursts(series: Series, cadence: Cadence) -> None:
 
 def _seasonal_bursts(series: Series, seasons: tuple[int, ...]) -> None:
     """Replace bursts by their phase's usual value, the median of the same phase in the
-    `_BURST_CYCLES` nearest cycles (either side).
+    `_BURST_CYCLES` nearest cycles (either side) of the first of ``seasons``; the longer ones
+    are checked for recurrence only, so they need not fit twice in the history.
 
     A bucket is in a burst when it lies above its usual value by more than
     `_SEASONAL_BURST_Z` robust deviations of every bucket's distance to its own (and by at
