@@ -313,6 +313,24 @@ def test_a_three_day_history_borrows_seasonal_naive_windows_for_its_bands() -> N
     assert "seasonal naive's latest 2 window(s)" in res.notes["s"]
 
 
+def test_borrowed_windows_do_not_give_a_good_model_seasonal_naives_bands() -> None:
+    # Five weeks of daily totals growing 4% a week: the chosen model follows the growth,
+    # seasonal naive (last week) misses it every day. Its windows still join the pool (two
+    # of the model's own cannot show how errors move), but at the geometric mean of the two
+    # sizes: taken as they were, the 80% band's half width was 0.91x seasonal naive's error.
+    rng = np.random.default_rng(5)
+    t = np.arange(35)
+    y = (1000 + 40 * t) * (1 + 0.3 * np.sin(2 * np.pi * t / 7)) * np.exp(rng.normal(0, 0.02, 35))
+    frame = pd.DataFrame(
+        {"unique_id": "s", "ds": pd.date_range("2024-01-01", periods=35, freq="D"), "y": y}
+    )
+    res = forecast(frame, horizon=7, freq="1d")
+    assert "bands also from seasonal naive's latest" in res.notes["s"]
+    half = ((res.frame["hi_80"] - res.frame["lo_80"]) / 2 / res.frame["mean"]).mean()
+    naive_error = np.mean(np.abs(np.log(y[7:] / y[:-7])))
+    assert 0.3 * naive_error < half < 0.7 * naive_error
+
+
 def test_bands_from_few_independent_windows_are_widened_as_student_t_would() -> None:
     factors = [small_sample_widening(k) for k in range(1, 8)]
     assert factors[0] == factors[1] == factors[2] > factors[3] > factors[4] > 1.0
