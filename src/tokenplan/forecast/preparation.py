@@ -433,13 +433,8 @@ def _seasonal_bursts(series: Series, seasons: tuple[int, ...]) -> None:
     season = seasons[0]
     z = np.log1p(series.y)
     n = len(z)
-    idx = np.arange(n)
     steps = [k * sign for k in range(1, 2 * _BURST_CYCLES + 1) for sign in (-1, 1)]
-    near = np.full((len(steps), n), np.nan)
-    for row, k in enumerate(steps):
-        src = idx + k * season
-        ok = (src >= 0) & (src < n)
-        near[row, ok] = z[src[ok]]
+    near = np.stack([_shifted(z, k * season, np.nan) for k in steps])
     # A zero in a series that is rarely empty is a gap in the record, not a usual value: where
     # the same time of day recurs empty (ServeGen's clients), an ordinary bucket stood 200x
     # above a median of zeros.
@@ -457,11 +452,7 @@ def _seasonal_bursts(series: Series, seasons: tuple[int, ...]) -> None:
     core = above > band
     for longer in seasons[1:]:
         for k in (-longer, longer):
-            src = idx + k
-            ok = (src >= 0) & (src < n)
-            again = np.zeros(n, dtype=bool)
-            again[ok] = above[src[ok]] > band / 2
-            core &= ~again
+            core &= ~(_shifted(above, k, 0.0) > band / 2)
     out = above > band / 2
     edges = np.flatnonzero(np.diff(np.concatenate([[0], out.astype(int), [0]])))
     runs = [
@@ -481,6 +472,17 @@ def _seasonal_bursts(series: Series, seasons: tuple[int, ...]) -> None:
         f"{count} bucket(s) of isolated burst(s) replaced by their phase's usual value for"
         " fitting and for the sums"
     )
+
+
+def _shifted(x: np.ndarray, k: int, fill: float) -> np.ndarray:
+    """``x[i + k]`` at every ``i``, ``fill`` where that lies outside ``x``."""
+    out = np.full(len(x), fill)
+    if abs(k) < len(x):
+        if k >= 0:
+            out[: len(x) - k] = x[k:]
+        else:
+            out[-k:] = x[: len(x) + k]
+    return out
 
 
 def _split_levels(level: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
