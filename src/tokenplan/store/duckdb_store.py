@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -58,6 +59,9 @@ _CSV_ID_WITH_WIDTH = "^(bucket:usage_csv:[^Z]*Z):[0-9]+:"
 
 # Passes at creating a new store's tables when other connections create them at once.
 _CREATE_ATTEMPTS = 8
+# DuckDB creates a new file before it writes the file's header, so another connection of this
+# process checking the path in between would read an empty file and refuse it.
+_OPENING = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,14 +140,15 @@ class DuckDBStore:
         self.path = os.fspath(path)
         self._in_transaction = False
         read = mode == "read"
-        if self.path != ":memory:":
-            check_store_file(self.path, read=read)
-            if not read:
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._con = duckdb.connect(self.path, read_only=read and self.path != ":memory:")
-        except duckdb.Error as exc:
-            raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+        with _OPENING:
+            if self.path != ":memory:":
+                check_store_file(self.path, read=read)
+                if not read:
+                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._con = duckdb.connect(self.path, read_only=read and self.path != ":memory:")
+            except duckdb.Error as exc:
+                raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
         try:
             self._run("SET TimeZone = 'UTC'")
             self._prepare_once_created(read=read, adopt=adopt)
