@@ -23,6 +23,7 @@ from tokenplan.forecast.conformal import (
     reference_errors,
     sample_errors,
     small_sample_widening,
+    step_scales,
     sum_widening,
 )
 from tokenplan.forecast.persistence import _digest
@@ -436,3 +437,38 @@ def test_two_calm_days_do_not_shrink_what_a_volatile_month_erred(seed: int) -> N
         f = forecast(_volatile_month(calm, seed), horizon=24, freq="1h", local_models=False).frame
         widths.append(float(np.mean(np.log(f["hi_80"]) - np.log(f["lo_80"]))))
     assert widths[1] > 0.6 * widths[0], widths
+
+
+def test_step_scales_follow_errors_that_grow_along_the_horizon() -> None:
+    rng = np.random.default_rng(3)
+    steps = np.arange(1, 13)
+    walk = rng.standard_normal((1, 200, 12)) * np.sqrt(steps)  # a random walk's spread
+    flat = rng.standard_normal((1, 200, 12))
+    shrinking = rng.standard_normal((1, 200, 12)) / steps
+    grows = step_scales(walk)[0]
+    assert grows[-1] / grows[0] == pytest.approx(np.sqrt(12), rel=0.15)
+    assert np.all(np.diff(grows) > 0)
+    assert step_scales(flat)[0] == pytest.approx(np.ones(12), abs=0.15)
+    # Errors that shrink along the horizon are a few windows' chance: no step narrows.
+    assert step_scales(shrinking)[0] == pytest.approx(np.ones(12))
+
+
+def test_a_pool_spanning_the_horizon_still_widens_along_it() -> None:
+    # Six windows of twelve steps pool the whole horizon for every step; the bands must still
+    # be narrow at the first step and wide at the last when the errors grow as a random walk's.
+    rng = np.random.default_rng(5)
+    errors = np.cumsum(rng.standard_normal((1, 6, 12)), axis=2)
+    lo, hi = bounds(errors, (80.0,))[80.0]
+    width = hi[0] - lo[0]
+    assert width[-1] > 2.0 * width[0]
+
+
+def test_one_day_of_a_wandering_series_gets_bands_that_widen_with_the_step() -> None:
+    rng = np.random.default_rng(11)
+    level = 1000.0 * np.exp(np.cumsum(rng.normal(0.0, 0.05, 144)))
+    y = level * np.exp(rng.normal(0.0, 0.02, 144))
+    ds = pd.date_range("2026-03-02", periods=144, freq="10min")
+    frame = pd.DataFrame({"unique_id": "new-client", "ds": ds, "y": y})
+    out = forecast(frame, horizon=12, freq="10min", levels=(80,)).frame
+    width = (out["hi_80"] - out["lo_80"]).to_numpy()
+    assert width[-1] > 1.8 * width[0]
