@@ -120,6 +120,9 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f} after (other work on the machine slows the wall time)"
     )
     print("chosen methods:", chosen.to_dict())
+    if args.prophet_sample <= 0:
+        print("prophet: --prophet-sample 0, skipped")
+        return
     if importlib.util.find_spec("prophet") is None:
         print("prophet: not installed (pip install prophet==1.5.0, the bench extra), skipped")
         return
