@@ -70,7 +70,7 @@ def step_scales(errors: np.ndarray) -> np.ndarray:
     A forecast errs more the further ahead it looks, but with a handful of windows every step's
     pool spans much of the horizon (all of it for twelve steps from six windows), so its bounds
     were as wide at the first step as at the last: on one day of 10-minute history
-    (bench/one_day.py) the 95% band covered 98% of the first buckets and 75% of the twelfth.
+    (bench/one_day.py) the 95% band covered 98% of the first buckets and 76% of the twelfth.
     The spread is fitted as ``(j + 1) ** b`` by least squares on the log of each step's mean
     absolute residual: two numbers from all windows, where each step's own mean from six is
     noise. ``b`` is held to ``[0, _MAX_GROWTH]``: errors that shrink along the horizon are a
