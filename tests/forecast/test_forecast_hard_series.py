@@ -190,3 +190,21 @@ def test_a_day_and_a_half_keeps_the_days_shape() -> None:
     assert np.mean(np.abs(mean - truth)) < 0.5 * np.mean(np.abs(flat - truth))
     inside = (truth >= res.frame["lo_80"]) & (truth <= res.frame["hi_80"])
     assert inside.mean() >= 0.6
+
+
+def test_a_short_history_gets_bands_that_widen_along_the_horizon() -> None:
+    # Three days of hourly history a week ahead: too short to backtest, so the bands come from
+    # the history's own deviations. They were as wide on the seventh day as on the first
+    # (width ratio 1.0 at the same hour), though a forecast errs more the further ahead it is.
+    t = np.arange(72)
+    shape = 1 + 0.4 * np.sin(2 * np.pi * t / 24)
+    y = 500 * shape * np.exp(np.random.default_rng(5).normal(0, 0.15, 72))
+    ds = pd.date_range("2024-01-01", periods=72, freq="1h")
+    res = forecast(pd.DataFrame({"unique_id": "s", "ds": ds, "y": y}), horizon=168, freq="1h")
+    assert res.chosen["s"].startswith("fallback")
+    frame = res.frame
+    width = (frame["hi_80"] - frame["lo_80"]).to_numpy().reshape(7, 24)
+    level = frame["mean"].to_numpy().reshape(7, 24)
+    relative = (width / level).mean(axis=1)  # the level's own daily shape divided out
+    assert relative[-1] > 1.3 * relative[0]
+    assert np.all(np.diff(relative) > -1e-9)

@@ -94,8 +94,15 @@ def step_scales(errors: np.ndarray) -> np.ndarray:
     sxx = (dx**2).sum(axis=1)
     slope = np.divide((dx * dy).sum(axis=1), sxx, out=np.zeros(n), where=sxx > 0)
     slope = np.where(known.sum(axis=1) >= 3, np.clip(slope, 0.0, _MAX_GROWTH), 0.0)
-    profile = np.exp(slope[:, None] * x[None, :])
-    return profile / profile.mean(axis=1, keepdims=True)
+    return growth(h, slope)
+
+
+def growth(h: int, exponent: float | np.ndarray) -> np.ndarray:
+    """The spread ``(j + 1) ** exponent`` of steps ``0 .. h - 1`` over the horizon's mean;
+    ``(h,)`` for one exponent, ``(n, h)`` for ``n``."""
+    b = np.asarray(exponent, dtype=float)
+    profile = np.exp(b[..., None] * np.log(np.arange(1, h + 1, dtype=float)))
+    return profile / profile.mean(axis=-1, keepdims=True)
 
 
 def _pools(errors: np.ndarray, r: int) -> np.ndarray:
