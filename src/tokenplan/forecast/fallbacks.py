@@ -28,11 +28,11 @@ _WIDEN = 2.0
 # backtest fits, `conformal.step_scales`). Past deviations say nothing about how fast errors
 # grow, and bands as wide a week ahead as the next hour covered 87% of the first day and 61%
 # of the seventh at nominal 80% (M4 hourly, three days of history, a week ahead). Judged on
-# bench/short_fallback.py --quick (4,482 slices), each row's interval score at 80% / 95% on
-# mean over its 15 rows: flat 9.66 / 19.00; 0.25 9.59 / 18.57 (a week ahead from three days
-# on M4 13.77 / 27.69 -> 13.42 / 25.51), the days' coverage there 75-66% instead of 87-61%;
-# flat through the first cycle, then the square root of the cycles ahead (a seasonal random
-# walk) 9.61 / 18.60, the first two days at 72% / 65%.
+# bench/short_fallback.py --quick (4,482 slices), the interval score at 80% / 95% (each
+# row's, mean over the 15 rows): flat 9.66 / 19.00; 0.25 9.59 / 18.57 (a week ahead from
+# three days on M4 13.77 / 27.69 -> 13.42 / 25.51), the days' coverage there 75-66% instead
+# of 87-61%; flat through the first cycle, then the square root of the cycles ahead (a
+# seasonal random walk) 9.61 / 18.60, the first two days at 72% / 65%.
 _GROWTH = 0.25
 # Seasonal naive's in-sample errors (a cycle apart) that a series seen for more than one cycle
 # but less than two needs before they, not the cycle's swing, set its band.
