@@ -652,3 +652,24 @@ def test_blind_median_sits_among_its_members_and_skips_failed_ones(
     agree = np.tile(profile, (4, 1))
     agree[0] = profile + 1e6
     assert np.allclose(blind_median(profile, list(agree)), profile)
+
+
+def test_a_cycle_seen_once_keeps_its_shape_as_far_as_it_stands_above_the_noise() -> None:
+    from tokenplan.forecast.fallbacks import cycle_shape, shape_at
+
+    rng = np.random.default_rng(0)
+    day = np.sin(2 * np.pi * np.arange(24) / 24)
+    # A strong daily swing over a day and a half: kept nearly whole, in phase.
+    strong = np.concatenate([day[12:], day]) * 2.0 + rng.normal(0, 0.05, 36)
+    shape, kept = cycle_shape(strong, 24)
+    assert kept > 0.95
+    assert np.corrcoef(shape, day)[0, 1] > 0.99
+    assert np.allclose(shape_at(shape, 36, 36, 60), shape)  # the next day starts in phase
+    # Noise with no weekly shape over ten days: what the last week shows is mostly dropped.
+    noise = rng.normal(0, 0.1, 10)
+    _, kept = cycle_shape(noise, 7)
+    assert kept < 0.5
+    # Exactly one cycle: nothing to measure the noise by, the shape is kept as seen.
+    shape, kept = cycle_shape(strong[-24:], 24)
+    assert kept == 1.0
+    assert np.allclose(shape, strong[-24:] - strong[-24:].mean())

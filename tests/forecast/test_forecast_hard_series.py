@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from forecast_frames import usage
 
 from tokenplan.forecast import forecast
@@ -190,6 +191,26 @@ def test_a_day_and_a_half_keeps_the_days_shape() -> None:
     assert np.mean(np.abs(mean - truth)) < 0.5 * np.mean(np.abs(flat - truth))
     inside = (truth >= res.frame["lo_80"]) & (truth <= res.frame["hi_80"])
     assert inside.mean() >= 0.6
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_daily_totals_seen_for_a_week_and_a_half_follow_their_growth(seed: int) -> None:
+    # Ten days of daily totals growing 4% a day, a week ahead: too short to backtest, and one
+    # weekly cycle is all there is. Last week repeated (seasonal naive) forecast the next
+    # week at last week's level, a third below where the growth takes it.
+    t = np.arange(17)
+    y = 1e6 * 1.04**t * np.exp(np.random.default_rng(seed).normal(0, 0.03, len(t)))
+    ds = pd.date_range("2026-03-02", periods=len(t), freq="D")
+    df = pd.DataFrame({"unique_id": "d", "ds": ds, "y": y})
+    res = forecast(df.iloc[:10], horizon=7, freq="1d", levels=(80, 95))
+    note = res.notes["d"]
+    assert note.startswith("fallback: short history")
+    assert "fitted without a season" in note
+    mean, truth, last_week = res.frame["mean"].to_numpy(), y[10:], y[3:10]
+    assert np.mean(np.abs(mean - truth)) < 0.8 * np.mean(np.abs(last_week - truth))
+    assert mean.mean() > 1.05 * last_week.mean()
+    assert (res.frame["lo_95"] <= res.frame["mean"]).all()
+    assert (res.frame["mean"] <= res.frame["hi_95"]).all()
 
 
 def test_a_short_history_gets_bands_that_widen_along_the_horizon() -> None:

@@ -35,7 +35,16 @@ from tokenplan.forecast.conformal import (
     small_sample_widening,
     sum_widening,
 )
-from tokenplan.forecast.fallbacks import BLIND_MODELS, blind_median, fallback
+from tokenplan.forecast.fallbacks import (
+    BLIND_MODELS,
+    adjusted,
+    blind_median,
+    cycle_shape,
+    drifting_errors,
+    fallback,
+    one_cycle,
+    shape_at,
+)
 from tokenplan.forecast.hierarchy import cap_parts, reconcile_to_total, total_of
 from tokenplan.forecast.preparation import REGULAR, SHORT, Series, classify, to_series, validate
 from tokenplan.forecast.result import (
@@ -294,11 +303,16 @@ class Forecaster:
         of the profile, seasonal naive and the local models (`fallbacks.blind_median`)."""
         h, primary = self.horizon, self.cadence.primary
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        once: list[int] = []
         for i, (s, *_) in enumerate(short):
             seasons = self.cadence.usable(len(s.y))  # the primary first, if any
             if s.kind == SHORT and seasons:
                 groups[seasons].append(i)
+            elif s.kind == SHORT and one_cycle(len(s.y), primary):
+                once.append(i)
         out = list(short)
+        if local and once:
+            self._blind_once(short, once, out)
         for seasons, at in groups.items():
             members = [short[i][0] for i in at]
             preds: dict[str, np.ndarray] = {}
@@ -325,6 +339,48 @@ class Forecaster:
                 )
                 out[i] = (s, point, errors, note)
         return out
+
+    def _blind_once(
+        self,
+        short: list[tuple[Series, np.ndarray, np.ndarray, str]],
+        at: list[int],
+        out: list[tuple[Series, np.ndarray, np.ndarray, str]],
+    ) -> None:
+        """Series seen for one to two cycles: the median of seasonal naive and the local models
+        fitted without a season on the series with its last cycle's shape taken out
+        (`fallbacks.cycle_shape`), that shape put back on their forecasts."""
+        h, primary = self.horizon, self.cadence.primary
+        members = [short[i][0] for i in at]
+        shapes, kept = zip(*(cycle_shape(s.z(), primary) for s in members), strict=True)
+        flat = [adjusted(s, shape) for s, shape in zip(members, shapes, strict=True)]
+        both = [replace(s, log_undecided=s.log) for s in flat]
+        preds = run_statistical(both, [0], h, (), n_jobs=self.cores)
+        for j, i in enumerate(at):
+            s, naive, errors, note = short[i]
+            n = len(s.y)
+            again = shape_at(shapes[j], n, n, n + h)
+            limit = s.z(np.array([bt.ceiling(s)]))[0]
+            others, names = [], []
+            for choices in BLIND_MODELS:
+                name = next((c for c in choices if c in preds), None)
+                if name is not None and np.all(np.isfinite(preds[name][0, j])):
+                    others.append(np.minimum(flat[j].z(preds[name][0, j]) + again, limit))
+                    names.append(name.removesuffix(RAW))
+            if not others:
+                continue
+            # Seasonal naive's errors a cycle apart hold the level's drift between cycles,
+            # which the level-following models already follow: centred, the band sits around
+            # the median rather than beside it.
+            if drifting_errors(n, primary):
+                errors = errors - np.mean(errors, axis=0)
+            out[i] = (
+                s,
+                blind_median(naive, others),
+                errors,
+                f"{note}; forecast: the median of that, {' and '.join(names)}, both fitted"
+                f" without a season on the history less {kept[j]:.0%} of its last cycle's"
+                " shape, which is put back (no backtest to choose among them)",
+            )
 
     def predict(self) -> ForecastResult:
         """The forecast made by the last `fit` (or stored in a loaded file)."""

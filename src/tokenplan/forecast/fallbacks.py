@@ -9,6 +9,7 @@ then gets the median of several forecasts (`blind_median`), since nothing can ch
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 
@@ -41,6 +42,53 @@ _MIN_NAIVE_ERRORS = 8
 # seasonal naive. AutoETS untransformed where it was fitted both ways: that is the AutoETS
 # the median was judged with (see `blind_median`).
 BLIND_MODELS = (("auto_ets_raw", "auto_ets"), ("auto_theta",), ("mstl",))
+
+
+def one_cycle(n: int, season: int) -> bool:
+    """One cycle of the main season seen and part of another: no season to fit, one to read."""
+    return 1 < season < n < 2 * season
+
+
+def drifting_errors(n: int, season: int) -> bool:
+    """Whether a series seen for one to two cycles has seasonal naive's errors a cycle apart
+    for its band (which hold the level's drift between cycles), not its cycle's swing."""
+    return n - season >= _MIN_NAIVE_ERRORS
+
+
+def cycle_shape(z: np.ndarray, season: int) -> tuple[np.ndarray, float]:
+    """The last cycle's deviations from its mean ``(season,)``, shrunk by the share of them
+    that is noise (modelling space), and the share kept.
+
+    One cycle cannot tell a daily shape from one day's noise, so the shape is kept in
+    proportion to how far it stands above the noise: seasonal naive's in-sample errors (each
+    bucket against the same phase a cycle before) hold twice the noise variance, and the
+    shape keeps ``1 - noise / its variance`` of itself. The hourly traffic's daily swing
+    stands far above it (kept whole on M4 hourly); a week of daily totals, whose weekday
+    effect is smaller than a day's move, keeps little or none of it.
+    """
+    last = z[-season:]
+    shape = last - float(np.mean(last))
+    again = z[season:] - z[:-season]
+    if again.size == 0:  # exactly one cycle: nothing to tell its shape from noise by
+        return shape, 1.0
+    noise = float(np.mean(again**2)) / 2
+    spread = float(np.mean(shape**2))
+    keep = float(np.clip(1.0 - noise / spread, 0.0, 1.0)) if spread > 0 else 0.0
+    return keep * shape, keep
+
+
+def shape_at(shape: np.ndarray, n: int, start: int, stop: int) -> np.ndarray:
+    """``shape`` (its phase set by the last cycle of ``n`` buckets) at buckets ``start:stop``."""
+    season = len(shape)
+    return shape[(np.arange(start, stop) - (n - season)) % season]
+
+
+def adjusted(series: Series, shape: np.ndarray) -> Series:
+    """The series with ``shape`` taken out, for the local models to fit without a season."""
+    z = series.z()
+    flat = z - shape_at(shape, len(z), 0, len(z))
+    y = np.expm1(flat) if series.log else flat
+    return replace(series, y=y, actual=y.copy(), gaps=None, bursts=None)
 
 
 def fallback(series: Series, h: int, cadence: Cadence) -> tuple[np.ndarray, np.ndarray, str]:
@@ -76,7 +124,7 @@ def fallback(series: Series, h: int, cadence: Cadence) -> tuple[np.ndarray, np.n
         # short_fallback.py) its MAE was 1.7x seasonal naive's on the open traces, 6x on M4.
         point = seasonal_naive(z, season, h)
         errors_seen = z[season:] - z[:-season]
-        if errors_seen.size >= _MIN_NAIVE_ERRORS:
+        if drifting_errors(n, season):
             resid = errors_seen
         else:
             resid = z[-season:] - float(np.median(z[-season:]))
