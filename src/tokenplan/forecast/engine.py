@@ -370,7 +370,13 @@ class Forecaster:
                 continue
             # Seasonal naive's errors a cycle apart hold the level's drift between cycles,
             # which the level-following models already follow: centred, the band sits around
-            # the median rather than beside it.
+            # the median rather than beside it. Judged by the interval score at 80% / 95%
+            # over the same slices' before (bench/short_fallback.py --quick, geometric mean
+            # per slice): M4 hourly from 36 hours 0.91 / 0.88 centred, 1.01 / 1.00 as they
+            # were, 1.17 / 1.08 centred and scaled back to their mean square; the traces' 36
+            # hours 0.93 / 0.86, 1.07 / 0.99, 1.16 / 1.00. Centred, M4's 95% band covers less
+            # (96% -> 85%): its outer band mirrors these errors, and their drift mirrored
+            # had made it wide.
             if drifting_errors(n, primary):
                 errors = errors - np.mean(errors, axis=0)
             out[i] = (
