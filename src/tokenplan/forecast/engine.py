@@ -42,11 +42,18 @@ from tokenplan.forecast.fallbacks import (
     cycle_shape,
     drifting_errors,
     fallback,
-    one_cycle,
     shape_at,
 )
 from tokenplan.forecast.hierarchy import cap_parts, reconcile_to_total, total_of
-from tokenplan.forecast.preparation import REGULAR, SHORT, Series, classify, to_series, validate
+from tokenplan.forecast.preparation import (
+    REGULAR,
+    SHORT,
+    Series,
+    classify,
+    one_cycle,
+    to_series,
+    validate,
+)
 from tokenplan.forecast.result import (
     ForecastResult,
     PathModel,
@@ -269,7 +276,13 @@ class Forecaster:
         for s in series:
             if s.kind == REGULAR:
                 seasons, cuts = bt.plan_windows(len(s.y), h, self.cadence, max_windows)
-                if cuts:
+                # Seen for more than one cycle but not two, a series could be backtested only
+                # by candidates that cannot see the cycle's shape: a flat line won that backtest
+                # for 40-47 hours of hourly traffic a day ahead, at 5-6x seasonal naive's error
+                # on M4 hourly, where 36 or 48 hours (too short to backtest) got the day's
+                # shape. It gets the fallback's median instead (`_blind_once`), after the
+                # repairs that `classify` made (its gaps filled, its bursts damped).
+                if cuts and (seasons or not one_cycle(len(s.y), self.cadence.primary)):
                     groups[(seasons, tuple(cuts))].append(s)
                     continue
                 s.kind = SHORT

@@ -46,11 +46,6 @@ _MIN_NAIVE_ERRORS = 8
 BLIND_MODELS = (("auto_ets_raw", "auto_ets"), ("auto_theta",), ("mstl",))
 
 
-def one_cycle(n: int, season: int) -> bool:
-    """One cycle of the main season seen and part of another: no season to fit, one to read."""
-    return 1 < season < n < 2 * season
-
-
 def drifting_errors(n: int, season: int) -> bool:
     """Whether a series seen for one to two cycles has seasonal naive's errors a cycle apart
     for its band (which hold the level's drift between cycles), not its cycle's swing."""

@@ -221,7 +221,8 @@ def classify(series: Series, cadence: Cadence, horizon: int) -> None:
         return
     n = len(y)
     # Too short for two primary cycles (a day of 10-minute buckets has no weekly season, and a
-    # few hours none at all): still backtested, by the candidates that need no season.
+    # few hours none at all): still backtested, by the candidates that need no season (the
+    # engine sends those seen for more than one cycle to the fallbacks, repaired as here).
     plain = not cadence.usable(n) and n >= _MIN_TRAIN_PLAIN + horizon
     if n < min_history(cadence, horizon) and not plain:
         series.kind = SHORT
@@ -241,6 +242,11 @@ def classify(series: Series, cadence: Cadence, horizon: int) -> None:
     _fill_outages(series, cadence)
     _damp_bursts(series, cadence)
     _rescale_level_shift(series, cadence)
+
+
+def one_cycle(n: int, season: int) -> bool:
+    """More than one cycle of the main season seen but not two: no season to fit, one to read."""
+    return 1 < season < n < 2 * season
 
 
 def min_history(cadence: Cadence, horizon: int) -> int:
