@@ -63,6 +63,7 @@ bench: $(STAMP)
 	$(PY) bench/forecast_accuracy.py
 	$(PY) bench/short_history.py
 	$(PY) bench/short_fallback.py
+	$(PY) bench/one_cycle.py
 	$(PY) bench/one_day.py
 	$(PY) bench/disruptions.py
 	$(PY) bench/steady_sums.py
