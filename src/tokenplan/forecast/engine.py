@@ -313,7 +313,9 @@ class Forecaster:
         self, short: list[tuple[Series, np.ndarray, np.ndarray, str]], local: bool
     ) -> list[tuple[Series, np.ndarray, np.ndarray, str]]:
         """Fallbacks of series with two cycles or more: their point forecast becomes the median
-        of the profile, seasonal naive and the local models (`fallbacks.blind_median`)."""
+        of the profile, seasonal naive and the local models (`fallbacks.blind_median`); of
+        series with one to two, the median of seasonal naive and the local models fitted
+        without the season (`_blind_once`)."""
         h, primary = self.horizon, self.cadence.primary
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
         once: list[int] = []
@@ -396,7 +398,7 @@ class Forecaster:
                 s,
                 blind_median(naive, others),
                 errors,
-                f"{note}; forecast: the median of that, {' and '.join(names)}, both fitted"
+                f"{note}; forecast: the median of that, {' and '.join(names)}, fitted"
                 f" without a season on the history less {kept[j]:.0%} of its last cycle's"
                 " shape, which is put back (no backtest to choose among them)",
             )
