@@ -22,7 +22,7 @@ import warnings
 import pandas as pd
 
 from accuracy_cases import SHARED, _m4
-from short_fallback import _geometric_mean, m4_slices, score
+from short_fallback import m4_slices, report, score
 from short_fallback import trace_slices as hourly_trace_slices
 from short_history import trace_slices
 
@@ -60,22 +60,7 @@ def main() -> None:
     for length in (200, 260):
         for h in (12, 36):
             rows += score(ten_minute_slices(length, h), "trace10", length, h, "10min", "10min", 144)
-    table = pd.DataFrame(rows)
-    keys = ["set", "history", "h"]
-    errors = ["tokenplan", "SeasonalNaive", "Naive", "AutoETS", "AutoTheta"]
-    summary = table.groupby(keys, sort=False)[errors].agg(_geometric_mean)
-    bands = table.groupby(keys, sort=False)[["cov80", "cov95", "is80", "is95"]].mean()
-    summary.insert(0, "slices", table.groupby(keys, sort=False).size())
-    pd.set_option("display.width", 200)
-    print("MAE over the in-sample seasonal naive MAE (geometric mean over slices); tokenplan's")
-    print("bands: coverage and mean interval score on the same scale")
-    print(summary.join(bands).round(3).to_string())
-    overall = ", ".join(f"{m} {_geometric_mean(table[m]):.3f}" for m in errors)
-    print(
-        f"all {len(table)} slices: {overall}; tokenplan coverage {table['cov80'].mean():.1%} /"
-        f" {table['cov95'].mean():.1%}, interval score {table['is80'].mean():.2f} /"
-        f" {table['is95'].mean():.2f}; {time.perf_counter() - started:.0f} s"
-    )
+    report(rows, started)
 
 
 if __name__ == "__main__":

@@ -139,6 +139,11 @@ def main() -> None:
         rows += score(trace_slices(length, 24, 48), "trace", length, 24, "1h", "h", 24)
     for length in (72, 120):
         rows += score(trace_slices(length, 168, 24), "trace168", length, 168, "1h", "h", 24)
+    report(rows, started)
+
+
+def report(rows: list[dict[str, object]], started: float) -> None:
+    """Print the per-row table of `score`'s rows and the line over every slice."""
     table = pd.DataFrame(rows)
     methods = [c for c in table.columns if c not in ("set", "history", "h")]
     errors = [m for m in methods if not m.startswith(("cov", "is"))]

@@ -91,7 +91,7 @@ def adjusted(series: Series, shape: np.ndarray) -> Series:
     z = series.z()
     flat = z - shape_at(shape, len(z), 0, len(z))
     y = np.expm1(flat) if series.log else flat
-    return replace(series, y=y, actual=y.copy(), gaps=None, bursts=None)
+    return replace(series, y=y)
 
 
 def fallback(series: Series, h: int, cadence: Cadence) -> tuple[np.ndarray, np.ndarray, str]:
