@@ -37,6 +37,7 @@ from tokenplan.forecast.conformal import (
 )
 from tokenplan.forecast.fallbacks import (
     BLIND_MODELS,
+    MSTL,
     adjusted,
     blind_median,
     cycle_shape,
@@ -345,10 +346,14 @@ class Forecaster:
                     if name is not None and np.all(np.isfinite(preds[name][0, j])):
                         others.append(s.z(preds[name][0, j]))
                         names.append(name.removesuffix(RAW))
+                twice = ""
+                if MSTL in names:  # counted twice (`fallbacks.blind_median`)
+                    others.append(others[names.index(MSTL)])
+                    twice = f", {MSTL} counted twice"
                 point = blind_median(profile, others)
                 note = (
                     f"{note}; forecast: the median of that profile, {', '.join(names[:-1])}"
-                    f" and {names[-1]} (no backtest to choose among them)"
+                    f" and {names[-1]} (no backtest to choose among them{twice})"
                     if len(names) > 1
                     else f"{note}; forecast: the mean of that profile and {names[0]}"
                 )
