@@ -45,6 +45,35 @@ def test_boosting_ignores_values_after_the_origin() -> None:
     assert not np.allclose(a[0], b[0])
 
 
+def test_short_panel_backtests_the_global_model_before_each_window() -> None:
+    # Sixty hours of history per series: the earliest windows leave too little to learn from,
+    # the later ones enough. Each window's model learns only from before its cut; one
+    # model from the earliest cut left the candidate without a backtest, so never chosen.
+    rng = np.random.default_rng(3)
+    frames = [
+        pd.DataFrame(
+            {
+                "unique_id": f"s{i}",
+                "ds": pd.date_range("2024-01-01", periods=60, freq="1h"),
+                "y": 100.0 + 20 * np.sin(np.arange(60) / 3 + i) + rng.normal(0, 2, 60),
+            }
+        )
+        for i in range(5)
+    ]
+    df = validate(pd.concat(frames, ignore_index=True))
+    cadence = make_cadence("1h")
+    cuts = [0, 12, 24, 36, 48]
+    out = run_boosting(to_series(df, cadence), cuts, 12, ())["lightgbm"]
+    assert np.isfinite(out[:3]).all()
+    assert np.isnan(out[3:]).all()  # 24 and 12 buckets before the earliest cuts: no model
+    for k, cut in enumerate(cuts[1:3], start=1):
+        changed = df.copy()
+        last = changed.groupby("unique_id").cumcount(ascending=False) < cut
+        changed.loc[last, "y"] *= 50  # the held-out stretch of this window and after it
+        again = run_boosting(to_series(changed, cadence), cuts, 12, ())["lightgbm"]
+        np.testing.assert_array_equal(out[k], again[k])
+
+
 def test_pure_hour_of_day_series_is_learned_exactly() -> None:
     ds = pd.date_range("2024-01-01", periods=24 * 30, freq="1h")
     df = pd.DataFrame({"unique_id": "x", "ds": ds, "y": 100.0 + 10 * ds.hour})

@@ -11,9 +11,9 @@ series it scored MASE 1.10 where this one scores 0.88-0.94, depending on how man
 learn from).
 
 Training rows are sampled (recent origins first, a bounded number per series) so the cost
-stays flat in history length and number of series. One model is fitted at the earliest
-backtest cut and reused for the later cuts (it sees only data before each of them); the final
-model is fitted on all history.
+stays flat in history length and number of series. The final model is fitted on all history;
+the backtest's, at the earliest cut and reused for the later ones (it sees only data before
+each of them), or one per cut where that costs no more rows (short histories).
 """
 
 from __future__ import annotations
@@ -148,6 +148,27 @@ def _fit(rows: tuple[np.ndarray, np.ndarray] | None) -> object | None:
     return model
 
 
+def _backtest_rows(
+    design: _Design, logs: list[np.ndarray], backtest: list[int]
+) -> dict[int, tuple[np.ndarray, np.ndarray] | None]:
+    """Training rows of the backtest's models, by the cut each learns before: one model at the
+    earliest cut serves every later one (it sees only data before each of them), unless a
+    model per cut costs no more rows than that one budget. On short histories the earliest cut
+    leaves a few rows or none, while the final model learns from the whole history: one model
+    there judged the candidate on a poorer likeness of its final fit, or not at all (no
+    model: never chosen)."""
+    earliest = backtest[-1]
+    first = _training_rows(design, logs, earliest, _BACKTEST_ROWS)
+    rows = {earliest: first}
+    share = _BACKTEST_ROWS // len(backtest)
+    if first is not None and len(first[1]) > share:
+        return rows
+    later = {cut: _training_rows(design, logs, cut, _BACKTEST_ROWS) for cut in backtest[:-1]}
+    if any(r is not None and len(r[1]) > share for r in later.values()):
+        return rows
+    return rows | later
+
+
 def run_boosting(
     series: list[Series],
     cuts: list[int],
@@ -155,27 +176,26 @@ def run_boosting(
     seasons: tuple[int, ...],
     threads: int = 2,
 ) -> dict[str, np.ndarray]:
-    """Fit at the earliest cut, predict every cut: ``{"lightgbm": array(cuts, series, h)}``."""
+    """Fit on all history and before the backtest's cuts (`_backtest_rows`), predict every
+    cut: ``{"lightgbm": array(cuts, series, h)}``."""
     out = np.full((len(cuts), len(series), h), np.nan)
     logs = [np.log1p(s.y) for s in series]
-    earliest = max(cuts)
     design = _Design(h, seasons)
     steps = np.arange(1, h + 1)
-    # The final model learns from all history, the backtest one from before the earliest cut.
-    rows = {
-        final: _training_rows(
-            design, logs, 0 if final else earliest, _FINAL_ROWS if final else _BACKTEST_ROWS
-        )
-        for final in dict.fromkeys(cut == 0 for cut in cuts)
-    }
+    # The final model learns from all history, the backtest's from before their cuts.
+    rows = {0: _training_rows(design, logs, 0, _FINAL_ROWS)} if 0 in cuts else {}
+    backtest = sorted(cut for cut in cuts if cut)
+    if backtest:
+        rows |= _backtest_rows(design, logs, backtest)
+    learns_from = {cut: cut if cut in rows else max(cuts) for cut in cuts}
     if threads > 1 and len(rows) > 1:
-        # LightGBM releases the GIL while it trains: two single-threaded fits run in parallel.
-        with ThreadPoolExecutor(2) as pool:
+        # LightGBM releases the GIL while it trains: single-threaded fits run side by side.
+        with ThreadPoolExecutor(min(threads, len(rows))) as pool:
             models = dict(zip(rows, pool.map(_fit, rows.values()), strict=True))
     else:
-        models = {final: _fit(r) for final, r in rows.items()}
+        models = {cut: _fit(r) for cut, r in rows.items()}
     for i, cut in enumerate(cuts):
-        model = models[cut == 0]
+        model = models[learns_from[cut]]
         if model is None:
             continue  # this cut keeps NaN: the candidate is unavailable there
         xs, levels = [], []
