@@ -65,6 +65,7 @@ bench: $(STAMP)
 	$(PY) bench/short_fallback.py
 	$(PY) bench/one_cycle.py
 	$(PY) bench/one_day.py
+	$(PY) bench/no_season.py
 	$(PY) bench/disruptions.py
 	$(PY) bench/steady_sums.py
 	$(PY) bench/intermittent.py --bands
