@@ -477,38 +477,40 @@ class Forecaster:
         flags = np.array([s.intermittent for s in members], dtype=bool)
         squared = flags if flags.any() else None  # None: every series is judged by MASE
         weights = bt.window_weights(members, cuts)
+        scored, partial = bt.judged_windows(preds, actual)
+        unknown = np.isnan(actual).all(axis=2)  # (W, n): nothing to judge there anyway
         for name, pred in preds.items():
-            mase[name], smape[name] = bt.scores(pred[1:], actual, scale, weights=weights)
+            mase[name], smape[name] = bt.scores(pred[1:], scored, scale, weights=weights)
         judged = (
             dict(mase)
             if squared is None
-            else {n: bt.scores(p[1:], actual, scale, squared, weights)[0] for n, p in preds.items()}
+            else {n: bt.scores(p[1:], scored, scale, squared, weights)[0] for n, p in preds.items()}
         )
         ranking = bt.shrunk_scores(judged, len(cuts))
         e = bt.early_steps(h)
         early = None
         if e:
             first = {
-                n: bt.scores(p[1:, :, :e], actual[:, :, :e], scale, squared, weights)[0]
+                n: bt.scores(p[1:, :, :e], scored[:, :, :e], scale, squared, weights)[0]
                 for n, p in preds.items()
             }
             early = bt.shrunk_scores(first, len(cuts))
         # Weights by ensemble selection where the backtest holds enough whole cycles.
         greedy = bt.ensemble_evidence(cuts, h, self.cadence.primary)
         combination = bt.add_combination(
-            preds, ranking, early, squared, (actual, weights) if greedy else None
+            preds, ranking, early, squared, (scored, weights) if greedy else None
         )
         combined = combination.members
         if combined:
             name = bt.COMBINATION
-            mase[name], smape[name] = bt.scores(preds[name][1:], actual, scale, weights=weights)
+            mase[name], smape[name] = bt.scores(preds[name][1:], scored, scale, weights=weights)
             judged[name] = (
                 mase[name]
                 if squared is None
-                else bt.scores(preds[name][1:], actual, scale, squared, weights)[0]
+                else bt.scores(preds[name][1:], scored, scale, squared, weights)[0]
             )
         per_window = {
-            name: bt.window_errors(pred[1:], actual, squared) for name, pred in preds.items()
+            name: bt.window_errors(pred[1:], scored, squared) for name, pred in preds.items()
         }
         chosen = bt.choose(judged, per_window)
         log = np.array([s.log for s in members])[None, :, None]
@@ -548,6 +550,13 @@ class Forecaster:
                 )
                 + f"; seasons {list(seasons) or 'none'}"
             )
+            left_out = int(np.sum(np.isnan(scored[:, j]).all(axis=1) & ~unknown[:, j]))
+            if left_out:
+                short = [n for n in partial if partial[n][j]]
+                note += (
+                    f"; every candidate judged without the {left_out} window(s) that"
+                    f" {', '.join(short)} could not forecast (too little history before them)"
+                )
             if not seasons and self.cadence.seasons:
                 need = 2 * self.cadence.primary
                 note += f"; no seasonal profile (needs {need} buckets, two cycles of {need // 2})"

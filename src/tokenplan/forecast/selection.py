@@ -136,6 +136,30 @@ def actual_windows(series: list[Series], cuts: list[int], h: int) -> np.ndarray:
     return out
 
 
+def judged_windows(
+    preds: dict[str, np.ndarray], actual: np.ndarray
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``actual (W, n, h)`` without the windows a candidate could not forecast, where it ran on
+    at least half of them and on `_MIN_WINDOWS_TO_SELECT` (NaN there), so that every candidate
+    is judged on the same windows;
+    and, per candidate, the series ``(n,)`` where it left windows out. The global model has
+    no forecast for the windows before which it had nothing to learn from: judged on them,
+    it would never be chosen however well it did on the rest. A candidate that ran on fewer
+    counts as failed, as one that ran on none: fewer windows would judge every candidate
+    (a single intermittent series a week ahead, judged on two of its four windows, was
+    forecast at a sixth of its rate)."""
+    out = actual
+    partial: dict[str, np.ndarray] = {}
+    for name, pred in preds.items():
+        ran = ~np.isnan(pred[1:]).all(axis=2)  # (W, n)
+        count = ran.sum(axis=0)
+        some = ~ran.all(axis=0) & (2 * count >= len(ran)) & (count >= _MIN_WINDOWS_TO_SELECT)
+        if some.any():
+            partial[name] = some
+            out = np.where((some[None, :] & ~ran)[:, :, None], np.nan, out)
+    return out, partial
+
+
 def mase_scale(series: list[Series], cadence: Cadence) -> np.ndarray:
     """In-sample MAE of seasonal naive on the primary season (lag 1 without a season)."""
     out = np.ones(len(series))
