@@ -155,6 +155,21 @@ def test_a_lull_just_before_the_end_does_not_pull_the_blocks_down() -> None:
     assert "left as they were" in nudged.notes["s"]
 
 
+def test_sums_too_short_to_backtest_do_not_move_a_backtested_forecast() -> None:
+    # Under an hour of minutely traffic: the buckets are backtested, their twelve 4-minute
+    # sums are not, so nothing says how far to trust the sums' forecast.
+    rng = np.random.default_rng(5)
+    t = np.arange(48)
+    y = (100 + 2 * t) * np.exp(rng.normal(0, 0.1, len(t)))
+    ds = pd.date_range("2024-01-01", periods=len(t), freq="1min")
+    df = pd.DataFrame({"unique_id": "s", "ds": ds, "y": y})
+    plain = forecast(df, horizon=12, freq="1min", temporal=False)
+    result = forecast(df, horizon=12, freq="1min")
+    np.testing.assert_allclose(result.frame["mean"], plain.frame["mean"])
+    assert "chose" in result.notes["s"]  # backtested, not a fallback
+    assert "4-bucket sums' forecast left out: too short to backtest" in result.notes["s"]
+
+
 def test_the_share_follows_the_two_backtests_and_falls_back_to_the_prior() -> None:
     rng = np.random.default_rng(0)
     base = rng.normal(0, 10, (6, 24))  # block totals of four steps: variance 400
