@@ -124,6 +124,23 @@ def test_intermittent_series_is_forecast_at_its_rate_not_its_typical_bucket() ->
         assert 0.6 < frame["mean"].sum() / expected < 1.6  # before: 0.01-0.24
 
 
+def test_intermittent_series_get_no_local_models_but_a_regular_one_does() -> None:
+    rng = np.random.default_rng(2)
+    n = 24 * 21
+    busy = np.exp(rng.normal(np.log(5e4), 0.5, n))
+    sparse = np.where(rng.random(n) < 0.4, busy, 0.0)
+    result = forecast(one(sparse), horizon=24, freq="1h")
+    note = result.notes["x"]
+    assert "intermittent" in note
+    assert "no local statsforecast models" in note
+    chose = note.split(":")[0]
+    assert not any(m in chose for m in ("auto_ets", "auto_theta", "mstl"))
+    assert result.frame["mean"].sum() > 0
+    steady = forecast(one(busy), horizon=24, freq="1h")
+    assert "no local statsforecast models" not in steady.notes["x"]
+    assert "auto_ets" in set(steady.backtest["method"])
+
+
 def test_many_kinds_together() -> None:
     parts = [
         one(np.zeros(100)).assign(unique_id="zeros"),

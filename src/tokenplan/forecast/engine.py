@@ -444,6 +444,13 @@ class Forecaster:
             if local:
                 from tokenplan.forecast.statistical import StatisticalRun
 
+                for s in members:
+                    if s.intermittent:
+                        s.notes.append(
+                            "no local statsforecast models: they would fit its empty buckets"
+                            " as a level"
+                        )
+
                 # Started first: the local models fit in worker processes while this one
                 # runs the baselines and the global model.
                 statistical = stack.enter_context(
