@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 
 from accuracy_cases import DATASETS, SHARED
+from one_day import PEERS as DAY_PEERS
+from one_day import _geometric_mean, _mase, naive_scale, peer_forecasts
 from short_history import trace_slices
 from tokenplan.forecast import forecast
 
@@ -40,31 +42,7 @@ _EVERY = 2 * 144 + 36
 _LARGEST = 8
 _MAX_SLICES = 60
 _M4_HELD_OUT = 48
-PEERS = ("naive", "auto_ets", "auto_theta")
-
-
-def _scale(history: np.ndarray) -> float:
-    return max(float(np.mean(np.abs(np.diff(history)))), 1e-9)
-
-
-def _mase(pred: np.ndarray, actual: np.ndarray, scale: float) -> float:
-    return max(float(np.mean(np.abs(pred - actual))) / scale, 1e-3)
-
-
-def _geometric_mean(values: pd.Series | list[float]) -> float:
-    return float(np.exp(np.log(np.asarray(values, dtype=float)).mean()))
-
-
-def peer_forecasts(histories: pd.DataFrame, h: int) -> pd.DataFrame:
-    """Every peer's forecast of every series: index ``unique_id``, one column per peer."""
-    from statsforecast import StatsForecast
-    from statsforecast.models import AutoETS, AutoTheta, Naive
-
-    models = [Naive(), AutoETS(season_length=1), AutoTheta(season_length=1)]
-    fitted = StatsForecast(models=models, freq=FREQ, n_jobs=2).forecast(df=histories, h=h)
-    fitted = fitted.reset_index(drop="unique_id" in fitted.columns)
-    names = dict(zip(["Naive", "AutoETS", "AutoTheta"], PEERS, strict=True))
-    return fitted.rename(columns=names).set_index("unique_id")
+PEERS = DAY_PEERS[:3]  # without the day before: no history here holds a whole day
 
 
 def trace_cases(length: int, h: int) -> list[tuple[pd.DataFrame, np.ndarray]]:
@@ -98,7 +76,7 @@ def m4_cases(length: int, h: int) -> list[tuple[pd.DataFrame, np.ndarray]]:
 def score(cases: list[tuple[pd.DataFrame, np.ndarray]], h: int, panel: bool) -> pd.DataFrame:
     """One row per series: each method's MASE. ``panel``: one tokenplan call for them all."""
     histories = pd.concat([history for history, _ in cases], ignore_index=True)
-    peers = peer_forecasts(histories, h)
+    peers = peer_forecasts(histories, h, day=False).set_index("unique_id")
     ours: dict[str, np.ndarray] = {}
     if panel:
         frame = forecast(histories, horizon=h, freq=FREQ, levels=(80, 95)).frame
@@ -110,7 +88,7 @@ def score(cases: list[tuple[pd.DataFrame, np.ndarray]], h: int, panel: bool) -> 
             ours[uid] = (
                 forecast(history, horizon=h, freq=FREQ, levels=(80, 95)).frame["mean"].to_numpy()
             )
-        scale = _scale(history["y"].to_numpy(float))
+        scale = naive_scale(history["y"].to_numpy(float))
         row = {"tokenplan": _mase(ours[uid], actual, scale)}
         for peer in PEERS:
             row[peer] = _mase(peers.loc[uid, peer].to_numpy(float), actual, scale)

@@ -47,16 +47,26 @@ def one_day_slices() -> list[tuple[str, pd.DataFrame, np.ndarray]]:
     return out
 
 
-def peer_forecasts(histories: pd.DataFrame, h: int) -> pd.DataFrame:
-    """The peers' forecasts of every slice, ``unique_id, ds`` and one column per peer."""
+def peer_forecasts(histories: pd.DataFrame, h: int, day: bool = True) -> pd.DataFrame:
+    """The peers' forecasts of every slice, ``unique_id, ds`` and one column per peer
+    (`PEERS`; without the day before when not ``day``: histories under a day have none)."""
     from statsforecast import StatsForecast
     from statsforecast.models import AutoETS, AutoTheta, Naive, SeasonalNaive
 
     models = [Naive(), AutoETS(season_length=1), AutoTheta(season_length=1), SeasonalNaive(DAY)]
-    fitted = StatsForecast(models=models, freq="10min", n_jobs=2).forecast(df=histories, h=h)
-    return fitted.reset_index(drop="unique_id" in fitted.columns).rename(
-        columns=dict(zip(["Naive", "AutoETS", "AutoTheta", "SeasonalNaive"], PEERS, strict=True))
+    names = ["Naive", "AutoETS", "AutoTheta", "SeasonalNaive"]
+    count = len(models) if day else len(models) - 1
+    fitted = StatsForecast(models=models[:count], freq="10min", n_jobs=2).forecast(
+        df=histories, h=h
     )
+    return fitted.reset_index(drop="unique_id" in fitted.columns).rename(
+        columns=dict(zip(names[:count], PEERS[:count], strict=True))
+    )
+
+
+def naive_scale(history: np.ndarray) -> float:
+    """The history's in-sample naive MAE (the MASE scale when no season is seen twice)."""
+    return max(float(np.mean(np.abs(np.diff(history)))), 1e-9)
 
 
 def _mase(pred: np.ndarray, actual: np.ndarray, scale: float) -> float:
@@ -68,8 +78,8 @@ def _msis(lo: np.ndarray, hi: np.ndarray, actual: np.ndarray, scale: float) -> f
     return float(np.mean((hi - lo) + 2 / 0.05 * miss)) / scale
 
 
-def _geometric_mean(values: pd.Series) -> float:
-    return float(np.exp(np.log(values.to_numpy(float)).mean()))
+def _geometric_mean(values: pd.Series | list[float]) -> float:
+    return float(np.exp(np.log(np.asarray(values, dtype=float)).mean()))
 
 
 def score(h: int, kept: list[tuple[str, pd.DataFrame, np.ndarray]]) -> pd.DataFrame:
@@ -80,8 +90,7 @@ def score(h: int, kept: list[tuple[str, pd.DataFrame, np.ndarray]]) -> pd.DataFr
     for name, history, after in kept:
         uid = str(history["unique_id"].iloc[0])
         actual = after[:h]
-        y = history["y"].to_numpy(float)
-        scale = max(float(np.mean(np.abs(np.diff(y)))), 1e-9)
+        scale = naive_scale(history["y"].to_numpy(float))
         frame = forecast(history, horizon=h, freq="10min", levels=(80, 95)).frame
         row: dict[str, object] = {"dataset": name, "tokenplan": _mase(frame["mean"], actual, scale)}
         for peer in PEERS:
