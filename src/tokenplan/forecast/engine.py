@@ -62,9 +62,9 @@ from tokenplan.forecast.result import (
     level_name,
     to_calibration,
 )
-from tokenplan.forecast.statistical import RAW, run_statistical
+from tokenplan.forecast.statistical import RAW, SharedPool, StatisticalRun, run_statistical
 from tokenplan.forecast.temporal import WINDOWS as SUM_WINDOWS
-from tokenplan.forecast.temporal import adjust
+from tokenplan.forecast.temporal import adjust, sums_frame
 from tokenplan.frequency import make_cadence
 
 # The global model needs some rows to learn from.
@@ -129,6 +129,20 @@ class PanelFit:
         self.rows += other.rows
 
 
+@dataclass
+class _Plan:
+    """A panel prepared for fitting: its series, those too short to backtest with their
+    fallbacks, the rest by (seasons, cuts), and each group's local models once started."""
+
+    series: list[Series]
+    short: list[tuple[Series, np.ndarray, np.ndarray, str]]
+    groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[Series]]
+    local: bool
+    runs: dict[tuple[tuple[int, ...], tuple[int, ...]], StatisticalRun] = field(
+        default_factory=dict
+    )
+
+
 class Forecaster:
     """Choose, fit and calibrate a forecaster per series by rolling-origin backtest."""
 
@@ -185,6 +199,9 @@ class Forecaster:
         self.cores = max(1, threads or _available_cores())
         self.result: ForecastResult | None = None
         self.metadata: dict[str, object] = {}
+        # Only each backtested series' point forecast and backtest errors are wanted (the
+        # temporal step's run on the sums): no bands, calibration or backtest rows.
+        self._point_only = False
 
     def config(self) -> dict[str, object]:
         """The constructor arguments, as plain values."""
@@ -227,16 +244,42 @@ class Forecaster:
 
     def fit_panel(self, data: pd.DataFrame) -> PanelFit:
         """Fit every series of a validated frame together (no hierarchy, no assembly)."""
-        series, fitted, rows, errors = self._fit_all(data)
-        if self.temporal:
-            adjust(series, fitted, errors, self.horizon, self._fit_sums)
-        return PanelFit(list(series), fitted, rows)
+        # One pool of workers for every local-model run of the panel and of its sums: the
+        # sums' local models start before the base panel's global model and selection, and
+        # fit meanwhile (the order of the work changes, not its results).
+        with SharedPool(self.cores) as pool:
+            plan = self._plan(data)
+            fitted, rows = self._fit_short(plan, pool)
+            self._start(plan, pool)
+            prepared = sums_frame(plan.series, self.horizon) if self.temporal else None
+            sums: tuple[Forecaster, _Plan] | None = None
+            if prepared is not None:
+                k, _, frame = prepared
+                forecaster = self._sums_forecaster(k)
+                sums_plan = forecaster._plan(validate(frame))
+                # Fallbacks of sums too short to backtest: `adjust` never reads them.
+                forecaster._fit_short(sums_plan, pool, blind=False)
+                forecaster._start(sums_plan, pool)
+                sums = (forecaster, sums_plan)
+            errors = self._fit_groups(plan, fitted, rows)
+            if sums is not None:
+                forecaster, sums_plan = sums
+                sum_fitted, sum_rows = forecaster._fit_short(sums_plan, pool, blind=False)
+                sum_errors = forecaster._fit_groups(sums_plan, sum_fitted, sum_rows)
+                adjust(
+                    plan.series,
+                    fitted,
+                    errors,
+                    self.horizon,
+                    lambda frame, k: (sum_fitted, sum_errors),
+                    prepared,
+                )
+        return PanelFit(list(plan.series), fitted, rows)
 
-    def _fit_sums(
-        self, frame: pd.DataFrame, k: int
-    ) -> tuple[dict[str, Fitted], dict[str, np.ndarray]]:
-        """Fits of a frame of ``k``-bucket sums, ``horizon / k`` blocks ahead, and the chosen
-        forecasts' backtest errors."""
+    def _sums_forecaster(self, k: int) -> Forecaster:
+        """The forecaster of ``k``-bucket sums, ``horizon / k`` blocks ahead, for the temporal
+        step: it returns only what that step reads (each series' point forecast and its
+        chosen forecast's backtest errors), without bands or backtest rows."""
         sums = Forecaster(
             f"{self.cadence.seconds * k}s",
             self.horizon // k,
@@ -247,7 +290,15 @@ class Forecaster:
             threads=self.threads,
             temporal=False,
         )
-        _, fitted, _, errors = sums._fit_all(validate(frame))
+        sums._point_only = True
+        return sums
+
+    def _fit_sums(
+        self, frame: pd.DataFrame, k: int
+    ) -> tuple[dict[str, Fitted], dict[str, np.ndarray]]:
+        """Fits of a frame of ``k``-bucket sums, ``horizon / k`` blocks ahead, and the chosen
+        forecasts' backtest errors."""
+        _, fitted, _, errors = self._sums_forecaster(k)._fit_all(validate(frame))
         return fitted, errors
 
     def finish(self, panel: PanelFit) -> ForecastResult:
@@ -264,13 +315,20 @@ class Forecaster:
     ) -> tuple[list[Series], dict[str, Fitted], list[dict[str, object]], dict[str, np.ndarray]]:
         """Series, fits and backtest rows; also each backtested series' chosen forecast's
         backtest errors in usage units ``(W, h)``, which only the temporal step reads."""
+        with SharedPool(self.cores) as pool:
+            plan = self._plan(data)
+            fitted, rows = self._fit_short(plan, pool, blind=not self._point_only)
+            self._start(plan, pool)
+            backtest = self._fit_groups(plan, fitted, rows)
+        return plan.series, fitted, rows, backtest
+
+    def _plan(self, data: pd.DataFrame) -> _Plan:
+        """Prepare and classify the series; group the backtested ones by seasons and cuts,
+        the rest with their fallbacks."""
         h = self.horizon
         series = to_series(data, self.cadence)
         for s in series:
             classify(s, self.cadence, h)
-        fitted: dict[str, Fitted] = {}
-        rows: list[dict[str, object]] = []
-        backtest: dict[str, np.ndarray] = {}
         groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[Series]] = defaultdict(list)
         max_windows = self.n_windows or bt.default_windows(h)
         short: list[tuple[Series, np.ndarray, np.ndarray, str]] = []
@@ -289,7 +347,18 @@ class Forecaster:
                 s.kind = SHORT
             short.append((s, *fallback(s, h, self.cadence)))
         local = True if self.local_models is None else bool(self.local_models)
-        for s, point_z, errors, note in self._blind(short, local):
+        return _Plan(series, short, groups, local)
+
+    def _fit_short(
+        self, plan: _Plan, pool: SharedPool, *, blind: bool = True
+    ) -> tuple[dict[str, Fitted], list[dict[str, object]]]:
+        """Fits and backtest rows of the series too short to backtest (`_blind` unless
+        ``blind`` is False: the fallback alone)."""
+        h = self.horizon
+        fitted: dict[str, Fitted] = {}
+        rows: list[dict[str, object]] = []
+        short = self._blind(plan.short, plan.local, pool) if blind else plan.short
+        for s, point_z, errors, note in short:
             fitted[s.uid] = Fitted(
                 s.unz(point_z),
                 errors,
@@ -302,16 +371,48 @@ class Forecaster:
                 tail_df=path_tail_df(0),
             )
             rows.append({"unique_id": s.uid, "method": "fallback", "chosen": True})
-        if not local:
-            for members in groups.values():
+        return fitted, rows
+
+    def _start(self, plan: _Plan, pool: SharedPool) -> None:
+        """Start the local models of every backtest group (in ``pool`` where there are many
+        series), in the order the groups are fitted."""
+        if not plan.local:
+            for members in plan.groups.values():
                 for s in members:
                     s.notes.append("local statsforecast models off (local_models=False)")
-        for (seasons, cuts), members in groups.items():  # type: ignore[assignment]
-            self._fit_group(members, seasons, list(cuts), local, fitted, rows, backtest)
-        return series, fitted, rows, backtest
+            return
+        h = self.horizon
+        for key, members in plan.groups.items():
+            for s in members:
+                if s.intermittent:
+                    s.notes.append(
+                        "no local statsforecast models: they would fit its empty buckets"
+                        " as a level"
+                    )
+            seasons, cuts = key
+            plan.runs[key] = StatisticalRun(
+                members, [0, *cuts], h, seasons, n_jobs=self.cores, pool=pool
+            )
+
+    def _fit_groups(
+        self, plan: _Plan, fitted: dict[str, Fitted], rows: list[dict[str, object]]
+    ) -> dict[str, np.ndarray]:
+        """Fit every backtest group (into ``fitted`` and ``rows``); each backtested series'
+        chosen forecast's backtest errors in usage units ``(W, h)``."""
+        backtest: dict[str, np.ndarray] = {}
+        for key, members in plan.groups.items():
+            seasons, cuts = key
+            statistical = plan.runs.pop(key, None)
+            self._fit_group(
+                members, seasons, list(cuts), statistical, fitted, rows, backtest
+            )
+        return backtest
 
     def _blind(
-        self, short: list[tuple[Series, np.ndarray, np.ndarray, str]], local: bool
+        self,
+        short: list[tuple[Series, np.ndarray, np.ndarray, str]],
+        local: bool,
+        pool: SharedPool | None = None,
     ) -> list[tuple[Series, np.ndarray, np.ndarray, str]]:
         """Fallbacks of series with two cycles or more: their point forecast becomes the median
         of the profile, seasonal naive and the local models (`fallbacks.blind_median`); of
@@ -328,14 +429,14 @@ class Forecaster:
                 once.append(i)
         out = list(short)
         if local and once:
-            self._blind_once(short, once, out)
+            self._blind_once(short, once, out, pool)
         for seasons, at in groups.items():
             members = [short[i][0] for i in at]
             preds: dict[str, np.ndarray] = {}
             if local:
                 # Fitted both ways where the series is in log space, as an undecided one is.
                 both = [replace(s, log_undecided=s.log) for s in members]
-                preds = run_statistical(both, [0], h, seasons, n_jobs=self.cores)
+                preds = run_statistical(both, [0], h, seasons, n_jobs=self.cores, pool=pool)
                 bt.cap_runaway(preds, members, [0])
             for j, i in enumerate(at):
                 s, profile, errors, note = short[i]
@@ -365,6 +466,7 @@ class Forecaster:
         short: list[tuple[Series, np.ndarray, np.ndarray, str]],
         at: list[int],
         out: list[tuple[Series, np.ndarray, np.ndarray, str]],
+        pool: SharedPool | None = None,
     ) -> None:
         """Series seen for one to two cycles: the median of seasonal naive and the local models
         fitted without a season on the series with its last cycle's shape taken out
@@ -374,7 +476,7 @@ class Forecaster:
         shapes, kept = zip(*(cycle_shape(s.z(), primary) for s in members), strict=True)
         flat = [adjusted(s, shape) for s, shape in zip(members, shapes, strict=True)]
         both = [replace(s, log_undecided=s.log) for s in flat]
-        preds = run_statistical(both, [0], h, (), n_jobs=self.cores)
+        preds = run_statistical(both, [0], h, (), n_jobs=self.cores, pool=pool)
         for j, i in enumerate(at):
             s, naive, errors, note = short[i]
             n = len(s.y)
@@ -432,7 +534,7 @@ class Forecaster:
         members: list[Series],
         seasons: tuple[int, ...],
         cuts: list[int],
-        local: bool,
+        statistical: StatisticalRun | None,
         fitted: dict[str, Fitted],
         rows: list[dict[str, object]],
         backtest_errors: dict[str, np.ndarray],
@@ -440,22 +542,10 @@ class Forecaster:
         h = self.horizon
         all_cuts = [0, *cuts]
         with ExitStack() as stack:
-            statistical = None
-            if local:
-                from tokenplan.forecast.statistical import StatisticalRun
-
-                for s in members:
-                    if s.intermittent:
-                        s.notes.append(
-                            "no local statsforecast models: they would fit its empty buckets"
-                            " as a level"
-                        )
-
-                # Started first: the local models fit in worker processes while this one
-                # runs the baselines and the global model.
-                statistical = stack.enter_context(
-                    StatisticalRun(members, all_cuts, h, seasons, n_jobs=self.cores)
-                )
+            if statistical is not None:
+                # Started before (`_start`): the local models fit in worker processes while
+                # this one runs the baselines and the global model.
+                stack.callback(statistical.close)
             shortest = min(len(s.y) for s in members) - max(cuts)
             once = seen_once(self.cadence.seasons, seasons, shortest)
             if once:
@@ -520,6 +610,21 @@ class Forecaster:
             name: bt.window_errors(pred[1:], scored, squared) for name, pred in preds.items()
         }
         chosen = bt.choose(judged, per_window)
+        if self._point_only:
+            # What the temporal step reads: the chosen point forecast and its backtest errors.
+            for j, s in enumerate(members):
+                method = chosen[j]
+                fitted[s.uid] = Fitted(
+                    point=np.maximum(preds[method][0, j], 0.0),
+                    errors=np.zeros((0, h)),
+                    log=s.log,
+                    note="",
+                    method=method,
+                    variance=1.0,
+                    independent=0,
+                )
+                backtest_errors[s.uid] = actual[:, j, :] - preds[method][1:, j, :]
+            return
         log = np.array([s.log for s in members])[None, :, None]
         shift, shares = self._shifts(members, actual, preds, chosen)
         shift = shift[None, :, None]
