@@ -75,6 +75,43 @@ class _Design:
         cols.append(np.full(n, past[-self.base :].std()))
         return np.column_stack(cols).astype(float), level
 
+    def batch_rows(
+        self, z: np.ndarray, origin: int, steps: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`rows` of every series of ``z (m, length)`` (equal lengths) at one ``origin``, the
+        same operations on each row of ``z``: features ``(m * len(steps), F)``, series-major,
+        and levels ``(m,)``."""
+        m = z.shape[0]
+        past = z[:, :origin]
+        level = past[:, -self.base :].mean(axis=1)  # (m,)
+        target = origin + steps - 1
+        n = len(steps)
+        cols: list[np.ndarray] = [np.broadcast_to(steps.astype(float), (m, n))]
+        lags = past[:, -self.recent :][:, ::-1] - level[:, None]  # (m, recent)
+        if lags.shape[1] < self.recent:
+            pad = np.full((m, self.recent - lags.shape[1]), np.nan)
+            lags = np.concatenate([lags, pad], axis=1)
+        cols.extend(np.broadcast_to(lags.T[:, :, None], (self.recent, m, n)))
+        for season in self.seasons:
+            back = -(-steps // season)
+            for k in range(_CYCLES_BACK):
+                idx = target - season * (back + k)
+                got = np.where(idx >= 0, z[:, np.maximum(idx, 0)], np.nan)
+                cols.append(got - level[:, None])
+            mean = past[:, -season:].mean(axis=1) - level
+            cols.append(np.broadcast_to(mean[:, None], (m, n)))
+        if self.seasons:
+            season = self.seasons[0]
+            back = -(-steps // season)
+            idx = np.stack([target - season * (back + k) for k in range(4)])  # (4, n)
+            same_phase = np.where(idx[:, None, :] >= 0, z[:, np.maximum(idx, 0)].transpose(1, 0, 2), np.nan)  # (4, m, n)
+            medians = column_medians(same_phase.reshape(4, m * n)).reshape(m, n)
+            cols.append(medians - level[:, None])
+        spread = past[:, -self.base :].std(axis=1)
+        cols.append(np.broadcast_to(spread[:, None], (m, n)))
+        x = np.stack(cols, axis=2).astype(float)  # (m, n, F)
+        return x.reshape(m * n, len(cols)), level
+
 
 def _model() -> object:
     import lightgbm as lgb
@@ -175,6 +212,7 @@ def run_boosting(
     h: int,
     seasons: tuple[int, ...],
     threads: int = 2,
+    predict_threads: int = 1,
 ) -> dict[str, np.ndarray]:
     """Fit on all history and before the backtest's cuts (`_backtest_rows`), predict every
     cut: ``{"lightgbm": array(cuts, series, h)}``."""
@@ -194,16 +232,27 @@ def run_boosting(
             models = dict(zip(rows, pool.map(_fit, rows.values()), strict=True))
     else:
         models = {cut: _fit(r) for cut, r in rows.items()}
+    # Series of equal length share their features' arithmetic (`_Design.batch_rows`).
+    by_length: dict[int, list[int]] = {}
+    for j, z_all in enumerate(logs):
+        by_length.setdefault(len(z_all), []).append(j)
+    stacked = {length: np.stack([logs[j] for j in at]) for length, at in by_length.items()}
     for i, cut in enumerate(cuts):
         model = models[learns_from[cut]]
         if model is None:
             continue  # this cut keeps NaN: the candidate is unavailable there
-        xs, levels = [], []
-        for z_all in logs:
-            origin = len(z_all) - cut
-            x, level = design.rows(z_all, origin, steps)
-            xs.append(x)
-            levels.append(level)
-        pred = model.predict(np.vstack(xs)).reshape(len(series), h)  # type: ignore[attr-defined]
-        out[i] = np.maximum(np.expm1(pred + np.array(levels)[:, None]), 0.0)
+        x_all: np.ndarray | None = None
+        levels = np.empty(len(series))
+        for length, at in by_length.items():
+            x, level = design.batch_rows(stacked[length], length - cut, steps)
+            if x_all is None:
+                x_all = np.empty((len(series), h, x.shape[1]))
+            x_all[at] = x.reshape(len(at), h, x.shape[1])
+            levels[at] = level
+        assert x_all is not None
+        # Every row is predicted alone: more threads give the same values, sooner.
+        pred = model.predict(  # type: ignore[attr-defined]
+            x_all.reshape(len(series) * h, -1), num_threads=predict_threads
+        ).reshape(len(series), h)
+        out[i] = np.maximum(np.expm1(pred + levels[:, None]), 0.0)
     return {NAME: out}

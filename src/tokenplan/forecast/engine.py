@@ -561,7 +561,9 @@ class Forecaster:
 
                 busy = statistical.workers if statistical else 0
                 threads = max(1, self.cores - busy)
-                preds |= run_boosting(members, all_cuts, h, seasons, threads)
+                preds |= run_boosting(
+                    members, all_cuts, h, seasons, threads, predict_threads=self.cores
+                )
             if statistical:
                 preds |= statistical.result()
         bt.cap_runaway(preds, members, all_cuts)
