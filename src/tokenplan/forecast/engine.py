@@ -6,6 +6,7 @@ import os
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -69,6 +70,8 @@ from tokenplan.frequency import make_cadence
 
 # The global model needs some rows to learn from.
 _MIN_BOOSTING_ROWS = 200
+# A backtest group of this many series has its baselines computed in the worker processes.
+_MIN_POOLED_BASELINES = 200
 
 
 @dataclass
@@ -141,6 +144,10 @@ class _Plan:
     runs: dict[tuple[tuple[int, ...], tuple[int, ...]], StatisticalRun] = field(
         default_factory=dict
     )
+    # Each large group's baselines, computed in the pool's workers in chunks of series.
+    baselines: dict[
+        tuple[tuple[int, ...], tuple[int, ...]], list[Future[dict[str, np.ndarray]]]
+    ] = field(default_factory=dict)
 
 
 class Forecaster:
@@ -376,23 +383,33 @@ class Forecaster:
     def _start(self, plan: _Plan, pool: SharedPool) -> None:
         """Start the local models of every backtest group (in ``pool`` where there are many
         series), in the order the groups are fitted."""
-        if not plan.local:
-            for members in plan.groups.values():
-                for s in members:
-                    s.notes.append("local statsforecast models off (local_models=False)")
-            return
         h = self.horizon
         for key, members in plan.groups.items():
-            for s in members:
-                if s.intermittent:
-                    s.notes.append(
-                        "no local statsforecast models: they would fit its empty buckets"
-                        " as a level"
-                    )
             seasons, cuts = key
-            plan.runs[key] = StatisticalRun(
-                members, [0, *cuts], h, seasons, n_jobs=self.cores, pool=pool
-            )
+            if not plan.local:
+                for s in members:
+                    s.notes.append("local statsforecast models off (local_models=False)")
+            else:
+                for s in members:
+                    if s.intermittent:
+                        s.notes.append(
+                            "no local statsforecast models: they would fit its empty buckets"
+                            " as a level"
+                        )
+                plan.runs[key] = StatisticalRun(
+                    members, [0, *cuts], h, seasons, n_jobs=self.cores, pool=pool
+                )
+            if self.cores > 1 and len(members) >= _MIN_POOLED_BASELINES:
+                # Queued after the local models: the workers compute them while this process
+                # fits the global model (numpy only, the same values as here).
+                once = self._once(members, seasons, cuts)
+                size = -(-len(members) // self.cores)
+                plan.baselines[key] = [
+                    pool.get().submit(
+                        run_baselines, members[k : k + size], [0, *cuts], h, seasons, once
+                    )
+                    for k in range(0, len(members), size)
+                ]
 
     def _fit_groups(
         self, plan: _Plan, fitted: dict[str, Fitted], rows: list[dict[str, object]]
@@ -403,8 +420,9 @@ class Forecaster:
         for key, members in plan.groups.items():
             seasons, cuts = key
             statistical = plan.runs.pop(key, None)
+            baselines = plan.baselines.pop(key, None)
             self._fit_group(
-                members, seasons, list(cuts), statistical, fitted, rows, backtest
+                members, seasons, list(cuts), statistical, baselines, fitted, rows, backtest
             )
         return backtest
 
@@ -529,12 +547,20 @@ class Forecaster:
 
         return load(path, key=key)
 
+    def _once(
+        self, members: list[Series], seasons: tuple[int, ...], cuts: tuple[int, ...]
+    ) -> tuple[int, ...]:
+        """Longer seasons seen once before the earliest cut (`baselines.seen_once`)."""
+        shortest = min(len(s.y) for s in members) - max(cuts)
+        return seen_once(self.cadence.seasons, seasons, shortest)
+
     def _fit_group(
         self,
         members: list[Series],
         seasons: tuple[int, ...],
         cuts: list[int],
         statistical: StatisticalRun | None,
+        baselines: list[Future[dict[str, np.ndarray]]] | None,
         fitted: dict[str, Fitted],
         rows: list[dict[str, object]],
         backtest_errors: dict[str, np.ndarray],
@@ -547,7 +573,7 @@ class Forecaster:
                 # this one runs the baselines and the global model.
                 stack.callback(statistical.close)
             shortest = min(len(s.y) for s in members) - max(cuts)
-            once = seen_once(self.cadence.seasons, seasons, shortest)
+            once = self._once(members, seasons, tuple(cuts))
             if once:
                 note = (
                     f"season {', '.join(map(str, once))} seen once: its seasonal naive is a "
@@ -555,15 +581,23 @@ class Forecaster:
                 )
                 for s in members:
                     s.notes.append(note)
-            preds = run_baselines(members, all_cuts, h, seasons, once)
+            boosting: dict[str, np.ndarray] = {}
             if self.lightgbm and shortest * len(members) >= _MIN_BOOSTING_ROWS:
                 from tokenplan.forecast.boosting import run_boosting
 
                 busy = statistical.workers if statistical else 0
                 threads = max(1, self.cores - busy)
-                preds |= run_boosting(
+                boosting = run_boosting(
                     members, all_cuts, h, seasons, threads, predict_threads=self.cores
                 )
+            if baselines:
+                parts = [future.result() for future in baselines]
+                preds = {
+                    name: np.concatenate([p[name] for p in parts], axis=1) for name in parts[0]
+                }
+            else:
+                preds = run_baselines(members, all_cuts, h, seasons, once)
+            preds |= boosting  # the candidates in the same order as ever
             if statistical:
                 preds |= statistical.result()
         bt.cap_runaway(preds, members, all_cuts)

@@ -135,9 +135,7 @@ def nudge(
     return point * np.repeat(factor, k), float(factor.min()), float(factor.max()), int(low.sum())
 
 
-def sums_frame(
-    series: Sequence[Series], h: int
-) -> tuple[int, list[Series], pd.DataFrame] | None:
+def sums_frame(series: Sequence[Series], h: int) -> tuple[int, list[Series], pd.DataFrame] | None:
     """The block size, the series whose forecasts the sums may move (the backtested ones:
     those too short for a backtest keep their fallback, whose sums would be shorter still) and
     the frame of their block sums; None when there is nothing to sum. Known once the series
