@@ -361,7 +361,6 @@ class Forecaster:
     ) -> tuple[dict[str, Fitted], list[dict[str, object]]]:
         """Fits and backtest rows of the series too short to backtest (`_blind` unless
         ``blind`` is False: the fallback alone)."""
-        h = self.horizon
         fitted: dict[str, Fitted] = {}
         rows: list[dict[str, object]] = []
         short = self._blind(plan.short, plan.local, pool) if blind else plan.short
