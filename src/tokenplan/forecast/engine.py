@@ -132,6 +132,23 @@ class PanelFit:
         self.rows += other.rows
 
 
+# Coverage counted in a worker, per candidate, and the backtest rows (row, candidate, series
+# index in its group) it belongs in.
+_Coverage = tuple[
+    dict[str, Future[dict[float, np.ndarray]]], list[tuple[dict[str, object], str, int]]
+]
+
+
+def fill_coverage(pending: list[_Coverage], levels: tuple[float, ...]) -> None:
+    """Put the coverage counted in the workers into its backtest rows."""
+    for later, group_rows in pending:
+        coverage = {name: future.result() for name, future in later.items()}
+        for row, name, j in group_rows:
+            for level in levels:
+                row[f"coverage_{level_name(level)}"] = float(coverage[name][level][j])
+    pending.clear()
+
+
 @dataclass
 class _Plan:
     """A panel prepared for fitting: its series, those too short to backtest with their
@@ -144,6 +161,10 @@ class _Plan:
     runs: dict[tuple[tuple[int, ...], tuple[int, ...]], StatisticalRun] = field(
         default_factory=dict
     )
+    # The pool of the panel's workers (`_start`), and the backtest rows whose coverage they
+    # count (`fill_coverage`).
+    pool: SharedPool | None = None
+    pending: list[_Coverage] = field(default_factory=list)
     # Each large group's baselines, computed in the pool's workers in chunks of series.
     baselines: dict[
         tuple[tuple[int, ...], tuple[int, ...]], list[Future[dict[str, np.ndarray]]]
@@ -281,6 +302,7 @@ class Forecaster:
                     lambda frame, k: (sum_fitted, sum_errors),
                     prepared,
                 )
+            fill_coverage(plan.pending, self.levels)
         return PanelFit(list(plan.series), fitted, rows)
 
     def _sums_forecaster(self, k: int) -> Forecaster:
@@ -327,6 +349,7 @@ class Forecaster:
             fitted, rows = self._fit_short(plan, pool, blind=not self._point_only)
             self._start(plan, pool)
             backtest = self._fit_groups(plan, fitted, rows)
+            fill_coverage(plan.pending, self.levels)
         return plan.series, fitted, rows, backtest
 
     def _plan(self, data: pd.DataFrame) -> _Plan:
@@ -383,6 +406,8 @@ class Forecaster:
         """Start the local models of every backtest group (in ``pool`` where there are many
         series), in the order the groups are fitted."""
         h = self.horizon
+        if self.cores > 1:
+            plan.pool = pool
         for key, members in plan.groups.items():
             seasons, cuts = key
             if not plan.local:
@@ -421,7 +446,16 @@ class Forecaster:
             statistical = plan.runs.pop(key, None)
             baselines = plan.baselines.pop(key, None)
             self._fit_group(
-                members, seasons, list(cuts), statistical, baselines, fitted, rows, backtest
+                members,
+                seasons,
+                list(cuts),
+                statistical,
+                baselines,
+                fitted,
+                rows,
+                backtest,
+                plan.pool,
+                plan.pending,
             )
         return backtest
 
@@ -563,6 +597,8 @@ class Forecaster:
         fitted: dict[str, Fitted],
         rows: list[dict[str, object]],
         backtest_errors: dict[str, np.ndarray],
+        pool: SharedPool | None = None,
+        pending: list[_Coverage] | None = None,
     ) -> None:
         h = self.horizon
         all_cuts = [0, *cuts]
@@ -666,10 +702,19 @@ class Forecaster:
         z_actual = to_calibration(actual, log, shift)
         coverage: dict[str, dict[float, np.ndarray]] = {}
         errors: dict[str, np.ndarray] = {}
+        # A large group's coverage (read only by the backtest rows) is counted in the pool's
+        # workers, after the work queued before it, and filled in when the panel is done.
+        offload = pool is not None and pending is not None
+        workers = pool if offload and len(members) >= _MIN_POOLED_BASELINES else None
+        later: dict[str, Future[dict[float, np.ndarray]]] = {}
         for name, pred in preds.items():
             err = (z_actual - to_calibration(pred[1:], log, shift)).transpose(1, 0, 2)  # (n, W, h)
             errors[name] = err
-            coverage[name] = cross_coverage(err, self.levels)
+            if workers is not None:
+                later[name] = workers.get().submit(cross_coverage, err, self.levels)
+            else:
+                coverage[name] = cross_coverage(err, self.levels)
+        group_rows: list[tuple[dict[str, object], str, int]] = []
         independent = independent_windows(cuts, h)  # the same for every member
         for j, s in enumerate(members):
             method = chosen[j]
@@ -778,9 +823,14 @@ class Forecaster:
                     "smape": float(smape[name][j]),
                     "chosen": name == method,
                 }
-                for level in self.levels:
-                    row[f"coverage_{level_name(level)}"] = float(coverage[name][level][j])
+                if later:
+                    group_rows.append((row, name, j))
+                else:
+                    for level in self.levels:
+                        row[f"coverage_{level_name(level)}"] = float(coverage[name][level][j])
                 rows.append(row)
+        if later and pending is not None:
+            pending.append((later, group_rows))
 
     def _shifts(
         self,
