@@ -280,7 +280,7 @@ class Forecaster:
             fitted, rows = self._fit_short(plan, pool)
             self._start(plan, pool)
             prepared = sums_frame(plan.series, self.horizon) if self.temporal else None
-            sums: tuple[Forecaster, _Plan] | None = None
+            sums: tuple[Forecaster, _Plan, tuple[int, list[Series], pd.DataFrame]] | None = None
             if prepared is not None:
                 k, _, frame = prepared
                 forecaster = self._sums_forecaster(k)
@@ -288,20 +288,13 @@ class Forecaster:
                 # Fallbacks of sums too short to backtest: `adjust` never reads them.
                 forecaster._fit_short(sums_plan, pool, blind=False)
                 forecaster._start(sums_plan, pool)
-                sums = (forecaster, sums_plan)
+                sums = (forecaster, sums_plan, prepared)
             errors = self._fit_groups(plan, fitted, rows)
             if sums is not None:
-                forecaster, sums_plan = sums
+                forecaster, sums_plan, prepared = sums
                 sum_fitted, sum_rows = forecaster._fit_short(sums_plan, pool, blind=False)
                 sum_errors = forecaster._fit_groups(sums_plan, sum_fitted, sum_rows)
-                adjust(
-                    plan.series,
-                    fitted,
-                    errors,
-                    self.horizon,
-                    lambda frame, k: (sum_fitted, sum_errors),
-                    prepared,
-                )
+                adjust(fitted, errors, prepared, sum_fitted, sum_errors)
             fill_coverage(plan.pending, self.levels)
         return PanelFit(list(plan.series), fitted, rows)
 
@@ -322,14 +315,6 @@ class Forecaster:
         sums._point_only = True
         return sums
 
-    def _fit_sums(
-        self, frame: pd.DataFrame, k: int
-    ) -> tuple[dict[str, Fitted], dict[str, np.ndarray]]:
-        """Fits of a frame of ``k``-bucket sums, ``horizon / k`` blocks ahead, and the chosen
-        forecasts' backtest errors."""
-        _, fitted, _, errors = self._sums_forecaster(k)._fit_all(validate(frame))
-        return fitted, errors
-
     def finish(self, panel: PanelFit) -> ForecastResult:
         """Reconcile the parts to the total (with a hierarchy) and draw the intervals."""
         if self.hierarchy is not None:
@@ -338,19 +323,6 @@ class Forecaster:
         if self.hierarchy is not None:
             result.frame = cap_parts(result.frame, str(self.hierarchy), self.levels)
         return result
-
-    def _fit_all(
-        self, data: pd.DataFrame
-    ) -> tuple[list[Series], dict[str, Fitted], list[dict[str, object]], dict[str, np.ndarray]]:
-        """Series, fits and backtest rows; also each backtested series' chosen forecast's
-        backtest errors in usage units ``(W, h)``, which only the temporal step reads."""
-        with SharedPool(self.cores) as pool:
-            plan = self._plan(data)
-            fitted, rows = self._fit_short(plan, pool, blind=not self._point_only)
-            self._start(plan, pool)
-            backtest = self._fit_groups(plan, fitted, rows)
-            fill_coverage(plan.pending, self.levels)
-        return plan.series, fitted, rows, backtest
 
     def _plan(self, data: pd.DataFrame) -> _Plan:
         """Prepare and classify the series; group the backtested ones by seasons and cuts,

@@ -23,7 +23,7 @@ the same run on the sums, 0.825 and 0.994), worst trace case 1.289 against 1.323
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -151,24 +151,17 @@ def sums_frame(series: Sequence[Series], h: int) -> tuple[int, list[Series], pd.
 
 
 def adjust(
-    series: Sequence[Series],
     fitted: dict[str, Fitted],
     errors: dict[str, np.ndarray],
-    h: int,
-    fit_sums: Callable[[pd.DataFrame, int], tuple[dict[str, Fitted], dict[str, np.ndarray]]],
-    prepared: tuple[int, list[Series], pd.DataFrame] | None = None,
+    prepared: tuple[int, list[Series], pd.DataFrame],
+    summed: dict[str, Fitted],
+    sum_errors: dict[str, np.ndarray],
 ) -> None:
     """Nudge every backtested series' point forecast (in place) toward the forecast of its block
     sums. ``errors`` are the chosen forecasts' backtest errors (usage units, ``(W, h)``);
-    ``fit_sums(frame, k)`` fits a frame of sums ``h / k`` blocks ahead and returns each series'
-    `Fitted` and backtest errors. ``prepared``: `sums_frame` of ``series``, computed before
-    they were fitted (None: computed here)."""
-    if prepared is None:
-        prepared = sums_frame([s for s in series if s.uid in fitted], h)
-        if prepared is None:
-            return
-    k, chosen, frame = prepared
-    summed, sum_errors = fit_sums(frame, k)
+    ``prepared`` is `sums_frame` of the series; ``summed`` and ``sum_errors`` each series'
+    `Fitted` and chosen backtest errors from the fit of that frame's sums."""
+    k, chosen, _ = prepared
     for s in chosen:
         if s.uid not in summed:
             continue
