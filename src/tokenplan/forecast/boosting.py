@@ -75,6 +75,45 @@ class _Design:
         cols.append(np.full(n, past[-self.base :].std()))
         return np.column_stack(cols).astype(float), level
 
+    def batch_rows(
+        self, z: np.ndarray, origin: int, steps: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`rows` of every series of ``z (m, length)`` (equal lengths) at one ``origin``, the
+        same operations on each row of ``z``: features ``(m * n, F)``, series-major, and
+        levels ``(m,)``. ``steps``: ``(n,)`` for every series, or ``(m, n)`` one row each."""
+        m = z.shape[0]
+        steps = np.broadcast_to(steps, (m, steps.shape[-1]))
+        n = steps.shape[1]
+        rows = np.arange(m)[:, None]
+        past = z[:, :origin]
+        level = past[:, -self.base :].mean(axis=1)  # (m,)
+        target = origin + steps - 1
+        cols: list[np.ndarray] = [steps.astype(float)]
+        lags = past[:, -self.recent :][:, ::-1] - level[:, None]  # (m, recent)
+        if lags.shape[1] < self.recent:
+            pad = np.full((m, self.recent - lags.shape[1]), np.nan)
+            lags = np.concatenate([lags, pad], axis=1)
+        cols.extend(np.broadcast_to(lags.T[:, :, None], (self.recent, m, n)))
+        for season in self.seasons:
+            back = -(-steps // season)
+            for k in range(_CYCLES_BACK):
+                idx = target - season * (back + k)
+                got = np.where(idx >= 0, z[rows, np.maximum(idx, 0)], np.nan)
+                cols.append(got - level[:, None])
+            mean = past[:, -season:].mean(axis=1) - level
+            cols.append(np.broadcast_to(mean[:, None], (m, n)))
+        if self.seasons:
+            season = self.seasons[0]
+            back = -(-steps // season)
+            idx = np.stack([target - season * (back + k) for k in range(4)])  # (4, m, n)
+            same_phase = np.where(idx >= 0, z[rows[None], np.maximum(idx, 0)], np.nan)
+            medians = column_medians(same_phase.reshape(4, m * n)).reshape(m, n)
+            cols.append(medians - level[:, None])
+        spread = past[:, -self.base :].std(axis=1)
+        cols.append(np.broadcast_to(spread[:, None], (m, n)))
+        x = np.stack(cols, axis=2).astype(float)  # (m, n, F)
+        return x.reshape(m * n, len(cols)), level
+
 
 def _model() -> object:
     import lightgbm as lgb
@@ -109,8 +148,10 @@ def _training_rows(
     per_series = max(budget // max(len(logs), 1), 4 * steps_per_origin)
     origins_per_series = max(per_series // steps_per_origin, 2)
     rng = np.random.default_rng(0)
-    xs, ys = [], []
-    for z_all in logs:
+    # (series, origin, steps) in the order the rows are stacked; their features are computed
+    # together for origins of series of equal length (`_Design.batch_rows`).
+    picked: list[tuple[int, int, np.ndarray]] = []
+    for j, z_all in enumerate(logs):
         z = z_all[: len(z_all) - cut]
         # Recent origins, half a primary cycle apart: the freshest behaviour matters most, and
         # origins whose seasonal lags are all known teach more than early ones full of gaps.
@@ -128,12 +169,24 @@ def _training_rows(
             steps = np.arange(1, known + 1)
             if known > steps_per_origin:
                 steps = np.sort(rng.choice(steps, steps_per_origin, replace=False))
-            x, level = design.rows(z, origin, steps)
-            xs.append(x)
-            ys.append(z[origin + steps - 1] - level)
-    if not xs:
+            picked.append((j, origin, steps))
+    if not picked:
         # Too little history left before this cut for any row: no model, not a crash.
         return None
+    groups: dict[tuple[int, int, int], list[int]] = {}
+    for p, (j, origin, steps) in enumerate(picked):
+        key = (len(logs[j]) - cut, origin, len(steps))
+        groups.setdefault(key, []).append(p)
+    xs: list[np.ndarray] = [np.empty(0)] * len(picked)
+    ys: list[np.ndarray] = [np.empty(0)] * len(picked)
+    for (length, origin, n), at in groups.items():
+        z = np.stack([logs[picked[p][0]][:length] for p in at])
+        steps = np.stack([picked[p][2] for p in at])
+        x, level = design.batch_rows(z, origin, steps)
+        y = z[np.arange(len(at))[:, None], origin + steps - 1] - level[:, None]
+        for i, p in enumerate(at):
+            xs[p] = x[i * n : (i + 1) * n]
+            ys[p] = y[i]
     x_all, y_all = np.vstack(xs), np.concatenate(ys)
     if len(y_all) < _MIN_ROWS:
         return None
@@ -175,6 +228,7 @@ def run_boosting(
     h: int,
     seasons: tuple[int, ...],
     threads: int = 2,
+    predict_threads: int = 1,
 ) -> dict[str, np.ndarray]:
     """Fit on all history and before the backtest's cuts (`_backtest_rows`), predict every
     cut: ``{"lightgbm": array(cuts, series, h)}``."""
@@ -194,16 +248,27 @@ def run_boosting(
             models = dict(zip(rows, pool.map(_fit, rows.values()), strict=True))
     else:
         models = {cut: _fit(r) for cut, r in rows.items()}
+    # Series of equal length share their features' arithmetic (`_Design.batch_rows`).
+    by_length: dict[int, list[int]] = {}
+    for j, z_all in enumerate(logs):
+        by_length.setdefault(len(z_all), []).append(j)
+    stacked = {length: np.stack([logs[j] for j in at]) for length, at in by_length.items()}
     for i, cut in enumerate(cuts):
         model = models[learns_from[cut]]
         if model is None:
             continue  # this cut keeps NaN: the candidate is unavailable there
-        xs, levels = [], []
-        for z_all in logs:
-            origin = len(z_all) - cut
-            x, level = design.rows(z_all, origin, steps)
-            xs.append(x)
-            levels.append(level)
-        pred = model.predict(np.vstack(xs)).reshape(len(series), h)  # type: ignore[attr-defined]
-        out[i] = np.maximum(np.expm1(pred + np.array(levels)[:, None]), 0.0)
+        x_all: np.ndarray | None = None
+        levels = np.empty(len(series))
+        for length, at in by_length.items():
+            x, level = design.batch_rows(stacked[length], length - cut, steps)
+            if x_all is None:
+                x_all = np.empty((len(series), h, x.shape[1]))
+            x_all[at] = x.reshape(len(at), h, x.shape[1])
+            levels[at] = level
+        assert x_all is not None
+        # Every row is predicted alone: more threads give the same values, sooner.
+        pred = model.predict(  # type: ignore[attr-defined]
+            x_all.reshape(len(series) * h, -1), num_threads=predict_threads
+        ).reshape(len(series), h)
+        out[i] = np.maximum(np.expm1(pred + levels[:, None]), 0.0)
     return {NAME: out}

@@ -436,13 +436,20 @@ def _held_out_hits(
         # same operations, so each comparison is exactly the one `bounds` would make).
         scale = step_scales(np.delete(errors, k, axis=1))
         flat = bool(np.all(scale == 1.0))
+        if not flat:
+            # Gathered once for every other window; the division and product as before, into
+            # one buffer.
+            pooling, own = scale[:, idx], scale[:, :, None]
+            pooled = np.empty_like(windows[0])
         for other in range(w):
             if other != k:
-                pooled = (
-                    windows[other] if flat else windows[other] / scale[:, idx] * scale[:, :, None]
-                )
-                below += (pooled < held).sum(axis=2)
-                at_most += (pooled <= held).sum(axis=2)
+                if flat:
+                    pooled = windows[other]
+                else:
+                    np.divide(windows[other], pooling, out=pooled)
+                    np.multiply(pooled, own, out=pooled)
+                below += np.count_nonzero(pooled < held, axis=2)
+                at_most += np.count_nonzero(pooled <= held, axis=2)
         count = present.sum(axis=0) - present[k]
         held = held[..., 0]
         for level in levels:

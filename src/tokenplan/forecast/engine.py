@@ -6,6 +6,7 @@ import os
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -62,13 +63,15 @@ from tokenplan.forecast.result import (
     level_name,
     to_calibration,
 )
-from tokenplan.forecast.statistical import RAW, run_statistical
+from tokenplan.forecast.statistical import RAW, SharedPool, StatisticalRun, run_statistical
 from tokenplan.forecast.temporal import WINDOWS as SUM_WINDOWS
-from tokenplan.forecast.temporal import adjust
+from tokenplan.forecast.temporal import adjust, sums_frame
 from tokenplan.frequency import make_cadence
 
 # The global model needs some rows to learn from.
 _MIN_BOOSTING_ROWS = 200
+# A backtest group of this many series has its baselines computed in the worker processes.
+_MIN_POOLED_BASELINES = 200
 
 
 @dataclass
@@ -129,6 +132,45 @@ class PanelFit:
         self.rows += other.rows
 
 
+# Coverage counted in a worker, per candidate, and the backtest rows (row, candidate, series
+# index in its group) it belongs in.
+_Coverage = tuple[
+    dict[str, Future[dict[float, np.ndarray]]], list[tuple[dict[str, object], str, int]]
+]
+
+
+def fill_coverage(pending: list[_Coverage], levels: tuple[float, ...]) -> None:
+    """Put the coverage counted in the workers into its backtest rows."""
+    for later, group_rows in pending:
+        coverage = {name: future.result() for name, future in later.items()}
+        for row, name, j in group_rows:
+            for level in levels:
+                row[f"coverage_{level_name(level)}"] = float(coverage[name][level][j])
+    pending.clear()
+
+
+@dataclass
+class _Plan:
+    """A panel prepared for fitting: its series, those too short to backtest with their
+    fallbacks, the rest by (seasons, cuts), and each group's local models once started."""
+
+    series: list[Series]
+    short: list[tuple[Series, np.ndarray, np.ndarray, str]]
+    groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[Series]]
+    local: bool
+    runs: dict[tuple[tuple[int, ...], tuple[int, ...]], StatisticalRun] = field(
+        default_factory=dict
+    )
+    # The pool of the panel's workers (`_start`), and the backtest rows whose coverage they
+    # count (`fill_coverage`).
+    pool: SharedPool | None = None
+    pending: list[_Coverage] = field(default_factory=list)
+    # Each large group's baselines, computed in the pool's workers in chunks of series.
+    baselines: dict[
+        tuple[tuple[int, ...], tuple[int, ...]], list[Future[dict[str, np.ndarray]]]
+    ] = field(default_factory=dict)
+
+
 class Forecaster:
     """Choose, fit and calibrate a forecaster per series by rolling-origin backtest."""
 
@@ -185,6 +227,9 @@ class Forecaster:
         self.cores = max(1, threads or _available_cores())
         self.result: ForecastResult | None = None
         self.metadata: dict[str, object] = {}
+        # Only each backtested series' point forecast and backtest errors are wanted (the
+        # temporal step's run on the sums): no bands, calibration or backtest rows.
+        self._point_only = False
 
     def config(self) -> dict[str, object]:
         """The constructor arguments, as plain values."""
@@ -227,16 +272,36 @@ class Forecaster:
 
     def fit_panel(self, data: pd.DataFrame) -> PanelFit:
         """Fit every series of a validated frame together (no hierarchy, no assembly)."""
-        series, fitted, rows, errors = self._fit_all(data)
-        if self.temporal:
-            adjust(series, fitted, errors, self.horizon, self._fit_sums)
-        return PanelFit(list(series), fitted, rows)
+        # One pool of workers for every local-model run of the panel and of its sums: the
+        # sums' local models start before the base panel's global model and selection, and
+        # fit meanwhile (the order of the work changes, not its results).
+        with SharedPool(self.cores) as pool:
+            plan = self._plan(data)
+            fitted, rows = self._fit_short(plan, pool)
+            self._start(plan, pool)
+            prepared = sums_frame(plan.series, self.horizon) if self.temporal else None
+            sums: tuple[Forecaster, _Plan, tuple[int, list[Series], pd.DataFrame]] | None = None
+            if prepared is not None:
+                k, _, frame = prepared
+                forecaster = self._sums_forecaster(k)
+                sums_plan = forecaster._plan(validate(frame))
+                # Fallbacks of sums too short to backtest: `adjust` never reads them.
+                forecaster._fit_short(sums_plan, pool, blind=False)
+                forecaster._start(sums_plan, pool)
+                sums = (forecaster, sums_plan, prepared)
+            errors = self._fit_groups(plan, fitted, rows)
+            if sums is not None:
+                forecaster, sums_plan, prepared = sums
+                sum_fitted, sum_rows = forecaster._fit_short(sums_plan, pool, blind=False)
+                sum_errors = forecaster._fit_groups(sums_plan, sum_fitted, sum_rows)
+                adjust(fitted, errors, prepared, sum_fitted, sum_errors)
+            fill_coverage(plan.pending, self.levels)
+        return PanelFit(list(plan.series), fitted, rows)
 
-    def _fit_sums(
-        self, frame: pd.DataFrame, k: int
-    ) -> tuple[dict[str, Fitted], dict[str, np.ndarray]]:
-        """Fits of a frame of ``k``-bucket sums, ``horizon / k`` blocks ahead, and the chosen
-        forecasts' backtest errors."""
+    def _sums_forecaster(self, k: int) -> Forecaster:
+        """The forecaster of ``k``-bucket sums, ``horizon / k`` blocks ahead, for the temporal
+        step: it returns only what that step reads (each series' point forecast and its
+        chosen forecast's backtest errors), without bands or backtest rows."""
         sums = Forecaster(
             f"{self.cadence.seconds * k}s",
             self.horizon // k,
@@ -247,8 +312,8 @@ class Forecaster:
             threads=self.threads,
             temporal=False,
         )
-        _, fitted, _, errors = sums._fit_all(validate(frame))
-        return fitted, errors
+        sums._point_only = True
+        return sums
 
     def finish(self, panel: PanelFit) -> ForecastResult:
         """Reconcile the parts to the total (with a hierarchy) and draw the intervals."""
@@ -259,18 +324,13 @@ class Forecaster:
             result.frame = cap_parts(result.frame, str(self.hierarchy), self.levels)
         return result
 
-    def _fit_all(
-        self, data: pd.DataFrame
-    ) -> tuple[list[Series], dict[str, Fitted], list[dict[str, object]], dict[str, np.ndarray]]:
-        """Series, fits and backtest rows; also each backtested series' chosen forecast's
-        backtest errors in usage units ``(W, h)``, which only the temporal step reads."""
+    def _plan(self, data: pd.DataFrame) -> _Plan:
+        """Prepare and classify the series; group the backtested ones by seasons and cuts,
+        the rest with their fallbacks."""
         h = self.horizon
         series = to_series(data, self.cadence)
         for s in series:
             classify(s, self.cadence, h)
-        fitted: dict[str, Fitted] = {}
-        rows: list[dict[str, object]] = []
-        backtest: dict[str, np.ndarray] = {}
         groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[Series]] = defaultdict(list)
         max_windows = self.n_windows or bt.default_windows(h)
         short: list[tuple[Series, np.ndarray, np.ndarray, str]] = []
@@ -289,7 +349,17 @@ class Forecaster:
                 s.kind = SHORT
             short.append((s, *fallback(s, h, self.cadence)))
         local = True if self.local_models is None else bool(self.local_models)
-        for s, point_z, errors, note in self._blind(short, local):
+        return _Plan(series, short, groups, local)
+
+    def _fit_short(
+        self, plan: _Plan, pool: SharedPool, *, blind: bool = True
+    ) -> tuple[dict[str, Fitted], list[dict[str, object]]]:
+        """Fits and backtest rows of the series too short to backtest (`_blind` unless
+        ``blind`` is False: the fallback alone)."""
+        fitted: dict[str, Fitted] = {}
+        rows: list[dict[str, object]] = []
+        short = self._blind(plan.short, plan.local, pool) if blind else plan.short
+        for s, point_z, errors, note in short:
             fitted[s.uid] = Fitted(
                 s.unz(point_z),
                 errors,
@@ -302,16 +372,70 @@ class Forecaster:
                 tail_df=path_tail_df(0),
             )
             rows.append({"unique_id": s.uid, "method": "fallback", "chosen": True})
-        if not local:
-            for members in groups.values():
+        return fitted, rows
+
+    def _start(self, plan: _Plan, pool: SharedPool) -> None:
+        """Start the local models of every backtest group (in ``pool`` where there are many
+        series), in the order the groups are fitted."""
+        h = self.horizon
+        if self.cores > 1:
+            plan.pool = pool
+        for key, members in plan.groups.items():
+            seasons, cuts = key
+            if not plan.local:
                 for s in members:
                     s.notes.append("local statsforecast models off (local_models=False)")
-        for (seasons, cuts), members in groups.items():  # type: ignore[assignment]
-            self._fit_group(members, seasons, list(cuts), local, fitted, rows, backtest)
-        return series, fitted, rows, backtest
+            else:
+                for s in members:
+                    if s.intermittent:
+                        s.notes.append(
+                            "no local statsforecast models: they would fit its empty buckets"
+                            " as a level"
+                        )
+                plan.runs[key] = StatisticalRun(
+                    members, [0, *cuts], h, seasons, n_jobs=self.cores, pool=pool
+                )
+            if self.cores > 1 and len(members) >= _MIN_POOLED_BASELINES:
+                # Queued after the local models: the workers compute them while this process
+                # fits the global model (numpy only, the same values as here).
+                once = self._once(members, seasons, cuts)
+                size = -(-len(members) // self.cores)
+                plan.baselines[key] = [
+                    pool.get().submit(
+                        run_baselines, members[k : k + size], [0, *cuts], h, seasons, once
+                    )
+                    for k in range(0, len(members), size)
+                ]
+
+    def _fit_groups(
+        self, plan: _Plan, fitted: dict[str, Fitted], rows: list[dict[str, object]]
+    ) -> dict[str, np.ndarray]:
+        """Fit every backtest group (into ``fitted`` and ``rows``); each backtested series'
+        chosen forecast's backtest errors in usage units ``(W, h)``."""
+        backtest: dict[str, np.ndarray] = {}
+        for key, members in plan.groups.items():
+            seasons, cuts = key
+            statistical = plan.runs.pop(key, None)
+            baselines = plan.baselines.pop(key, None)
+            self._fit_group(
+                members,
+                seasons,
+                list(cuts),
+                statistical,
+                baselines,
+                fitted,
+                rows,
+                backtest,
+                plan.pool,
+                plan.pending,
+            )
+        return backtest
 
     def _blind(
-        self, short: list[tuple[Series, np.ndarray, np.ndarray, str]], local: bool
+        self,
+        short: list[tuple[Series, np.ndarray, np.ndarray, str]],
+        local: bool,
+        pool: SharedPool | None = None,
     ) -> list[tuple[Series, np.ndarray, np.ndarray, str]]:
         """Fallbacks of series with two cycles or more: their point forecast becomes the median
         of the profile, seasonal naive and the local models (`fallbacks.blind_median`); of
@@ -328,14 +452,14 @@ class Forecaster:
                 once.append(i)
         out = list(short)
         if local and once:
-            self._blind_once(short, once, out)
+            self._blind_once(short, once, out, pool)
         for seasons, at in groups.items():
             members = [short[i][0] for i in at]
             preds: dict[str, np.ndarray] = {}
             if local:
                 # Fitted both ways where the series is in log space, as an undecided one is.
                 both = [replace(s, log_undecided=s.log) for s in members]
-                preds = run_statistical(both, [0], h, seasons, n_jobs=self.cores)
+                preds = run_statistical(both, [0], h, seasons, n_jobs=self.cores, pool=pool)
                 bt.cap_runaway(preds, members, [0])
             for j, i in enumerate(at):
                 s, profile, errors, note = short[i]
@@ -365,6 +489,7 @@ class Forecaster:
         short: list[tuple[Series, np.ndarray, np.ndarray, str]],
         at: list[int],
         out: list[tuple[Series, np.ndarray, np.ndarray, str]],
+        pool: SharedPool | None = None,
     ) -> None:
         """Series seen for one to two cycles: the median of seasonal naive and the local models
         fitted without a season on the series with its last cycle's shape taken out
@@ -374,7 +499,7 @@ class Forecaster:
         shapes, kept = zip(*(cycle_shape(s.z(), primary) for s in members), strict=True)
         flat = [adjusted(s, shape) for s, shape in zip(members, shapes, strict=True)]
         both = [replace(s, log_undecided=s.log) for s in flat]
-        preds = run_statistical(both, [0], h, (), n_jobs=self.cores)
+        preds = run_statistical(both, [0], h, (), n_jobs=self.cores, pool=pool)
         for j, i in enumerate(at):
             s, naive, errors, note = short[i]
             n = len(s.y)
@@ -427,37 +552,35 @@ class Forecaster:
 
         return load(path, key=key)
 
+    def _once(
+        self, members: list[Series], seasons: tuple[int, ...], cuts: tuple[int, ...]
+    ) -> tuple[int, ...]:
+        """Longer seasons seen once before the earliest cut (`baselines.seen_once`)."""
+        shortest = min(len(s.y) for s in members) - max(cuts)
+        return seen_once(self.cadence.seasons, seasons, shortest)
+
     def _fit_group(
         self,
         members: list[Series],
         seasons: tuple[int, ...],
         cuts: list[int],
-        local: bool,
+        statistical: StatisticalRun | None,
+        baselines: list[Future[dict[str, np.ndarray]]] | None,
         fitted: dict[str, Fitted],
         rows: list[dict[str, object]],
         backtest_errors: dict[str, np.ndarray],
+        pool: SharedPool | None = None,
+        pending: list[_Coverage] | None = None,
     ) -> None:
         h = self.horizon
         all_cuts = [0, *cuts]
         with ExitStack() as stack:
-            statistical = None
-            if local:
-                from tokenplan.forecast.statistical import StatisticalRun
-
-                for s in members:
-                    if s.intermittent:
-                        s.notes.append(
-                            "no local statsforecast models: they would fit its empty buckets"
-                            " as a level"
-                        )
-
-                # Started first: the local models fit in worker processes while this one
-                # runs the baselines and the global model.
-                statistical = stack.enter_context(
-                    StatisticalRun(members, all_cuts, h, seasons, n_jobs=self.cores)
-                )
+            if statistical is not None:
+                # Started before (`_start`): the local models fit in worker processes while
+                # this one runs the baselines and the global model.
+                stack.callback(statistical.close)
             shortest = min(len(s.y) for s in members) - max(cuts)
-            once = seen_once(self.cadence.seasons, seasons, shortest)
+            once = self._once(members, seasons, tuple(cuts))
             if once:
                 note = (
                     f"season {', '.join(map(str, once))} seen once: its seasonal naive is a "
@@ -465,13 +588,23 @@ class Forecaster:
                 )
                 for s in members:
                     s.notes.append(note)
-            preds = run_baselines(members, all_cuts, h, seasons, once)
+            boosting: dict[str, np.ndarray] = {}
             if self.lightgbm and shortest * len(members) >= _MIN_BOOSTING_ROWS:
                 from tokenplan.forecast.boosting import run_boosting
 
                 busy = statistical.workers if statistical else 0
                 threads = max(1, self.cores - busy)
-                preds |= run_boosting(members, all_cuts, h, seasons, threads)
+                boosting = run_boosting(
+                    members, all_cuts, h, seasons, threads, predict_threads=self.cores
+                )
+            if baselines:
+                parts = [future.result() for future in baselines]
+                preds = {
+                    name: np.concatenate([p[name] for p in parts], axis=1) for name in parts[0]
+                }
+            else:
+                preds = run_baselines(members, all_cuts, h, seasons, once)
+            preds |= boosting  # the candidates in the same order as ever
             if statistical:
                 preds |= statistical.result()
         bt.cap_runaway(preds, members, all_cuts)
@@ -520,16 +653,40 @@ class Forecaster:
             name: bt.window_errors(pred[1:], scored, squared) for name, pred in preds.items()
         }
         chosen = bt.choose(judged, per_window)
+        if self._point_only:
+            # What the temporal step reads: the chosen point forecast and its backtest errors.
+            for j, s in enumerate(members):
+                method = chosen[j]
+                fitted[s.uid] = Fitted(
+                    point=np.maximum(preds[method][0, j], 0.0),
+                    errors=np.zeros((0, h)),
+                    log=s.log,
+                    note="",
+                    method=method,
+                    variance=1.0,
+                    independent=0,
+                )
+                backtest_errors[s.uid] = actual[:, j, :] - preds[method][1:, j, :]
+            return
         log = np.array([s.log for s in members])[None, :, None]
         shift, shares = self._shifts(members, actual, preds, chosen)
         shift = shift[None, :, None]
         z_actual = to_calibration(actual, log, shift)
         coverage: dict[str, dict[float, np.ndarray]] = {}
         errors: dict[str, np.ndarray] = {}
+        # A large group's coverage (read only by the backtest rows) is counted in the pool's
+        # workers, after the work queued before it, and filled in when the panel is done.
+        offload = pool is not None and pending is not None
+        workers = pool if offload and len(members) >= _MIN_POOLED_BASELINES else None
+        later: dict[str, Future[dict[float, np.ndarray]]] = {}
         for name, pred in preds.items():
             err = (z_actual - to_calibration(pred[1:], log, shift)).transpose(1, 0, 2)  # (n, W, h)
             errors[name] = err
-            coverage[name] = cross_coverage(err, self.levels)
+            if workers is not None:
+                later[name] = workers.get().submit(cross_coverage, err, self.levels)
+            else:
+                coverage[name] = cross_coverage(err, self.levels)
+        group_rows: list[tuple[dict[str, object], str, int]] = []
         independent = independent_windows(cuts, h)  # the same for every member
         for j, s in enumerate(members):
             method = chosen[j]
@@ -638,9 +795,14 @@ class Forecaster:
                     "smape": float(smape[name][j]),
                     "chosen": name == method,
                 }
-                for level in self.levels:
-                    row[f"coverage_{level_name(level)}"] = float(coverage[name][level][j])
+                if later:
+                    group_rows.append((row, name, j))
+                else:
+                    for level in self.levels:
+                        row[f"coverage_{level_name(level)}"] = float(coverage[name][level][j])
                 rows.append(row)
+        if later and pending is not None:
+            pending.append((later, group_rows))
 
     def _shifts(
         self,

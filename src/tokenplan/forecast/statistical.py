@@ -229,6 +229,7 @@ class StatisticalRun:
         h: int,
         seasons: tuple[int, ...],
         n_jobs: int = 1,
+        pool: SharedPool | None = None,
     ) -> None:
         self._series = series
         self._args = (cuts, h, seasons)
@@ -242,12 +243,18 @@ class StatisticalRun:
         self._items = [(series[j].z(), series[j].log, series[j].log_undecided) for j in self._fit]
         self.workers = min(n_jobs, len(self._items) // _MIN_SERIES_PER_WORKER)
         self._pool: ProcessPoolExecutor | None = None
+        # A pool shared with other runs (`SharedPool`) is not this run's to shut down.
+        self._owned = pool is None
         self._futures: list[Future[list[dict[str, np.ndarray]]]] = []
         if self.workers > 1:
             # Small chunks keep both workers busy to the end (the last chunk is the tail).
             per = -(-len(self._items) // (_CHUNKS_PER_WORKER * self.workers))
             size = max(1, min(per, _MAX_CHUNK))
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("fork"))
+            self._pool = (
+                ProcessPoolExecutor(self.workers, mp_context=get_context("fork"))
+                if pool is None
+                else pool.get()
+            )
             self._futures = [
                 self._pool.submit(_chunk, self._items[k : k + size], *self._args)
                 for k in range(0, len(self._items), size)
@@ -262,9 +269,14 @@ class StatisticalRun:
         self.close()
 
     def close(self) -> None:
-        """Stop the workers (pending chunks are cancelled)."""
+        """Stop the workers (pending chunks are cancelled); in a shared pool, cancel this
+        run's pending chunks only."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            if self._owned:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+            else:
+                for future in self._futures:
+                    future.cancel()
             self._pool = None
 
     def result(self) -> dict[str, np.ndarray]:
@@ -291,8 +303,47 @@ class StatisticalRun:
 
 
 def run_statistical(
-    series: list[Series], cuts: list[int], h: int, seasons: tuple[int, ...], n_jobs: int = 1
+    series: list[Series],
+    cuts: list[int],
+    h: int,
+    seasons: tuple[int, ...],
+    n_jobs: int = 1,
+    pool: SharedPool | None = None,
 ) -> dict[str, np.ndarray]:
     """Predict every cut; returns ``{method: array(cuts, series, h)}`` (NaN where a fit failed)."""
-    with StatisticalRun(series, cuts, h, seasons, n_jobs) as run:
+    with StatisticalRun(series, cuts, h, seasons, n_jobs, pool) as run:
         return run.result()
+
+
+class SharedPool:
+    """One pool of ``workers`` forked processes for every `StatisticalRun` of a fit, started
+    on first use and shut down by `close`.
+
+    Runs submitted to it are served in order, so a fit can start the local models of a later
+    step (the temporal step's sums, `tokenplan.forecast.temporal`) before the global model of
+    an earlier one occupies this process: the workers stay busy meanwhile. Forked once, before
+    any LightGBM thread exists, rather than once per run. Which process fits a series does not
+    change its forecast.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def get(self) -> ProcessPoolExecutor:
+        """The pool, started on first call."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("fork"))
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the workers (pending chunks are cancelled)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> SharedPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

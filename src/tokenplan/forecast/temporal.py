@@ -23,7 +23,7 @@ the same run on the sums, 0.825 and 0.994), worst trace case 1.289 against 1.323
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -135,26 +135,33 @@ def nudge(
     return point * np.repeat(factor, k), float(factor.min()), float(factor.max()), int(low.sum())
 
 
+def sums_frame(series: Sequence[Series], h: int) -> tuple[int, list[Series], pd.DataFrame] | None:
+    """The block size, the series whose forecasts the sums may move (the backtested ones:
+    those too short for a backtest keep their fallback, whose sums would be shorter still) and
+    the frame of their block sums; None when there is nothing to sum. Known once the series
+    are classified and planned (`Forecaster._plan`), before any is fitted."""
+    k = block_size(h)
+    if k is None:
+        return None
+    chosen = [s for s in series if s.kind == REGULAR]
+    frame = block_sums(chosen, k)
+    if frame.empty:
+        return None
+    return k, chosen, frame
+
+
 def adjust(
-    series: Sequence[Series],
     fitted: dict[str, Fitted],
     errors: dict[str, np.ndarray],
-    h: int,
-    fit_sums: Callable[[pd.DataFrame, int], tuple[dict[str, Fitted], dict[str, np.ndarray]]],
+    prepared: tuple[int, list[Series], pd.DataFrame],
+    summed: dict[str, Fitted],
+    sum_errors: dict[str, np.ndarray],
 ) -> None:
     """Nudge every backtested series' point forecast (in place) toward the forecast of its block
     sums. ``errors`` are the chosen forecasts' backtest errors (usage units, ``(W, h)``);
-    ``fit_sums(frame, k)`` fits a frame of sums ``h / k`` blocks ahead and returns each series'
-    `Fitted` and backtest errors."""
-    k = block_size(h)
-    if k is None:
-        return
-    # Series too short for a backtest keep their fallback: its sums would be shorter still.
-    chosen = [s for s in series if s.kind == REGULAR and s.uid in fitted]
-    frame = block_sums(chosen, k)
-    if frame.empty:
-        return
-    summed, sum_errors = fit_sums(frame, k)
+    ``prepared`` is `sums_frame` of the series; ``summed`` and ``sum_errors`` each series'
+    `Fitted` and chosen backtest errors from the fit of that frame's sums."""
+    k, chosen, _ = prepared
     for s in chosen:
         if s.uid not in summed:
             continue
