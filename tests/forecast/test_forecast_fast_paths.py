@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tokenplan.forecast import conformal
+from tokenplan.forecast import conformal, engine
 from tokenplan.forecast.boosting import run_boosting
 from tokenplan.forecast.conformal import bounds, cross_coverage
 from tokenplan.forecast.preparation import (
@@ -184,4 +184,29 @@ def test_leaving_local_models_unread_stops_the_workers() -> None:
     with StatisticalRun(short_panel(16), [0, 12, 24], 12, (), n_jobs=2) as run:
         assert run.workers == 2
         assert len(_children() - before) == 2
+    assert _children() <= before
+
+
+def test_a_large_panel_in_the_shared_pool_matches_one_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Baselines and backtest coverage go to the workers from 200 series; from 8 here, so a
+    # small panel takes every path of the pool (with the local models of the panel and of
+    # its sums) and the same panel in one process is quick to compare with.
+    monkeypatch.setattr(engine, "_MIN_POOLED_BASELINES", 8)
+    df = pd.concat(
+        [usage(n=120, seed=i, uid=f"s{i:02d}", level=50.0 * (i % 7 + 1)) for i in range(24)],
+        ignore_index=True,
+    )
+    before = _children()
+    pooled = engine.Forecaster("1h", 24, (80, 95), threads=2).fit(df).result
+    alone = engine.Forecaster("1h", 24, (80, 95), threads=1).fit(df).result
+    assert pooled is not None
+    assert alone is not None
+    pd.testing.assert_frame_equal(pooled.frame, alone.frame, check_exact=True)
+    pd.testing.assert_frame_equal(pooled.backtest, alone.backtest, check_exact=True)
+    # The coverage counted in the workers reached the rows (only never-run candidates lack it).
+    ran = np.isfinite(pooled.backtest["mase"])
+    assert pooled.backtest.loc[ran, "coverage_80"].notna().all()
+    assert "temporal hierarchy" in " ".join(pooled.notes.values())
     assert _children() <= before
