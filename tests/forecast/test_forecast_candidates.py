@@ -26,12 +26,12 @@ def test_direct_features_read_nothing_at_or_after_the_origin() -> None:
     for h in (1, 24, 168):
         design = _Design(h, (24, 168))
         steps = np.arange(1, h + 1)
-        x, level = design.rows(z, 700, steps)
+        x, level = design.rows(z[None], 700, steps)
         later = z.copy()
         later[700:] = 1e6  # everything from the origin on
-        y, same_level = design.rows(later, 700, steps)
+        y, same_level = design.rows(later[None], 700, steps)
         np.testing.assert_array_equal(x, y)
-        assert level == same_level
+        np.testing.assert_array_equal(level, same_level)
 
 
 def test_boosting_ignores_values_after_the_origin() -> None:

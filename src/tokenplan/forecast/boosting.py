@@ -49,38 +49,11 @@ class _Design:
         # Earliest origin at which every seasonal feature is known.
         self.settled = (2 * seasons[-1] if seasons else 0) + self.base
 
-    def rows(self, z: np.ndarray, origin: int, steps: np.ndarray) -> tuple[np.ndarray, float]:
-        """Features for ``steps`` (1-based) ahead of ``origin`` (first unknown index of ``z``)."""
-        past = z[:origin]
-        level = float(past[-self.base :].mean())
-        target = origin + steps - 1
-        n = len(steps)
-        cols: list[np.ndarray] = [steps.astype(float)]
-        lags = past[-self.recent :][::-1] - level
-        if len(lags) < self.recent:
-            lags = np.concatenate([lags, np.full(self.recent - len(lags), np.nan)])
-        cols.extend(np.broadcast_to(lags[:, None], (self.recent, n)))
-        for season in self.seasons:
-            back = -(-steps // season)
-            for m in range(_CYCLES_BACK):
-                idx = target - season * (back + m)
-                cols.append(np.where(idx >= 0, z[np.maximum(idx, 0)], np.nan) - level)
-            cols.append(np.full(n, past[-season:].mean() - level))
-        if self.seasons:
-            season = self.seasons[0]
-            back = -(-steps // season)
-            idx = np.stack([target - season * (back + m) for m in range(4)])
-            same_phase = np.where(idx >= 0, z[np.maximum(idx, 0)], np.nan)
-            cols.append(column_medians(same_phase) - level)
-        cols.append(np.full(n, past[-self.base :].std()))
-        return np.column_stack(cols).astype(float), level
-
-    def batch_rows(
-        self, z: np.ndarray, origin: int, steps: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """`rows` of every series of ``z (m, length)`` (equal lengths) at one ``origin``, the
-        same operations on each row of ``z``: features ``(m * n, F)``, series-major, and
-        levels ``(m,)``. ``steps``: ``(n,)`` for every series, or ``(m, n)`` one row each."""
+    def rows(self, z: np.ndarray, origin: int, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Features for ``steps`` (1-based) ahead of ``origin`` (the first unknown index) of
+        every series of ``z (m, length)`` (equal lengths), computed together: ``(m * n, F)``,
+        series-major, and each series' level ``(m,)``. ``steps``: ``(n,)`` for every series,
+        or ``(m, n)`` one row each."""
         m = z.shape[0]
         steps = np.broadcast_to(steps, (m, steps.shape[-1]))
         n = steps.shape[1]
@@ -149,7 +122,7 @@ def _training_rows(
     origins_per_series = max(per_series // steps_per_origin, 2)
     rng = np.random.default_rng(0)
     # (series, origin, steps) in the order the rows are stacked; their features are computed
-    # together for origins of series of equal length (`_Design.batch_rows`).
+    # together for origins of series of equal length (`_Design.rows`).
     picked: list[tuple[int, int, np.ndarray]] = []
     for j, z_all in enumerate(logs):
         z = z_all[: len(z_all) - cut]
@@ -182,7 +155,7 @@ def _training_rows(
     for (length, origin, n), at in groups.items():
         z = np.stack([logs[picked[p][0]][:length] for p in at])
         steps = np.stack([picked[p][2] for p in at])
-        x, level = design.batch_rows(z, origin, steps)
+        x, level = design.rows(z, origin, steps)
         y = z[np.arange(len(at))[:, None], origin + steps - 1] - level[:, None]
         for i, p in enumerate(at):
             xs[p] = x[i * n : (i + 1) * n]
@@ -248,7 +221,7 @@ def run_boosting(
             models = dict(zip(rows, pool.map(_fit, rows.values()), strict=True))
     else:
         models = {cut: _fit(r) for cut, r in rows.items()}
-    # Series of equal length share their features' arithmetic (`_Design.batch_rows`).
+    # Series of equal length share their features' arithmetic (`_Design.rows`).
     by_length: dict[int, list[int]] = {}
     for j, z_all in enumerate(logs):
         by_length.setdefault(len(z_all), []).append(j)
@@ -260,7 +233,7 @@ def run_boosting(
         x_all: np.ndarray | None = None
         levels = np.empty(len(series))
         for length, at in by_length.items():
-            x, level = design.batch_rows(stacked[length], length - cut, steps)
+            x, level = design.rows(stacked[length], length - cut, steps)
             if x_all is None:
                 x_all = np.empty((len(series), h, x.shape[1]))
             x_all[at] = x.reshape(len(at), h, x.shape[1])
