@@ -239,3 +239,16 @@ def test_events_without_a_time_zone_in_parquet(tmp_path: Path) -> None:
         with pytest.raises(InvalidInput, match=r"row 1, field 'ts'.*no time zone"):
             import_file(store, path)
         assert import_file(store, path, tz=UTC).rows_read == 1
+
+
+def test_jsonl_unpaired_surrogate_escape_names_line_and_field(tmp_path: Path) -> None:
+    good = {"ts": "2025-03-01T10:00:00Z", "model": "m", "input_tokens": 1, "output_tokens": 2}
+    # A byte lost from "\ud800\udc00" (one character, escaped as a UTF-16 pair) leaves half.
+    bad = json.dumps({**good, "team": "\U00010000"}).replace("\\udc00", ",udc00")
+    path = tmp_path / "e.jsonl"
+    path.write_text(f"{json.dumps(good)}\n{bad}\n")
+    with DuckDBStore(":memory:") as store:
+        with pytest.raises(InvalidInput) as err:
+            import_file(store, path)
+        assert str(err.value).startswith(f"{path}, line 2, field 'team': an unpaired surrogate")
+        assert _sums(store)[0] == 0  # the good first line was not stored either

@@ -257,12 +257,29 @@ def _parse_line(source: Source, number: int, raw: str) -> dict[str, Any]:
         obj = json.loads(raw, parse_float=Decimal)  # money exactly, not via float
         if not isinstance(obj, dict):
             raise InvalidInput(f"{at(source.name, number)}: expected a JSON object per line.")
-        return {k: _text(obj[k]) for k in FIELDS if k in obj}
+        row = {k: _text(obj[k]) for k in FIELDS if k in obj}
+        for name, value in row.items():
+            if value is not None and not _encodable(value):
+                # JSON may escape half of a UTF-16 pair ("\ud800" alone): Python decodes it
+                # to a lone surrogate that no UTF-8 text (nor the store) can hold.
+                raise InvalidInput(
+                    f"{at(source.name, number)}, field {name!r}: an unpaired surrogate escape"
+                    " (\\ud800-\\udfff without its other half) is not text; re-export the file."
+                )
+        return row
     except json.JSONDecodeError as exc:
         last = not raw.endswith("\n")
         raise json_error(source, exc, line_offset=number - 1, is_last=last) from None
     except RecursionError:
         raise too_deep(source, number) from None
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _text(value: Any) -> str | None:
