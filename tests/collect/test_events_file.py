@@ -250,5 +250,5 @@ def test_jsonl_unpaired_surrogate_escape_names_line_and_field(tmp_path: Path) ->
     with DuckDBStore(":memory:") as store:
         with pytest.raises(InvalidInput) as err:
             import_file(store, path)
-        assert str(err.value).startswith(f"{path}, line 2, field 'team': an unpaired surrogate")
+        assert str(err.value).startswith(f"{path}, line 2, field 'team': holds a lone UTF-16")
         assert _sums(store)[0] == 0  # the good first line was not stored either

@@ -263,8 +263,8 @@ def _parse_line(source: Source, number: int, raw: str) -> dict[str, Any]:
                 # JSON may escape half of a UTF-16 pair ("\ud800" alone): Python decodes it
                 # to a lone surrogate that no UTF-8 text (nor the store) can hold.
                 raise InvalidInput(
-                    f"{at(source.name, number)}, field {name!r}: an unpaired surrogate escape"
-                    " (\\ud800-\\udfff without its other half) is not text; re-export the file."
+                    f"{at(source.name, number)}, field {name!r}: holds a lone UTF-16 surrogate"
+                    " (\\ud800-\\udfff), which is not text; re-export the file."
                 )
         return row
     except json.JSONDecodeError as exc:
@@ -275,6 +275,8 @@ def _parse_line(source: Source, number: int, raw: str) -> dict[str, Any]:
 
 
 def _encodable(value: str) -> bool:
+    if value.isascii():
+        return True
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
