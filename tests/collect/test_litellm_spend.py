@@ -148,3 +148,23 @@ def test_any_record_parses_or_names_its_field(record: dict) -> None:
             assert parsed.input_tokens >= 0
             assert parsed.output_tokens >= 0
     assert message.startswith("f.csv, line 7")
+
+
+@pytest.mark.parametrize("shape", ["jsonl", "json"])
+def test_half_a_surrogate_pair_is_refused_with_its_place(
+    tmp_path: Path, db_path: Path, shape: str
+) -> None:
+    good = {"startTime": "2026-01-01 10:00:00", "model": "gpt-4o", "prompt_tokens": 10,
+            "completion_tokens": 2, "team_id": "team-a"}  # fmt: skip
+    bad = {**good, "team_id": "team-\ud800"}  # half of "\ud800\udc00", as json.dumps escapes it
+    path = tmp_path / f"spend.{shape}"
+    if shape == "jsonl":
+        path.write_text(f"{json.dumps(good)}\n{json.dumps(bad)}\n")
+        where = f"{path}, line 2, field 'team_id'"
+    else:
+        path.write_text(json.dumps([good, bad]))
+        where = f"{path}, item 2, field 'team_id'"
+    with open_store(db_path) as store, pytest.raises(InvalidInput) as err:
+        import_file(store, path, fmt="litellm_spend")
+    assert str(err.value).startswith(f"{where}: holds a lone UTF-16 surrogate")
+    assert _stored(db_path) == []  # the good record was not stored either

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from tokenplan.collect import columns as col
 from tokenplan.collect.detect import Source
+from tokenplan.collect.json_text import refuse_lone_surrogates
 from tokenplan.collect.positions import csv_line, csv_shape_error, json_error, too_deep
 from tokenplan.collect.usage_csv import read_header
 from tokenplan.errors import InvalidInput, at
@@ -258,30 +259,13 @@ def _parse_line(source: Source, number: int, raw: str) -> dict[str, Any]:
         if not isinstance(obj, dict):
             raise InvalidInput(f"{at(source.name, number)}: expected a JSON object per line.")
         row = {k: _text(obj[k]) for k in FIELDS if k in obj}
-        for name, value in row.items():
-            if value is not None and not _encodable(value):
-                # JSON may escape half of a UTF-16 pair ("\ud800" alone): Python decodes it
-                # to a lone surrogate that no UTF-8 text (nor the store) can hold.
-                raise InvalidInput(
-                    f"{at(source.name, number)}, field {name!r}: holds a lone UTF-16 surrogate"
-                    " (\\ud800-\\udfff), which is not text; re-export the file."
-                )
+        refuse_lone_surrogates(row, source.name, number)
         return row
     except json.JSONDecodeError as exc:
         last = not raw.endswith("\n")
         raise json_error(source, exc, line_offset=number - 1, is_last=last) from None
     except RecursionError:
         raise too_deep(source, number) from None
-
-
-def _encodable(value: str) -> bool:
-    if value.isascii():
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _text(value: Any) -> str | None:

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from tokenplan.collect.call_rows import call_rows, unknown_tokens_row
 from tokenplan.collect.detect import Source
+from tokenplan.collect.json_text import refuse_lone_surrogates
 from tokenplan.errors import InvalidInput, at
 from tokenplan.events import UsageEvent, parse_count, parse_money, parse_timestamp
 
@@ -64,6 +65,7 @@ def _records(source: Source) -> Iterator[tuple[int, Mapping[str, Any]]]:
         for index, item in enumerate(items, start=1):
             if not isinstance(item, dict):
                 raise InvalidInput(f"{source.name}, item {index}: not a JSON object.")
+            refuse_lone_surrogates(item, f"{source.name}, item {index}", None)
             yield index, item
     elif head.startswith("{"):
         with source.open_text() as text:
@@ -78,6 +80,7 @@ def _records(source: Source) -> Iterator[tuple[int, Mapping[str, Any]]]:
                     ) from None
                 if not isinstance(item, dict):
                     raise InvalidInput(f"{at(source.name, number)}: not a JSON object.")
+                refuse_lone_surrogates(item, source.name, number)
                 yield number, item
     else:
         with source.open_text() as text:
