@@ -140,3 +140,19 @@ def test_cached_more_than_input_is_rejected(tmp_path: Path) -> None:
         pytest.raises(InvalidInput, match=r"line 65 \(page 2\), bucket 1, result 1"),
     ):
         import_file(store, path)
+
+
+@pytest.mark.parametrize("name", ["anthropic_usage.json", "openai_usage.json"])
+def test_half_a_surrogate_pair_in_a_report_is_refused_with_its_place(
+    tmp_path: Path, name: str
+) -> None:
+    text = (PROVIDER / name).read_text()
+    model = text.index('"model": "') + len('"model": "')
+    path = tmp_path / name
+    # "\ud800" alone: half of a pair, as a damaged export can leave it.
+    path.write_text(text[:model] + "x\\ud800" + text[model:])
+    with DuckDBStore(":memory:") as store, pytest.raises(InvalidInput) as err:
+        import_file(store, path)
+    message = str(err.value)
+    assert message.startswith(f"{path}, line ")
+    assert "bucket 1, result 1, field 'model': holds a lone UTF-16 surrogate" in message

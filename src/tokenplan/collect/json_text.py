@@ -20,7 +20,7 @@ def refuse_lone_surrogates(record: Mapping[str, Any], source: str | None, line: 
         if _holds_lone_surrogate(value) or _holds_lone_surrogate(name):
             raise InvalidInput(
                 f"{at(source, line, str(name))}: holds a lone UTF-16 surrogate (\\ud800-\\udfff),"
-                " which is not text; re-export the file."
+                " which is not text."
             )
 
 

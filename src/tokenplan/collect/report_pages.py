@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from tokenplan.collect import columns as col
 from tokenplan.collect.buckets import bucket_ids
 from tokenplan.collect.detect import Source
+from tokenplan.collect.json_text import refuse_lone_surrogates
 from tokenplan.collect.positions import json_error, too_deep
 from tokenplan.errors import InvalidInput, at
 
@@ -117,6 +118,7 @@ def results(pages: list[Page], name: str) -> Iterator[tuple[str, dict[str, Any],
             for r, result in enumerate(bucket["results"], start=1):
                 if not isinstance(result, dict):
                     raise InvalidInput(f"{where}, result {r}: expected an object.")
+                refuse_lone_surrogates(result, f"{where}, result {r}", None)
                 yield f"{where}, result {r}", bucket, result
 
 
