@@ -19,7 +19,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, tzinfo
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
 import pyarrow as pa
@@ -39,6 +39,9 @@ COUNT_METRICS = (
 )
 METRICS = (*COUNT_METRICS, "total_tokens", "cost_usd")
 COST_TYPE = pa.decimal128(38, 12)
+# The store keeps cost as DECIMAL(38, 12): 26 digits before the point, 12 after.
+COST_PLACES = Decimal("1e-12")
+COST_MAX_DIGITS = 26
 # The largest token or request count one row may hold. Far above any real bucket (a trillion
 # tokens an hour is more than a large provider serves), and low enough that the 64-bit
 # per-row sums (input + output + cache) cannot wrap and that 9,000+ rows at the ceiling sum
@@ -307,6 +310,20 @@ def parse_money(
     if not dec.is_finite():
         raise InvalidInput(f"{where}: {value!r} is not an amount of money.")
     return dec
+
+
+def stored_cost(cost: Decimal | int) -> Decimal:
+    """``cost`` as the store keeps it (rounded to 1e-12 USD); ValueError beyond 26 digits."""
+    cost = Decimal(cost)
+    if cost and cost.adjusted() >= COST_MAX_DIGITS:
+        raise ValueError(f"{cost} is beyond the {COST_MAX_DIGITS}-digit amounts the store keeps")
+    exponent = cost.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -12:
+        # A float-computed cost (0.0036000000000000003) carries digits below a picodollar.
+        with localcontext() as ctx:
+            ctx.prec = 60
+            return cost.quantize(COST_PLACES)
+    return cost
 
 
 def _parse_flag(value: Any, where: tuple[str | None, int | None]) -> bool:

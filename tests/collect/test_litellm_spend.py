@@ -168,3 +168,15 @@ def test_half_a_surrogate_pair_is_refused_with_its_place(
         import_file(store, path, fmt="litellm_spend")
     assert str(err.value).startswith(f"{where}: holds a lone UTF-16 surrogate")
     assert _stored(db_path) == []  # the good record was not stored either
+
+
+def test_a_spend_beyond_what_the_store_keeps_is_refused_with_its_line(
+    tmp_path: Path, db_path: Path
+) -> None:
+    huge = ROWS[0].replace(",0.00123,", ",1e999,")
+    path = _csv(tmp_path, [ROWS[1], huge])
+    with open_store(db_path) as store, pytest.raises(InvalidInput) as err:
+        import_file(store, path)
+    where = f"{path}, line 3, field 'spend'"
+    assert str(err.value).startswith(f"{where}: 1E+999 is beyond the 26-digit")
+    assert _stored(db_path) == []

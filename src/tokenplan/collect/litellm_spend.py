@@ -15,6 +15,7 @@ import csv
 import json
 from collections.abc import Iterator, Mapping
 from datetime import UTC, tzinfo
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -23,7 +24,7 @@ from tokenplan.collect.call_rows import call_rows, unknown_tokens_row
 from tokenplan.collect.detect import Source
 from tokenplan.collect.json_text import refuse_lone_surrogates
 from tokenplan.errors import InvalidInput, at
-from tokenplan.events import UsageEvent, parse_count, parse_money, parse_timestamp
+from tokenplan.events import UsageEvent, parse_count, parse_money, parse_timestamp, stored_cost
 
 SOURCE = "litellm"
 CHUNK = 50_000
@@ -125,9 +126,7 @@ def parse_record(
         "provider": str(record.get("custom_llm_provider") or "unknown"),
         "model": str(record["model"]),
         "latency_ms": max((end - start).total_seconds() * 1000, 0.0),
-        "cost_usd": None
-        if spend in (None, "")
-        else parse_money(spend, source=source, line=line, field="spend"),
+        "cost_usd": None if spend in (None, "") else _spend(spend, source, line),
         "request_id": _text(record.get("request_id")),
         "team": _text(record.get("team_id")),
         "user": _text(record.get("user") or record.get("end_user")),
@@ -147,6 +146,15 @@ def parse_record(
         )
     except InvalidInput as exc:
         raise InvalidInput(f"{at(source, line)}: {exc}") from None
+
+
+def _spend(value: Any, source: str | None, line: int | None) -> Decimal:
+    """The record's spend as the store keeps it (`stored_cost`), or `InvalidInput` at its place."""
+    money = parse_money(value, source=source, line=line, field="spend")
+    try:
+        return stored_cost(money)
+    except ValueError as exc:
+        raise InvalidInput(f"{at(source, line, 'spend')}: {exc}.") from None
 
 
 def _tags(value: Any, source: str | None, line: int | None) -> list[str]:

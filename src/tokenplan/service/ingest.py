@@ -14,14 +14,14 @@ import json
 import re
 import zlib
 from collections.abc import AsyncIterator
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from tokenplan.errors import InvalidInput
-from tokenplan.events import COST_TYPE, UsageEvent, events_to_table
+from tokenplan.events import COST_TYPE, UsageEvent, events_to_table, stored_cost
 from tokenplan.service.settings import ServiceSettings
 
 __all__ = [
@@ -45,9 +45,6 @@ NDJSON_TYPES = frozenset(
 # Request ids of this form are the ids imports give pre-aggregated buckets, which a newer
 # import may replace: a posted event must not be able to replace imported data.
 RESERVED_ID_PREFIX = "bucket:"
-# The store keeps cost as DECIMAL(38, 12): 26 digits before the point, 12 after.
-COST_PLACES = Decimal("1e-12")
-COST_MAX_DIGITS = 26
 _FIELDS = tuple(f.name for f in dataclasses.fields(UsageEvent))
 _TEXT_FIELDS = ("provider", "model", "status", "team", "feature", "user", "key_id", "request_id")
 _FIELD_IN_MESSAGE = re.compile(r"field '([a-z_]+)'")
@@ -240,7 +237,7 @@ def _columns(items: list[tuple[Any, int | None]], settings: ServiceSettings) -> 
                         return None
                     kind = pa.string()
                 else:
-                    values = [None if v is None else _stored_cost(v) for v in values]
+                    values = [None if v is None else stored_cost(v) for v in values]
             arrays[name] = pa.array(values, kind)
         # A cost the client sent is stated, as `events_to_table` marks it: never repriced.
         table = mark_stated_costs(to_rows(pa.table(arrays), SOURCE, None))
@@ -360,21 +357,7 @@ def _with_store_cost(event: UsageEvent, where: str, index: int) -> UsageEvent:
     """``event`` with its cost as the store keeps it: rounded to 1e-12 USD, or refused."""
     assert event.cost_usd is not None
     try:
-        cost = _stored_cost(event.cost_usd)
+        cost = stored_cost(event.cost_usd)
     except ValueError as exc:
         raise InvalidItem(f"{where}, field 'cost_usd': {exc}.", index, "cost_usd") from None
     return event if cost == event.cost_usd else dataclasses.replace(event, cost_usd=cost)
-
-
-def _stored_cost(cost: Decimal | int) -> Decimal:
-    """``cost`` as the store keeps it (rounded to 1e-12 USD); ValueError beyond 26 digits."""
-    cost = Decimal(cost)
-    if cost and cost.adjusted() >= COST_MAX_DIGITS:
-        raise ValueError(f"{cost} is beyond the {COST_MAX_DIGITS}-digit amounts the store keeps")
-    exponent = cost.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -12:
-        # A float-computed cost (0.0036000000000000003) carries digits below a picodollar.
-        with localcontext() as ctx:
-            ctx.prec = 60
-            return cost.quantize(COST_PLACES)
-    return cost
