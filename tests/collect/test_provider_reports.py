@@ -156,3 +156,13 @@ def test_half_a_surrogate_pair_in_a_report_is_refused_with_its_place(
     message = str(err.value)
     assert message.startswith(f"{path}, line ")
     assert "bucket 1, result 1, field 'model': holds a lone UTF-16 surrogate" in message
+
+
+def test_half_a_surrogate_pair_in_a_bucket_field_is_refused_with_its_place(tmp_path: Path) -> None:
+    text = (PROVIDER / "anthropic_usage.json").read_text()
+    start = text.index('"starting_at": "') + len('"starting_at": "')
+    path = tmp_path / "anthropic_usage.json"
+    path.write_text(text[:start] + "\\ud800" + text[start:])
+    with DuckDBStore(":memory:") as store, pytest.raises(InvalidInput) as err:
+        import_file(store, path)
+    assert "bucket 1, field 'starting_at': holds a lone UTF-16 surrogate" in str(err.value)

@@ -115,6 +115,7 @@ def results(pages: list[Page], name: str) -> Iterator[tuple[str, dict[str, Any],
             where = f"{name}{line} (page {page.number}), bucket {b}"
             if not isinstance(bucket, dict) or not isinstance(bucket.get("results"), list):
                 raise InvalidInput(f"{where}: expected an object with a 'results' list.")
+            refuse_lone_surrogates({k: v for k, v in bucket.items() if k != "results"}, where, None)
             for r, result in enumerate(bucket["results"], start=1):
                 if not isinstance(result, dict):
                     raise InvalidInput(f"{where}, result {r}: expected an object.")
