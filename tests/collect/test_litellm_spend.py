@@ -180,3 +180,14 @@ def test_a_spend_beyond_what_the_store_keeps_is_refused_with_its_line(
     where = f"{path}, line 3, field 'spend'"
     assert str(err.value).startswith(f"{where}: 1E+999 is beyond the 26-digit")
     assert _stored(db_path) == []
+
+
+def test_half_a_surrogate_pair_in_csv_tags_is_refused_with_its_place(
+    tmp_path: Path, db_path: Path
+) -> None:
+    bad = ROWS[0].replace('""search""', '""se\\ud800""')
+    path = _csv(tmp_path, [ROWS[1], bad])
+    with open_store(db_path) as store, pytest.raises(InvalidInput) as err:
+        import_file(store, path)
+    where = f"{path}, line 3, field 'request_tags'"
+    assert str(err.value).startswith(f"{where}: holds a lone UTF-16 surrogate")

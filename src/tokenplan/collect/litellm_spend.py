@@ -170,6 +170,8 @@ def _tags(value: Any, source: str | None, line: int | None) -> list[str]:
             raise InvalidInput(
                 f"{at(source, line, 'request_tags')}: {text[:60]!r} is not a JSON list."
             ) from None
+        # A CSV cell's JSON may escape half a surrogate pair as a JSON file's may.
+        refuse_lone_surrogates({"request_tags": parsed}, source, line)
         if isinstance(parsed, list):
             return [str(v) for v in parsed]
     return [t.strip() for t in text.split(",") if t.strip()]
