@@ -18,23 +18,34 @@ def refuse_lone_surrogates(record: Mapping[str, Any], source: str | None, line: 
     """`InvalidInput` naming the first field of ``record`` whose text, at any depth, is not."""
     for name, value in record.items():
         if _holds_lone_surrogate(value) or _holds_lone_surrogate(name):
+            # The name itself may be what is broken: shown escaped, so the message prints.
+            shown = str(name).encode("utf-8", "backslashreplace").decode("utf-8")
             raise InvalidInput(
-                f"{at(source, line, str(name))}: holds a lone UTF-16 surrogate (\\ud800-\\udfff),"
+                f"{at(source, line, shown)}: holds a lone UTF-16 surrogate (\\ud800-\\udfff),"
                 " which is not text."
             )
 
 
 def _holds_lone_surrogate(value: Any) -> bool:
-    if isinstance(value, str):
-        if value.isascii():
-            return False
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, Mapping):
-        return any(_holds_lone_surrogate(k) or _holds_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_lone_surrogate(v) for v in value)
+    # A loop, not recursion: a value nested as deeply as the JSON parser allows must not
+    # overflow the stack here.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and not _encodable(item):
+                return True
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return False
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
