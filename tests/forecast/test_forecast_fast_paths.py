@@ -210,3 +210,28 @@ def test_a_large_panel_in_the_shared_pool_matches_one_process(
     assert pooled.backtest.loc[ran, "coverage_80"].notna().all()
     assert "temporal hierarchy" in " ".join(pooled.notes.values())
     assert _children() <= before
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_skipping_backtest_coverage_leaves_forecasts_alone(
+    monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
+    # From 8 series the coverage would be counted in the pool's workers (threads=2).
+    monkeypatch.setattr(engine, "_MIN_POOLED_BASELINES", 8)
+    df = pd.concat(
+        [usage(n=120, seed=i, uid=f"s{i:02d}", level=40.0 * (i % 5 + 1)) for i in range(10)],
+        ignore_index=True,
+    )
+    full = engine.Forecaster("1h", 24, (80, 95), threads=threads).fit(df).result
+    lean = engine.Forecaster("1h", 24, (80, 95), threads=threads, backtest_coverage=False)
+    lean.fit(df)
+    assert full is not None
+    assert lean.result is not None
+    pd.testing.assert_frame_equal(lean.result.frame, full.frame, check_exact=True)
+    assert lean.result.notes == full.notes
+    # The backtest keeps its scores and choices, without the columns it did not count.
+    assert not [c for c in lean.result.backtest.columns if c.startswith("coverage_")]
+    kept = [c for c in full.backtest.columns if not c.startswith("coverage_")]
+    pd.testing.assert_frame_equal(lean.result.backtest, full.backtest[kept], check_exact=True)
+    assert full.backtest["coverage_95"].notna().any()
+    assert lean.config()["backtest_coverage"] is False

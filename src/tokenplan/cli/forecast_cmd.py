@@ -188,6 +188,8 @@ def _run(
     from tokenplan.forecast import forecast as run_forecast
     from tokenplan.forecast.calendar import forecast_months
 
+    # This command shows no backtest table: its coverage columns are not counted.
+    on = {**on, "backtest_coverage": False}
     if months:
         fc, result = forecast_months(
             frame,

@@ -189,6 +189,7 @@ class Forecaster:
         engine_address: str | None = None,
         shard_size: int = 500,
         temporal: bool = True,
+        backtest_coverage: bool = True,
     ) -> None:
         if not isinstance(horizon, int | np.integer) or isinstance(horizon, bool) or horizon < 1:
             raise InvalidInput(
@@ -210,6 +211,10 @@ class Forecaster:
         self.threads = threads
         # Nudge block totals toward a forecast of block sums (tokenplan.forecast.temporal).
         self.temporal = temporal
+        # Each candidate's held-out coverage in the backtest table (``coverage_<L>``): a tenth
+        # of the work on a large panel (`conformal.cross_coverage` per candidate), read only
+        # by that table, so a caller that shows no backtest (`tokenplan forecast`) can skip it.
+        self.backtest_coverage = backtest_coverage
         # Where the per-series work runs: None or "local" here; "dask", "ray", "spark" or an
         # engine object (a Dask Client, a SparkSession, a fugue engine) in shards of about
         # ``shard_size`` series (see tokenplan.scale). Not part of `config`: it changes where
@@ -243,6 +248,7 @@ class Forecaster:
             "n_windows": self.n_windows,
             "threads": self.threads,
             "temporal": self.temporal,
+            "backtest_coverage": self.backtest_coverage,
         }
 
     def fit(self, df: pd.DataFrame, *, now: datetime | None = None) -> Forecaster:
@@ -682,6 +688,8 @@ class Forecaster:
         for name, pred in preds.items():
             err = (z_actual - to_calibration(pred[1:], log, shift)).transpose(1, 0, 2)  # (n, W, h)
             errors[name] = err
+            if not self.backtest_coverage:
+                continue
             if workers is not None:
                 later[name] = workers.get().submit(cross_coverage, err, self.levels)
             else:
@@ -797,7 +805,7 @@ class Forecaster:
                 }
                 if later:
                     group_rows.append((row, name, j))
-                else:
+                elif coverage:
                     for level in self.levels:
                         row[f"coverage_{level_name(level)}"] = float(coverage[name][level][j])
                 rows.append(row)
@@ -935,11 +943,12 @@ class Forecaster:
                 "a forecast came out non-finite; please report this with the input."
             )
         table = pd.DataFrame(rows)
-        for col in ("mase", "smape", *(f"coverage_{level_name(x)}" for x in self.levels)):
+        counted = self.levels if self.backtest_coverage else ()
+        covered = [f"coverage_{level_name(x)}" for x in counted]
+        for col in ("mase", "smape", *covered):
             if col not in table:
                 table[col] = np.nan
-        order = ["unique_id", "method", "mase", "smape"]
-        order += [f"coverage_{level_name(x)}" for x in self.levels] + ["chosen"]
+        order = ["unique_id", "method", "mase", "smape", *covered, "chosen"]
         table = table[order].sort_values(["unique_id", "mase"], kind="stable", ignore_index=True)
         return ForecastResult(
             frame=frame,

@@ -127,6 +127,7 @@ def _fit_shard(df: pd.DataFrame, config: str, note: str) -> pd.DataFrame:
         n_windows=settings["n_windows"],
         threads=1,
         temporal=bool(settings.get("temporal", True)),
+        backtest_coverage=bool(settings.get("backtest_coverage", True)),
     )
     return encode(forecaster.fit_panel(from_engine_input(df)), note)
 
