@@ -35,6 +35,12 @@ _RECENT_LAGS = 24
 # Fewer rows than this teach a tree nothing the seasonal candidates do not already know.
 _MIN_ROWS = 100
 _CYCLES_BACK = 3
+# Origins each series gives at least, whatever the budget: on panels of thousands of series
+# the budget, not this floor, bounds the rows. A floor of four origins doubled the rows (and the
+# time) at 5,000 series for nothing measurable: M4 hourly with the budgets scaled to 414/5,000
+# of theirs scored MASE 0.793, sMAPE 8.665, MSIS 6.235 with four origins per series and 0.791,
+# 8.680, 6.181 with two.
+_MIN_ORIGINS = 2
 
 
 class _Design:
@@ -118,8 +124,8 @@ def _training_rows(
     """Features and targets from origins before ``cut``; None when too few rows to learn."""
     h = design.h
     steps_per_origin = min(h, _STEPS_PER_ORIGIN)
-    per_series = max(budget // max(len(logs), 1), 4 * steps_per_origin)
-    origins_per_series = max(per_series // steps_per_origin, 2)
+    per_series = budget // max(len(logs), 1)
+    origins_per_series = max(per_series // steps_per_origin, _MIN_ORIGINS)
     rng = np.random.default_rng(0)
     # (series, origin, steps) in the order the rows are stacked; their features are computed
     # together for origins of series of equal length (`_Design.rows`).
@@ -166,10 +172,13 @@ def _training_rows(
     return x_all, y_all
 
 
-def _fit(rows: tuple[np.ndarray, np.ndarray] | None) -> object | None:
+def _fit(rows: tuple[np.ndarray, np.ndarray] | None, threads: int = 1) -> object | None:
     if rows is None:
         return None
     model = _model()
+    if threads > 1:
+        # Only on cores nothing else uses (see `_model`): the same model, sooner.
+        model.set_params(num_threads=threads)  # type: ignore[attr-defined]
     model.fit(*rows)  # type: ignore[attr-defined]
     return model
 
@@ -215,12 +224,16 @@ def run_boosting(
     if backtest:
         rows |= _backtest_rows(design, logs, backtest)
     learns_from = {cut: cut if cut in rows else max(cuts) for cut in cuts}
-    if threads > 1 and len(rows) > 1:
+    sizes = sorted((0 if r is None else len(r[1]) for r in rows.values()), reverse=True)
+    if threads > 1 and len(rows) > 1 and 2 * sizes[1] >= sizes[0]:
         # LightGBM releases the GIL while it trains: single-threaded fits run side by side.
         with ThreadPoolExecutor(min(threads, len(rows))) as pool:
             models = dict(zip(rows, pool.map(_fit, rows.values()), strict=True))
     else:
-        models = {cut: _fit(r) for cut, r in rows.items()}
+        # One model, or one much larger than the rest (a backtest with little history before
+        # its cut): side by side, one thread would wait for it alone. One after another, each
+        # on every free thread, instead.
+        models = {cut: _fit(r, threads) for cut, r in rows.items()}
     # Series of equal length share their features' arithmetic (`_Design.rows`).
     by_length: dict[int, list[int]] = {}
     for j, z_all in enumerate(logs):

@@ -598,7 +598,11 @@ class Forecaster:
             if self.lightgbm and shortest * len(members) >= _MIN_BOOSTING_ROWS:
                 from tokenplan.forecast.boosting import run_boosting
 
-                busy = statistical.workers if statistical else 0
+                # The cores the workers leave free: all of them once the workers are done
+                # with this group (the temporal step's sums, fitted last).
+                busy = statistical.workers if statistical and statistical.running() else 0
+                if any(not future.done() for future in baselines or ()):
+                    busy = self.cores  # every worker of the pool
                 threads = max(1, self.cores - busy)
                 boosting = run_boosting(
                     members, all_cuts, h, seasons, threads, predict_threads=self.cores
