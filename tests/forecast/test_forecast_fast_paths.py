@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tokenplan.forecast import conformal, engine
-from tokenplan.forecast.boosting import run_boosting
+from tokenplan.forecast.boosting import _Design, _training_rows, run_boosting
 from tokenplan.forecast.conformal import bounds, cross_coverage
 from tokenplan.forecast.preparation import (
     Series,
@@ -135,14 +135,32 @@ def test_level_shift_search_picks_the_split_a_direct_search_picks(
         np.testing.assert_array_equal(series.y[:split], want)
 
 
-def test_boosting_fits_side_by_side_as_one_after_the_other() -> None:
+@pytest.mark.parametrize(
+    ("n", "cuts"),
+    [
+        (600, [0, 24, 48]),  # final and backtest models of similar size: side by side
+        (300, [0, 200]),  # little before the cut: one large model, on both threads
+    ],
+)
+def test_boosting_fits_side_by_side_as_one_after_the_other(n: int, cuts: list[int]) -> None:
     cadence = make_cadence("1h")
-    df = pd.concat([usage(n=600, seed=i, uid=f"s{i}") for i in range(3)], ignore_index=True)
+    df = pd.concat([usage(n=n, seed=i, uid=f"s{i}") for i in range(3)], ignore_index=True)
     series = to_series(validate(df), cadence)
-    alone = run_boosting(series, [0, 24, 48], 24, (24, 168), threads=1)["lightgbm"]
-    paired = run_boosting(series, [0, 24, 48], 24, (24, 168), threads=2)["lightgbm"]
+    alone = run_boosting(series, cuts, 24, (24,), threads=1)["lightgbm"]
+    paired = run_boosting(series, cuts, 24, (24,), threads=2)["lightgbm"]
     np.testing.assert_array_equal(alone, paired)
     assert np.isfinite(alone).all()
+
+
+def test_boosting_rows_keep_their_budget_on_many_series() -> None:
+    design = _Design(48, (24,))
+    rng = np.random.default_rng(3)
+    logs = [np.log1p(rng.poisson(50.0, 600).astype(float)) for _ in range(40)]
+    # 40 series: a budget of 10 origins of 48 steps each, or of half an origin each.
+    for budget, origins in ((40 * 480, 10), (40 * 24, 2)):
+        rows = _training_rows(design, logs, 0, budget)
+        assert rows is not None
+        assert len(rows[1]) == 40 * origins * 48
 
 
 def short_panel(count: int) -> list[Series]:
