@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
@@ -572,7 +573,9 @@ def _engine(notes: list[str]) -> Forecaster | None:
     except ImportError:
         notes.append("not available: the forecast engine (tokenplan.forecast) is not installed.")
         return None
-    return cast(Forecaster, forecast)
+    # The plan reads forecasts and their sample paths, never the backtest table: its
+    # per-candidate coverage is not counted.
+    return cast(Forecaster, partial(forecast, backtest_coverage=False))
 
 
 def _forecast(
