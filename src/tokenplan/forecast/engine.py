@@ -407,9 +407,7 @@ class Forecaster:
                 once = self._once(members, seasons, cuts)
                 size = -(-len(members) // self.cores)
                 plan.baselines[key] = [
-                    pool.get().submit(
-                        run_baselines, members[k : k + size], [0, *cuts], h, seasons, once
-                    )
+                    pool.submit(run_baselines, members[k : k + size], [0, *cuts], h, seasons, once)
                     for k in range(0, len(members), size)
                 ]
 
@@ -598,10 +596,10 @@ class Forecaster:
             if self.lightgbm and shortest * len(members) >= _MIN_BOOSTING_ROWS:
                 from tokenplan.forecast.boosting import run_boosting
 
-                # The cores the workers leave free: all of them once the workers are done
-                # with this group (the temporal step's sums, fitted last).
+                # The cores the workers leave free: all of them once the workers have
+                # nothing left to do (by the temporal step's sums, fitted last).
                 busy = statistical.workers if statistical and statistical.running() else 0
-                if any(not future.done() for future in baselines or ()):
+                if pool is not None and pool.busy():
                     busy = self.cores  # every worker of the pool
                 threads = max(1, self.cores - busy)
                 boosting = run_boosting(
@@ -695,7 +693,7 @@ class Forecaster:
             if not self.backtest_coverage:
                 continue
             if workers is not None:
-                later[name] = workers.get().submit(cross_coverage, err, self.levels)
+                later[name] = workers.submit(cross_coverage, err, self.levels)
             else:
                 coverage[name] = cross_coverage(err, self.levels)
         group_rows: list[tuple[dict[str, object], str, int]] = []

@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
+from typing import Any, TypeVar
 
 import numpy as np
 
 from tokenplan.forecast.preparation import Series
+
+T = TypeVar("T")
 
 # AutoETS in statsforecast fits no seasonal state above 24 (it silently drops it).
 _ETS_MAX_SEASON = 24
@@ -255,8 +259,9 @@ class StatisticalRun:
                 if pool is None
                 else pool.get()
             )
+            submit = self._pool.submit if pool is None else pool.submit
             self._futures = [
-                self._pool.submit(_chunk, self._items[k : k + size], *self._args)
+                submit(_chunk, self._items[k : k + size], *self._args)
                 for k in range(0, len(self._items), size)
             ]
         else:
@@ -333,12 +338,24 @@ class SharedPool:
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        self._queued: list[Future[Any]] = []
 
     def get(self) -> ProcessPoolExecutor:
         """The pool, started on first call."""
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("fork"))
         return self._pool
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Queue ``fn(*args)`` in the pool (started on first use); `busy` counts it."""
+        future = self.get().submit(fn, *args)
+        self._queued.append(future)
+        return future
+
+    def busy(self) -> bool:
+        """Whether any work submitted here is still queued or running."""
+        self._queued = [future for future in self._queued if not future.done()]
+        return bool(self._queued)
 
     def close(self) -> None:
         """Stop the workers (pending chunks are cancelled)."""
