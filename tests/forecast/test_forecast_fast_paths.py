@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 import warnings
 
 import numpy as np
@@ -24,7 +25,7 @@ from tokenplan.forecast.preparation import (
     to_series,
     validate,
 )
-from tokenplan.forecast.statistical import StatisticalRun
+from tokenplan.forecast.statistical import SharedPool, StatisticalRun
 from tokenplan.frequency import make_cadence
 
 LEVELS = (50.0, 80.0, 95.0)
@@ -253,3 +254,14 @@ def test_skipping_backtest_coverage_leaves_forecasts_alone(
     pd.testing.assert_frame_equal(lean.result.backtest, full.backtest[kept], check_exact=True)
     assert full.backtest["coverage_95"].notna().any()
     assert lean.config()["backtest_coverage"] is False
+
+
+def test_the_shared_pool_is_busy_until_its_last_work_is_done() -> None:
+    with SharedPool(2) as pool:
+        assert not pool.busy()  # nothing submitted: no worker started either
+        first = pool.submit(time.sleep, 0.0)
+        slow = pool.submit(time.sleep, 1.0)
+        first.result()
+        assert pool.busy()  # the slow one is still running
+        slow.result()
+        assert not pool.busy()
