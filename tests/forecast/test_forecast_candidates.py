@@ -17,6 +17,7 @@ from tokenplan.forecast import forecast
 from tokenplan.forecast.baselines import seasonal_median
 from tokenplan.forecast.boosting import _Design, run_boosting
 from tokenplan.forecast.preparation import to_series, validate
+from tokenplan.forecast.statistical import _one_series, history_cap, mstl_cap
 from tokenplan.frequency import make_cadence
 
 
@@ -702,3 +703,20 @@ def test_a_cycle_seen_once_keeps_its_shape_as_far_as_it_stands_above_the_noise()
     shape, kept = cycle_shape(strong[-24:], 24)
     assert kept == 1.0
     assert np.allclose(shape, strong[-24:] - strong[-24:].mean())
+
+
+def test_mstl_sees_older_cycles_than_theta_and_ets() -> None:
+    # Changing the week just before the other models' recent history moves MSTL's forecast
+    # (its seasons are smoothed over twice as many cycles) and no other model's.
+    seasons = (24,)
+    n = mstl_cap(seasons) + 24
+    t = np.arange(n)
+    y = 100 + 30 * np.sin(2 * np.pi * t / 24) + np.random.default_rng(5).normal(0, 3, n)
+    older = y.copy()
+    start = n - history_cap(seasons) - 168
+    older[start : start + 168] += 25 * np.sin(2 * np.pi * t[start : start + 168] / 12)
+    a = _one_series(y, False, False, [0], 24, seasons)
+    b = _one_series(older, False, False, [0], 24, seasons)
+    for name in ("auto_ets", "auto_theta"):
+        np.testing.assert_allclose(a[name], b[name], rtol=0.02)
+    assert not np.allclose(a["mstl"], b["mstl"], rtol=0.02)
