@@ -273,7 +273,7 @@ def test_untransformed_mstl_never_forecasts_below_what_it_saw(seed: int) -> None
     # zero. The candidate is floored at the lowest value of the history its fit saw.
     from statsforecast.models import MSTL, AutoETS
 
-    from tokenplan.forecast.statistical import _STL_JUMPS, history_cap, run_statistical
+    from tokenplan.forecast.statistical import _STL_JUMPS, run_statistical
 
     rng = np.random.default_rng(seed)
     t = np.arange(24 * 21)
@@ -288,8 +288,8 @@ def test_untransformed_mstl_never_forecasts_below_what_it_saw(seed: int) -> None
     scale = seen.mean()
     trend = AutoETS(model="ZZN")
     model = MSTL(season_length=[24], trend_forecaster=trend, stl_kwargs=_STL_JUMPS)
-    unfloored = model.fit(seen[-history_cap((24,)) :] / scale).predict(24)["mean"] * scale
-    lowest = seen[-history_cap((24,)) :].min()
+    unfloored = model.fit(seen[-mstl_cap((24,)) :] / scale).predict(24)["mean"] * scale
+    lowest = seen[-mstl_cap((24,)) :].min()
     assert unfloored.min() < 0 < lowest
     np.testing.assert_allclose(got, np.maximum(unfloored, lowest), rtol=1e-9)
 
