@@ -596,8 +596,8 @@ class Forecaster:
             if self.lightgbm and shortest * len(members) >= _MIN_BOOSTING_ROWS:
                 from tokenplan.forecast.boosting import run_boosting
 
-                # The cores the workers leave free: all of them once the workers have
-                # nothing left to do (by the temporal step's sums, fitted last).
+                # The cores the workers leave free: all of them once the pool has nothing
+                # left to do (by the time the temporal step's sums are fitted, often).
                 busy = statistical.workers if statistical and statistical.running() else 0
                 if pool is not None and pool.busy():
                     busy = self.cores  # every worker of the pool
