@@ -170,24 +170,20 @@ def test_half_a_surrogate_pair_is_refused_with_its_place(
     assert _stored(db_path) == []  # the good record was not stored either
 
 
-def test_a_spend_beyond_what_the_store_keeps_is_refused_with_its_line(
-    tmp_path: Path, db_path: Path
+@pytest.mark.parametrize(
+    ("old", "new", "field", "problem"),
+    [
+        # A spend beyond the 26 digits the store keeps.
+        (",0.00123,", ",1e999,", "spend", "1E+999 is beyond the 26-digit"),
+        # Half a surrogate pair in the JSON tags of a CSV cell.
+        ('""search""', '""se\\ud800""', "request_tags", "holds a lone UTF-16 surrogate"),
+    ],
+)
+def test_a_bad_csv_cell_is_refused_with_its_line_and_field(
+    tmp_path: Path, db_path: Path, old: str, new: str, field: str, problem: str
 ) -> None:
-    huge = ROWS[0].replace(",0.00123,", ",1e999,")
-    path = _csv(tmp_path, [ROWS[1], huge])
+    path = _csv(tmp_path, [ROWS[1], ROWS[0].replace(old, new)])
     with open_store(db_path) as store, pytest.raises(InvalidInput) as err:
         import_file(store, path)
-    where = f"{path}, line 3, field 'spend'"
-    assert str(err.value).startswith(f"{where}: 1E+999 is beyond the 26-digit")
+    assert str(err.value).startswith(f"{path}, line 3, field '{field}': {problem}")
     assert _stored(db_path) == []
-
-
-def test_half_a_surrogate_pair_in_csv_tags_is_refused_with_its_place(
-    tmp_path: Path, db_path: Path
-) -> None:
-    bad = ROWS[0].replace('""search""', '""se\\ud800""')
-    path = _csv(tmp_path, [ROWS[1], bad])
-    with open_store(db_path) as store, pytest.raises(InvalidInput) as err:
-        import_file(store, path)
-    where = f"{path}, line 3, field 'request_tags'"
-    assert str(err.value).startswith(f"{where}: holds a lone UTF-16 surrogate")
