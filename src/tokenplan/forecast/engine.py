@@ -596,12 +596,10 @@ class Forecaster:
             if self.lightgbm and shortest * len(members) >= _MIN_BOOSTING_ROWS:
                 from tokenplan.forecast.boosting import run_boosting
 
-                # The cores the workers leave free: all of them once the pool has nothing
-                # left to do (by the time the temporal step's sums are fitted, often).
-                busy = statistical.workers if statistical and statistical.running() else 0
-                if pool is not None and pool.busy():
-                    busy = self.cores  # every worker of the pool
-                threads = max(1, self.cores - busy)
+                # Every core once the pool's workers (this group's local models among them)
+                # are idle, often so by the time the temporal step's sums are fitted; one
+                # while they work.
+                threads = 1 if pool is not None and pool.busy() else self.cores
                 boosting = run_boosting(
                     members, all_cuts, h, seasons, threads, predict_threads=self.cores
                 )

@@ -286,10 +286,6 @@ class StatisticalRun:
         else:
             self.workers = 0
 
-    def running(self) -> bool:
-        """Whether its workers are still fitting (or have chunks of it queued)."""
-        return any(not future.done() for future in self._futures)
-
     def __enter__(self) -> StatisticalRun:
         return self
 
