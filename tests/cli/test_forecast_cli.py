@@ -126,6 +126,9 @@ def test_backtest_says_why_a_score_is_undefined(tmp_path: Path) -> None:
     # The table may wrap the reason; the words are there.
     assert "n/a" in run.stdout
     assert "short history" in " ".join(run.stdout.split())
+    # The last column says why the scores are n/a (its cell may wrap over several lines).
+    cells = [line.split("│")[-2] for line in run.stdout.splitlines() if line.startswith("│")]
+    assert " ".join(" ".join(cells).split()) == "too short to backtest"
     assert "inf" not in run.stdout.split()
 
 

@@ -136,9 +136,35 @@ def test_intermittent_series_get_no_local_models_but_a_regular_one_does() -> Non
     chose = note.split(":")[0]
     assert not any(m in chose for m in ("auto_ets", "auto_theta", "mstl"))
     assert result.frame["mean"].sum() > 0
+    # The backtest table lists what was tried on it: no rows of never-run models scored "inf".
+    assert not {"auto_ets", "auto_theta", "mstl"} & set(result.backtest["method"])
     steady = forecast(one(busy), horizon=24, freq="1h")
     assert "no local statsforecast models" not in steady.notes["x"]
     assert "auto_ets" in set(steady.backtest["method"])
+
+
+def test_every_backtest_row_has_a_score_or_says_why_not() -> None:
+    rng = np.random.default_rng(3)
+    n = 24 * 21
+    busy = np.exp(rng.normal(np.log(5e4), 0.5, n))
+    parts = [
+        one(np.where(rng.random(n) < 0.4, busy, 0.0)).assign(unique_id="sparse"),
+        one(np.array([3.0, 4.0, 5.0])).assign(unique_id="short"),
+        usage(n=n, uid="regular"),
+        # Four days: the global model has nothing to learn from before the early windows.
+        usage(n=96, uid="new", seed=4),
+    ]
+    table = forecast(pd.concat(parts), horizon=24, freq="1h").backtest
+    assert list(table.columns[-2:]) == ["chosen", "why"]
+    scores = table[["mase", "smape"]].to_numpy()
+    assert not np.isinf(scores).any()
+    undefined = table["mase"].isna()
+    assert (table.loc[undefined, "why"].str.len() > 0).all()
+    assert (table.loc[~undefined, "why"] == "").all()
+    assert table.loc[table["unique_id"] == "short", "why"].str.contains("too short").all()
+    # Every series' pick has a score, or is the fallback of one too short to have one.
+    chosen = table[table["chosen"]].set_index("unique_id")
+    assert chosen["mase"].notna().drop("short").all()
 
 
 def test_many_kinds_together() -> None:

@@ -288,28 +288,29 @@ def score_table(scores: pd.DataFrame, metric: str) -> Table:
         "chosen",
     ):
         table.add_column(name, justify="right")
+    # Saved results from before the column have NaN scores and no reason.
+    explained = "why" in scores and bool(scores["why"].fillna("").astype(bool).any())
+    if explained:
+        table.add_column("why no score", overflow="fold")
     ordered = scores.sort_values(["unique_id", "mase"], na_position="last")
     for values in ordered.to_dict("records"):
         table.add_row(
             str(values["unique_id"]),
             str(values["method"]),
-            _score(values["mase"], values["method"]),
-            _score(values["smape"], values["method"]),
+            _score(values["mase"]),
+            _score(values["smape"]),
             *(_pct(values[c]) for c in cov),
             "✔" if values["chosen"] else "",
+            *([str(values["why"])] if explained else []),
             style="bold green" if values["chosen"] else None,
         )
     return table
 
 
-def _score(value: float | None, method: object) -> str:
-    """A score, or why it is undefined (never ``inf`` or ``nan``)."""
-    if value is None or math.isnan(value):
-        if method == "fallback":
-            return "n/a (too short to backtest)"
-        return "n/a (fit failed)"
-    if math.isinf(value):
-        return "n/a (fit failed)"
+def _score(value: float | None) -> str:
+    """A score, or ``n/a`` (never ``inf`` or ``nan``): the table's last column says why."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
     return f"{float(value):.3f}"
 
 

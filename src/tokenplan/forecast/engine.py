@@ -377,7 +377,16 @@ class Forecaster:
                 ceiling=bt.ceiling(s),
                 tail_df=path_tail_df(0),
             )
-            rows.append({"unique_id": s.uid, "method": "fallback", "chosen": True})
+            rows.append(
+                {
+                    "unique_id": s.uid,
+                    "method": "fallback",
+                    "mase": np.nan,
+                    "smape": np.nan,
+                    "chosen": True,
+                    "why": "too short to backtest",
+                }
+            )
         return fitted, rows
 
     def _start(self, plan: _Plan, pool: SharedPool) -> None:
@@ -699,7 +708,7 @@ class Forecaster:
         for j, s in enumerate(members):
             method = chosen[j]
             ranked = sorted(mase, key=lambda m, j=j: float(mase[m][j]))  # type: ignore[misc]
-            runner = next((m for m in ranked if m != method), None)
+            runner = next((m for m in ranked if m != method and np.isfinite(mase[m][j])), None)
             what = method
             if method == bt.COMBINATION and len(combined[j]) == 1:
                 # A mean of one is that candidate: say so, and why nothing joined it.
@@ -796,12 +805,20 @@ class Forecaster:
             )
             backtest_errors[s.uid] = err_raw
             for name in mase:
+                made = ~np.isnan(preds[name][:, j]).all(axis=1)  # (C,): final, then windows
+                if not made.any():
+                    # Not a candidate of this series (the local models skip intermittent
+                    # series; some baselines need more cycles), or it failed throughout
+                    # (`StatisticalRun` notes it): a row of it would only say "inf".
+                    continue
+                score = float(mase[name][j])
                 row: dict[str, object] = {
                     "unique_id": s.uid,
                     "method": name,
-                    "mase": float(mase[name][j]),
-                    "smape": float(smape[name][j]),
+                    "mase": score if np.isfinite(score) else np.nan,
+                    "smape": float(smape[name][j]) if np.isfinite(score) else np.nan,
                     "chosen": name == method,
+                    "why": "" if np.isfinite(score) else _undefined(made, len(cuts)),
                 }
                 if later:
                     group_rows.append((row, name, j))
@@ -948,7 +965,9 @@ class Forecaster:
         for col in ("mase", "smape", *covered):
             if col not in table:
                 table[col] = np.nan
-        order = ["unique_id", "method", "mase", "smape", *covered, "chosen"]
+        if "why" not in table:
+            table["why"] = ""
+        order = ["unique_id", "method", "mase", "smape", *covered, "chosen", "why"]
         table = table[order].sort_values(["unique_id", "mase"], kind="stable", ignore_index=True)
         return ForecastResult(
             frame=frame,
@@ -1024,6 +1043,18 @@ def _horizon_stamps(series: Sequence[Placed], h: int) -> np.ndarray:
     step = np.array([s.step.value for s in series], dtype=np.int64)
     stamps = end[:, None] + step[:, None] * np.arange(1, h + 1)[None, :]
     return stamps.astype("datetime64[ns]")
+
+
+def _undefined(made: np.ndarray, windows: int) -> str:
+    """Why a candidate that forecast something for a series has no backtest score; ``made``
+    says, for the final forecast and then each window, whether it forecast it."""
+    ran = int(made[1:].sum())
+    if ran < windows:
+        return (
+            f"forecast {ran} of {windows} backtest window(s), too little history before the"
+            " others: not judged on fewer than every candidate"
+        )
+    return "its forecast failed for some steps of the backtest windows"
 
 
 def _is_local(engine: object) -> bool:

@@ -189,7 +189,7 @@ def _rebuild(body: dict[str, Any]) -> Forecaster:
     frame[numeric] = frame[numeric].astype(float)
     backtest = pd.DataFrame(raw["backtest"])
     for col in backtest.columns:
-        if col not in ("unique_id", "method", "chosen"):
+        if col not in ("unique_id", "method", "chosen", "why"):
             backtest[col] = backtest[col].astype(float)
     paths = {}
     for uid, p in raw["paths"].items():

@@ -90,7 +90,8 @@ class ForecastResult:
 
     ``frame`` has ``unique_id, ds, mean`` and a ``lo_<L>, hi_<L>`` pair per level; ``notes``
     says per series which model or fallback was used and why; ``backtest`` has one row per
-    series and candidate (``mase, smape, coverage_<L>, chosen``). ``total_id`` is the
+    series and candidate it forecast (``mase, smape, coverage_<L>, chosen, why``; ``why``
+    says why a score is undefined, NaN there, and is empty where it is defined). ``total_id`` is the
     hierarchy's total, when the forecast has one: a part's sums never exceed the total's.
     """
 

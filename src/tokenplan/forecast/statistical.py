@@ -317,12 +317,18 @@ class StatisticalRun:
         out = {name: np.full((len(cuts), len(self._series), h), np.nan) for name in names}
         for j, got in zip(self._fit, results, strict=True):
             s = self._series[j]
+            failed = []
             for name in names:
                 pred = got.get(name)
                 if pred is None:
                     continue
                 ok = np.all(np.isfinite(pred), axis=1)
                 out[name][ok, j] = s.unz(pred[ok])
+                if not ok.any():
+                    failed.append(name)
+            if failed:
+                # The backtest table has no row for them (nothing to score): the note says why.
+                s.notes.append(f"{', '.join(failed)} could not be fitted to it (left out)")
         return out
 
 
