@@ -50,6 +50,7 @@ from tokenplan.forecast.hierarchy import cap_parts, reconcile_to_total, total_of
 from tokenplan.forecast.preparation import (
     REGULAR,
     SHORT,
+    STOPPED,
     Series,
     classify,
     one_cycle,
@@ -859,6 +860,10 @@ class Forecaster:
         # Parts whose history stops before the total's forecast other buckets; they are
         # capped by the total's quantiles in `cap_parts` but not shared its mean.
         parts = [s.uid for s in series if s.uid != total_id and s.end == end]
+        # A part with no error variance (stopped, or all zeros) keeps its forecast: a share of
+        # the gap in proportion to nothing is a rounding error of about 1e-24.
+        moving = [u for u in parts if fitted[u].variance > 0]
+        parts = moving or parts
         if not parts:
             return
         point_parts = reconcile_to_total(
@@ -1062,6 +1067,8 @@ def _is_local(engine: object) -> bool:
 
 
 def _fallback_variance(s: Series) -> float:
+    if s.kind == STOPPED:
+        return 0.0  # takes no share of the total's gap when reconciled (`reconcile_to_total`)
     return float(np.var(s.y)) if len(s.y) > 1 else float(s.y[0] ** 2)
 
 

@@ -17,7 +17,14 @@ import numpy as np
 
 from tokenplan.forecast.baselines import seasonal_median, seasonal_naive
 from tokenplan.forecast.conformal import growth
-from tokenplan.forecast.preparation import CONSTANT, ZEROS, Series, min_history
+from tokenplan.forecast.preparation import (
+    CONSTANT,
+    STOPPED,
+    ZEROS,
+    Series,
+    min_history,
+    stopped_for,
+)
 from tokenplan.frequency import Cadence
 
 # Without a backtest the spread of past values understates the error of a forecast made
@@ -101,6 +108,16 @@ def fallback(series: Series, h: int, cadence: Cadence) -> tuple[np.ndarray, np.n
     """Point forecast ``(h,)``, residuals ``(k, h)`` (modelling space) and a note."""
     if series.kind == ZEROS:
         return np.zeros(h), np.zeros((1, h)), "fallback: all-zero history, forecast 0"
+    if series.kind == STOPPED:
+        run = stopped_for(series.y, cadence)
+        since = series.start + (len(series.y) - run) * series.step
+        return (
+            np.zeros(h),
+            np.zeros((1, h)),
+            f"fallback: stopped, no usage since {since:%Y-%m-%d %H:%M} ({run} buckets, more than"
+            " twice as long as it was ever empty before, when it was busy most of the time),"
+            " forecast 0",
+        )
     if series.kind == CONSTANT:
         value = float(series.y[0])
         return (

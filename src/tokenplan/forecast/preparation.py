@@ -19,7 +19,7 @@ from tokenplan.errors import InvalidInput
 from tokenplan.frequency import Cadence
 
 # Kinds that skip the model zoo and get a fallback forecast.
-ZEROS, CONSTANT, SHORT, REGULAR = "zeros", "constant", "short", "regular"
+ZEROS, CONSTANT, SHORT, REGULAR, STOPPED = "zeros", "constant", "short", "regular", "stopped"
 
 # A point is a burst when it sits this many robust deviations from its local median, and at
 # least a factor of e**_BURST_MIN_LOG away; real swings of bursty LLM traffic stay below it.
@@ -165,8 +165,20 @@ def to_series(df: pd.DataFrame, cadence: Cadence) -> list[Series]:
                 f"last {unknown} bucket(s) unknown: forecast starts after the last known one"
                 f" ({grid[known[-1]]:%Y-%m-%d %H:%M})"
             )
-        actual = actual[known[0] : known[-1] + 1]
-        start = grid[known[0]]
+        first = known[0]
+        busy = np.flatnonzero(np.nan_to_num(actual) > 0)
+        if busy.size and _not_started(actual[first : busy[0]], actual[busy[0] :]):
+            # Empty buckets before the first usage, far more of them than the series is ever
+            # empty for later, are a series that did not exist yet (a model launched last week,
+            # zero-filled back to the start of its neighbours), not a quiet spell: counted,
+            # they made a steady new series "intermittent".
+            notes.append(
+                f"{busy[0] - first} empty bucket(s) before its first usage left out"
+                f" (it starts at {grid[busy[0]]:%Y-%m-%d %H:%M})"
+            )
+            first = busy[0]
+        actual = actual[first : known[-1] + 1]
+        start = grid[first]
         n_missing = int(np.isnan(actual).sum())
         series = Series(str(uid), start, step, actual.copy(), actual, notes=notes)
         if n_missing:
@@ -174,6 +186,42 @@ def to_series(df: pd.DataFrame, cadence: Cadence) -> list[Series]:
             series.notes.append(f"{n_missing} missing bucket(s) filled for fitting, not scored")
         out.append(series)
     return out
+
+
+def _longest_zero_run(values: np.ndarray) -> int:
+    zero = np.concatenate([[False], values == 0, [False]]).astype(int)
+    edges = np.flatnonzero(np.diff(zero))
+    return int(np.max(edges[1::2] - edges[::2])) if edges.size else 0
+
+
+def _steady_and_unlike(run: int, rest: np.ndarray) -> bool:
+    """Whether ``rest`` is busy most of the time (not intermittent) and ``run`` empty buckets
+    are more than twice as many as any run of zeros in it: for a sparse series a long silence
+    is one more gap between its bursts (on ServeGen's intermittent clients, those silent for
+    two days resumed the next day one time in nine)."""
+    known = rest[~np.isnan(rest)]
+    steady = known.size > 0 and float(np.mean(known == 0)) <= _INTERMITTENT
+    return steady and run > 2 * _longest_zero_run(rest)
+
+
+def _not_started(lead: np.ndarray, rest: np.ndarray) -> bool:
+    """Whether ``lead`` (the buckets before the first usage: zeros, NaN where unknown) is a
+    series that did not exist yet: `_steady_and_unlike` the rest (from the first usage on)."""
+    return bool(lead.size) and _steady_and_unlike(lead.size, rest)
+
+
+def stopped_for(y: np.ndarray, cadence: Cadence) -> int:
+    """Buckets since a series that had usage stopped (0: it has not): its last run of zeros,
+    when that run lasted two blocks (days, for hourly buckets; what a new level needs in
+    `_rescale_level_shift`) and the history before it was `_steady_and_unlike` it. A model
+    retired, a client gone: its older traffic judges a regime that has ended, and its backtest
+    windows from before the stop set its bands at its old level (up to 2.4M tokens an hour
+    for a model idle for eleven days)."""
+    busy = np.flatnonzero(y > 0)
+    run = len(y) - 1 - int(busy[-1]) if busy.size else 0
+    if run < 2 * max(cadence.primary, 4):
+        return 0
+    return run if _steady_and_unlike(run, y[: len(y) - run]) else 0
 
 
 def snap(ds: pd.Series, step: pd.Timedelta) -> pd.Series:
@@ -218,6 +266,9 @@ def classify(series: Series, cadence: Cadence, horizon: int) -> None:
         return
     if np.ptp(y) == 0:
         series.kind = CONSTANT
+        return
+    if stopped_for(y, cadence):
+        series.kind = STOPPED
         return
     n = len(y)
     # Too short for two primary cycles (a day of 10-minute buckets has no weekly season, and a
