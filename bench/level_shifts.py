@@ -8,7 +8,9 @@ the factor (x3 and x1/3 by default; a new client, a migrated workload). Each sli
 by `tokenplan.forecast.forecast` (h=24, default settings), and the day's forecast total is
 divided by the shifted day's actual total. Followed: within 0.8-1.25. The same slices without a
 shift are the reference (their ratio is the forecast's ordinary error), and so is seasonal
-naive (the last day repeated), which follows any shift in one day.
+naive (the last day repeated), which follows any shift in one day. The hourly bands are scored
+too: how often the 80% / 95% band held the shifted day's hours, and their mean interval score
+over the day's mean (`interval_score`), which a band cannot lower by being wide.
 
     .venv/bin/python bench/level_shifts.py [--days 1 2 3 5 7] [--factors 3 0.333]
 """
@@ -39,6 +41,14 @@ def shifted(
     return history.assign(y=y), after * factor
 
 
+def interval_score(lo: np.ndarray, hi: np.ndarray, truth: np.ndarray, level: int) -> float:
+    """Mean hourly interval score (width plus 2/alpha times any miss; Gneiting and Raftery
+    2007) over the day's mean actual: lower is better, and a band cannot win by being wide."""
+    alpha = 1.0 - level / 100.0
+    miss = np.maximum(lo - truth, 0.0) + np.maximum(truth - hi, 0.0)
+    return float(np.mean(hi - lo + 2.0 / alpha * miss) / max(float(np.mean(truth)), 1e-9))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, nargs="+", default=[1, 2, 3, 5, 7])
@@ -52,17 +62,21 @@ def main() -> None:
         runs = [(1.0, 0)] + [(f, d) for f in args.factors for d in args.days]
         for factor, days in runs:
             hist, truth = shifted(history, after, days, factor) if days else (history, after)
-            total = forecast(hist, horizon=24, freq="1h", levels=(80,)).frame["mean"].sum()
+            frame = forecast(hist, horizon=24, freq="1h", levels=(80, 95)).frame
+            total = frame["mean"].sum()
             naive = hist["y"].to_numpy()[-24:].sum()
-            rows.append(
-                {
-                    "dataset": name,
-                    "factor": factor,
-                    "days": days,
-                    "ratio": total / truth.sum(),
-                    "naive_ratio": naive / truth.sum(),
-                }
-            )
+            row = {
+                "dataset": name,
+                "factor": factor,
+                "days": days,
+                "ratio": total / truth.sum(),
+                "naive_ratio": naive / truth.sum(),
+            }
+            for level in (80, 95):
+                lo, hi = frame[f"lo_{level}"].to_numpy(), frame[f"hi_{level}"].to_numpy()
+                row[f"cover{level}"] = float(np.mean((truth >= lo) & (truth <= hi)))
+                row[f"score{level}"] = interval_score(lo, hi, truth, level)
+            rows.append(row)
     table = pd.DataFrame(rows)
     lo, hi = _FOLLOWED
     table["followed"] = table["ratio"].between(lo, hi)
@@ -76,6 +90,10 @@ def main() -> None:
         followed=("followed", "mean"),
         naive_followed=("naive_followed", "mean"),
         mean_abs_log_error=("log_error", "mean"),
+        cover80=("cover80", "mean"),
+        cover95=("cover95", "mean"),
+        score80=("score80", "mean"),
+        score95=("score95", "mean"),
     )
     pd.set_option("display.width", 200)
     print(f"{len(cases)} real slices of {_HISTORY_DAYS} days; forecast day total / actual")

@@ -8,6 +8,8 @@ import pytest
 from forecast_frames import usage
 
 from tokenplan.forecast import forecast
+from tokenplan.forecast.preparation import classify, to_series, validate
+from tokenplan.frequency import make_cadence
 
 
 def one(y: np.ndarray, start: str = "2024-01-01") -> pd.DataFrame:
@@ -84,6 +86,24 @@ def test_level_shift_rescales_history() -> None:
     assert "level shift" in note
     recent = df["y"].iloc[-168:].median()
     assert frame["mean"].median() > 0.5 * recent
+
+
+def test_backtests_see_the_history_before_a_level_shift_at_its_new_level() -> None:
+    df = usage(n=504, noise=0.05)
+    df.loc[430:, "y"] *= 8.0
+    df.loc[100:101, "y"] = np.nan  # unknown stays unknown
+    cadence = make_cadence("1h")
+    (s,) = to_series(validate(df), cadence)
+    classify(s, cadence, 24)
+    assert s.level_shift is not None
+    split, _ = s.level_shift
+    judged = s.judged()
+    np.testing.assert_array_equal(judged[split:], s.actual[split:])
+    assert np.isnan(judged[100:102]).all()
+    # Before the split it is the history the models fitted: the record at the new level.
+    known = ~np.isnan(s.actual[:split])
+    np.testing.assert_allclose(judged[:split][known], s.y[:split][known], rtol=1e-9)
+    assert np.median(judged[:split][known]) > 3 * np.median(s.actual[:split][known])
 
 
 def test_one_low_day_at_the_end_is_not_taken_for_a_level_shift() -> None:

@@ -75,3 +75,24 @@ def test_a_weekend_off_is_not_a_stop() -> None:
     res = forecast(_frame(x=y), horizon=24, freq="1h")
     assert not res.chosen["x"].startswith("fallback")
     assert res.frame["mean"].sum() > 0.5 * y[-7 * 24 :].sum() / 5
+
+
+def test_a_migration_leaves_each_model_at_its_new_level_with_bands_of_it() -> None:
+    # Over three days 90% of the traffic moved from one model to another, five days before the
+    # end. The old model's backtest windows from before the move were scored against its old
+    # level, ten times the new one: its week's 95% band ran to 13.6x its new level (and in a
+    # split it takes a share of the total's gap by that error variance).
+    rng = np.random.default_rng(7)
+    days = 61
+    t = np.arange(days * 24)
+    moved = np.clip(0.3 * ((t - 55 * 24) / 24 + 1), 0.0, 0.9)
+    moved[t < 55 * 24] = 0.0
+    base = 3e6 * (1 + 0.6 * np.sin(2 * np.pi * (t - 14) / 24))
+    noise = np.exp(rng.normal(0, 0.15, (2, t.size)))
+    df = _frame(old=base * (1 - moved) * noise[0], new=base * moved * noise[1])
+    res = forecast(df, horizon=168, freq="1h", hierarchy="total")
+    week = res.frame.groupby("unique_id")[["mean", "hi_95"]].sum()
+    level = 3e6 * 168
+    assert 0.07 * level < week.loc["old", "mean"] < 0.14 * level
+    assert week.loc["old", "hi_95"] < 0.3 * level
+    assert 0.75 * level < week.loc["new", "mean"] < 1.05 * level

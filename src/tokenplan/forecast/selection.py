@@ -125,13 +125,17 @@ def plan_windows(
         seasons = seasons[:-1]
 
 
-def actual_windows(series: list[Series], cuts: list[int], h: int) -> np.ndarray:
-    """Held-out actuals ``(len(cuts), n, h)``; NaN where unknown."""
+def actual_windows(
+    series: list[Series], cuts: list[int], h: int, *, judged: bool = False
+) -> np.ndarray:
+    """Held-out actuals ``(len(cuts), n, h)``, as recorded or (``judged``) at a level shift's
+    new level (`Series.judged`); NaN where unknown."""
     out = np.full((len(cuts), len(series), h), np.nan)
     for j, s in enumerate(series):
+        values = s.judged() if judged else s.actual
         for i, cut in enumerate(cuts):
-            start = len(s.actual) - cut
-            chunk = s.actual[start : start + h]
+            start = len(values) - cut
+            chunk = values[start : start + h]
             out[i, j, : len(chunk)] = chunk
     return out
 
