@@ -39,6 +39,17 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
         assert f"tokenplan {name}" in readme, f"README does not document `tokenplan {name}`"
 
 
+def test_no_help_text_loses_a_bracketed_word_to_rich_markup() -> None:
+    # Typer renders help as rich markup: "tokenplan[dask]" printed as "tokenplan".
+    import re
+
+    command = typer.main.get_command(app)
+    for name, sub in command.commands.items():  # type: ignore[attr-defined]
+        texts = [sub.help or ""] + [getattr(p, "help", None) or "" for p in sub.params]
+        for text in texts:
+            assert not re.search(r"(?<!\\)\[[a-z_]+\]", text), f"{name}: unescaped [..] in {text!r}"
+
+
 def test_all_is_exactly_what_the_package_exports() -> None:
     import doctest
 

@@ -59,7 +59,7 @@ EngineOption = Annotated[
         "--engine",
         help=(
             "Where the per-series work runs: local, or dask, ray or spark in shards of about "
-            "500 series (extras: pip install 'tokenplan[dask]' etc.)."
+            "500 series (extras: pip install 'tokenplan\\[dask]' etc.)."
         ),
     ),
 ]

@@ -152,7 +152,7 @@ def budget(
         typer.Option("--as-of", help="Judge on data up to this time (ISO, or 1d = a day ago)."),
     ] = None,
     currency: Annotated[
-        str | None, typer.Option(help="Currency of --fx, e.g. CNY (else the file's [fx]).")
+        str | None, typer.Option(help="Currency of --fx, e.g. CNY (else the file's \\[fx] table).")
     ] = None,
     fx: Annotated[str | None, typer.Option(help="Units of --currency per USD, e.g. 7.3.")] = None,
     horizon: Annotated[
