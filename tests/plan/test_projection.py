@@ -344,3 +344,17 @@ def test_a_bias_seen_on_few_past_periods_is_mostly_discounted() -> None:
 
     assert shift(0) == pytest.approx(0.0, abs=1e-9)
     assert 0.0 < shift(2) < 0.05 < shift(8) < 0.2
+
+
+def test_a_series_that_stopped_is_projected_at_its_spend() -> None:
+    # Steady for seven weeks, then nothing for four days: a model retired mid-month. The past
+    # periods, all before the stop, weighed the straight line and the usual share of the month
+    # so far: 4,789 projected on 4,320 spent, the 80% range (4,680-4,922) above the spend.
+    frame = _steady(53)
+    frame.loc[frame["ds"] >= "2025-02-19", "y"] = 0.0
+    p = project(frame, period="month", as_of="2025-02-22 23:00", limit=1e9)
+    assert p.projected == p.lo_95 == p.hi_95 == p.so_far > 0
+    assert p.p_over_limit == 0.0
+    assert p.method.startswith("stopped, no usage since 2025-02-19 00:00")
+    # Still over the limit once the spend is.
+    assert project(frame, period="month", as_of="2025-02-22 23:00", limit=1.0).p_over_limit == 1.0

@@ -104,6 +104,10 @@ def adjusted(series: Series, shape: np.ndarray) -> Series:
     return replace(series, y=y)
 
 
+# The method (`ForecastResult.chosen`) of a series that has stopped (`preparation.stopped_for`).
+STOPPED_METHOD = "fallback: stopped"
+
+
 def fallback(series: Series, h: int, cadence: Cadence) -> tuple[np.ndarray, np.ndarray, str]:
     """Point forecast ``(h,)``, residuals ``(k, h)`` (modelling space) and a note."""
     if series.kind == ZEROS:
@@ -114,7 +118,7 @@ def fallback(series: Series, h: int, cadence: Cadence) -> tuple[np.ndarray, np.n
         return (
             np.zeros(h),
             np.zeros((1, h)),
-            f"fallback: stopped, no usage since {since:%Y-%m-%d %H:%M} ({run} buckets, more than"
+            f"{STOPPED_METHOD}, no usage since {since:%Y-%m-%d %H:%M} ({run} buckets, more than"
             " twice as long as it was ever empty before, when it was busy most of the time),"
             " forecast 0",
         )

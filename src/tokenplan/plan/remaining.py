@@ -53,6 +53,8 @@ class EngineOutlook:
     band: tuple[float, float] | None
     note: str
     calibrated: bool = True
+    # The engine found the series stopped (`tokenplan.forecast.fallbacks.STOPPED_METHOD`).
+    stopped: bool = False
 
     def log_sd(self, eps: float) -> float | None:
         """Spread of the remaining total in log terms, read from its central 80% (robust to
@@ -181,7 +183,13 @@ def engine_outlook(history: History, upto: int, r: int, *, spread: bool) -> Engi
         return None
     point = result.frame["mean"].to_numpy(float)[gap:]
     band = None if paths is None else _band(paths.sum(axis=1))
-    return EngineOutlook(point, band, result.notes.get("total", ""), _calibrated(result, "total"))
+    return EngineOutlook(
+        point,
+        band,
+        result.notes.get("total", ""),
+        _calibrated(result, "total"),
+        _stopped(result, "total"),
+    )
 
 
 def plan_outlook(
@@ -208,7 +216,15 @@ def plan_outlook(
         _band(sums),
         f"the plan's: {note}",
         _calibrated(forecast, series_id),
+        _stopped(forecast, series_id),
     )
+
+
+def _stopped(forecast: Any, series_id: str) -> bool:
+    from tokenplan.forecast.fallbacks import STOPPED_METHOD
+
+    chosen = getattr(forecast, "chosen", {})
+    return isinstance(chosen, Mapping) and chosen.get(series_id) == STOPPED_METHOD
 
 
 def day_spread(history: History, upto: int) -> float | None:
