@@ -1068,10 +1068,10 @@ def _undefined(made: np.ndarray, windows: int) -> str:
     ran = int(made[1:].sum())
     if ran < windows:
         return (
-            f"forecast {ran} of {windows} backtest window(s), too little history before the"
-            " others: not judged on fewer than every candidate"
+            f"forecast only {ran} of {windows} backtest window(s) (too little history before"
+            " the others), and every candidate is scored on the same windows"
         )
-    return "its forecast failed for some steps of the backtest windows"
+    return "its forecast failed at some steps of the backtest windows"
 
 
 def _is_local(engine: object) -> bool:
