@@ -132,6 +132,15 @@ def test_backtest_says_why_a_score_is_undefined(tmp_path: Path) -> None:
     assert "inf" not in run.stdout.split()
 
 
+def test_backtest_says_why_coverage_is_not_shown(tmp_path: Path) -> None:
+    # Sixty hours, twelve ahead: one backtest window, and coverage needs the others' bands.
+    source = _bucketed_csv(tmp_path / "short.csv", "2024-01-01T00:00", 60, "1h")
+    run = tokenplan("backtest", "--input", source, "--metric", "requests", "--horizon", "12")
+    assert run.returncode == 0, run.stderr
+    assert "—" in run.stdout
+    assert "coverage needs two backtest windows or more" in " ".join(run.stdout.split())
+
+
 def _bucketed_csv(path: Path, start: str, periods: int, freq: str) -> Path:
     """A usage series CSV whose buckets start at ``start`` (any phase), weekday-shaped."""
     import numpy as np

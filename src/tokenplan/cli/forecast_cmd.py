@@ -288,6 +288,12 @@ def score_table(scores: pd.DataFrame, metric: str) -> Table:
         "chosen",
     ):
         table.add_column(name, justify="right")
+    uncounted = bool(cov) and bool((scores[cov].isna().any(axis=1) & scores["mase"].notna()).any())
+    if uncounted:
+        table.caption = (
+            "cover —: coverage needs two backtest windows or more (each window is scored with"
+            " the bands the others give)"
+        )
     # Saved results from before the column have NaN scores and no reason.
     explained = "why" in scores and bool(scores["why"].fillna("").astype(bool).any())
     if explained:
