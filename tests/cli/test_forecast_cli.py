@@ -120,9 +120,7 @@ def test_backtest_prints_candidates_with_the_choice_marked(shared_data: Path) ->
 
 
 def test_backtest_says_why_a_score_is_undefined(tmp_path: Path) -> None:
-    source = _bucketed_csv(tmp_path / "short.csv", "2024-01-01T16:00", 5, "1D")
-    run = tokenplan("backtest", "--input", source, "--metric", "requests", "--horizon", "7")
-    assert run.returncode == 0, run.stderr
+    run = _backtest(tmp_path, "2024-01-01T16:00", 5, "1D", horizon=7)
     # The table may wrap the reason; the words are there.
     assert "n/a" in run.stdout
     assert "short history" in " ".join(run.stdout.split())
@@ -134,11 +132,21 @@ def test_backtest_says_why_a_score_is_undefined(tmp_path: Path) -> None:
 
 def test_backtest_says_why_coverage_is_not_shown(tmp_path: Path) -> None:
     # Sixty hours, twelve ahead: one backtest window, and coverage needs the others' bands.
-    source = _bucketed_csv(tmp_path / "short.csv", "2024-01-01T00:00", 60, "1h")
-    run = tokenplan("backtest", "--input", source, "--metric", "requests", "--horizon", "12")
-    assert run.returncode == 0, run.stderr
+    run = _backtest(tmp_path, "2024-01-01T00:00", 60, "1h", horizon=12)
     assert "—" in run.stdout
     assert "coverage needs two backtest windows or more" in " ".join(run.stdout.split())
+
+
+def _backtest(
+    tmp_path: Path, start: str, periods: int, freq: str, *, horizon: int
+) -> subprocess.CompletedProcess[str]:
+    """`tokenplan backtest` of a `_bucketed_csv` series; it must succeed."""
+    source = _bucketed_csv(tmp_path / "short.csv", start, periods, freq)
+    run = tokenplan(
+        "backtest", "--input", source, "--metric", "requests", "--horizon", str(horizon)
+    )
+    assert run.returncode == 0, run.stderr
+    return run
 
 
 def _bucketed_csv(path: Path, start: str, periods: int, freq: str) -> Path:
