@@ -4,12 +4,15 @@ Real hourly series get one disruption in their history: slices of the open trace
 history and the day after, one slice every 2 days: `short_history.slices`; only NASA 1995 is
 long and steady enough), of ServeGen's hourly LLM traffic per client and per model with 7 days
 of history (its trace holds two weeks), and every 8th M4 hourly series (its last 14 days before
-the test period, and the test's first day). Each gets one disruption in its history, over and
-done before the forecast starts: an outage (a run of zero buckets: the collector or the
+the test period, and the test's first day). Each gets one disruption in its history, most of
+them over before the forecast starts: an outage (a run of zero buckets: the collector or the
 provider down) or a burst (a batch job at 10x the traffic). The day after is left as
 recorded. Each slice is forecast by `tokenplan.forecast.forecast` (h=24, default settings) and
 by the peers a user would pick (statsforecast's seasonal naive a day and a week back, AutoETS,
 MSTL on the seasons of which it holds two cycles), all fitted on the same disrupted history.
+Three outages are still going when the history ends (its last 1, 6 or 18 hours empty: the
+collector or the provider down, or hours not reported yet); the day after is the one recorded,
+so these ask how well a forecast expects the traffic back.
 
 Per disruption it prints each method's MASE on the day after (MAE over the clean history's
 in-sample seasonal naive MAE, the same scale for every variant of a slice) as a geometric mean
@@ -82,6 +85,9 @@ class Disruption:
 
 DISRUPTIONS = (
     Disruption("outage 6 h, ended 6 h ago", 6, 6, 0.0),
+    Disruption("outage 1 h, still going", 1, 0, 0.0),
+    Disruption("outage 6 h, still going", 6, 0, 0.0),
+    Disruption("outage 18 h, still going", 18, 0, 0.0),
     Disruption("outage 2 days, ended 1 day ago", 48, 24, 0.0),
     Disruption("outage 2 days, ended 5 days ago", 48, 120, 0.0),
     Disruption("burst x10 for 2 h, ended 3 h ago", 2, 3, 10.0),

@@ -337,7 +337,7 @@ class Forecaster:
         h = self.horizon
         series = to_series(data, self.cadence)
         for s in series:
-            classify(s, self.cadence, h)
+            classify(s, self.cadence, h, sums=self._point_only)
         groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[Series]] = defaultdict(list)
         max_windows = self.n_windows or bt.default_windows(h)
         short: list[tuple[Series, np.ndarray, np.ndarray, str]] = []

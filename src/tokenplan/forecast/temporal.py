@@ -186,13 +186,24 @@ def adjust(
             f" {k}-bucket sums, as the two backtests' errors say (temporal hierarchy,"
             f" x{low:.3f} to x{high:.3f})"
         )
-        if s.gaps is not None:
+        between = _gaps_between_busy(s)
+        if between:
             f.note += (
-                f"; {int(np.sum(~np.isnan(s.gaps)))} empty bucket(s) between busy ones read as"
-                " a gap in the record for the sums"
+                f"; {between} empty bucket(s) between busy ones read as a gap in the record for"
+                " the sums"
             )
         if kept:
             f.note += (
                 f"; {kept} block(s) left as they were: their sums forecast below"
                 f" {FLOOR:g}x the base's total"
             )
+
+
+def _gaps_between_busy(s: Series) -> int:
+    """Stand-ins for gaps in the record before the last busy bucket (an outage still going
+    after it has stand-ins too, and a note of its own)."""
+    if s.gaps is None:
+        return 0
+    busy = np.flatnonzero(s.actual > 0)
+    end = int(busy[-1]) if busy.size else 0
+    return int(np.sum(~np.isnan(s.gaps[:end])))
