@@ -358,3 +358,16 @@ def test_a_series_that_stopped_is_projected_at_its_spend() -> None:
     assert p.method.startswith("stopped, no usage since 2025-02-19 00:00")
     # Still over the limit once the spend is.
     assert project(frame, period="month", as_of="2025-02-22 23:00", limit=1.0).p_over_limit == 1.0
+
+
+def test_an_outage_still_going_does_not_pull_the_month_down() -> None:
+    # Spend of about $2 an hour, the last six hours empty: the collector down. Counted as spent
+    # at nothing, they took the last day's level, and the month's projected rest with it, 8%
+    # below the clean history's.
+    frame = _steady(31 + 10, level=2.0)
+    clean = project(frame, period="month", as_of="2025-02-10 23:00", limit=1e9)
+    frame.loc[frame["ds"] >= "2025-02-10 18:00", "y"] = 0.0
+    hit = project(frame, period="month", as_of="2025-02-10 23:00", limit=1e9)
+    assert hit.so_far < clean.so_far  # what was spent stays as it was
+    rest_clean, rest_hit = clean.projected - clean.so_far, hit.projected - hit.so_far
+    assert 0.97 < rest_hit / rest_clean < 1.03
