@@ -204,7 +204,8 @@ def to_series(df: pd.DataFrame, cadence: Cadence) -> list[Series]:
     return out
 
 
-def _longest_zero_run(values: np.ndarray) -> int:
+def longest_zero_run(values: np.ndarray) -> int:
+    """The most buckets in a row ``values`` was empty for (0: never)."""
     zero = np.concatenate([[False], values == 0, [False]]).astype(int)
     edges = np.flatnonzero(np.diff(zero))
     return int(np.max(edges[1::2] - edges[::2])) if edges.size else 0
@@ -217,7 +218,7 @@ def _steady_and_unlike(run: int, rest: np.ndarray) -> bool:
     two days resumed the next day one time in nine)."""
     known = rest[~np.isnan(rest)]
     steady = known.size > 0 and float(np.mean(known == 0)) <= _INTERMITTENT
-    return steady and run > 2 * _longest_zero_run(rest)
+    return steady and run > 2 * longest_zero_run(rest)
 
 
 def _not_started(lead: np.ndarray, rest: np.ndarray, cadence: Cadence) -> bool:
@@ -449,7 +450,7 @@ def _ongoing_outage(series: Series, cadence: Cadence) -> None:
     if (
         run > max(cadence.primary, 4)
         or np.mean(rest == 0) > _INTERMITTENT
-        or run <= _longest_zero_run(rest)
+        or run <= longest_zero_run(rest)
         or not (before > 0).all()
     ):
         return

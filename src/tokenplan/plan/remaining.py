@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tokenplan.errors import TokenplanError
+from tokenplan.forecast.preparation import longest_zero_run
 from tokenplan.frequency import Frequency
 
 __all__ = [
@@ -130,10 +131,11 @@ class History:
             return flags
         start = int(busy[-1]) + 1
         run = upto - start
-        zero = np.concatenate([[0], (y[:start] == 0).astype(int), [0]])
-        edges = np.flatnonzero(np.diff(zero))
-        longest = int(np.max(edges[1::2] - edges[::2])) if edges.size else 0
-        if 0 < run <= self.day and run > longest and (self.usual[start:upto] > 0).all():
+        if (
+            0 < run <= self.day
+            and run > longest_zero_run(y[:start])
+            and (self.usual[start:upto] > 0).all()
+        ):
             flags[start:] = True
         return flags
 
