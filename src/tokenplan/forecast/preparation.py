@@ -204,6 +204,12 @@ def to_series(df: pd.DataFrame, cadence: Cadence) -> list[Series]:
     return out
 
 
+def empty_tail(values: np.ndarray) -> int:
+    """Buckets at the end since the last busy one (0: the last is busy; all: none ever was)."""
+    busy = np.flatnonzero(values > 0)
+    return len(values) - 1 - int(busy[-1]) if busy.size else len(values)
+
+
 def longest_zero_run(values: np.ndarray) -> int:
     """The most buckets in a row ``values`` was empty for (0: never)."""
     zero = np.concatenate([[False], values == 0, [False]]).astype(int)
@@ -238,8 +244,7 @@ def stopped_for(y: np.ndarray, cadence: Cadence) -> int:
     retired, a client gone: its older traffic judges a regime that has ended, and its backtest
     windows from before the stop set its bands at its old level (up to 2.4M tokens an hour
     for a model idle for eleven days)."""
-    busy = np.flatnonzero(y > 0)
-    run = len(y) - 1 - int(busy[-1]) if busy.size else 0
+    run = empty_tail(y)
     if run < 2 * max(cadence.primary, 4):
         return 0
     return run if _steady_and_unlike(run, y[: len(y) - run]) else 0
@@ -439,11 +444,10 @@ def _ongoing_outage(series: Series, cadence: Cadence) -> None:
       weekday-only series silent since Saturday began is not one).
     """
     y = series.y
-    busy = np.flatnonzero(y > 0)
-    if not busy.size or busy[-1] == len(y) - 1:
+    run = empty_tail(y)
+    if run in (0, len(y)):
         return
-    start = int(busy[-1]) + 1
-    run = len(y) - start
+    start = len(y) - run
     side = max(2, run)
     before = y[max(0, start - side) : start]
     rest = y[:start]

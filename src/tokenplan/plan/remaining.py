@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tokenplan.errors import TokenplanError
-from tokenplan.forecast.preparation import longest_zero_run
+from tokenplan.forecast.preparation import empty_tail, longest_zero_run
 from tokenplan.frequency import Frequency
 
 __all__ = [
@@ -126,13 +126,11 @@ class History:
         and a month's projected rest with it, 8% lower."""
         y = np.nan_to_num(self.values[:upto], nan=1.0)  # unknown buckets are no silence
         flags = np.zeros(upto, dtype=bool)
-        busy = np.flatnonzero(y > 0)
-        if not busy.size:
-            return flags
-        start = int(busy[-1]) + 1
-        run = upto - start
+        run = empty_tail(y)
+        start = upto - run
         if (
-            0 < run <= self.day
+            0 < run < upto
+            and run <= self.day
             and run > longest_zero_run(y[:start])
             and (self.usual[start:upto] > 0).all()
         ):
