@@ -206,6 +206,21 @@ def test_an_empty_last_bucket_like_many_before_it_is_usage() -> None:
     assert "still going" not in res.notes["s"]
 
 
+def test_an_empty_end_of_a_first_day_is_usage() -> None:
+    # One day of 10-minute history whose last two hours are empty: with no earlier day to say
+    # these hours carry traffic, it may be the series' own night (a ServeGen client quiet for
+    # its last two hours stayed quiet), so the forecast starts from it instead of filling it.
+    day = _steady_days(1)
+    day.loc[len(day) - 12 :, "y"] = 0.0
+    res = forecast(day, horizon=12, freq="10min", levels=(80,))
+    assert "still going" not in res.notes["s"]
+    assert res.frame["mean"].max() < 0.5 * 5000.0
+    # Given the days before, with traffic at these hours, the same silence is an outage.
+    three = _steady_days(3)
+    three.loc[len(three) - 12 :, "y"] = 0.0
+    assert "still going" in forecast(three, horizon=12, freq="10min", levels=(80,)).notes["s"]
+
+
 def test_zeros_at_the_same_time_every_day_are_the_series_own() -> None:
     # Thirty minutes of zeros at 16:40 every day (a nightly restart) recur: not a gap. One
     # more run, once, at 04:00 on the last day is.

@@ -441,7 +441,11 @@ def _ongoing_outage(series: Series, cadence: Cadence) -> None:
     - the buckets just before it all carried traffic, at any level (spend in dollars an hour
       is no count, so `_short_gaps`' floor for counts does not apply);
     - the same phase a cycle back, at every season the history holds, carried traffic (a
-      weekday-only series silent since Saturday began is not one).
+      weekday-only series silent since Saturday began is not one), and the history before the
+      run holds a whole cycle of the main season to say so: with less, an evening's silence at
+      the end of a day of 10-minute history is as likely the series' own night (a ServeGen
+      client quiet for its last two hours, and the next two, was filled: `bench/one_day.py`
+      h=12 1.407 -> 1.609).
     """
     y = series.y
     run = empty_tail(y)
@@ -453,6 +457,7 @@ def _ongoing_outage(series: Series, cadence: Cadence) -> None:
     rest = y[:start]
     if (
         run > max(cadence.primary, 4)
+        or start < cadence.primary
         or np.mean(rest == 0) > _INTERMITTENT
         or run <= longest_zero_run(rest)
         or not (before > 0).all()
