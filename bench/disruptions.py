@@ -6,10 +6,12 @@ long and steady enough), of ServeGen's hourly LLM traffic per client and per mod
 of history (its trace holds two weeks), and every 8th M4 hourly series (its last 14 days before
 the test period, and the test's first day). Each gets one disruption in its history, most of
 them over before the forecast starts: an outage (a run of zero buckets: the collector or the
-provider down) or a burst (a batch job at 10x the traffic). The day after is left as
-recorded. Each slice is forecast by `tokenplan.forecast.forecast` (h=24, default settings) and
-by the peers a user would pick (statsforecast's seasonal naive a day and a week back, AutoETS,
-MSTL on the seasons of which it holds two cycles), all fitted on the same disrupted history.
+provider down), a burst (a batch job at 10x the traffic) or a dip (the traffic at 0.3x for
+hours: one of several providers down, a collector shard lost; or for a day: a holiday). The
+day after is left as recorded. Each slice is forecast by `tokenplan.forecast.forecast` (h=24,
+default settings) and by the peers a user would pick (statsforecast's seasonal naive a day and a
+week back, AutoETS, MSTL on the seasons of which it holds two cycles), all fitted on the same
+disrupted history.
 Three outages are still going when the history ends (its last 1, 6 or 18 hours empty: the
 collector or the provider down, or hours not reported yet); the day after is the one recorded,
 so these ask how well a forecast expects the traffic back.
@@ -94,6 +96,9 @@ DISRUPTIONS = (
     Disruption("burst x10 for 2 h, ended 1 day ago", 2, 24, 10.0),
     Disruption("burst x10 for 2 h, ended 4 days ago", 2, 96, 10.0),
     Disruption("burst x10 for 8 h, ended 2 days ago", 8, 48, 10.0),
+    Disruption("dip x0.3 for 6 h, ended 6 h ago", 6, 6, 0.3),
+    Disruption("dip x0.3 for 1 day, ended 2 days ago", 24, 48, 0.3),
+    Disruption("dip x0.3 for 6 h, still going", 6, 0, 0.3),
 )
 
 
