@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench system-deps promtool clean
+.PHONY: demo test lint bench bench-quick system-deps promtool clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,16 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy src/tokenplan
+
+# The forecast benchmarks that run in minutes: a forecaster change is checked against these at
+# least (a fill that helped week-long histories once broke one day of 10-minute history, found
+# only by bench/one_day.py).
+bench-quick: $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	$(PY) bench/one_day.py
+	$(PY) bench/short_history.py
+	$(PY) bench/intermittent.py --bands
+	$(PY) bench/level_shifts.py
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[dev,bench]'
