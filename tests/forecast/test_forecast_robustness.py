@@ -135,6 +135,13 @@ def _steady_days(days: int, level: float = 5000.0, seed: int = 0) -> pd.DataFram
     return pd.DataFrame({"unique_id": "s", "ds": ds, "y": level * np.exp(rng.normal(0, 0.05, n))})
 
 
+def _ending_empty(days: int, buckets: int) -> pd.DataFrame:
+    """`_steady_days` whose last ``buckets`` are empty."""
+    frame = _steady_days(days)
+    frame.loc[len(frame) - buckets :, "y"] = 0.0
+    return frame
+
+
 def test_a_short_gap_in_the_record_does_not_pull_the_forecast_down() -> None:
     # Forty minutes of zeros an hour before the end, traffic on both sides: a gap in the
     # record (a collector restarting), too short to be an outage. Read as usage, it put the
@@ -160,9 +167,7 @@ def test_an_empty_bucket_of_a_slow_count_is_usage_not_a_gap() -> None:
 
 
 def test_zeros_up_to_the_last_bucket_are_not_a_gap_between_busy_ones() -> None:
-    day = _steady_days(1)
-    day.loc[len(day) - 4 :, "y"] = 0.0
-    res = forecast(day, horizon=12, freq="10min", levels=(80,))
+    res = forecast(_ending_empty(1, 4), horizon=12, freq="10min", levels=(80,))
     assert "between busy ones" not in res.notes["s"]
 
 
@@ -210,15 +215,12 @@ def test_an_empty_end_of_a_first_day_is_usage() -> None:
     # One day of 10-minute history whose last two hours are empty: with no earlier day to say
     # these hours carry traffic, it may be the series' own night (a ServeGen client quiet for
     # its last two hours stayed quiet), so the forecast starts from it instead of filling it.
-    day = _steady_days(1)
-    day.loc[len(day) - 12 :, "y"] = 0.0
-    res = forecast(day, horizon=12, freq="10min", levels=(80,))
+    res = forecast(_ending_empty(1, 12), horizon=12, freq="10min", levels=(80,))
     assert "still going" not in res.notes["s"]
     assert res.frame["mean"].max() < 0.5 * 5000.0
     # Given the days before, with traffic at these hours, the same silence is an outage.
-    three = _steady_days(3)
-    three.loc[len(three) - 12 :, "y"] = 0.0
-    assert "still going" in forecast(three, horizon=12, freq="10min", levels=(80,)).notes["s"]
+    three = forecast(_ending_empty(3, 12), horizon=12, freq="10min", levels=(80,))
+    assert "still going" in three.notes["s"]
 
 
 def test_zeros_at_the_same_time_every_day_are_the_series_own() -> None:

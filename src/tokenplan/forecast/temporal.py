@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from tokenplan.forecast.preparation import REGULAR, Series
+from tokenplan.forecast.preparation import REGULAR, Series, empty_tail
 
 if TYPE_CHECKING:
     from tokenplan.forecast.engine import Fitted
@@ -204,6 +204,5 @@ def _gaps_between_busy(s: Series) -> int:
     after it has stand-ins too, and a note of its own)."""
     if s.gaps is None:
         return 0
-    busy = np.flatnonzero(s.actual > 0)
-    end = int(busy[-1]) if busy.size else 0
+    end = max(len(s.actual) - 1 - empty_tail(s.actual), 0)  # the last busy bucket
     return int(np.sum(~np.isnan(s.gaps[:end])))
