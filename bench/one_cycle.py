@@ -1,14 +1,14 @@
-"""Histories of one to two cycles, long enough for a backtest without the season.
+"""Histories of one to two cycles: no season to fit, one cycle to read.
 
-A series seen for more than one cycle of its main season but less than two has no season to
+A series seen for one cycle of its main season or more but less than two has no season to
 fit; from 16 buckets plus the horizon it could still be backtested by the candidates that need
-none. This bench cuts such histories from M4 hourly (40 and 44 hours, five origins 100 hours
-apart), the open traces' hourly series (bench/short_history.py's slices) and their 10-minute
-series (200 and 260 buckets, the 8 largest of each dataset), forecasts 12 / 24 hours (hourly)
-or 12 / 36 buckets (10 minutes) ahead with tokenplan (default settings, all slices of a row in
-one call) and fits the peers on the same slices (bench/short_fallback.py's `score`: MAE over
-the slice's in-sample seasonal naive MAE, geometric mean; tokenplan's 80% / 95% coverage and
-mean interval score on the same scale).
+none. This bench cuts such histories from M4 hourly (24, 40 and 44 hours, five origins 100
+hours apart), the open traces' hourly series (bench/short_history.py's slices) and their
+10-minute series (144, 200 and 260 buckets, the 8 largest of each dataset), forecasts 12 / 24
+hours (hourly) or 12 / 36 buckets (10 minutes) ahead with tokenplan (default settings, all
+slices of a row in one call) and fits the peers on the same slices (bench/short_fallback.py's
+`score`: MAE over the slice's in-sample seasonal naive MAE, geometric mean; tokenplan's 80% /
+95% coverage and mean interval score on the same scale).
 
     .venv/bin/python bench/one_cycle.py [--quick]
 """
@@ -52,12 +52,12 @@ def main() -> None:
     if args.quick:
         hourly = hourly[hourly["unique_id"].isin(hourly["unique_id"].unique()[::4])]
     rows: list[dict[str, object]] = []
-    for length in (40, 44):
+    for length in (24, 40, 44):
         for h in (12, 24):
             cut = m4_slices(hourly, length, h, [24 + 100 * k for k in range(5)])
             rows += score(cut, "m4h", length, h, "1h", "h", 24)
             rows += score(hourly_trace_slices(length, h, 48), "trace", length, h, "1h", "h", 24)
-    for length in (200, 260):
+    for length in (144, 200, 260):
         for h in (12, 36):
             rows += score(ten_minute_slices(length, h), "trace10", length, h, "10min", "10min", 144)
     report(rows, started)

@@ -137,9 +137,9 @@ def test_seasonal_regression_needs_enough_cycles_and_ignores_the_future() -> Non
 
 
 def test_short_series_backtests_local_models_with_and_without_log() -> None:
-    # One day of 10-minute buckets is too short to tell whether the spread grows with the
-    # level: the untransformed fits join the backtest beside the log-space ones.
-    short = forecast(usage(n=144, freq="10min"), horizon=12, freq="10min")
+    # Twenty hours of 10-minute buckets are too short to tell whether the spread grows with
+    # the level: the untransformed fits join the backtest beside the log-space ones.
+    short = forecast(usage(n=120, freq="10min"), horizon=12, freq="10min")
     methods = set(short.backtest["method"])
     assert {"auto_ets", "auto_theta", "auto_ets_raw"} <= methods
     assert "auto_theta_raw" not in methods  # AutoTheta runs untransformed anyway
@@ -699,10 +699,14 @@ def test_a_cycle_seen_once_keeps_its_shape_as_far_as_it_stands_above_the_noise()
     noise = rng.normal(0, 0.1, 10)
     _, kept = cycle_shape(noise, 7)
     assert kept < 0.5
-    # Exactly one cycle: nothing to measure the noise by, the shape is kept as seen.
+    # Exactly one cycle: its two ends, a cycle apart less a bucket, measure the noise.
     shape, kept = cycle_shape(strong[-24:], 24)
-    assert kept == 1.0
-    assert np.allclose(shape, strong[-24:] - strong[-24:].mean())
+    assert kept > 0.9
+    assert np.allclose(shape, kept * (strong[-24:] - strong[-24:].mean()))
+    # Ends far apart, as a level that moved over the day leaves them: the shape is dropped.
+    drifted = strong[-24:] + np.linspace(0.0, 6.0, 24)
+    _, kept = cycle_shape(drifted, 24)
+    assert kept < 0.1
 
 
 def test_mstl_sees_older_cycles_than_theta_and_ets() -> None:

@@ -332,8 +332,8 @@ def classify(series: Series, cadence: Cadence, horizon: int, *, sums: bool = Fal
 
 
 def one_cycle(n: int, season: int) -> bool:
-    """More than one cycle of the main season seen but not two: no season to fit, one to read."""
-    return 1 < season < n < 2 * season
+    """One cycle of the main season seen, or more, but not two: no season to fit, one to read."""
+    return 1 < season <= n < 2 * season
 
 
 def min_history(cadence: Cadence, horizon: int) -> int:
