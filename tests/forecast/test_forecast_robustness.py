@@ -234,3 +234,32 @@ def test_zeros_at_the_same_time_every_day_are_the_series_own() -> None:
     days.loc[144 * 2 + 24 : 144 * 2 + 26, "y"] = 0.0
     res = forecast(days, horizon=12, freq="10min", levels=(80,))
     assert "3 empty bucket(s) between busy ones read as a gap" in res.notes["s"]
+
+
+def test_exactly_one_day_of_hourly_history_carries_the_day_shape_on() -> None:
+    # Twenty-four hours, six ahead: backtested without its season (the only backtest one day
+    # allows) the forecast was a flat line, at 3x seasonal naive's error on M4 hourly. Read
+    # once, the day's shape carries on with the level of now.
+    rng = np.random.default_rng(5)
+    t = np.arange(30)
+    y = 1000.0 * (1.5 + np.sin(2 * np.pi * t / 24)) * np.exp(rng.normal(0, 0.03, len(t)))
+    ds = pd.date_range("2024-01-01", periods=len(t), freq="1h")
+    history = pd.DataFrame({"unique_id": "s", "ds": ds[:24], "y": y[:24]})
+    res = forecast(history, horizon=6, freq="1h", levels=(80,))
+    mean = res.frame["mean"].to_numpy()
+    assert np.abs(mean / y[24:] - 1).max() < 0.15
+    assert np.ptp(mean) > 0.5 * np.ptp(y[24:])
+    assert "no backtest to choose among them" in res.notes["s"]
+
+
+@pytest.mark.parametrize("days", [7, 8, 9])
+def test_a_week_of_daily_totals_or_a_little_more_gets_bands_with_width(days: int) -> None:
+    # A cycle and a bucket has one pair of buckets a cycle apart, too few for the band, and
+    # the level's moves within the cycle a week ahead number one: centred, that one was no
+    # spread at all, and the bands were points.
+    rng = np.random.default_rng(days)
+    ds = pd.date_range("2024-01-01", periods=days, freq="1D")
+    y = 5e6 * np.exp(rng.normal(0, 0.2, days))
+    res = forecast(pd.DataFrame({"unique_id": "s", "ds": ds, "y": y}), horizon=7, freq="1d")
+    frame = res.frame
+    assert (frame["hi_80"] - frame["lo_80"] > 0.05 * frame["mean"]).all()

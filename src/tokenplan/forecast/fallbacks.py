@@ -65,7 +65,8 @@ def drifting_errors(n: int, season: int) -> bool:
 def level_moves(z: np.ndarray, h: int) -> np.ndarray:
     """How far the series moved ``1 .. h`` buckets on from each bucket ``(n - h, h)``, less
     their mean: the errors of a level held for ``h`` buckets, for the band of a series seen
-    for a cycle but not for the eight cycle-apart errors of `drifting_errors`.
+    for a cycle but not for the eight cycle-apart errors of `drifting_errors` (eight of these
+    at least: one alone, centred, is no spread at all).
 
     Such a series has no repeat to measure the errors of a seasonal forecast by, and its
     cycle's swing (the spread about its median, widened as under a cycle) made bands that
@@ -182,7 +183,7 @@ def fallback(series: Series, h: int, cadence: Cadence) -> tuple[np.ndarray, np.n
         )
         if drifting_errors(n, season):
             resid = errors_seen
-        elif n > h:
+        elif n - h >= _MIN_NAIVE_ERRORS:
             note = f"fallback: short history ({n} buckets < {need} needed to backtest), {what}"
             return point, level_moves(z, h), note
         else:
