@@ -5,10 +5,10 @@ fit; from 16 buckets plus the horizon it could still be backtested by the candid
 none. This bench cuts such histories from M4 hourly (24, 40 and 44 hours, five origins 100
 hours apart), the open traces' hourly series (bench/short_history.py's slices) and their
 10-minute series (144, 200 and 260 buckets, the 8 largest of each dataset), forecasts 12 / 24
-hours (hourly) or 12 / 36 buckets (10 minutes) ahead with tokenplan (default settings, all
-slices of a row in one call) and fits the peers on the same slices (bench/short_fallback.py's
-`score`: MAE over the slice's in-sample seasonal naive MAE, geometric mean; tokenplan's 80% /
-95% coverage and mean interval score on the same scale).
+hours (hourly; and 6 from 24) or 12 / 36 buckets (10 minutes) ahead with tokenplan (default
+settings, all slices of a row in one call) and fits the peers on the same slices
+(bench/short_fallback.py's `score`: MAE over the slice's in-sample seasonal naive MAE,
+geometric mean; tokenplan's 80% / 95% coverage and mean interval score on the same scale).
 
     .venv/bin/python bench/one_cycle.py [--quick]
 """
@@ -53,7 +53,8 @@ def main() -> None:
         hourly = hourly[hourly["unique_id"].isin(hourly["unique_id"].unique()[::4])]
     rows: list[dict[str, object]] = []
     for length in (24, 40, 44):
-        for h in (12, 24):
+        # Six hours from one day: the horizon an hourly day could be backtested for.
+        for h in (6, 12, 24) if length == 24 else (12, 24):
             cut = m4_slices(hourly, length, h, [24 + 100 * k for k in range(5)])
             rows += score(cut, "m4h", length, h, "1h", "h", 24)
             rows += score(hourly_trace_slices(length, h, 48), "trace", length, h, "1h", "h", 24)
