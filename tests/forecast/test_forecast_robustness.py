@@ -125,6 +125,8 @@ def test_one_day_of_ten_minute_history_drops_the_season_and_says_so() -> None:
     assert "no seasonal profile" in note
     assert "the last cycle of 144 repeated" in note
     assert "no backtest to choose among them" in note
+    (why,) = res.backtest["why"]
+    assert why == "a cycle seen, not two: no backtest can judge its shape"
     # The forecast starts from the level of the last hours, not the whole day's median.
     last_hours = float(day["y"].tail(24).median())
     assert abs(float(res.frame["mean"].iloc[0]) - last_hours) < 0.2 * last_hours

@@ -390,7 +390,11 @@ class Forecaster:
                     "mase": np.nan,
                     "smape": np.nan,
                     "chosen": True,
-                    "why": "too short to backtest",
+                    "why": (
+                        "a cycle seen, not two: no backtest can judge its shape"
+                        if one_cycle(len(s.y), self.cadence.primary)
+                        else "too short to backtest"
+                    ),
                 }
             )
         return fitted, rows
