@@ -101,8 +101,8 @@ def cycle_shape(z: np.ndarray, season: int) -> tuple[np.ndarray, float]:
     shape = last - float(np.mean(last))
     again = z[season:] - z[:-season]
     if again.size == 0:
-        # Exactly one cycle: its two ends are the nearest pair a cycle apart, less a bucket,
-        # and less the cycle's own move over that bucket (the mean of the steps beside them)
+        # Exactly one cycle: its two ends are the nearest pair a cycle apart, less a bucket;
+        # less the cycle's own move over that bucket (the mean of the steps beside them),
         # they differ as a cycle later would. Read as noise-free instead, the whole shape was
         # kept and every member of the median became seasonal naive, whose error on one day
         # of 10-minute buckets two hours ahead was 1.84x AutoETS's (bench/one_day.py), the
@@ -159,6 +159,7 @@ def fallback(series: Series, h: int, cadence: Cadence) -> tuple[np.ndarray, np.n
     n = len(z)
     need = min_history(cadence, h)
     season = cadence.primary
+    moves: np.ndarray | None = None  # measured errors that need no widening (`level_moves`)
     if season > 1 and n >= 2 * season:
         point_cycle = seasonal_median(z, season, season)
         k = min(4, n // season)
@@ -184,8 +185,7 @@ def fallback(series: Series, h: int, cadence: Cadence) -> tuple[np.ndarray, np.n
         if drifting_errors(n, season):
             resid = errors_seen
         elif n - h >= _MIN_NAIVE_ERRORS:
-            note = f"fallback: short history ({n} buckets < {need} needed to backtest), {what}"
-            return point, level_moves(z, h), note
+            moves = level_moves(z, h)
         else:
             resid = z[-season:] - float(np.median(z[-season:]))
     else:
@@ -200,7 +200,7 @@ def fallback(series: Series, h: int, cadence: Cadence) -> tuple[np.ndarray, np.n
             what += f"; no seasonal profile (needs {2 * season} buckets, two cycles of {season})"
     # Leave-one-out flavour: every past deviation is a plausible future error, widened, and
     # more so the further ahead (`_GROWTH`).
-    errors = (resid * _WIDEN)[:, None] * growth(h, _GROWTH)[None, :]
+    errors = (resid * _WIDEN)[:, None] * growth(h, _GROWTH)[None, :] if moves is None else moves
     note = f"fallback: short history ({n} buckets < {need} needed to backtest), {what}"
     return point, errors, note
 
