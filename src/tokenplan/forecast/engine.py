@@ -75,6 +75,11 @@ _MIN_BOOSTING_ROWS = 200
 _MIN_POOLED_BASELINES = 200
 
 
+# A series too short to backtest: its fallback's point forecast and residuals (modelling space),
+# its note, and the ``c`` of the space ``log(y + c)`` the residuals are in (`fallbacks.fallback`).
+Short = tuple[Series, np.ndarray, np.ndarray, str, float]
+
+
 @dataclass
 class Fitted:
     """One series' chosen forecast and calibration errors, before intervals are drawn."""
@@ -156,7 +161,7 @@ class _Plan:
     fallbacks, the rest by (seasons, cuts), and each group's local models once started."""
 
     series: list[Series]
-    short: list[tuple[Series, np.ndarray, np.ndarray, str]]
+    short: list[Short]
     groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[Series]]
     local: bool
     runs: dict[tuple[tuple[int, ...], tuple[int, ...]], StatisticalRun] = field(
@@ -340,7 +345,7 @@ class Forecaster:
             classify(s, self.cadence, h, sums=self._point_only)
         groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[Series]] = defaultdict(list)
         max_windows = self.n_windows or bt.default_windows(h)
-        short: list[tuple[Series, np.ndarray, np.ndarray, str]] = []
+        short: list[Short] = []
         for s in series:
             if s.kind == REGULAR:
                 seasons, cuts = bt.plan_windows(len(s.y), h, self.cadence, max_windows)
@@ -369,7 +374,7 @@ class Forecaster:
         fitted: dict[str, Fitted] = {}
         rows: list[dict[str, object]] = []
         short = self._blind(plan.short, plan.local, pool) if blind else plan.short
-        for s, point_z, errors, note in short:
+        for s, point_z, errors, note, shift in short:
             if s.notes:  # what preparation repaired, as a backtested series says it
                 note += "; " + "; ".join(s.notes)
             fitted[s.uid] = Fitted(
@@ -382,6 +387,7 @@ class Forecaster:
                 0,
                 ceiling=bt.ceiling(s),
                 tail_df=path_tail_df(0),
+                shift=shift,
             )
             rows.append(
                 {
@@ -456,10 +462,10 @@ class Forecaster:
 
     def _blind(
         self,
-        short: list[tuple[Series, np.ndarray, np.ndarray, str]],
+        short: list[Short],
         local: bool,
         pool: SharedPool | None = None,
-    ) -> list[tuple[Series, np.ndarray, np.ndarray, str]]:
+    ) -> list[Short]:
         """Fallbacks of series with two cycles or more: their point forecast becomes the median
         of the profile, seasonal naive and the local models (`fallbacks.blind_median`); of
         series with one to two, the median of seasonal naive and the local models fitted
@@ -485,7 +491,7 @@ class Forecaster:
                 preds = run_statistical(both, [0], h, seasons, n_jobs=self.cores, pool=pool)
                 bt.cap_runaway(preds, members, [0])
             for j, i in enumerate(at):
-                s, profile, errors, note = short[i]
+                s, profile, errors, note, shift = short[i]
                 others = [seasonal_naive(s.z(), primary, h)]
                 names = ["seasonal naive"]
                 for choices in BLIND_MODELS:
@@ -504,14 +510,14 @@ class Forecaster:
                     if len(names) > 1
                     else f"{note}; forecast: the mean of that profile and {names[0]}"
                 )
-                out[i] = (s, point, errors, note)
+                out[i] = (s, point, errors, note, shift)
         return out
 
     def _blind_once(
         self,
-        short: list[tuple[Series, np.ndarray, np.ndarray, str]],
+        short: list[Short],
         at: list[int],
-        out: list[tuple[Series, np.ndarray, np.ndarray, str]],
+        out: list[Short],
         pool: SharedPool | None = None,
     ) -> None:
         """Series seen for one to two cycles: the median of seasonal naive and the local models
@@ -524,7 +530,7 @@ class Forecaster:
         both = [replace(s, log_undecided=s.log) for s in flat]
         preds = run_statistical(both, [0], h, (), n_jobs=self.cores, pool=pool)
         for j, i in enumerate(at):
-            s, naive, errors, note = short[i]
+            s, naive, errors, note, shift = short[i]
             n = len(s.y)
             again = shape_at(shapes[j], n, n, n + h)
             limit = s.z(np.array([bt.ceiling(s)]))[0]
@@ -554,6 +560,7 @@ class Forecaster:
                 f"{note}; forecast: the median of that, {' and '.join(names)}, fitted"
                 f" without a season on the history less {kept[j]:.0%} of its last cycle's"
                 " shape, which is put back (no backtest to choose among them)",
+                shift,
             )
 
     def predict(self) -> ForecastResult:
