@@ -265,3 +265,23 @@ def test_a_week_of_daily_totals_or_a_little_more_gets_bands_with_width(days: int
     res = forecast(pd.DataFrame({"unique_id": "s", "ds": ds, "y": y}), horizon=7, freq="1d")
     frame = res.frame
     assert (frame["hi_80"] - frame["lo_80"] > 0.05 * frame["mean"]).all()
+
+
+def test_one_day_reads_its_level_moves_beside_the_level() -> None:
+    # One day of steady 10-minute traffic with four empty buckets (a collector dropping a
+    # report now and then). Its band comes from the level's moves within the day: in log1p
+    # a move to an empty bucket of a series of thousands is -8.5 and widened the band's tails
+    # by as much; beside the level (log(y + level)) it is log(1/2).
+    from tokenplan.forecast.fallbacks import fallback
+    from tokenplan.forecast.preparation import classify, to_series, validate
+    from tokenplan.frequency import make_cadence
+
+    day = _steady_days(1)
+    day.loc[[20, 55, 90, 125], "y"] = 0.0
+    cadence = make_cadence("10min")
+    (series,) = to_series(validate(day), cadence)
+    classify(series, cadence, 12)
+    _, errors, note, space = fallback(series, 12, cadence)
+    assert "the last cycle of 144 repeated" in note
+    assert 4000 < space < 6000  # the recent level
+    assert errors.min() > -1.0
