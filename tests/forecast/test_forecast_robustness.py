@@ -267,7 +267,7 @@ def test_a_week_of_daily_totals_or_a_little_more_gets_bands_with_width(days: int
     assert (frame["hi_80"] - frame["lo_80"] > 0.05 * frame["mean"]).all()
 
 
-def test_one_day_reads_its_level_moves_beside_the_level() -> None:
+def test_a_short_history_reads_its_residuals_beside_the_level() -> None:
     # One day of steady 10-minute traffic with four empty buckets (a collector dropping a
     # report now and then). Its band comes from the level's moves within the day: in log1p
     # a move to an empty bucket of a series of thousands is -8.5 and widened the band's tails
@@ -285,3 +285,13 @@ def test_one_day_reads_its_level_moves_beside_the_level() -> None:
     assert "the last cycle of 144 repeated" in note
     assert 4000 < space < 6000  # the recent level
     assert errors.min() > -1.0
+    # Two days, a day ahead: the profile's residuals, widened, in the same space (in log1p
+    # the empty buckets' were -17).
+    two = _steady_days(2)
+    two.loc[[50, 200], "y"] = 0.0
+    (series,) = to_series(validate(two), cadence)
+    classify(series, cadence, 144)
+    _, errors, note, space = fallback(series, 144, cadence)
+    assert "median profile of the last 2 cycles" in note
+    assert 4000 < space < 6000
+    assert errors.min() > -3.0
