@@ -75,8 +75,8 @@ _MIN_BOOSTING_ROWS = 200
 _MIN_POOLED_BASELINES = 200
 
 
-# A series too short to backtest: its fallback's point forecast and residuals (modelling space),
-# its note, and the ``c`` of the space ``log(y + c)`` the residuals are in (`fallbacks.fallback`).
+# A series too short to backtest: its fallback's point forecast (modelling space), residuals,
+# note, and the ``c`` of the space ``log(y + c)`` the residuals are in (`fallbacks.fallback`).
 Short = tuple[Series, np.ndarray, np.ndarray, str, float]
 
 

@@ -1,8 +1,9 @@
 """Forecasts for series the model zoo cannot handle: all zeros, constant, too short to backtest.
 
-Each returns the point forecast and a residual matrix in the series' modelling space (the
-same shape the backtest produces), so intervals and sample paths work the same way, plus a
-note that says what was done and why. A series seen for a cycle or more but too short to
+Each returns the point forecast in the series' modelling space and a residual matrix (the
+same shape the backtest produces; a log-space series' in log(y + its recent level), where a
+backtested series' errors are by default), so intervals and sample paths work the same way,
+plus a note that says what was done and why. A series seen for a cycle or more but too short to
 backtest then gets the median of several forecasts (`blind_median`), since nothing can choose
 one; under two cycles the local models among them fit no season, so they see the history with
 its last cycle's shape taken out (`cycle_shape`, `adjusted`) and have it put back.
@@ -75,8 +76,8 @@ def level_moves(z: np.ndarray, h: int) -> np.ndarray:
     grow along the horizon as the series did within its cycle. Centred, as the level-following
     members of the median (`Forecaster._blind_once`) already follow the drift they hold.
     """
-    n = len(z)
-    moves = np.stack([z[j + 1 : n - h + j + 1] - z[: n - h] for j in range(h)], axis=1)
+    ahead = np.lib.stride_tricks.sliding_window_view(z, h + 1)  # (n - h, h + 1)
+    moves = ahead[:, 1:] - ahead[:, :1]
     return moves - moves.mean(axis=0)
 
 
@@ -136,7 +137,7 @@ STOPPED_METHOD = "fallback: stopped"
 
 def fallback(series: Series, h: int, cadence: Cadence) -> tuple[np.ndarray, np.ndarray, str, float]:
     """Point forecast ``(h,)`` (modelling space), residuals ``(k, h)``, a note, and the
-    ``c`` of the space ``log(y + c)`` the residuals are in (1, log1p, except `level_moves`')."""
+    ``c`` of the space ``log(y + c)`` the residuals are in (1 where they are not in logs)."""
     if series.kind == ZEROS:
         return np.zeros(h), np.zeros((1, h)), "fallback: all-zero history, forecast 0", 1.0
     if series.kind == STOPPED:
@@ -174,7 +175,7 @@ def fallback(series: Series, h: int, cadence: Cadence) -> tuple[np.ndarray, np.n
     space = 1.0
     w = z
     if series.log:
-        usage = np.maximum(series.unz(z), 0.0)
+        usage = np.maximum(series.y, 0.0)
         space = log_shift(usage, season)
         w = np.log(usage + space)
     if season > 1 and n >= 2 * season:
