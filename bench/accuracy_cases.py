@@ -27,8 +27,28 @@ SHARED = ROOT / "tests" / "data" / "shared"
 M4 = ROOT / "bench" / "data" / "m4_hourly"
 
 # Candidate seasons per frequency, shortest (the "daily" one that scales MASE) first.
-SEASONS = {"1min": (60, 1440), "10min": (144, 1008), "1h": (24, 168), "1d": (7,)}
-PANDAS_FREQ = {"1min": "min", "10min": "10min", "1h": "h", "1d": "D"}
+SEASONS = {
+    "1min": (60, 1440),
+    "10min": (144, 1008),
+    "20min": (72, 504),
+    "30min": (48, 336),
+    "1h": (24, 168),
+    "2h": (12, 84),
+    "3h": (8, 56),
+    "6h": (4, 28),
+    "1d": (7,),
+}
+PANDAS_FREQ = {
+    "1min": "min",
+    "10min": "10min",
+    "20min": "20min",
+    "30min": "30min",
+    "1h": "h",
+    "2h": "2h",
+    "3h": "3h",
+    "6h": "6h",
+    "1d": "D",
+}
 
 
 @dataclass(frozen=True)
@@ -93,6 +113,20 @@ def _usage(path: str, freq: str) -> Callable[[Path, str], pd.DataFrame]:
         raw = pd.read_csv(data / path)
         ds = pd.to_datetime(raw["timestamp"]).dt.tz_localize(None)
         frame = pd.DataFrame({"unique_id": raw["model"], "ds": ds, "y": _metric(raw, metric)})
+        return _on_grid(frame, freq)
+
+    return read
+
+
+def _resampled(path: str, freq: str) -> Callable[[Path, str], pd.DataFrame]:
+    """A reader of a usage series CSV summed into wider ``freq`` buckets (floored, so a
+    bucket keeps the trace's own grid)."""
+
+    def read(data: Path, metric: str) -> pd.DataFrame:
+        raw = pd.read_csv(data / path)
+        ds = pd.to_datetime(raw["timestamp"]).dt.tz_localize(None).dt.floor(PANDAS_FREQ[freq])
+        frame = pd.DataFrame({"unique_id": raw["model"], "ds": ds, "y": _metric(raw, metric)})
+        frame = frame.groupby(["unique_id", "ds"], as_index=False)["y"].sum(min_count=1)
         return _on_grid(frame, freq)
 
     return read
@@ -313,4 +347,52 @@ def _select(
 EXTRA_DATASETS = (
     Dataset("m4x_hourly_week", "1h", (168,), ("value",), _m4, origins=1, prophet=False),
     Dataset("m4x_daily", "1d", (7,), ("value",), _m4_daily, prophet=False),
+    # Bucket widths the main cases do not have: the same traces summed into wider buckets,
+    # eight hours and a day ahead (a day and a week for NASA).
+    Dataset(
+        "servegen_language_models",
+        "20min",
+        (24, 72),
+        TOKENS,
+        _resampled("servegen_language/10min.csv", "20min"),
+        prophet=False,
+    ),
+    Dataset(
+        "servegen_language_models",
+        "30min",
+        (16, 48),
+        TOKENS,
+        _resampled("servegen_language/10min.csv", "30min"),
+        prophet=False,
+    ),
+    Dataset(
+        "servegen_language_models",
+        "2h",
+        (12,),
+        TOKENS,
+        _resampled("servegen_language/hourly.csv", "2h"),
+        prophet=False,
+    ),
+    Dataset(
+        "servegen_language_clients",
+        "30min",
+        (16, 48),
+        TOKENS,
+        _clients("servegen_language/clients_10min.csv.gz", "30min"),
+        per_client=True,
+        prophet=False,
+        origins=2,
+        cap=8,
+    ),
+    *(
+        Dataset(
+            "nasa_http_1995",
+            freq,
+            horizons,
+            ("requests",),
+            _resampled("nasa_http_1995_proxy/hourly.csv", freq),
+            prophet=False,
+        )
+        for freq, horizons in (("2h", (12, 84)), ("3h", (8, 56)), ("6h", (4, 28)))
+    ),
 )

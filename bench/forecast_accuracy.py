@@ -233,7 +233,9 @@ def main() -> None:
         "--max-series", type=int, help="per-client cases: the N largest (default 20; 8 at 10 min)"
     )
     parser.add_argument(
-        "--extra", action="store_true", help="also M4 a week ahead, hourly and as daily totals"
+        "--extra",
+        action="store_true",
+        help="also M4 a week ahead, hourly and as daily totals, and the traces at other widths",
     )
     parser.add_argument("--no-prophet", action="store_true")
     parser.add_argument(
