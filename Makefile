@@ -72,6 +72,7 @@ bench: $(STAMP)
 	$(PY) bench/m4_hourly.py --save bench/results/m4_hourly.json
 	$(PY) bench/forecast_accuracy.py
 	$(PY) bench/split_accuracy.py
+	$(PY) bench/unknown_hours.py
 	$(PY) bench/short_history.py
 	$(PY) bench/short_fallback.py
 	$(PY) bench/one_cycle.py

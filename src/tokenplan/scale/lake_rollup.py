@@ -7,7 +7,8 @@ and bucket, and the driver adds up those partial sums (a few rows per series and
 file) and fills the grid. The answer is the store's own (`DuckDBStore.series`): the same
 buckets (fixed widths from Monday 2000-01-03 UTC), series names (``total``, or the split
 values joined by ``|`` with ``(none)`` for missing ones), 0 for buckets without rows, NaN
-for buckets whose rows do not know the metric, one grid from the first bucket to the last.
+for buckets whose rows do not know the metric and for buckets that hold a recorded bucket
+whose rows do not, one grid from the first bucket to the last.
 Fixed widths only (minutes to weeks, in UTC); calendar months and time zones stay in DuckDB.
 """
 
@@ -34,7 +35,10 @@ from tokenplan.store.series_sql import NONE_LABEL, TOTAL_ID
 ORIGIN = np.datetime64("2000-01-03T00:00:00", "us")
 # Engine tasks at most: each reads a share of the files.
 _MAX_TASKS = 256
-PARTIAL_SCHEMA = "unique_id:str,ds_us:long,y:double,exact:str,known:long"
+# ``at_us``: a recorded bucket's own start where the row sums one (so the driver can tell a
+# bucket the source did not log, `_grid`), -1 where it sums raw events.
+PARTIAL_SCHEMA = "unique_id:str,ds_us:long,at_us:long,y:double,exact:str,known:long"
+_COLUMNS = ["unique_id", "ds_us", "at_us", "y", "exact", "known"]
 
 
 def rollup_lake(
@@ -86,7 +90,7 @@ def rollup_lake(
         )
     }
     choice = parse_engine(engine)
-    partials = pd.DataFrame(columns=["unique_id", "ds_us", "y", "exact", "known"])
+    partials = pd.DataFrame(columns=_COLUMNS)
     if files:
         from fugue import transform
 
@@ -134,7 +138,7 @@ def _partial_sums(listing: pd.DataFrame, spec: str) -> pd.DataFrame:
     metric, by = s["metric"], list(s["by"])
     parts = []
     for path, provider in zip(listing["path"], listing["provider"], strict=True):
-        needed = {"ts", *_metric_columns(metric), *(d for d in by if d != "provider")}
+        needed = {"ts", "bucket_s", *_metric_columns(metric), *(d for d in by if d != "provider")}
         table = pq.read_table(path, columns=sorted(needed))
         ts = table["ts"].cast("timestamp[us]", safe=False).to_numpy(zero_copy_only=False)
         stamps = ts.astype("datetime64[us]").astype(np.int64)
@@ -148,8 +152,14 @@ def _partial_sums(listing: pd.DataFrame, spec: str) -> pd.DataFrame:
         table = table.filter(pa.array(keep))
         width = np.timedelta64(int(s["width_us"]), "us")
         starts = _bucket(stamps[keep].astype("datetime64[us]"), width)
+        recorded = table["bucket_s"].to_numpy(zero_copy_only=False) > 0
         frame = pd.DataFrame(
-            {"ds_us": starts.astype(np.int64), "unique_id": _ids(table, by, provider)}
+            {
+                "ds_us": starts.astype(np.int64),
+                "unique_id": _ids(table, by, provider),
+                # An unknown cost is an unpriced model's, not a stretch nobody recorded.
+                "at_us": np.where(recorded & (metric != "cost_usd"), stamps[keep], -1),
+            }
         )
         if metric == "cost_usd":
             frame["exact"] = table["cost_usd"].to_pylist()
@@ -165,13 +175,13 @@ def _partial_sums(listing: pd.DataFrame, spec: str) -> pd.DataFrame:
             frame["known"] = frame["y"].notna().astype(np.int64)
         parts.append(frame)
     if not parts:
-        return pd.DataFrame(columns=["unique_id", "ds_us", "y", "exact", "known"])
+        return pd.DataFrame(columns=_COLUMNS)
     rows = pd.concat(parts, ignore_index=True)
-    grouped = rows.groupby(["unique_id", "ds_us"], sort=False)
+    grouped = rows.groupby(["unique_id", "ds_us", "at_us"], sort=False)
     out = grouped.agg(y=("y", "sum"), known=("known", "sum")).reset_index()
     # Exact decimal sums only where the metric is money: a Python sum per group is slow.
     out["exact"] = grouped["exact"].agg(_decimal_sum).to_numpy() if metric == "cost_usd" else None
-    return out[["unique_id", "ds_us", "y", "exact", "known"]]
+    return out[_COLUMNS]
 
 
 def _grid(
@@ -196,7 +206,13 @@ def _grid(
         total = grouped["exact"].agg(_decimal_sum).map(lambda v: float(Decimal(v)) if v else 0.0)
     else:
         total = grouped["y"].sum()
-    y = total.where(known > 0, np.nan)
+    # A recorded bucket no row of which knows the metric, in any file, leaves the wider bucket
+    # that holds it unknown (as `tokenplan.store.series_sql` does).
+    recorded = partials[partials["at_us"].astype(np.int64) >= 0]
+    per_bucket = recorded.groupby(["unique_id", "ds_us", "at_us"])["known"].sum()
+    empty = per_bucket[per_bucket == 0].reset_index()[["unique_id", "ds_us"]]
+    hole = total.index.isin(pd.MultiIndex.from_frame(empty))
+    y = total.where((known > 0) & ~hole, np.nan)
     ds = y.index.get_level_values("ds_us").to_numpy().astype("datetime64[us]")
     first = lo if lo is not None else ds.min()
     last = _bucket(hi - np.timedelta64(1, "us"), width) if hi is not None else ds.max()

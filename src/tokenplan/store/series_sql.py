@@ -2,7 +2,8 @@
 
 Buckets are aligned to fixed origins (weeks start on Monday, months on the 1st); calendar
 buckets may follow a time zone's wall clock. Every series gets every bucket of the range:
-no rows is 0, rows that do not know the metric are NaN.
+no rows is 0, rows that do not know the metric are NaN, and so is a wider bucket that holds a
+recorded bucket whose rows do not know it (a day with an hour the source did not log).
 """
 
 from __future__ import annotations
@@ -61,13 +62,41 @@ def query_series(
     grid_params = [p for p in (since, until) if p is not None]
     # Counts sum as HUGEINT (128-bit): no total of valid rows can overflow.
     y_type = "DECIMAL(38, 12)" if metric == "cost_usd" else "HUGEINT" if exact else "DOUBLE"
-    parts = f"""
-        SELECT {uid} AS unique_id, {bucket} AS ds,
-               sum({METRIC_SQL[metric]})::{y_type} AS y,
-               count({METRIC_SQL[metric]}) AS known
-        FROM usage {where}
-        GROUP BY ALL
-    """
+    value = METRIC_SQL[metric]
+    if metric == "cost_usd":
+        # An unknown cost is an unpriced model's, not a stretch of time nobody recorded.
+        parts = f"""
+            SELECT {uid} AS unique_id, {bucket} AS ds, sum({value})::{y_type} AS y,
+                   count({value}) AS known, false AS hole
+            FROM usage {where}
+            GROUP BY ALL
+        """
+    else:
+        events, bucketed = _and(where, "bucket_s = 0"), _and(where, "bucket_s > 0")
+        # A recorded bucket that does not know the metric (an hour the log missed) leaves
+        # every wider bucket holding it unknown: summed, the hours around it read as a dip.
+        parts = f"""
+            SELECT unique_id, ds, sum(y)::{y_type} AS y, sum(known) AS known,
+                   bool_or(hole) AS hole
+            FROM (
+                SELECT {uid} AS unique_id, {bucket} AS ds, sum({value})::{y_type} AS y,
+                       count({value}) AS known, false AS hole
+                FROM usage {events}
+                GROUP BY ALL
+                UNION ALL
+                SELECT unique_id, {bucket} AS ds, sum(y)::{y_type} AS y, sum(known) AS known,
+                       bool_or(known = 0) AS hole
+                FROM (
+                    SELECT {uid} AS unique_id, ts, sum({value})::{y_type} AS y,
+                           count({value}) AS known
+                    FROM usage {bucketed}
+                    GROUP BY ALL
+                )
+                GROUP BY ALL
+            )
+            GROUP BY ALL
+        """
+        params = params + params
     if top is not None:
         parts = pooled(parts, max(top, 1))
     sql = f"""
@@ -79,7 +108,7 @@ def query_series(
                  generate_series({grid_lo}, {grid_hi}, INTERVAL '{f.interval}') AS g(ds)
         )
         SELECT grid.unique_id, {ds_out} AS ds,
-               CASE WHEN b.ds IS NULL THEN 0 WHEN b.known = 0 THEN NULL ELSE b.y END AS y
+               CASE WHEN b.ds IS NULL THEN 0 WHEN b.known = 0 OR b.hole THEN NULL ELSE b.y END AS y
         FROM grid LEFT JOIN b USING (unique_id, ds)
         ORDER BY grid.unique_id, grid.ds
     """
@@ -141,7 +170,7 @@ def bucket_sql(f: Frequency, zone: str | None, x: str) -> str:
 
 
 def pooled(parts: str, top: int) -> str:
-    """``parts`` (unique_id, ds, y, known) with all but the ``top - 1`` biggest ids pooled."""
+    """``parts`` (unique_id, ds, y, known, hole) with all but the ``top - 1`` biggest ids pooled."""
     return f"""
         WITH p AS ({parts}),
         sizes AS (SELECT unique_id, sum(y) AS size FROM p GROUP BY unique_id),
@@ -152,9 +181,14 @@ def pooled(parts: str, top: int) -> str:
         )
         SELECT CASE WHEN unique_id IN (SELECT unique_id FROM kept) THEN unique_id
                     ELSE '{OTHER_LABEL}' END AS unique_id,
-               ds, sum(y) AS y, sum(known) AS known
+               ds, sum(y) AS y, sum(known) AS known, bool_or(hole) AS hole
         FROM p GROUP BY ALL
     """
+
+
+def _and(where: str, condition: str) -> str:
+    """``where`` (empty or ``WHERE ...``) with ``condition`` added."""
+    return f"{where} AND {condition}" if where else f"WHERE {condition}"
 
 
 def range_filter(since: datetime | None, until: datetime | None) -> tuple[str, list[datetime]]:
