@@ -78,6 +78,45 @@ def test_a_local_day_holding_the_hour_is_unknown(store: DuckDBStore) -> None:
     assert days["2025-03-04 16:00"] == sum(range(41, 65)) * 10
 
 
+def test_one_models_missed_hour_leaves_the_total_unknown(tmp_path: Path) -> None:
+    # Two models in one file; the second's log missed an hour. Its total at that hour, and
+    # that day's, would otherwise be the first model's alone. A third model never records
+    # tokens (a requests-only source): that is not a missed hour, and the totals keep the
+    # tokens that are known.
+    stamps = pd.date_range(START, periods=48, freq="h")
+    rows = []
+    for model, tokens in (("a", 1000), ("b", 10), ("c", None)):
+        for stamp in stamps:
+            missed = model == "b" and stamp == MISSED
+            rows.append(
+                {
+                    "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "model": model,
+                    "requests": None if missed else 1,
+                    "input_tokens": None if missed or tokens is None else tokens,
+                    "output_tokens": None if missed or tokens is None else 0,
+                }
+            )
+    path = tmp_path / "models.csv"
+    pd.DataFrame(rows).astype({"requests": "Int64", "input_tokens": "Int64"}).to_csv(
+        path, index=False
+    )
+    store = DuckDBStore(":memory:")
+    import_file(store, path)
+    hours = store.series("input_tokens", "1h")
+    assert hours["y"].isna().sum() == 1
+    assert hours.loc[hours["ds"] == MISSED.tz_localize(None), "y"].isna().all()
+    assert store.series("input_tokens", "1d")["y"].tolist()[0] == 24 * 1010
+    assert np.isnan(store.series("input_tokens", "1d")["y"].tolist()[1])
+    by_model = store.series("input_tokens", "1d", ("model",))
+    assert by_model.groupby("unique_id")["y"].apply(lambda y: int(y.isna().sum())).to_dict() == {
+        "a": 0,
+        "b": 1,
+        "c": 2,  # never recorded: unknown, never a made-up 0
+    }
+    assert store.series("requests", "1d")["y"].tolist()[0] == 72
+
+
 def test_calls_with_unknown_tokens_do_not_blank_their_day() -> None:
     # A raw call whose usage the stream did not report is one call, not an hour nobody
     # recorded: the day keeps the tokens that are known, as before.

@@ -35,10 +35,11 @@ from tokenplan.store.series_sql import NONE_LABEL, TOTAL_ID
 ORIGIN = np.datetime64("2000-01-03T00:00:00", "us")
 # Engine tasks at most: each reads a share of the files.
 _MAX_TASKS = 256
-# ``at_us``: a recorded bucket's own start where the row sums one (so the driver can tell a
-# bucket the source did not log, `_grid`), -1 where it sums raw events.
-PARTIAL_SCHEMA = "unique_id:str,ds_us:long,at_us:long,y:double,exact:str,known:long"
-_COLUMNS = ["unique_id", "ds_us", "at_us", "y", "exact", "known"]
+# ``source`` (provider and model) and ``empty`` (its recorded buckets that leave the metric
+# empty) let the driver tell an hour the log missed from a source that never records the
+# metric (`_grid`); raw events have ``source`` "" and ``empty`` 0.
+PARTIAL_SCHEMA = "unique_id:str,ds_us:long,source:str,y:double,exact:str,known:long,empty:long"
+_COLUMNS = ["unique_id", "ds_us", "source", "y", "exact", "known", "empty"]
 
 
 def rollup_lake(
@@ -138,7 +139,7 @@ def _partial_sums(listing: pd.DataFrame, spec: str) -> pd.DataFrame:
     metric, by = s["metric"], list(s["by"])
     parts = []
     for path, provider in zip(listing["path"], listing["provider"], strict=True):
-        needed = {"ts", "bucket_s", *_metric_columns(metric), *(d for d in by if d != "provider")}
+        needed = {"ts", "bucket_s", "model", *_metric_columns(metric), *by} - {"provider"}
         table = pq.read_table(path, columns=sorted(needed))
         ts = table["ts"].cast("timestamp[us]", safe=False).to_numpy(zero_copy_only=False)
         stamps = ts.astype("datetime64[us]").astype(np.int64)
@@ -152,13 +153,15 @@ def _partial_sums(listing: pd.DataFrame, spec: str) -> pd.DataFrame:
         table = table.filter(pa.array(keep))
         width = np.timedelta64(int(s["width_us"]), "us")
         starts = _bucket(stamps[keep].astype("datetime64[us]"), width)
-        recorded = table["bucket_s"].to_numpy(zero_copy_only=False) > 0
+        # An unknown cost is an unpriced model's, not a stretch nobody recorded.
+        recorded = (table["bucket_s"].to_numpy(zero_copy_only=False) > 0) & (metric != "cost_usd")
+        models = pc.fill_null(table["model"].cast(pa.string()), "").to_numpy(zero_copy_only=False)
         frame = pd.DataFrame(
             {
                 "ds_us": starts.astype(np.int64),
                 "unique_id": _ids(table, by, provider),
-                # An unknown cost is an unpriced model's, not a stretch nobody recorded.
-                "at_us": np.where(recorded & (metric != "cost_usd"), stamps[keep], -1),
+                # An engine may hand a missing provider over as NA rather than None.
+                "source": np.where(recorded, f"{_text(provider)}\x1f" + models.astype(object), ""),
             }
         )
         if metric == "cost_usd":
@@ -173,12 +176,13 @@ def _partial_sums(listing: pd.DataFrame, spec: str) -> pd.DataFrame:
                 column = table[metric]
             frame["y"] = column.to_pandas().astype(float).to_numpy()
             frame["known"] = frame["y"].notna().astype(np.int64)
+        frame["empty"] = (recorded & (frame["known"] == 0)).astype(np.int64)
         parts.append(frame)
     if not parts:
         return pd.DataFrame(columns=_COLUMNS)
     rows = pd.concat(parts, ignore_index=True)
-    grouped = rows.groupby(["unique_id", "ds_us", "at_us"], sort=False)
-    out = grouped.agg(y=("y", "sum"), known=("known", "sum")).reset_index()
+    grouped = rows.groupby(["unique_id", "ds_us", "source"], sort=False)
+    out = grouped.agg(y=("y", "sum"), known=("known", "sum"), empty=("empty", "sum")).reset_index()
     # Exact decimal sums only where the metric is money: a Python sum per group is slow.
     out["exact"] = grouped["exact"].agg(_decimal_sum).to_numpy() if metric == "cost_usd" else None
     return out[_COLUMNS]
@@ -206,12 +210,12 @@ def _grid(
         total = grouped["exact"].agg(_decimal_sum).map(lambda v: float(Decimal(v)) if v else 0.0)
     else:
         total = grouped["y"].sum()
-    # A recorded bucket no row of which knows the metric, in any file, leaves the wider bucket
-    # that holds it unknown (as `tokenplan.store.series_sql` does).
-    recorded = partials[partials["at_us"].astype(np.int64) >= 0]
-    per_bucket = recorded.groupby(["unique_id", "ds_us", "at_us"])["known"].sum()
-    empty = per_bucket[per_bucket == 0].reset_index()[["unique_id", "ds_us"]]
-    hole = total.index.isin(pd.MultiIndex.from_frame(empty))
+    # A recorded bucket left empty by a source that records the metric elsewhere (in any
+    # file) leaves the bucket that holds it unknown (as `tokenplan.store.series_sql` does).
+    recorded = partials[partials["source"] != ""]
+    knowing = set(recorded.loc[recorded["known"].astype(np.int64) > 0, "source"])
+    missed = recorded[(recorded["empty"].astype(np.int64) > 0) & recorded["source"].isin(knowing)]
+    hole = total.index.isin(pd.MultiIndex.from_frame(missed[["unique_id", "ds_us"]]))
     y = total.where((known > 0) & ~hole, np.nan)
     ds = y.index.get_level_values("ds_us").to_numpy().astype("datetime64[us]")
     first = lo if lo is not None else ds.min()
@@ -247,6 +251,10 @@ def _ids(table: Any, by: list[str], provider: str | None) -> np.ndarray:
             columns.append(pc.fill_null(table[d].cast(pa.string()), NONE_LABEL))
     joined = columns[0] if len(columns) == 1 else pc.binary_join_element_wise(*columns, "|")
     return np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _metric_columns(metric: str) -> tuple[str, ...]:

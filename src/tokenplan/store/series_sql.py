@@ -2,8 +2,9 @@
 
 Buckets are aligned to fixed origins (weeks start on Monday, months on the 1st); calendar
 buckets may follow a time zone's wall clock. Every series gets every bucket of the range:
-no rows is 0, rows that do not know the metric are NaN, and so is a wider bucket that holds a
-recorded bucket whose rows do not know it (a day with an hour the source did not log).
+no rows is 0, rows that do not know the metric are NaN, and so is a bucket that holds a
+recorded bucket the source left empty while it records the metric elsewhere (a day with an
+hour the log missed, or the total at that hour).
 """
 
 from __future__ import annotations
@@ -63,40 +64,26 @@ def query_series(
     # Counts sum as HUGEINT (128-bit): no total of valid rows can overflow.
     y_type = "DECIMAL(38, 12)" if metric == "cost_usd" else "HUGEINT" if exact else "DOUBLE"
     value = METRIC_SQL[metric]
-    if metric == "cost_usd":
-        # An unknown cost is an unpriced model's, not a stretch of time nobody recorded.
-        parts = f"""
-            SELECT {uid} AS unique_id, {bucket} AS ds, sum({value})::{y_type} AS y,
-                   count({value}) AS known, false AS hole
-            FROM usage {where}
-            GROUP BY ALL
-        """
-    else:
-        events, bucketed = _and(where, "bucket_s = 0"), _and(where, "bucket_s > 0")
-        # A recorded bucket that does not know the metric (an hour the log missed) leaves
-        # every wider bucket holding it unknown: summed, the hours around it read as a dip.
-        parts = f"""
-            SELECT unique_id, ds, sum(y)::{y_type} AS y, sum(known) AS known,
-                   bool_or(hole) AS hole
-            FROM (
-                SELECT {uid} AS unique_id, {bucket} AS ds, sum({value})::{y_type} AS y,
-                       count({value}) AS known, false AS hole
-                FROM usage {events}
-                GROUP BY ALL
-                UNION ALL
-                SELECT unique_id, {bucket} AS ds, sum(y)::{y_type} AS y, sum(known) AS known,
-                       bool_or(known = 0) AS hole
-                FROM (
-                    SELECT {uid} AS unique_id, ts, sum({value})::{y_type} AS y,
-                           count({value}) AS known
-                    FROM usage {bucketed}
-                    GROUP BY ALL
-                )
-                GROUP BY ALL
-            )
-            GROUP BY ALL
-        """
+    # A recorded bucket (an hour of a usage file) whose metric is empty while its source
+    # records that metric elsewhere in the range is an hour the log missed: every wider
+    # bucket holding it, and the total at that hour, is unknown, since summed without it they
+    # read as a dip. A raw call with unknown tokens, a source that never records the metric
+    # (requests-only traces) and an unpriced model's cost are not holes.
+    hole = "false"
+    if metric != "cost_usd":
+        source = "coalesce(provider, '') || chr(31) || coalesce(model, '')"
+        knows = _and(where, f"bucket_s > 0 AND {value} IS NOT NULL")
+        hole = (
+            f"bool_or({value} IS NULL AND bucket_s > 0"
+            f" AND {source} IN (SELECT DISTINCT {source} FROM usage {knows}))"
+        )
         params = params + params
+    parts = f"""
+        SELECT {uid} AS unique_id, {bucket} AS ds, sum({value})::{y_type} AS y,
+               count({value}) AS known, {hole} AS hole
+        FROM usage {where}
+        GROUP BY ALL
+    """
     if top is not None:
         parts = pooled(parts, max(top, 1))
     sql = f"""
