@@ -131,6 +131,16 @@ def test_dask_rollup_equals_the_stores(dask_client: object, lake: tuple[Path, Du
     _same(got, store.series("total_tokens", "1h", ("model",), since, until))
 
 
+def test_dask_rollup_by_provider_names_the_missing_one(
+    dask_client: object, lake: tuple[Path, DuckDBStore]
+) -> None:
+    # Dask hands a file's missing provider to its task as NA, not None.
+    root, store = lake
+    got = rollup_lake(str(root), "requests", "1d", ("provider",), engine=dask_client)
+    _same(got, store.series("requests", "1d", ("provider",)))
+    assert "(none)" in set(got["unique_id"])
+
+
 def test_months_stay_with_duckdb(lake: tuple[Path, DuckDBStore]) -> None:
     root, _ = lake
     with pytest.raises(InvalidInput, match="calendar months"):

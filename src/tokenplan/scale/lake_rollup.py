@@ -245,7 +245,7 @@ def _ids(table: Any, by: list[str], provider: str | None) -> np.ndarray:
     columns = []
     for d in by:
         if d == "provider":
-            value = provider if provider is not None else NONE_LABEL
+            value = provider if isinstance(provider, str) else NONE_LABEL  # None, or an engine's NA
             columns.append(pa.array(np.full(table.num_rows, value, dtype=object), pa.string()))
         else:
             columns.append(pc.fill_null(table[d].cast(pa.string()), NONE_LABEL))
