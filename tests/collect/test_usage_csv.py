@@ -40,7 +40,13 @@ def test_metrics_dimensions_and_cost(tmp_path: Path) -> None:
         (3600, "search", "qa", 10, 1000, 100, Decimal("0.0123"), 1),
         (3600, "search", "qa", None, 2000, None, None, None),
     ]
-    assert summary.notes == ("ignored columns: x",)
+    gap = "empty: unknown, not 0; a wider bucket (a day, a week) holding one is unknown too"
+    assert summary.notes == (
+        "ignored columns: x",
+        f"1 row leaves requests {gap}",
+        f"1 row leaves failed_requests {gap}",
+        f"1 row leaves output_tokens {gap}",
+    )
 
 
 def test_total_tokens_completes_a_missing_part(tmp_path: Path) -> None:

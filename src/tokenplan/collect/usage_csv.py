@@ -7,7 +7,8 @@ dimensions ``team, feature`` (also ``provider, user, key_id``; ``client`` is rea
 
 - Timestamps are UTC by definition: one without a zone is read as UTC (and a note says so)
   unless a time zone is given. Raw events, unlike this format, reject zoneless timestamps.
-- An empty metric cell is unknown (NULL), never zero.
+- An empty metric cell is unknown (NULL), never zero; a note counts them where the column is
+  known elsewhere (a bucket the source did not record, see `tokenplan.store.series_sql`).
 - ``total_tokens`` is checked against ``input_tokens + output_tokens``. When only one part is
   known, the other is derived from the total. A row with a total but neither part has no honest
   split: both parts stay unknown and the total is kept as ``unsplit_tokens`` (it counts in
@@ -112,6 +113,7 @@ def _rows(raw: pa.Table, source: Source, *, tz: tzinfo | None, notes: list[str])
         if name in present
     }
     _check_failed(counts)
+    _note_gaps(counts, notes)
     inp, outp, unsplit = _split_tokens(counts, n, notes)
     out["input_tokens"], out["output_tokens"], out["unsplit_tokens"] = inp, outp, unsplit
     for name in ("requests", "failed_requests"):
@@ -153,6 +155,19 @@ def _bucket_starts(raw: pa.Array, tz: tzinfo | None, notes: list[str]) -> pa.Arr
         "(pass --tz to read them in another zone)"
     )
     return col.timestamps(raw, "timestamp", UTC)
+
+
+def _note_gaps(counts: dict[str, pa.Array], notes: list[str]) -> None:
+    """Say which count columns are empty in some rows and known in others: buckets the source
+    did not record, which the store keeps unknown, with every day or week that holds them."""
+    for name, values in counts.items():
+        empty = values.null_count
+        if 0 < empty < len(values):
+            rows = "1 row leaves" if empty == 1 else f"{empty:,} rows leave"
+            notes.append(
+                f"{rows} {name} empty: unknown, not 0; a wider bucket (a day, a week) holding"
+                " one is unknown too"
+            )
 
 
 def _check_failed(counts: dict[str, pa.Array]) -> None:
