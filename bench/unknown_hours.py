@@ -1,10 +1,11 @@
 """Daily totals from hourly data with hours the log missed: what a day with a hole costs.
 
 NASA's 1995 trace (tests/data/shared/nasa_http_1995_proxy) leaves 3.4 days of hours empty
-(no log) and a few partly logged. Summed into days, as `tokenplan forecast --freq 1d` does
-through the store, a day holding such an hour is unknown (`DuckDBStore.series`), so the
-forecast fills it for fitting and does not score it; summed from the known hours alone, the
-same days read as a deep dip. For days that start at midnight in several time zones (UTC,
+(no log) and a few partly logged. `tokenplan forecast --freq 1d` reads the store's complete
+series (`DuckDBStore.series(..., complete=True)`), where a day holding such an hour is unknown,
+so the forecast fills it for fitting and does not score it; the recorded series (what
+`tokenplan usage` shows, and what the forecast read before 2026-12-07) sums the known hours,
+and those days read as a deep dip. For days that start at midnight in several time zones (UTC,
 Asia/Shanghai: 16:00Z, America/New_York, Europe/Berlin), this prints the MASE of a week ahead
 (three origins, a week apart; scaled by the complete days' weekly seasonal naive MAE), the
 80% coverage and the 80% band's mean width over the forecast, both ways.
@@ -32,12 +33,20 @@ ZONES = ("UTC", "Asia/Shanghai", "America/New_York", "Europe/Berlin")
 BACKS = (7, 14, 21)
 
 
-def _known_hours_summed(zone: str) -> tuple[pd.Series, pd.Series]:
-    """Local days as the sum of their known hours (a missed hour counted as nothing), and
-    whether the file's rows cover the whole day (its first and last days do not)."""
+def _whole_days(zone: str) -> pd.DatetimeIndex:
+    """Starts (naive UTC) of the local days the file's rows cover whole (not its first and
+    last)."""
     raw = pd.read_csv(HOURLY, parse_dates=["timestamp"]).set_index("timestamp")["requests"]
-    days = raw.tz_convert(zone).resample("D")
-    return days.sum(min_count=1), days.size() >= 23  # a day of a clock change has 23 or 25
+    size = raw.tz_convert(zone).resample("D").size()
+    whole = size.index[(size >= 23).to_numpy()]  # a day of a clock change has 23 or 25 hours
+    return whole.tz_convert("UTC").tz_localize(None)
+
+
+def _read(store: DuckDBStore, zone: str, *, complete: bool) -> pd.Series:
+    """The store's daily requests in ``zone`` over the days the file covers whole."""
+    local = None if zone == "UTC" else zone
+    frame = store.series("requests", "1d", tz=local, complete=complete)
+    return frame.set_index("ds")["y"].reindex(_whole_days(zone))
 
 
 def _score(days: pd.Series, truth: pd.Series) -> tuple[float, float, float]:
@@ -61,13 +70,9 @@ def main() -> None:
         store = DuckDBStore(Path(folder) / "nasa.duckdb")
         import_file(store, HOURLY)
         for zone in ZONES:
-            stored = store.series("requests", "1d", tz=None if zone == "UTC" else zone)
-            summed, whole = _known_hours_summed(zone)
-            stamps = summed.index[whole.to_numpy()].tz_convert("UTC").tz_localize(None)
-            days = stored.set_index("ds")["y"].reindex(stamps)
-            summed = pd.Series(summed[whole.to_numpy()].to_numpy(), index=stamps)
-            rows[(zone, "store: a day with a missed hour unknown")] = _score(days, days)
-            rows[(zone, "known hours summed")] = _score(summed, days)
+            complete = _read(store, zone, complete=True)
+            rows[(zone, "complete (forecast)")] = _score(complete, complete)
+            rows[(zone, "recorded (usage)")] = _score(_read(store, zone, complete=False), complete)
         store.close()
     table = pd.DataFrame(rows, index=["MASE", "cov80", "width80"]).T
     print(table.round(3).to_string())

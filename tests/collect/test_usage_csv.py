@@ -40,7 +40,10 @@ def test_metrics_dimensions_and_cost(tmp_path: Path) -> None:
         (3600, "search", "qa", 10, 1000, 100, Decimal("0.0123"), 1),
         (3600, "search", "qa", None, 2000, None, None, None),
     ]
-    gap = "empty: unknown, not 0; a wider bucket (a day, a week) holding one is unknown too"
+    gap = (
+        "empty: unknown, not 0; a forecast reads a wider bucket (a day, a week) holding one as"
+        " unknown too"
+    )
     assert summary.notes == (
         "ignored columns: x",
         f"1 row leaves requests {gap}",

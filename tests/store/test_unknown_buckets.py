@@ -1,9 +1,11 @@
-"""A recorded bucket the source did not log leaves every wider bucket that holds it unknown.
+"""The series a forecast reads: a bucket holding one the source did not log is unknown.
 
 A usage series file may leave a metric empty for an hour its log missed (NASA's 1995 trace
 does, for 3.4 days). Summed into days, the hours around it would read as a real dip, and a
-forecast would take an outage of the log for one of the traffic: the day is unknown instead,
-in the DuckDB store, in the Parquet lake store and in the engine rollup alike.
+forecast would take an outage of the log for one of the traffic: with ``complete`` (what
+`tokenplan forecast` reads) the day is unknown instead, in the DuckDB store, in the Parquet
+lake store and in the engine rollup alike. Without it (what `tokenplan usage` shows) a day
+sums what was recorded.
 """
 
 from __future__ import annotations
@@ -55,23 +57,27 @@ def _by_day(frame: pd.DataFrame) -> dict[str, float]:
 
 
 def test_the_hour_stays_unknown_and_its_day_too(store: DuckDBStore) -> None:
-    hours = store.series("requests", "1h")
+    hours = store.series("requests", "1h", complete=True)
     assert hours["y"].isna().sum() == 1
     assert hours.loc[hours["y"].isna(), "ds"].iloc[0] == MISSED.tz_localize(None)
-    days = _by_day(store.series("requests", "1d"))
+    days = _by_day(store.series("requests", "1d", complete=True))
     first, third = sum(range(1, 25)) * 10, sum(range(49, 73)) * 10
     assert days["2025-03-03 00:00"] == first
     assert np.isnan(days["2025-03-04 00:00"])  # 23 hours known: not a day's total
     assert days["2025-03-05 00:00"] == third
+    # What was recorded (`tokenplan usage`): the day sums its 23 logged hours.
+    recorded = _by_day(store.series("requests", "1d"))
+    assert recorded["2025-03-04 00:00"] == sum(range(25, 49)) * 10 - 380
+    assert np.isnan(store.series("requests", "1h")["y"]).sum() == 1
     # A metric every hour of which was logged is summed as before.
-    assert store.series("input_tokens", "1d")["y"].tolist() == [24_000.0] * 3
+    assert store.series("input_tokens", "1d", complete=True)["y"].tolist() == [24_000.0] * 3
 
 
 def test_a_local_day_holding_the_hour_is_unknown(store: DuckDBStore) -> None:
     # Days from 16:00Z (midnight in UTC+8): 13:00Z on the 4th falls in the day from 16:00Z
     # on the 3rd, whose first and last local days are cut by the data (kept here: the store
     # reports what it has; the forecast command drops partial ends).
-    days = _by_day(store.series("requests", "1d", tz="Asia/Shanghai"))
+    days = _by_day(store.series("requests", "1d", tz="Asia/Shanghai", complete=True))
     assert np.isnan(days["2025-03-03 16:00"])
     assert not np.isnan(days["2025-03-02 16:00"])
     assert not np.isnan(days["2025-03-04 16:00"])
@@ -103,18 +109,18 @@ def test_one_models_missed_hour_leaves_the_total_unknown(tmp_path: Path) -> None
     )
     store = DuckDBStore(":memory:")
     import_file(store, path)
-    hours = store.series("input_tokens", "1h")
+    hours = store.series("input_tokens", "1h", complete=True)
     assert hours["y"].isna().sum() == 1
     assert hours.loc[hours["ds"] == MISSED.tz_localize(None), "y"].isna().all()
-    assert store.series("input_tokens", "1d")["y"].tolist()[0] == 24 * 1010
-    assert np.isnan(store.series("input_tokens", "1d")["y"].tolist()[1])
-    by_model = store.series("input_tokens", "1d", ("model",))
+    assert store.series("input_tokens", "1d", complete=True)["y"].tolist()[0] == 24 * 1010
+    assert np.isnan(store.series("input_tokens", "1d", complete=True)["y"].tolist()[1])
+    by_model = store.series("input_tokens", "1d", ("model",), complete=True)
     assert by_model.groupby("unique_id")["y"].apply(lambda y: int(y.isna().sum())).to_dict() == {
         "a": 0,
         "b": 1,
         "c": 2,  # never recorded: unknown, never a made-up 0
     }
-    assert store.series("requests", "1d")["y"].tolist()[0] == 72
+    assert store.series("requests", "1d", complete=True)["y"].tolist()[0] == 72
 
 
 def test_calls_with_unknown_tokens_do_not_blank_their_day() -> None:
@@ -134,21 +140,25 @@ def test_calls_with_unknown_tokens_do_not_blank_their_day() -> None:
         for h in range(24)
     ]
     store.write(events_to_table(calls))
-    assert store.series("total_tokens", "1d")["y"].tolist() == [23 * 110.0]
+    assert store.series("total_tokens", "1d", complete=True)["y"].tolist() == [23 * 110.0]
 
 
 def test_the_lake_and_its_engine_rollup_agree(store: DuckDBStore, tmp_path: Path) -> None:
     from fugue import NativeExecutionEngine
 
     export_lake(store, str(tmp_path / "lake"))
-    want = store.series("requests", "1d")
-    got = rollup_lake(str(tmp_path / "lake"), "requests", "1d", engine=NativeExecutionEngine())
+    want = store.series("requests", "1d", complete=True)
+    got = rollup_lake(
+        str(tmp_path / "lake"), "requests", "1d", engine=NativeExecutionEngine(), complete=True
+    )
     assert _by_day(got).keys() == _by_day(want).keys()
     assert np.isnan(got["y"].to_numpy()[1])
     np.testing.assert_array_equal(got["y"].to_numpy(), want["y"].to_numpy())
     with open_store(f"parquet:{tmp_path / 'lake'}", mode="read") as lake_store:
         np.testing.assert_array_equal(
-            lake_store.series("requests", "1d")["y"].to_numpy(), want["y"].to_numpy()
+            lake_store.series("requests", "1d", complete=True)["y"].to_numpy(), want["y"].to_numpy()
         )
-    hours = rollup_lake(str(tmp_path / "lake"), "requests", "1h", engine=NativeExecutionEngine())
+    hours = rollup_lake(
+        str(tmp_path / "lake"), "requests", "1h", engine=NativeExecutionEngine(), complete=True
+    )
     assert int(hours["y"].isna().sum()) == 1

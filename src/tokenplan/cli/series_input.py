@@ -72,9 +72,11 @@ def load_series(
     The series comes from `open_source`; ``freq`` defaults to the data's own spacing. Days,
     weeks and months start at midnight in ``tz`` (default UTC); ``ds`` stays naive UTC.
     Buckets wider than the data's own that it covers only in part (the first and last day
-    of hourly data, say) are left out: a forecast would read them as dips. From a Parquet
-    lake with an open ``engine`` (a Dask client, ``"ray"``, a Spark session), the rollup runs
-    on the engine (`tokenplan.scale.lake_rollup`), except for calendar months and local days.
+    of hourly data, say) are left out, and a bucket holding an hour the source did not record
+    is unknown (``complete``, `DuckDBStore.series`): a forecast would read them as dips. From
+    a Parquet lake with an open ``engine`` (a Dask client, ``"ray"``, a Spark session), the
+    rollup runs on the engine (`tokenplan.scale.lake_rollup`), except for calendar months and
+    local days.
     """
     with open_source(input_path, db) as store:
         frequency = own_frequency(store, freq, calendar=True)
@@ -87,9 +89,13 @@ def load_series(
         ):
             from tokenplan.scale.lake_rollup import rollup_lake
 
-            frame = rollup_lake(store.root, metric, frequency.label, by, engine=engine)
+            frame = rollup_lake(
+                store.root, metric, frequency.label, by, engine=engine, complete=True
+            )
         else:
-            frame = store.series(metric, frequency, by, tz=tz)
+            # Complete buckets only: a day holding an hour the log missed is unknown, not a
+            # day of little traffic.
+            frame = store.series(metric, frequency, by, tz=tz, complete=True)
         local = tz is not None and frequency.calendar
         if width and frequency.seconds == width and not local and not frame.empty:
             frame["ds"] = frame["ds"] + grid_phase(store.summary().start, width)

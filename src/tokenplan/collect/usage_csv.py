@@ -159,14 +159,15 @@ def _bucket_starts(raw: pa.Array, tz: tzinfo | None, notes: list[str]) -> pa.Arr
 
 def _note_gaps(counts: dict[str, pa.Array], notes: list[str]) -> None:
     """Say which count columns are empty in some rows and known in others: buckets the source
-    did not record, which the store keeps unknown, with every day or week that holds them."""
+    did not record, which the store keeps unknown, and a forecast every day or week that holds
+    them (`DuckDBStore.series` with ``complete``)."""
     for name, values in counts.items():
         empty = values.null_count
         if 0 < empty < len(values):
             rows = "1 row leaves" if empty == 1 else f"{empty:,} rows leave"
             notes.append(
-                f"{rows} {name} empty: unknown, not 0; a wider bucket (a day, a week) holding"
-                " one is unknown too"
+                f"{rows} {name} empty: unknown, not 0; a forecast reads a wider bucket (a day,"
+                " a week) holding one as unknown too"
             )
 
 

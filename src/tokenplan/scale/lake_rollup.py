@@ -7,8 +7,8 @@ and bucket, and the driver adds up those partial sums (a few rows per series and
 file) and fills the grid. The answer is the store's own (`DuckDBStore.series`): the same
 buckets (fixed widths from Monday 2000-01-03 UTC), series names (``total``, or the split
 values joined by ``|`` with ``(none)`` for missing ones), 0 for buckets without rows, NaN
-for buckets whose rows do not know the metric and for buckets that hold a recorded bucket
-whose rows do not, one grid from the first bucket to the last.
+for buckets whose rows do not know the metric (and, with ``complete``, for buckets that hold
+a recorded bucket its source left empty), one grid from the first bucket to the last.
 Fixed widths only (minutes to weeks, in UTC); calendar months and time zones stay in DuckDB.
 """
 
@@ -52,8 +52,10 @@ def rollup_lake(
     until: datetime | None = None,
     engine: object = "dask",
     engine_address: str | None = None,
+    complete: bool = False,
 ) -> pd.DataFrame:
-    """``metric`` per ``freq`` bucket and ``by`` split of the lake at ``root``, on ``engine``."""
+    """``metric`` per ``freq`` bucket and ``by`` split of the lake at ``root``, on ``engine``;
+    ``complete`` as in `tokenplan.store.DuckDBStore.series`."""
     if metric not in METRICS:
         raise InvalidInput(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}.")
     unknown = [d for d in by if d not in DIMENSIONS]
@@ -115,7 +117,7 @@ def rollup_lake(
                     f"{text.splitlines()[0] if text else type(exc).__name__}"
                 ) from exc
         partials = out if isinstance(out, pd.DataFrame) else pd.DataFrame(out.as_pandas())
-    return _grid(partials, metric, width, lo, hi)
+    return _grid(partials, metric, width, lo, hi, complete=complete)
 
 
 def files_by_provider(root: str) -> list[tuple[str, str | None]]:
@@ -194,6 +196,8 @@ def _grid(
     width: np.timedelta64,
     lo: np.datetime64 | None,
     hi: np.datetime64 | None,
+    *,
+    complete: bool = False,
 ) -> pd.DataFrame:
     """Partial sums added up, on one grid of buckets for every series (missing ones are 0)."""
     if partials.empty:
@@ -210,9 +214,9 @@ def _grid(
         total = grouped["exact"].agg(_decimal_sum).map(lambda v: float(Decimal(v)) if v else 0.0)
     else:
         total = grouped["y"].sum()
-    # A recorded bucket left empty by a source that records the metric elsewhere (in any
-    # file) leaves the bucket that holds it unknown (as `tokenplan.store.series_sql` does).
-    recorded = partials[partials["source"] != ""]
+    # With ``complete``, a recorded bucket left empty by a source that records the metric
+    # elsewhere (in any file) leaves the bucket that holds it unknown, as in the store.
+    recorded = partials[(partials["source"] != "") & complete]
     knowing = set(recorded.loc[recorded["known"].astype(np.int64) > 0, "source"])
     missed = recorded[(recorded["empty"].astype(np.int64) > 0) & recorded["source"].isin(knowing)]
     hole = total.index.isin(pd.MultiIndex.from_frame(missed[["unique_id", "ds_us"]]))

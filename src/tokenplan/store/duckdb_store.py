@@ -519,10 +519,15 @@ class DuckDBStore:
         trim_outliers: bool = False,
         tz: str | None = None,
         top: int | None = None,
+        complete: bool = False,
     ) -> pd.DataFrame:
         """Metric at a frequency, split by dimensions, as a tidy ``unique_id, ds, y`` frame.
 
-        Buckets with no rows are 0; buckets whose rows do not know the metric are NaN.
+        Buckets with no rows are 0; buckets whose rows do not know the metric are NaN. With
+        ``complete`` (the series a forecast reads), so is a bucket holding a recorded bucket
+        that its source left empty while recording the metric elsewhere (a day with an hour
+        the log missed: summed from the other hours it would read as a dip); without it, a
+        bucket sums what was recorded.
         ``since`` is inclusive and ``until`` exclusive; both default to the data's span.
         With ``exact``, counts are ints and cost is `Decimal` (no float rounding).
         With ``trim_outliers``, rows outside `time_bulk` (stray epoch-zero or far-future
@@ -553,7 +558,17 @@ class DuckDBStore:
                 hi_end = hi_ts + timedelta(microseconds=1)
                 until = hi_end if until is None else min(to_naive([until])[0], hi_end)
         return query_series(
-            self._con, self.path, metric, f, by, since, until, exact=exact, zone=zone, top=top
+            self._con,
+            self.path,
+            metric,
+            f,
+            by,
+            since,
+            until,
+            exact=exact,
+            zone=zone,
+            top=top,
+            complete=complete,
         )
 
     def time_bulk(self) -> tuple[datetime, datetime] | None:

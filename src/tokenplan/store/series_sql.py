@@ -2,9 +2,9 @@
 
 Buckets are aligned to fixed origins (weeks start on Monday, months on the 1st); calendar
 buckets may follow a time zone's wall clock. Every series gets every bucket of the range:
-no rows is 0, rows that do not know the metric are NaN, and so is a bucket that holds a
-recorded bucket the source left empty while it records the metric elsewhere (a day with an
-hour the log missed, or the total at that hour).
+no rows is 0, rows that do not know the metric are NaN; with ``complete``, so is a bucket that
+holds a recorded bucket the source left empty while it records the metric elsewhere (a day
+with an hour the log missed, or the total at that hour).
 """
 
 from __future__ import annotations
@@ -41,11 +41,13 @@ def query_series(
     exact: bool,
     zone: str | None,
     top: int | None,
+    complete: bool = False,
 ) -> pd.DataFrame:
     """``unique_id, ds, y`` of ``metric`` per ``f`` bucket, split ``by`` (checked names).
 
     ``zone`` (from `zone_name`) puts calendar buckets on its wall clock; ``top`` pools all but
-    the biggest series into `OTHER_LABEL`. See `DuckDBStore.series`.
+    the biggest series into `OTHER_LABEL`; ``complete`` leaves unknown the buckets that hold
+    one the source did not record. See `DuckDBStore.series`.
     """
     uid = (
         " || '|' || ".join(f"coalesce(\"{d}\", '{NONE_LABEL}')" for d in by)
@@ -64,13 +66,14 @@ def query_series(
     # Counts sum as HUGEINT (128-bit): no total of valid rows can overflow.
     y_type = "DECIMAL(38, 12)" if metric == "cost_usd" else "HUGEINT" if exact else "DOUBLE"
     value = METRIC_SQL[metric]
-    # A recorded bucket (an hour of a usage file) whose metric is empty while its source
-    # records that metric elsewhere in the range is an hour the log missed: every wider
-    # bucket holding it, and the total at that hour, is unknown, since summed without it they
-    # read as a dip. A raw call with unknown tokens, a source that never records the metric
-    # (requests-only traces) and an unpriced model's cost are not holes.
+    # With ``complete`` (what a forecast reads), a recorded bucket (an hour of a usage file)
+    # whose metric is empty while its source records that metric elsewhere in the range is an
+    # hour the log missed: every wider bucket holding it, and the total at that hour, is
+    # unknown, since summed without it they read as a dip. A raw call with unknown tokens, a
+    # source that never records the metric (requests-only traces) and an unpriced model's cost
+    # are not holes. Without it, a bucket sums what was recorded (what `usage` shows).
     hole = "false"
-    if metric != "cost_usd":
+    if complete and metric != "cost_usd":
         source = "coalesce(provider, '') || chr(31) || coalesce(model, '')"
         knows = _and(where, f"bucket_s > 0 AND {value} IS NOT NULL")
         hole = (
