@@ -369,7 +369,7 @@ def test_hours_the_log_missed_are_unknown_to_the_plans_forecast() -> None:
         df: pd.DataFrame, horizon: int, freq: str = "1h", levels: Sequence[int] = (80, 95)
     ) -> Result:
         seen.append(df)
-        return incoherent(df, horizon, freq, levels)
+        return Result(incoherent(df, horizon, freq, levels).frame, ["fitted"])
 
     store = DuckDBStore(":memory:")
     import_file(store, Path(__file__).parent / "data/shared/nasa_http_1995_proxy/hourly.csv")
@@ -381,3 +381,6 @@ def test_hours_the_log_missed_are_unknown_to_the_plans_forecast() -> None:
     assert int(read["y"].isna().sum()) == 119
     assert (shown["y"][read["y"].isna().to_numpy()] == 0).all()  # the charts' zeros
     assert any("the forecasts leave them unknown" in note for note in plan.notes)
+    # Its notes name the metric forecast: requests, as the trace has no token counts.
+    assert "requests · fitted" in plan.forecast_notes
+    assert not any(note.startswith("tokens") for note in plan.forecast_notes)

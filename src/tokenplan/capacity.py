@@ -201,7 +201,7 @@ class CapacityPlan:
             return
         for metric, shown in self.history.items():
             frame = self.inputs.get(metric, shown)
-            what = "cost" if metric == "cost_usd" else "tokens"
+            what = "cost" if metric == "cost_usd" else metric.replace("_", " ")
             result = _forecast(fn, frame, self.settings, self._forecast_notes, what)
             self._results[metric] = result
             fc = result.frame.copy()
