@@ -107,20 +107,9 @@ def _on_grid(frame: pd.DataFrame, freq: str) -> pd.DataFrame:
 
 
 def _usage(path: str, freq: str) -> Callable[[Path, str], pd.DataFrame]:
-    """A reader of a usage series CSV (one series per ``model``)."""
-
-    def read(data: Path, metric: str) -> pd.DataFrame:
-        raw = pd.read_csv(data / path)
-        ds = pd.to_datetime(raw["timestamp"]).dt.tz_localize(None)
-        frame = pd.DataFrame({"unique_id": raw["model"], "ds": ds, "y": _metric(raw, metric)})
-        return _on_grid(frame, freq)
-
-    return read
-
-
-def _resampled(path: str, freq: str) -> Callable[[Path, str], pd.DataFrame]:
-    """A reader of a usage series CSV summed into wider ``freq`` buckets (floored, so a
-    bucket keeps the trace's own grid)."""
+    """A reader of a usage series CSV (one series per ``model``), its rows summed into
+    ``freq`` buckets (floored, so a bucket keeps the trace's own grid; at the file's own width
+    each bucket is one row)."""
 
     def read(data: Path, metric: str) -> pd.DataFrame:
         raw = pd.read_csv(data / path)
@@ -354,7 +343,7 @@ EXTRA_DATASETS = (
         "20min",
         (24, 72),
         TOKENS,
-        _resampled("servegen_language/10min.csv", "20min"),
+        _usage("servegen_language/10min.csv", "20min"),
         prophet=False,
     ),
     Dataset(
@@ -362,7 +351,7 @@ EXTRA_DATASETS = (
         "30min",
         (16, 48),
         TOKENS,
-        _resampled("servegen_language/10min.csv", "30min"),
+        _usage("servegen_language/10min.csv", "30min"),
         prophet=False,
     ),
     Dataset(
@@ -370,7 +359,7 @@ EXTRA_DATASETS = (
         "2h",
         (12,),
         TOKENS,
-        _resampled("servegen_language/hourly.csv", "2h"),
+        _usage("servegen_language/hourly.csv", "2h"),
         prophet=False,
     ),
     Dataset(
@@ -390,7 +379,7 @@ EXTRA_DATASETS = (
             freq,
             horizons,
             ("requests",),
-            _resampled("nasa_http_1995_proxy/hourly.csv", freq),
+            _usage("nasa_http_1995_proxy/hourly.csv", freq),
             prophet=False,
         )
         for freq, horizons in (("2h", (12, 84)), ("3h", (8, 56)), ("6h", (4, 28)))

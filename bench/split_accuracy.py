@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from accuracy_cases import DATASETS, SHARED, make_plan
+from accuracy_cases import DATASETS, SHARED, Plan, make_plan
 from forecast_accuracy import split
 from scoring import mase_scale
 from tokenplan.forecast import forecast
@@ -40,7 +40,7 @@ def _inside(actual: np.ndarray, part: pd.DataFrame, level: int) -> float:
     return float(np.mean((actual >= lo) & (actual <= hi)))
 
 
-def _case(plan, h: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def _case(plan: Plan, h: int) -> dict[str, float]:
     """Scores of one case over its origins: parts alone and in the split, the total both ways."""
     alone: list[tuple[float, float, float]] = []
     within: list[tuple[float, float, float]] = []

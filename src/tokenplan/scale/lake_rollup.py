@@ -214,13 +214,16 @@ def _grid(
         total = grouped["exact"].agg(_decimal_sum).map(lambda v: float(Decimal(v)) if v else 0.0)
     else:
         total = grouped["y"].sum()
-    # With ``complete``, a recorded bucket left empty by a source that records the metric
-    # elsewhere (in any file) leaves the bucket that holds it unknown, as in the store.
-    recorded = partials[(partials["source"] != "") & complete]
-    knowing = set(recorded.loc[recorded["known"].astype(np.int64) > 0, "source"])
-    missed = recorded[(recorded["empty"].astype(np.int64) > 0) & recorded["source"].isin(knowing)]
-    hole = total.index.isin(pd.MultiIndex.from_frame(missed[["unique_id", "ds_us"]]))
-    y = total.where((known > 0) & ~hole, np.nan)
+    unknown = known == 0
+    if complete:
+        # A recorded bucket left empty by a source that records the metric elsewhere (in any
+        # file) leaves the bucket that holds it unknown, as in the store.
+        recorded = partials[partials["source"] != ""]
+        knowing = set(recorded.loc[recorded["known"].astype(np.int64) > 0, "source"])
+        empty = recorded["empty"].astype(np.int64) > 0
+        missed = recorded[empty & recorded["source"].isin(knowing)]
+        unknown |= total.index.isin(pd.MultiIndex.from_frame(missed[["unique_id", "ds_us"]]))
+    y = total.where(~unknown, np.nan)
     ds = y.index.get_level_values("ds_us").to_numpy().astype("datetime64[us]")
     first = lo if lo is not None else ds.min()
     last = _bucket(hi - np.timedelta64(1, "us"), width) if hi is not None else ds.max()
