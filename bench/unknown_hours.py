@@ -14,6 +14,12 @@ The capacity plan (report, service) forecasts the hourly series itself; it read 
 hours as zero until 2026-12-07 and leaves them unknown now. The second table scores NASA's
 hours a day ahead (six origins) and a week ahead (three) both ways.
 
+A user may hand over the days themselves, summed by another tool: a daily file that holds the
+missed hours' days as recorded sums (zeros and deep dips, which the file cannot tell from
+traffic). The third table forecasts such a file (the recorded days, UTC and Asia/Shanghai)
+against the peers a user would pick instead, fitted on the same file and origins: MASE, MSIS
+and coverage, scored on the complete days.
+
     .venv/bin/python bench/unknown_hours.py
 """
 
@@ -27,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scoring import mase_scale
+from accuracy_peers import filled, statsforecast_peers
+from scoring import mase_scale, score_window
 from tokenplan.collect import import_file
 from tokenplan.forecast import forecast
 from tokenplan.store import DuckDBStore
@@ -67,6 +74,33 @@ def _score(days: pd.Series, truth: pd.Series) -> tuple[float, float, float]:
     return float(np.mean(errors)), float(np.mean(inside)), float(np.mean(width))
 
 
+def _against_peers(days: pd.Series, truth: pd.Series) -> dict[str, tuple[float, ...]]:
+    """MASE, MSIS, 80% and 95% coverage of tokenplan and each peer, all fitted on ``days``."""
+    frame = pd.DataFrame({"unique_id": "nasa", "ds": days.index, "y": days.to_numpy()})
+    scores: dict[str, list[dict[str, float]]] = {}
+    for back in BACKS:
+        train, test = frame.iloc[:-back], truth.to_numpy()[-back:][:7]
+        scale = mase_scale(truth.to_numpy()[:-back], 7)
+        fits = {"tokenplan": forecast(train, horizon=7, freq="1d", levels=(80, 95)).frame}
+        for peer in statsforecast_peers((7,), 7):
+            fits[peer.name] = peer.fit(filled(train), 7, "1d")
+        for name, fc in fits.items():
+            bounds = {lv: (fc[f"lo_{lv}"].to_numpy(), fc[f"hi_{lv}"].to_numpy()) for lv in (80, 95)}
+            scores.setdefault(name, []).append(
+                score_window(test, fc["mean"].to_numpy(), bounds, scale)
+            )
+    out = {}
+    for name, windows in scores.items():
+        n = sum(w["n"] for w in windows)
+        out[name] = (
+            float(np.mean([w["mase"] for w in windows])),
+            float(np.mean([w["msis"] for w in windows])),
+            sum(w["hits80"] for w in windows) / n,
+            sum(w["hits95"] for w in windows) / n,
+        )
+    return out
+
+
 def _hours(store: DuckDBStore) -> pd.DataFrame:
     """MASE and 80% coverage of NASA's hours, missed hours unknown and read as zero."""
     frame = store.series("requests", "1h")
@@ -96,11 +130,17 @@ def main() -> None:
             complete = _read(store, zone, complete=True)
             rows[(zone, "complete (forecast)")] = _score(complete, complete)
             rows[(zone, "recorded (usage)")] = _score(_read(store, zone, complete=False), complete)
+        peers = {}
+        for zone in ("UTC", "Asia/Shanghai"):
+            file = _read(store, zone, complete=False)
+            for name, row in _against_peers(file, _read(store, zone, complete=True)).items():
+                peers[(zone, name)] = row
         hours = _hours(store)
         store.close()
     table = pd.DataFrame(rows, index=["MASE", "cov80", "width80"]).T
     print(table.round(3).to_string())
     print(hours.round(3).to_string())
+    print(pd.DataFrame(peers, index=["MASE", "MSIS", "cov80", "cov95"]).T.round(3).to_string())
     print(f"{time.perf_counter() - start:.0f} s")
 
 
