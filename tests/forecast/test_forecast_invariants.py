@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -61,6 +63,63 @@ def test_backtest_table_marks_one_choice_per_series(panel: pd.DataFrame) -> None
     combo = table[table["method"] == "combination"].set_index("unique_id")["mase"]
     picked_single = chosen["method"] != "combination"
     assert (chosen.loc[picked_single, "mase"] < 0.75 * combo[picked_single]).all()
+
+
+def test_choice_names_a_single_candidate_that_scored_lower_without_dominating() -> None:
+    from tokenplan.forecast.selection import COMBINATION, DOMINANCE, choose
+
+    mase = {
+        "a": np.array([0.9, 0.6, 0.6, 1.2]),
+        "b": np.array([1.0, 1.0, 1.0, 1.3]),
+        COMBINATION: np.array([1.0, 1.0, 1.0, 1.0]),
+    }
+    # Six windows per series; "a" wins 2, 5, 2 and 0 of them.
+    won = [2, 5, 2, 0]
+    per_window = {
+        "a": np.stack([np.where(np.arange(6) < k, 0.5, 1.5) for k in won], axis=1),
+        "b": np.full((6, 4), 2.0),
+        COMBINATION: np.ones((6, 4)),
+    }
+    picks = choose(mase, per_window)
+    # Lower, but not below DOMINANCE x the combination's: kept, and "a" named with its wins.
+    assert (picks[0].method, picks[0].rival, picks[0].wins, picks[0].judged) == (
+        COMBINATION,
+        "a",
+        2,
+        6,
+    )
+    # Clearly lower and winning most windows: "a" replaces the combination.
+    assert DOMINANCE > 0.6
+    assert (picks[1].method, picks[1].rival) == ("a", None)
+    # Clearly lower on the whole but winning a third of the windows: kept, "a" named.
+    assert (picks[2].method, picks[2].rival, picks[2].wins) == (COMBINATION, "a", 2)
+    # The combination scored lowest: nothing to explain.
+    assert (picks[3].method, picks[3].rival) == (COMBINATION, None)
+
+
+def test_a_note_says_why_a_lower_scoring_candidate_was_not_chosen(shared_data: Path) -> None:
+    raw = pd.read_csv(shared_data / "servegen_language" / "hourly.csv", parse_dates=["timestamp"])
+    frame = pd.DataFrame(
+        {
+            "unique_id": raw["model"],
+            "ds": raw["timestamp"].dt.tz_localize(None),
+            "y": raw["requests"].astype(float),
+        }
+    )
+    res = forecast(frame, horizon=24, freq="1h")
+    explained = 0
+    for uid, rows in res.backtest.groupby("unique_id"):
+        chosen = rows[rows["chosen"]].iloc[0]
+        lower = rows[(rows["method"] != "combination") & (rows["mase"] < chosen["mase"])]
+        if chosen["method"] != "combination" or lower.empty:
+            assert "kept over" not in res.notes[uid]
+            continue
+        best = lower.sort_values("mase").iloc[0]
+        ratio = best["mase"] / chosen["mase"]
+        assert f"kept over {best['method']}, which scored lower ({ratio:.2f}x)" in res.notes[uid]
+        assert "won" in res.notes[uid]
+        explained += 1
+    assert explained  # m-large: seasonal naive a week back scores lower in a few windows
 
 
 def test_deterministic(panel: pd.DataFrame) -> None:

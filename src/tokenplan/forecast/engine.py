@@ -684,7 +684,8 @@ class Forecaster:
         per_window = {
             name: bt.window_errors(pred[1:], scored, squared) for name, pred in preds.items()
         }
-        chosen = bt.choose(judged, per_window)
+        choices = bt.choose(judged, per_window)
+        chosen = [c.method for c in choices]
         if self._point_only:
             # What the temporal step reads: the chosen point forecast and its backtest errors.
             for j, s in enumerate(members):
@@ -751,6 +752,7 @@ class Forecaster:
             note = (
                 f"chose {what}: backtest MASE {mase[method][j]:.3f} over {len(cuts)} window(s)"
                 + (f" (next {runner} {mase[runner][j]:.3f})" if runner else "")
+                + _why_kept(choices[j], judged, j)
                 + f"; {'log1p' if s.log else 'no'} transform"
                 + (
                     " (local models also fitted untransformed: too short to test the spread)"
@@ -1013,6 +1015,20 @@ class Forecaster:
             paths=paths,
             total_id=self.hierarchy,
         )
+
+
+def _why_kept(choice: bt.Choice, judged: dict[str, np.ndarray], j: int) -> str:
+    """Why the combination stands where a single candidate scored lower: it did not score
+    clearly lower (`selection.DOMINANCE`) and in most windows, so the user is not handed a
+    pick that a few windows may have flattered."""
+    if choice.rival is None:
+        return ""
+    ratio = float(judged[choice.rival][j] / judged[bt.COMBINATION][j])
+    return (
+        f"; kept over {choice.rival}, which scored lower ({ratio:.2f}x) but not clearly:"
+        f" a single candidate replaces the combination below {bt.DOMINANCE:g}x its score"
+        f" and winning most windows (it won {choice.wins} of {choice.judged})"
+    )
 
 
 def _note_ceiling(series: Sequence[Placed], fitted: dict[str, Fitted], capped: np.ndarray) -> None:

@@ -21,7 +21,7 @@ wins the day need not win the next bucket. Where the backtest holds six whole cy
 what it adds to the others (one that errs low offsets two that err high), not by its own
 score; each backtest window is combined with weights chosen on the other windows, so the
 combination's backtest errors stay honest. A single candidate replaces the combination only
-when it dominates it clearly: MASE below `_DOMINANCE` times the combination's and better in
+when it dominates it clearly: MASE below `DOMINANCE` times the combination's and better in
 most windows, so the chosen method is never clearly worse than the best candidate in its own
 backtest.
 """
@@ -51,7 +51,7 @@ _MAX_RATIO = 20.0
 # that its own backtest and the panel both put far behind adds risk (an exploding trend on a
 # short series), not diversity, however small its weight.
 GATE = 1.5
-_DOMINANCE = 0.75
+DOMINANCE = 0.75
 # A member whose forecast for a window averages more than this factor away from the members'
 # median (either way) is left out of that window's mean: three members that disagree by 2x
 # are not three views of one future, and the odd one out (a trend compounding in log space,
@@ -519,7 +519,19 @@ def window_errors(
         return out
 
 
-def choose(mase: dict[str, np.ndarray], per_window: dict[str, np.ndarray]) -> list[str]:
+@dataclass
+class Choice:
+    """One series' pick: ``method``, and where the combination was kept although a single
+    candidate scored lower, that candidate (``rival``) with the windows it won of those both
+    were judged on (the note says why it did not replace the combination)."""
+
+    method: str
+    rival: str | None = None
+    wins: int = 0
+    judged: int = 0
+
+
+def choose(mase: dict[str, np.ndarray], per_window: dict[str, np.ndarray]) -> list[Choice]:
     """Per series: the combination, unless one candidate clearly dominates it.
 
     Without a combination, the lowest backtest MASE (first listed wins ties).
@@ -531,16 +543,20 @@ def choose(mase: dict[str, np.ndarray], per_window: dict[str, np.ndarray]) -> li
     for j, i in enumerate(best):
         name = singles[i]
         if COMBINATION not in mase or not np.isfinite(mase[COMBINATION][j]):
-            out.append(name)
+            out.append(Choice(name))
             continue
         mine, theirs = per_window[name][:, j], per_window[COMBINATION][:, j]
         known = ~np.isnan(mine) & ~np.isnan(theirs)
-        wins = int(np.sum(mine[known] < theirs[known]))
-        dominant = mase[name][j] < _DOMINANCE * mase[COMBINATION][j] and (
+        wins, judged = int(np.sum(mine[known] < theirs[known])), int(known.sum())
+        dominant = mase[name][j] < DOMINANCE * mase[COMBINATION][j] and (
             # Clearly better on the whole backtest and in most windows: never hand the user a
             # combination that its own backtest shows well behind one of its candidates.
-            2 * wins >= known.sum()
-            or (known.sum() >= _MIN_WINDOWS_TO_SELECT and wins == known.sum())
+            2 * wins >= judged or (judged >= _MIN_WINDOWS_TO_SELECT and wins == judged)
         )
-        out.append(name if dominant else COMBINATION)
+        if dominant:
+            out.append(Choice(name))
+        elif mase[name][j] < mase[COMBINATION][j]:
+            out.append(Choice(COMBINATION, name, wins, judged))
+        else:
+            out.append(Choice(COMBINATION))
     return out
