@@ -187,3 +187,31 @@ def test_timezone_aware_input_is_converted_to_utc() -> None:
     a = forecast(df, horizon=6, freq="1h", local_models=False).frame
     b = forecast(aware, horizon=6, freq="1h", local_models=False).frame
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_series_keep_the_callers_own_ids(tmp_path: Path) -> None:
+    # An outside check merges the forecast with its own test frame on unique_id: an integer id
+    # handed back as a string joins nothing.
+    frame = pd.concat([usage(n=240, seed=s, uid="x").assign(unique_id=s + 1) for s in (0, 1)])
+    assert frame["unique_id"].dtype.kind == "i"
+    fitted = Forecaster("1h", 12, (80, 95), local_models=False, hierarchy="all").fit(frame)
+    res = fitted.predict()
+    assert set(res.frame["unique_id"]) == {1, 2, "all"}
+    assert set(res.backtest["unique_id"]) == {1, 2, "all"}
+    assert set(res.notes) == set(res.chosen) == {1, 2, "all"}
+    later = frame.assign(ds=frame["ds"] + pd.Timedelta(hours=240))
+    merged = later.merge(res.frame, on=["unique_id", "ds"])
+    assert len(merged) == 24  # 12 forecast hours of each part
+    # Queries take the id as given or its string, and a part stays below the total.
+    assert res.sum_interval(1) == res.sum_interval("1")
+    assert res.sum_interval(2)["hi_95"] <= res.sum_interval("all")["hi_95"]
+    # And so does a saved and loaded forecaster (JSON keys are strings).
+    path = tmp_path / "f.json"
+    fitted.save(str(path))
+    loaded = Forecaster.load(str(path)).predict()
+    pd.testing.assert_frame_equal(loaded.frame, res.frame)
+    assert loaded.notes == res.notes
+    assert loaded.sum_interval(1) == res.sum_interval(1)
+    # String ids stay strings.
+    named = forecast(usage(n=240, uid="s"), horizon=12, freq="1h", local_models=False)
+    assert list(named.frame["unique_id"].unique()) == ["s"]

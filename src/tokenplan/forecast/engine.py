@@ -268,6 +268,7 @@ class Forecaster:
             from tokenplan.scale.sharded import run_sharded
 
             self.result, where = run_sharded(self, data)
+            self.result.restore_ids(df["unique_id"].drop_duplicates().tolist())
             self.metadata = _metadata(data, self.result, now) | {"engine": where}
             return self
         if self.hierarchy is None:
@@ -279,6 +280,7 @@ class Forecaster:
             panel = self.fit_panel(data)
             panel.add(self.fit_panel(alone))
         self.result = self.finish(panel)
+        self.result.restore_ids(df["unique_id"].drop_duplicates().tolist())
         self.metadata = _metadata(data, self.result, now)
         return self
 

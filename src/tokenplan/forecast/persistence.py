@@ -239,6 +239,8 @@ def _rebuild(body: dict[str, Any]) -> Forecaster:
         paths=paths,
         total_id=forecaster.hierarchy,
     )
+    # JSON keys are strings: the notes of a series saved with an integer id come back as "1".
+    forecaster.result.restore_ids(frame["unique_id"].drop_duplicates().tolist())
     forecaster.metadata = dict(body["metadata"])
     return forecaster
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -93,11 +95,13 @@ class ForecastResult:
     series and candidate it forecast (``mase, smape, coverage_<L>, chosen, why``; ``why``
     says why a score is undefined, NaN there, and is empty where it is defined). ``total_id`` is the
     hierarchy's total, when the forecast has one: a part's sums never exceed the total's.
+    Series keep the caller's own ids (``1``, not ``"1"``) in ``frame``, ``backtest``, ``notes``
+    and ``chosen``; the queries take either.
     """
 
     frame: pd.DataFrame
-    notes: dict[str, str]
-    chosen: dict[str, str]
+    notes: dict[Any, str]  # by the caller's own ids (`restore_ids`)
+    chosen: dict[Any, str]
     backtest: pd.DataFrame
     levels: tuple[float, ...]
     horizon: int
@@ -108,6 +112,33 @@ class ForecastResult:
     _total_paths: dict[tuple[int, int], np.ndarray] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    # The frame's ids as the engine's strings, kept with the frame they were read from.
+    _keys: tuple[int, np.ndarray] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def restore_ids(self, originals: Iterable[Hashable]) -> None:
+        """Give the caller's own ids back (the engine works on their strings): an outside
+        check that merges ``frame`` with its own test frame on ``unique_id`` must find the same
+        values, and an integer id read back as a string joins nothing."""
+        mapping = {str(v): v for v in originals}
+        if all(isinstance(v, str) for v in mapping.values()):
+            return
+
+        def back(key: object) -> object:
+            return mapping.get(key, key) if isinstance(key, str) else key
+
+        self.frame["unique_id"] = self.frame["unique_id"].map(back)
+        if "unique_id" in self.backtest:
+            self.backtest["unique_id"] = self.backtest["unique_id"].map(back)
+        self.notes = {back(k): v for k, v in self.notes.items()}
+        self.chosen = {back(k): v for k, v in self.chosen.items()}
+
+    def _rows(self, unique_id: object) -> np.ndarray:
+        """Which rows of ``frame`` are the series ``unique_id`` (its own id or its string)."""
+        if self._keys is None or self._keys[0] != id(self.frame):
+            self._keys = (id(self.frame), self.frame["unique_id"].astype(str).to_numpy())
+        return self._keys[1] == str(unique_id)
 
     def sample_paths(self, unique_id: str, n: int = 2000, seed: int = 0) -> np.ndarray:
         """``n`` joint sample paths ``(n, horizon)`` in usage units for one series.
@@ -121,6 +152,7 @@ class ForecastResult:
         probability read from paths that are below the total's path by path is below the
         total's too.
         """
+        unique_id = str(unique_id)
         paths = self._own_paths(unique_id, n, seed)
         if unique_id == self.total_id:
             return paths.copy()  # the kept draw stays as drawn
@@ -156,7 +188,7 @@ class ForecastResult:
         return paths
 
     def _columns(self, unique_id: str) -> pd.DatetimeIndex:
-        return pd.DatetimeIndex(self.frame.loc[self.frame["unique_id"] == unique_id, "ds"])
+        return pd.DatetimeIndex(self.frame.loc[self._rows(unique_id), "ds"])
 
     def sum_interval(
         self,
@@ -176,7 +208,7 @@ class ForecastResult:
         """
         mask = self._window(unique_id, start, end)
         totals = self.sample_paths(unique_id, n, seed)[:, mask].sum(axis=1)
-        rows = self.frame[self.frame["unique_id"] == unique_id]
+        rows = self.frame[self._rows(unique_id)]
         out = {"point": float(rows["mean"].to_numpy()[mask].sum()), "mean": float(totals.mean())}
         for level in levels or self.levels:
             lo, hi = np.quantile(totals, [0.5 - level / 200.0, 0.5 + level / 200.0])
@@ -200,6 +232,7 @@ class ForecastResult:
         return float(np.mean(totals > limit))
 
     def _model(self, unique_id: str) -> PathModel:
+        unique_id = str(unique_id)
         if unique_id not in self.paths:
             raise InvalidInput(
                 f"no forecast for series {unique_id!r}; known: {', '.join(sorted(self.paths))}."
@@ -210,7 +243,7 @@ class ForecastResult:
         self, unique_id: str, start: pd.Timestamp | str | None, end: pd.Timestamp | str | None
     ) -> np.ndarray:
         self._model(unique_id)
-        ds = self.frame.loc[self.frame["unique_id"] == unique_id, "ds"].to_numpy()
+        ds = self.frame.loc[self._rows(unique_id), "ds"].to_numpy()
         mask = np.ones(len(ds), dtype=bool)
         if start is not None:
             mask &= ds >= np.datetime64(pd.Timestamp(start).tz_localize(None))
