@@ -113,7 +113,7 @@ class ForecastResult:
         default_factory=dict, init=False, repr=False, compare=False
     )
     # The frame's ids as the engine's strings, kept with the frame they were read from.
-    _keys: tuple[int, np.ndarray] | None = field(
+    _keys: tuple[pd.DataFrame, np.ndarray] | None = field(
         default=None, init=False, repr=False, compare=False
     )
 
@@ -133,11 +133,12 @@ class ForecastResult:
             self.backtest["unique_id"] = self.backtest["unique_id"].map(back)
         self.notes = {back(k): v for k, v in self.notes.items()}
         self.chosen = {back(k): v for k, v in self.chosen.items()}
+        self._keys = None
 
     def _rows(self, unique_id: object) -> np.ndarray:
         """Which rows of ``frame`` are the series ``unique_id`` (its own id or its string)."""
-        if self._keys is None or self._keys[0] != id(self.frame):
-            self._keys = (id(self.frame), self.frame["unique_id"].astype(str).to_numpy())
+        if self._keys is None or self._keys[0] is not self.frame:
+            self._keys = (self.frame, self.frame["unique_id"].astype(str).to_numpy())
         return self._keys[1] == str(unique_id)
 
     def sample_paths(self, unique_id: str, n: int = 2000, seed: int = 0) -> np.ndarray:
