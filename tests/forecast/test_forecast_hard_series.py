@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -161,6 +163,21 @@ def test_intermittent_series_get_no_local_models_but_a_regular_one_does() -> Non
     steady = forecast(one(busy), horizon=24, freq="1h")
     assert "no local statsforecast models" not in steady.notes["x"]
     assert "auto_ets" in set(steady.backtest["method"])
+
+
+def test_an_intermittent_series_note_gives_the_score_its_choice_read() -> None:
+    # Its candidates are ranked by squared errors, not by the table's MASE column: the note
+    # says so and gives that score, so a chosen row below a lower MASE is not left unexplained.
+    rng = np.random.default_rng(2)
+    n = 24 * 21
+    sparse = np.where(rng.random(n) < 0.4, np.exp(rng.normal(np.log(5e4), 0.5, n)), 0.0)
+    note = forecast(one(sparse), horizon=24, freq="1h").notes["x"]
+    assert re.search(r"over 6 window\(s\), ranked by squared errors \(RMSSE \d\.\d{3}; next ", note)
+    if "kept over" in note:
+        assert "which scored lower by squared errors" in note
+    regular = forecast(usage(n=n, uid="x"), horizon=24, freq="1h").notes["x"]
+    assert "ranked by squared errors" not in regular
+    assert re.search(r"over \d+ window\(s\) \(next ", regular)
 
 
 def test_every_backtest_row_has_a_score_or_says_why_not() -> None:

@@ -738,8 +738,10 @@ class Forecaster:
         independent = independent_windows(cuts, h)  # the same for every member
         for j, s in enumerate(members):
             method = chosen[j]
-            ranked = sorted(mase, key=lambda m, j=j: float(mase[m][j]))  # type: ignore[misc]
-            runner = next((m for m in ranked if m != method and np.isfinite(mase[m][j])), None)
+            # The runner-up by the score the choice read: squared errors for intermittent series.
+            by = judged if s.intermittent else mase
+            ranked = sorted(by, key=lambda m, j=j, by=by: float(by[m][j]))  # type: ignore[misc]
+            runner = next((m for m in ranked if m != method and np.isfinite(by[m][j])), None)
             what = method
             if method == bt.COMBINATION and len(combined[j]) == 1:
                 # A mean of one is that candidate: say so, and why nothing joined it.
@@ -753,8 +755,8 @@ class Forecaster:
                 what = f"{method} ({mean} of {', '.join(combined[j])}{how})"
             note = (
                 f"chose {what}: backtest MASE {mase[method][j]:.3f} over {len(cuts)} window(s)"
-                + (f" (next {runner} {mase[runner][j]:.3f})" if runner else "")
-                + _why_kept(choices[j], judged, j)
+                + _ranking(method, runner, judged if s.intermittent else None, mase, j)
+                + _why_kept(choices[j], judged, j, squared=s.intermittent)
                 + f"; {'log1p' if s.log else 'no'} transform"
                 + (
                     " (local models also fitted untransformed: too short to test the spread)"
@@ -1019,15 +1021,37 @@ class Forecaster:
         )
 
 
-def _why_kept(choice: bt.Choice, judged: dict[str, np.ndarray], j: int) -> str:
+def _ranking(
+    method: str,
+    runner: str | None,
+    squared: dict[str, np.ndarray] | None,
+    mase: dict[str, np.ndarray],
+    j: int,
+) -> str:
+    """The runner-up, by the score the choice read. An intermittent series is ranked by its
+    squared errors (`selection.scores`), so its table's MASE column is not that ranking, and
+    the note gives the one that was (RMSSE over the same scale)."""
+    if squared is None:
+        return f" (next {runner} {mase[runner][j]:.3f})" if runner else ""
+    return (
+        f", ranked by squared errors (RMSSE {squared[method][j]:.3f}"
+        + (f"; next {runner} {squared[runner][j]:.3f}" if runner else "")
+        + ")"
+    )
+
+
+def _why_kept(
+    choice: bt.Choice, judged: dict[str, np.ndarray], j: int, *, squared: bool = False
+) -> str:
     """Why the combination stands where a single candidate scored lower: it did not score
     clearly lower (`selection.DOMINANCE`) and in most windows, so the user is not handed a
     pick that a few windows may have flattered."""
     if choice.rival is None:
         return ""
     ratio = float(judged[choice.rival][j] / judged[bt.COMBINATION][j])
+    by = " by squared errors" if squared else ""
     return (
-        f"; kept over {choice.rival}, which scored lower ({ratio:.2f}x) but not clearly:"
+        f"; kept over {choice.rival}, which scored lower{by} ({ratio:.2f}x) but not clearly:"
         f" a single candidate replaces the combination below {bt.DOMINANCE:g}x its score"
         f" and winning most windows (it won {choice.wins} of {choice.judged})"
     )
