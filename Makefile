@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(PY) bench/collector_outage.py
 	$(PY) bench/project_calibration.py
 	$(PY) bench/forecast_speed.py
+	$(PY) bench/many_series.py
 	$(PY) bench/m4_hourly.py --save bench/results/m4_hourly.json
 	$(PY) bench/forecast_accuracy.py
 	$(PY) bench/split_accuracy.py
@@ -79,6 +80,7 @@ bench: $(STAMP)
 	$(PY) bench/one_day.py
 	$(PY) bench/no_season.py
 	$(PY) bench/disruptions.py
+	$(PY) bench/level_shifts.py
 	$(PY) bench/steady_sums.py
 	$(PY) bench/intermittent.py --bands
 	$(PY) bench/forecast_fuzz.py --seconds 300
