@@ -165,6 +165,24 @@ def test_intermittent_series_get_no_local_models_but_a_regular_one_does() -> Non
     assert "auto_ets" in set(steady.backtest["method"])
 
 
+def test_a_level_that_fell_to_mostly_empty_buckets_says_so() -> None:
+    # A client gone mostly quiet: its daily median is zero since, so the shift's factor is
+    # vanishingly small; the note says why rather than printing "x3e-08" alone.
+    df = usage(n=504, noise=0.05)
+    rng = np.random.default_rng(5)
+    tail = df.index[-72:]
+    df.loc[tail, "y"] = np.where(rng.random(72) < 0.7, 0.0, df.loc[tail, "y"])
+    df.loc[df.index[-1], "y"] = 500.0  # busy at the end: not an outage still going
+    _, note = run(df)
+    shift = r"level shift x[0-9.e+-]+ at [0-9-]+ [0-9:]+ \(most buckets since are empty\)"
+    assert re.search(shift, note)
+    lower = usage(n=504, noise=0.05)
+    lower.loc[432:, "y"] *= 0.25  # the last three days at a quarter: a shift, still busy
+    _, steady = run(lower)
+    assert "level shift x" in steady
+    assert "most buckets since are empty" not in steady
+
+
 def test_an_intermittent_series_note_gives_the_score_its_choice_read() -> None:
     # Its candidates are ranked by squared errors, not by the table's MASE column: the note
     # says so and gives that score, so a chosen row below a lower MASE is not left unexplained.

@@ -706,7 +706,11 @@ def _rescale_level_shift(series: Series, cadence: Cadence) -> None:
     series.y = np.concatenate([np.expm1(np.maximum(head, 0.0)), series.y[split:]])
     series.level_shift = (split, best_gap)
     when = series.start + split * series.step
+    # A level read as medians falls to nothing when most buckets since are empty (a client
+    # gone mostly quiet): "x3e-08" alone reads as a typo.
+    quiet = float(np.median(level[best:])) < np.log1p(1.0)
     series.notes.append(
-        f"level shift x{factor:.2g} at {when:%Y-%m-%d %H:%M}: "
-        "older history rescaled to the new level"
+        f"level shift x{factor:.2g} at {when:%Y-%m-%d %H:%M}"
+        + (" (most buckets since are empty)" if quiet else "")
+        + ": older history rescaled to the new level"
     )
