@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from tokenplan.timestamps import iso_utc
+from tokenplan.timestamps import iso_utc, iso_utc_many
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -38,7 +38,7 @@ __all__ = [
 
 def plain(value: Any) -> Any:
     """A cell as a JSON/CSV-friendly value: exact decimals as strings, NaN as None."""
-    if value is None:
+    if value is None or value is pd.NaT:  # NaT raised in iso_utc below
         return None
     if isinstance(value, Decimal):
         # Exact, without the store's trailing zeros (DECIMAL(38, 12)) or an exponent;
@@ -57,11 +57,26 @@ def plain(value: Any) -> Any:
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of a frame as plain dicts."""
-    return [
-        {col: plain(val) for col, val in zip(frame.columns, row, strict=True)}
-        for row in frame.itertuples(index=False, name=None)
-    ]
+    """Rows of a frame as plain dicts (each cell as `plain` makes it, a column at a time: a
+    forecast of 5,000 series a week ahead is 840,000 rows, and cell by cell took 12 s)."""
+    columns = [_plain_column(frame.iloc[:, i]) for i in range(frame.shape[1])]
+    names = list(frame.columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+def _plain_column(values: pd.Series) -> list[Any]:
+    """`plain` of every cell of one column; the common dtypes at once."""
+    kind = values.dtype.kind
+    if kind == "f":
+        return [
+            None if v != v else int(v) if v.is_integer() and abs(v) < 2**53 else v
+            for v in values.tolist()
+        ]
+    if kind in "iub":
+        return values.tolist()
+    if kind == "M" and not values.isna().any():
+        return iso_utc_many(values).tolist()
+    return [plain(v) for v in values.tolist()]
 
 
 def as_of_json(plan: CapacityPlan) -> str | None:
