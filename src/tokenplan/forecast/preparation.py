@@ -164,8 +164,7 @@ def to_series(df: pd.DataFrame, cadence: Cadence) -> list[Series]:
         notes: list[str] = []
         if len(sums) < rows:
             notes.append(f"{rows - len(sums)} duplicate bucket(s) summed")
-        first_bucket = pd.Timestamp(starts[0])
-        grid = pd.date_range(first_bucket, pd.Timestamp(starts[-1]), freq=step)
+        grid = pd.date_range(pd.Timestamp(starts[0]), pd.Timestamp(starts[-1]), freq=step)
         actual = np.full(len(grid), np.nan)
         actual[(starts - starts[0]) // step.value] = sums
         known = np.flatnonzero(~np.isnan(actual))
@@ -212,8 +211,8 @@ def _bucketed(
     share: bucketed input (days at 16:00Z, Wednesday weeks, 10-minute buckets at :03) keeps its
     own phase; scattered timestamps, with no phase that half of them share, snap to the UTC grid
     (weeks from Monday 00:00). Duplicates within a bucket are summed (same usage, split; NaN
-    only where every value is). All series at once: one at a time, pandas' per-call cost was
-    24 s of a forecast of 5,000 series.
+    only where every value is). All series at once: one at a time, pandas' per-call cost made
+    5,000 series of three weeks hourly take 5.5 s, 1.8 s so.
     """
     width = step.value
     codes, ids = pd.factorize(df["unique_id"], sort=True)
@@ -223,12 +222,11 @@ def _bucketed(
     # ones), or none (0) when no offset holds half of them.
     pairs = pd.DataFrame({"code": codes, "offset": offsets})
     counts = pairs.groupby(["code", "offset"], sort=True).size().reset_index(name="n")
+    # One row per series, in code order (every series has an offset).
     top = counts.sort_values(["code", "n", "offset"], ascending=[True, False, True])
-    top = top.drop_duplicates("code").set_index("code")
+    top = top.drop_duplicates("code")
     rows = np.bincount(codes, minlength=len(ids))
-    phase = np.where(2 * top["n"].to_numpy() >= rows[top.index], top["offset"].to_numpy(), 0)
-    phases = np.zeros(len(ids), dtype=np.int64)
-    phases[top.index.to_numpy()] = phase
+    phases = np.where(2 * top["n"].to_numpy() >= rows, top["offset"].to_numpy(), 0)
     snapped = stamps - (offsets - phases[codes]) % width
     values = df["y"].to_numpy(dtype=float)
     buckets = pd.DataFrame({"code": codes, "start": snapped, "y": values})
