@@ -232,7 +232,7 @@ def test_a_backtest_that_saw_one_regime_widens_every_band_to_its_mirror(
     mirrored = forecast(frame, horizon=12, freq="1h", local_models=False)
     mirror_note = "every band at least what its errors and their mirror image give"
     assert mirror_note in mirrored.notes["s"]
-    import tokenplan.forecast.engine as engine
+    import tokenplan.forecast.assembly as assembly
 
     def no_mirror(
         errors: np.ndarray, levels: tuple[float, ...]
@@ -240,7 +240,7 @@ def test_a_backtest_that_saw_one_regime_widens_every_band_to_its_mirror(
         zero = np.zeros(errors.shape[::2])  # (n, h): no offset
         return {level: (zero, zero) for level in levels}
 
-    monkeypatch.setattr(engine, "mirrored_bounds", no_mirror)
+    monkeypatch.setattr(assembly, "mirrored_bounds", no_mirror)
     plain = forecast(frame, horizon=12, freq="1h", local_models=False)
     a, b = mirrored.frame, plain.frame
     np.testing.assert_allclose(a["mean"], b["mean"])
@@ -266,7 +266,7 @@ def test_a_series_too_short_to_backtest_mirrors_only_its_outer_band(
         {"unique_id": "s", "ds": pd.date_range("2024-01-01", periods=len(t), freq="h"), "y": y}
     )
     mirrored = forecast(frame, horizon=24, freq="1h")
-    import tokenplan.forecast.engine as engine
+    import tokenplan.forecast.assembly as assembly
 
     def no_mirror(
         errors: np.ndarray, levels: tuple[float, ...]
@@ -274,7 +274,7 @@ def test_a_series_too_short_to_backtest_mirrors_only_its_outer_band(
         zero = np.zeros(errors.shape[::2])
         return {level: (zero, zero) for level in levels}
 
-    monkeypatch.setattr(engine, "mirrored_bounds", no_mirror)
+    monkeypatch.setattr(assembly, "mirrored_bounds", no_mirror)
     plain = forecast(frame, horizon=24, freq="1h")
     assert set(mirrored.backtest["method"]) == {"fallback"}
     for col in ("mean", "lo_80", "hi_80"):
@@ -350,14 +350,14 @@ def test_sums_from_few_windows_are_widened_more_than_steps() -> None:
 def test_a_short_historys_day_total_gets_the_wider_band_around_the_same_point(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import tokenplan.forecast.engine as engine
+    import tokenplan.forecast.calibration as calibration
 
     # Without the paths' heavy-tailed factor, whose wide draws floor more steps at zero and
     # so bend the linear scaling this checks.
-    monkeypatch.setattr(engine, "path_tail_df", lambda windows: float("inf"))
+    monkeypatch.setattr(calibration, "path_tail_df", lambda windows: float("inf"))
     frame = usage(n=72, seed=4)
     widened = forecast(frame, horizon=24, freq="1h", local_models=False)
-    monkeypatch.setattr(engine, "sum_widening", lambda windows: 1.0)
+    monkeypatch.setattr(calibration, "sum_widening", lambda windows: 1.0)
     plain = forecast(frame, horizon=24, freq="1h", local_models=False)
     np.testing.assert_allclose(plain.frame["mean"], widened.frame["mean"])
     wide, narrow = widened.sum_interval("s"), plain.sum_interval("s")
@@ -381,9 +381,9 @@ def test_three_days_of_hourly_history_get_wider_bands_than_their_pool(
     frame = usage(n=72, seed=4)
     widened = forecast(frame, horizon=24, freq="1h", local_models=False)
     assert "bands x1.28 (sums x1.79) for 3 independent window(s) (Student t)" in widened.notes["s"]
-    import tokenplan.forecast.engine as engine
+    import tokenplan.forecast.calibration as calibration
 
-    monkeypatch.setattr(engine, "small_sample_widening", lambda windows: 1.0)
+    monkeypatch.setattr(calibration, "small_sample_widening", lambda windows: 1.0)
     plain = forecast(frame, horizon=24, freq="1h", local_models=False)
     np.testing.assert_allclose(plain.frame["mean"], widened.frame["mean"])
     z = widened.paths["s"].to_model  # the space the bands were read in

@@ -15,7 +15,7 @@ from scale_checks import HALF, HORIZON, PANEL, assert_agrees, assert_identical
 
 from tokenplan.errors import InvalidInput
 from tokenplan.forecast import Forecaster, ForecastResult, forecast
-from tokenplan.forecast.engine import Fitted
+from tokenplan.forecast.assembly import Fitted
 from tokenplan.scale.engines import parse_engine, require_extra
 from tokenplan.scale.shard_rows import decode, encode, shard_count, shard_of
 

@@ -74,7 +74,7 @@ def level_moves(z: np.ndarray, h: int) -> np.ndarray:
     covered 93% / 97% of one day of 10-minute buckets two hours ahead at nominal 80% / 95%
     (bench/one_day.py). These moves are measured, not guessed, so they are not widened; they
     grow along the horizon as the series did within its cycle. Centred, as the level-following
-    members of the median (`Forecaster._blind_once`) already follow the drift they hold.
+    members of the median (`short_series.blind`) already follow the drift they hold.
     """
     ahead = np.lib.stride_tricks.sliding_window_view(z, h + 1)  # (n - h, h + 1)
     moves = ahead[:, 1:] - ahead[:, :1]

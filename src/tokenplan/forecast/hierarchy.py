@@ -15,10 +15,16 @@ total's at the same level, since a part can never exceed the total.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from tokenplan.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from tokenplan.forecast.assembly import Fitted, Placed
 
 
 def add_total(df: pd.DataFrame, total_id: str) -> pd.DataFrame:
@@ -84,3 +90,28 @@ def cap_parts(frame: pd.DataFrame, total_id: str, levels: tuple[float, ...]) -> 
     out = frame.copy()
     out.loc[parts, columns] = np.where(np.isnan(caps), values, np.minimum(values, caps))
     return out
+
+
+def reconcile_parts(series: Sequence[Placed], fitted: dict[str, Fitted], total_id: str) -> None:
+    """Move the fitted parts' point forecasts (in place) to sum to the total's, each taking a
+    share of the gap by its backtest error variance; their notes say so."""
+    end = next(s.end for s in series if s.uid == total_id)
+    # Parts whose history stops before the total's forecast other buckets; they are
+    # capped by the total's quantiles in `cap_parts` but not shared its mean.
+    parts = [s.uid for s in series if s.uid != total_id and s.end == end]
+    # A part with no error variance (stopped, or all zeros) keeps its forecast: a share of
+    # the gap in proportion to nothing is a rounding error of about 1e-24.
+    moving = [u for u in parts if fitted[u].variance > 0]
+    parts = moving or parts
+    if not parts:
+        return
+    point_parts = reconcile_to_total(
+        fitted[total_id].point,
+        np.stack([fitted[u].point for u in parts]),
+        np.array([fitted[u].variance for u in parts]),
+    )
+    fitted[total_id].note += "; the parts are reconciled to it"
+    for uid, point in zip(parts, point_parts, strict=True):
+        fitted[uid].point = point
+        how = "gap shared by backtest error variance"
+        fitted[uid].note += f"; reconciled to sum to {total_id!r} ({how})"

@@ -32,7 +32,7 @@ import pandas as pd
 from tokenplan.forecast.preparation import REGULAR, Series, empty_tail
 
 if TYPE_CHECKING:
-    from tokenplan.forecast.engine import Fitted
+    from tokenplan.forecast.assembly import Fitted
 
 # Block sizes tried in this order: the first that divides the horizon is used.
 FACTORS = (4, 3, 2)

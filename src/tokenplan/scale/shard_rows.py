@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tokenplan.forecast.engine import Fitted, PanelFit
+from tokenplan.forecast.assembly import Fitted
+from tokenplan.forecast.engine import PanelFit
 
 # What the engine ships to the shards: timestamps as int64 nanoseconds, so no engine's
 # session time zone or microsecond timestamps can move a bucket.
