@@ -32,7 +32,7 @@ import pandas as pd
 
 from accuracy_cases import DATASETS, SHARED
 from tokenplan.forecast import forecast
-from tokenplan.forecast.preparation import _INTERMITTENT  # the forecaster's own rule
+from tokenplan.forecast.preparation import INTERMITTENT  # the forecaster's own rule
 
 _SYNTHETIC = 24
 _WEEKS = 4
@@ -88,7 +88,7 @@ def flagged(days_back: int = 3) -> list[tuple[pd.DataFrame, np.ndarray]]:
         for part, y in _clients(metric):
             for back in range(1, days_back + 1):
                 cut = len(y) - 24 * back
-                if cut < 24 * 6 or np.mean(y[:cut] == 0) <= _INTERMITTENT:
+                if cut < 24 * 6 or np.mean(y[:cut] == 0) <= INTERMITTENT:
                     continue
                 out.append((part.iloc[:cut].assign(unique_id="s"), y[cut : cut + 24]))
     return out

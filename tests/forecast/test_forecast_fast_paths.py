@@ -19,12 +19,11 @@ from tokenplan.forecast.boosting import _Design, _training_rows, run_boosting
 from tokenplan.forecast.conformal import bounds, cross_coverage
 from tokenplan.forecast.preparation import (
     Series,
-    _rescale_level_shift,
-    classify,
     column_medians,
     to_series,
     validate,
 )
+from tokenplan.forecast.repairs import _rescale_level_shift, classify
 from tokenplan.forecast.statistical import SharedPool, StatisticalRun
 from tokenplan.frequency import make_cadence
 

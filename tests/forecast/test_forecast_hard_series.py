@@ -10,7 +10,8 @@ import pytest
 from forecast_frames import usage
 
 from tokenplan.forecast import forecast
-from tokenplan.forecast.preparation import classify, to_series, validate
+from tokenplan.forecast.preparation import to_series, validate
+from tokenplan.forecast.repairs import classify
 from tokenplan.frequency import make_cadence
 
 

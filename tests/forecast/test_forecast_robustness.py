@@ -273,7 +273,8 @@ def test_a_short_history_reads_its_residuals_beside_the_level() -> None:
     # a move to an empty bucket of a series of thousands is -8.5 and widened the band's tails
     # by as much; beside the level (log(y + level)) it is log(1/2).
     from tokenplan.forecast.fallbacks import fallback
-    from tokenplan.forecast.preparation import classify, to_series, validate
+    from tokenplan.forecast.preparation import to_series, validate
+    from tokenplan.forecast.repairs import classify
     from tokenplan.frequency import make_cadence
 
     day = _steady_days(1)

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tokenplan.forecast import Forecaster, forecast
-from tokenplan.forecast.preparation import Series, _short_gaps
+from tokenplan.forecast.preparation import Series
+from tokenplan.forecast.repairs import _short_gaps
 from tokenplan.forecast.temporal import (
     FLOOR,
     WEIGHT,

@@ -34,11 +34,11 @@ from tokenplan.forecast.preparation import (
     REGULAR,
     SHORT,
     Series,
-    classify,
     one_cycle,
     to_series,
     validate,
 )
+from tokenplan.forecast.repairs import classify
 from tokenplan.forecast.result import (
     ForecastResult,
     level_name,

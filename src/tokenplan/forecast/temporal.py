@@ -53,13 +53,13 @@ WINDOWS = 4
 PRIOR = 4.0
 # A block whose forecast sum is below this share of the base forecast's total is left as the base
 # has it. The sums are of the history as recorded (short gaps in the record aside,
-# `preparation._short_gaps`), so a lull or a short run of zeros in the last blocks (too short to
+# `repairs._short_gaps`), so a lull or a short run of zeros in the last blocks (too short to
 # count as an outage, only damped for the base models) is read as the new level: five zeros before
 # the last bucket of a 10-minute series put its sums' forecast at 0.27x the base's, and moved its
 # next two hours to 0.76x. The sums still pull upward without a limit, where they have been right:
 # after the base models rescaled older history to a falsely detected drop (M4 hourly H346 and H374,
 # the sums at 2-4x the base; H374's one-day dip is no longer taken for a shift, see
-# `preparation._rescale_level_shift`). Judged on the whole benchmark (bench/forecast_accuracy.py,
+# `repairs._rescale_level_shift`). Judged on the whole benchmark (bench/forecast_accuracy.py,
 # geometric mean of the MASE ratio over the 28 trace cases, then M4 hourly MASE), before that
 # change: without it 0.997 and 0.813; left alone below 0.5x, 0.986 and 0.813; left alone outside
 # 0.5-2x (as the combination leaves out a member), 0.987 and 0.820.

@@ -120,7 +120,7 @@ class History:
 
     def _ongoing_outage(self, upto: int) -> np.ndarray:
         """Flags of a run of zeros that reaches bucket ``upto - 1`` and reads as an outage still
-        going, as the engine reads one (`tokenplan.forecast.preparation._ongoing_outage`): a
+        going, as the engine reads one (`tokenplan.forecast.repairs._ongoing_outage`): a
         day at most, the series never empty for as long before, its usual level above zero.
         Counted as spent at nothing, six empty hours of steady spend took the last day's level,
         and a month's projected rest with it, 8% lower."""
