@@ -301,7 +301,7 @@ def gmean(*values: float, weights: tuple[float, ...] | None = None) -> float:
 
 
 def test_combination_is_a_geometric_mean_that_a_high_member_pulls_less() -> None:
-    from tokenplan.forecast.selection import COMBINATION, add_combination
+    from tokenplan.forecast.combination import COMBINATION, add_combination
 
     h = 4
     preds = {
@@ -339,7 +339,7 @@ def test_squared_errors_rank_the_rate_above_zero_on_intermittent_series() -> Non
     per_window = window_errors(rate, actual, flagged)
     np.testing.assert_allclose(per_window, [[4.0]])
     # The combination of flagged series is arithmetic: a member at zero does not drag it.
-    from tokenplan.forecast.selection import COMBINATION, add_combination
+    from tokenplan.forecast.combination import COMBINATION, add_combination
 
     preds = {"a": np.zeros((1, 2, 3)), "b": np.full((1, 2, 3), 8.0)}
     equal = {"a": np.ones(2), "b": np.ones(2)}
@@ -374,7 +374,7 @@ def test_windows_count_by_the_history_their_fits_had() -> None:
 
 
 def test_combination_leaves_out_a_member_far_from_the_others() -> None:
-    from tokenplan.forecast.selection import COMBINATION, add_combination
+    from tokenplan.forecast.combination import COMBINATION, add_combination
 
     h = 6
     steady = np.full((2, 1, h), 100.0)  # (cuts, series, h)
@@ -397,7 +397,7 @@ def test_combination_leaves_out_a_member_far_from_the_others() -> None:
 
 
 def test_combination_weights_move_from_the_first_steps_winners_to_the_horizons() -> None:
-    from tokenplan.forecast.selection import COMBINATION, add_combination, early_steps
+    from tokenplan.forecast.combination import COMBINATION, add_combination, early_steps
 
     h = 24
     e = early_steps(h)
@@ -431,7 +431,7 @@ def test_combination_weights_move_from_the_first_steps_winners_to_the_horizons()
 
 
 def test_combination_stays_finite_when_its_two_sets_disagree() -> None:
-    from tokenplan.forecast.selection import COMBINATION, add_combination
+    from tokenplan.forecast.combination import COMBINATION, add_combination
 
     # The case that broke agreement judged over the union of both sets (ServeGen multimodal
     # clients): two members at zero, two above. Over four members the median sits halfway, so
@@ -461,7 +461,7 @@ def test_combination_stays_finite_when_its_two_sets_disagree() -> None:
 
 
 def test_first_steps_members_agree_or_not_on_the_first_steps() -> None:
-    from tokenplan.forecast.selection import COMBINATION, add_combination, early_steps
+    from tokenplan.forecast.combination import COMBINATION, add_combination, early_steps
 
     h = 24
     e = early_steps(h)
@@ -527,7 +527,7 @@ def test_a_week_seen_once_moves_to_a_fresh_level_only() -> None:
 
 
 def test_ensemble_selection_needs_six_whole_cycles_of_backtest() -> None:
-    from tokenplan.forecast.selection import ensemble_evidence
+    from tokenplan.forecast.combination import ensemble_evidence
 
     daily = [24 * k for k in range(1, 7)]
     assert ensemble_evidence(daily, 24, 24)  # six days held out, a day each
@@ -538,7 +538,7 @@ def test_ensemble_selection_needs_six_whole_cycles_of_backtest() -> None:
 
 
 def test_ensemble_selection_hedges_and_judges_each_window_out_of_sample() -> None:
-    from tokenplan.forecast.selection import COMBINATION, ROUNDS, add_combination
+    from tokenplan.forecast.combination import COMBINATION, ROUNDS, add_combination
 
     rng = np.random.default_rng(3)
     cuts, n, h = 7, 1, 24  # the final forecast and six backtest windows
@@ -580,7 +580,7 @@ def test_ensemble_selection_hedges_and_judges_each_window_out_of_sample() -> Non
 
 
 def test_ensemble_selection_keeps_the_rule_where_it_cannot_judge() -> None:
-    from tokenplan.forecast.selection import COMBINATION, add_combination
+    from tokenplan.forecast.combination import COMBINATION, add_combination
 
     cuts, h = 4, 6
     preds = {"a": np.full((cuts, 2, h), 100.0), "b": np.full((cuts, 2, h), 120.0)}
@@ -620,7 +620,7 @@ def _ensemble_inputs(draw: st.DrawFn) -> tuple[np.ndarray, ...]:
 def test_ensemble_weights_are_votes_for_allowed_members_or_the_rule(
     inputs: tuple[np.ndarray, ...],
 ) -> None:
-    from tokenplan.forecast.selection import PRIOR_ROUNDS, ROUNDS, ensemble_weights
+    from tokenplan.forecast.combination import PRIOR_ROUNDS, ROUNDS, ensemble_weights
 
     stack, actual, window_w, pool, rule, plain = inputs
     with warnings.catch_warnings():

@@ -66,7 +66,8 @@ def test_backtest_table_marks_one_choice_per_series(panel: pd.DataFrame) -> None
 
 
 def test_choice_names_a_single_candidate_that_scored_lower_without_dominating() -> None:
-    from tokenplan.forecast.selection import COMBINATION, DOMINANCE, choose
+    from tokenplan.forecast.combination import COMBINATION
+    from tokenplan.forecast.selection import DOMINANCE, choose
 
     mase = {
         "a": np.array([0.9, 0.6, 0.6, 1.2]),

@@ -9,10 +9,11 @@ AutoETS, and AutoTheta and MSTL (both always on untransformed values) from stats
 LightGBM) are scored by rolling-origin backtest; the forecast is the weighted geometric
 mean of the three best (arithmetic, and ranked by squared errors, for intermittent series),
 ranked by a score shrunk toward the panel, unless one candidate clearly dominates (see
-`tokenplan.forecast.selection`). Its intervals are calibrated by conformal
-prediction on its backtest errors (for log-space series in ``log(y + c)``, ``c`` the recent
-level; see `tokenplan.forecast.conformal`), widened to the recent windows' errors where those
-are larger and for few windows, and never above three times the series' recorded peak.
+`tokenplan.forecast.combination` and `tokenplan.forecast.selection`). Its intervals are
+calibrated by conformal prediction on its backtest errors (for log-space series in
+``log(y + c)``, ``c`` the recent level; see `tokenplan.forecast.conformal`), widened to the
+recent windows' errors where those are larger and for few windows, and never above three
+times the series' recorded peak.
 ``res.frame`` holds ``unique_id, ds, mean, lo_<L>, hi_<L>``; ``res.notes`` says what was
 chosen or which fallback was used; ``res.sum_interval`` and ``res.prob_sum_above`` answer
 "how much over a period, and how likely above a limit".

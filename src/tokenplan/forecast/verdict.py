@@ -7,19 +7,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokenplan.forecast.preparation import Series
-from tokenplan.forecast.selection import (
+from tokenplan.forecast.combination import (
     COMBINATION,
-    DOMINANCE,
     GATE,
-    Choice,
     Combination,
-    actual_windows,
     add_combination,
-    cap_runaway,
-    choose,
     early_steps,
     ensemble_evidence,
+)
+from tokenplan.forecast.preparation import Series
+from tokenplan.forecast.selection import (
+    DOMINANCE,
+    Choice,
+    actual_windows,
+    cap_runaway,
+    choose,
     judged_windows,
     mase_scale,
     scores,
