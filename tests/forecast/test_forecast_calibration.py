@@ -13,18 +13,20 @@ from forecast_frames import usage
 from tokenplan.errors import ModelFileError
 from tokenplan.forecast import Forecaster, forecast
 from tokenplan.forecast.conformal import (
-    COMMON_PRIOR,
     bounds,
-    common_prior,
-    dependence,
     mirrored_bounds,
-    path_scales,
-    path_tail_df,
     reference_errors,
-    sample_errors,
     small_sample_widening,
     step_scales,
     sum_widening,
+)
+from tokenplan.forecast.paths import (
+    COMMON_PRIOR,
+    common_prior,
+    dependence,
+    path_scales,
+    path_tail_df,
+    sample_errors,
 )
 from tokenplan.forecast.persistence import _digest
 

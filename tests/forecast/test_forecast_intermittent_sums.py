@@ -12,7 +12,7 @@ import pytest
 from tokenplan.errors import ModelFileError
 from tokenplan.forecast import Forecaster, forecast
 from tokenplan.forecast.bootstrap import HISTORY_CYCLES, block_starts, bootstrap_paths
-from tokenplan.forecast.conformal import COMMON_PRIOR
+from tokenplan.forecast.paths import COMMON_PRIOR
 from tokenplan.forecast.persistence import _digest
 
 

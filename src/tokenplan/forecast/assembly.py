@@ -13,12 +13,8 @@ import pandas as pd
 
 from tokenplan.errors import ForecastError
 from tokenplan.forecast import selection as bt
-from tokenplan.forecast.conformal import (
-    COMMON_PRIOR,
-    TAIL_WINDOWS,
-    adaptive_bounds,
-    mirrored_bounds,
-)
+from tokenplan.forecast.conformal import TAIL_WINDOWS, adaptive_bounds, mirrored_bounds
+from tokenplan.forecast.paths import COMMON_PRIOR
 from tokenplan.forecast.result import (
     ForecastResult,
     PathModel,
@@ -50,9 +46,9 @@ class Fitted:
     ceiling: float = float("inf")
     # Log-space errors are in log(y + shift) (`conformal.log_shift`, `choose_shares`); 1 is log1p.
     shift: float = 1.0
-    # Degrees of freedom of the sample paths' common scale (`conformal.path_tail_df`).
+    # Degrees of freedom of the sample paths' common scale (`paths.path_tail_df`).
     tail_df: float = float("inf")
-    # The prior of the paths' common share (`conformal.common_prior`).
+    # The prior of the paths' common share (`paths.common_prior`).
     common_prior: float = COMMON_PRIOR
     # Intermittent series: the recent history sample paths are bootstrapped from, in blocks of
     # ``season`` buckets (`bootstrap.bootstrap_paths`); None: paths from ``errors``.

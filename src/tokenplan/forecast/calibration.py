@@ -16,14 +16,13 @@ from tokenplan.forecast.conformal import (
     SHIFT_SHARES,
     TAIL_WINDOWS,
     choose_shares,
-    common_prior,
     independent_windows,
     log_shift,
-    path_tail_df,
     reference_errors,
     small_sample_widening,
     sum_widening,
 )
+from tokenplan.forecast.paths import common_prior, path_tail_df
 from tokenplan.forecast.preparation import Series
 from tokenplan.forecast.result import to_calibration
 from tokenplan.frequency import Cadence

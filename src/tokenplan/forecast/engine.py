@@ -23,9 +23,7 @@ from tokenplan.forecast import selection as bt
 from tokenplan.forecast.assembly import Fitted, Placed, assemble
 from tokenplan.forecast.baselines import run_baselines, seen_once
 from tokenplan.forecast.calibration import calibrate, shifts
-from tokenplan.forecast.conformal import (
-    cross_coverage,
-)
+from tokenplan.forecast.conformal import cross_coverage
 from tokenplan.forecast.fallbacks import (
     fallback,
 )

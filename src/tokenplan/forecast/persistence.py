@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from tokenplan.errors import ModelFileError
-from tokenplan.forecast.conformal import COMMON_PRIOR
+from tokenplan.forecast.paths import COMMON_PRIOR
 from tokenplan.forecast.result import ForecastResult, PathModel
 
 if TYPE_CHECKING:

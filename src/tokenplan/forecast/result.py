@@ -11,7 +11,7 @@ import pandas as pd
 
 from tokenplan.errors import InvalidInput
 from tokenplan.forecast.bootstrap import bootstrap_paths
-from tokenplan.forecast.conformal import COMMON_PRIOR, sample_errors
+from tokenplan.forecast.paths import COMMON_PRIOR, sample_errors
 from tokenplan.timestamps import iso_utc_many
 
 
@@ -68,13 +68,13 @@ class PathModel:
     ceiling: float = float("inf")
     # Log-space points and errors are in log(y + shift); 1 is log1p.
     shift: float = 1.0
-    # Degrees of freedom of the paths' common scale (`conformal.path_scales`); inf: none.
+    # Degrees of freedom of the paths' common scale (`paths.path_scales`); inf: none.
     tail_df: float = float("inf")
     # Intermittent series: recent history (usage units) that paths are bootstrapped from
     # instead of the errors (`bootstrap.bootstrap_paths`), in blocks of ``season`` buckets.
     history: np.ndarray | None = None
     season: int = 1
-    # The prior of the paths' common share (`conformal.common_prior`).
+    # The prior of the paths' common share (`paths.common_prior`).
     common_prior: float = COMMON_PRIOR
 
     def to_usage(self, z: np.ndarray) -> np.ndarray:

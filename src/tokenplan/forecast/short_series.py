@@ -12,7 +12,6 @@ import numpy as np
 from tokenplan.forecast import selection as bt
 from tokenplan.forecast.assembly import Fitted
 from tokenplan.forecast.baselines import seasonal_naive
-from tokenplan.forecast.conformal import path_tail_df
 from tokenplan.forecast.fallbacks import (
     BLIND_MODELS,
     MSTL,
@@ -22,6 +21,7 @@ from tokenplan.forecast.fallbacks import (
     drifting_errors,
     shape_at,
 )
+from tokenplan.forecast.paths import path_tail_df
 from tokenplan.forecast.preparation import SHORT, STOPPED, Series, one_cycle
 from tokenplan.forecast.statistical import RAW, SharedPool, run_statistical
 from tokenplan.frequency import Cadence
