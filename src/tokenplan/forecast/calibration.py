@@ -32,6 +32,7 @@ def calibrate(
     s: Series,
     method: str,
     note: str,
+    *,
     held: np.ndarray,
     preds: np.ndarray,
     errors: np.ndarray,

@@ -453,6 +453,10 @@ class Forecaster:
         pool: SharedPool | None = None,
         pending: list[_Coverage] | None = None,
     ) -> None:
+        """Fit one backtest group: run its candidates, judge them (`verdict.judge`), and make
+        each series' `Fitted` (`calibration.calibrate`), its backtest rows (their coverage
+        counted here, or in the pool's workers and filled in from ``pending``) and its chosen
+        forecast's backtest errors (into ``backtest_errors``, for the temporal step)."""
         h = self.horizon
         preds = self._candidates(members, seasons, cuts, statistical, baselines, pool)
         v = judge(preds, members, cuts, self.cadence)
@@ -510,14 +514,14 @@ class Forecaster:
                 s,
                 method,
                 v.describe(j, s, seasons),
-                held[:, j, :],
-                preds[method][:, j, :],
-                errors[method][j],
-                (float(shift[0, j, 0]), float(shares[j])),
-                seasons,
-                cuts,
-                self.cadence,
-                self.levels,
+                held=held[:, j, :],
+                preds=preds[method][:, j, :],
+                errors=errors[method][j],
+                space=(float(shift[0, j, 0]), float(shares[j])),
+                seasons=seasons,
+                cuts=cuts,
+                cadence=self.cadence,
+                levels=self.levels,
             )
             # The temporal step weighs these against its sums' errors, scored on the record.
             backtest_errors[s.uid] = actual[:, j, :] - preds[method][1:, j, :]
