@@ -347,15 +347,15 @@ class Forecaster:
         chosen forecast's backtest errors in usage units ``(W, h)``."""
         backtest: dict[str, np.ndarray] = {}
         for key, members in plan.groups.items():
-            seasons, cuts = key
+            seasons, cuts = key[0], list(key[1])
             statistical = plan.runs.pop(key, None)
             baselines = plan.baselines.pop(key, None)
+            preds = self._candidates(members, seasons, cuts, statistical, baselines, plan.pool)
             self._fit_group(
                 members,
                 seasons,
-                list(cuts),
-                statistical,
-                baselines,
+                cuts,
+                preds,
                 fitted,
                 rows,
                 backtest,
@@ -445,20 +445,19 @@ class Forecaster:
         members: list[Series],
         seasons: tuple[int, ...],
         cuts: list[int],
-        statistical: StatisticalRun | None,
-        baselines: list[Future[dict[str, np.ndarray]]] | None,
+        preds: dict[str, np.ndarray],
         fitted: dict[str, Fitted],
         rows: list[dict[str, object]],
         backtest_errors: dict[str, np.ndarray],
         pool: SharedPool | None = None,
         pending: list[_Coverage] | None = None,
     ) -> None:
-        """Fit one backtest group: run its candidates, judge them (`verdict.judge`), and make
-        each series' `Fitted` (`calibration.calibrate`), its backtest rows (their coverage
-        counted here, or in the pool's workers and filled in from ``pending``) and its chosen
-        forecast's backtest errors (into ``backtest_errors``, for the temporal step)."""
+        """Fit one backtest group from its candidates' forecasts (`_candidates`): judge them
+        (`verdict.judge`), and make each series' `Fitted` (`calibration.calibrate`), its
+        backtest rows (their coverage counted here, or in the pool's workers and filled in from
+        ``pending``) and its chosen forecast's backtest errors (into ``backtest_errors``, for
+        the temporal step)."""
         h = self.horizon
-        preds = self._candidates(members, seasons, cuts, statistical, baselines, pool)
         v = judge(preds, members, cuts, self.cadence)
         actual, chosen = v.actual, v.chosen
         if self._point_only:

@@ -27,6 +27,7 @@ from tokenplan.frequency import Cadence
 _PANEL_WEIGHT = 1.0
 # A relative score beyond this is "failed"; it keeps one awful fit from swamping the panel mean.
 _MAX_RATIO = 20.0
+# A single candidate replaces the combination below this share of its score (`choose`).
 DOMINANCE = 0.75
 # No candidate may forecast above this multiple of the highest value the series has recorded
 # up to its origin: a trend extrapolated in log space compounds into a runaway (a short series
