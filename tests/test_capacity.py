@@ -12,13 +12,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tokenplan.capacity import PlanSettings, cohere, make_plan
+from tokenplan.errors import InvalidInput
 from tokenplan.events import USAGE_SCHEMA
 from tokenplan.report import Currency, build_report, render_html
 from tokenplan.store import DuckDBStore
+from tokenplan.store.queries import records
 
 START = datetime(2025, 3, 3, tzinfo=UTC)
 CLOCK = datetime(2025, 4, 1, tzinfo=UTC)
@@ -188,6 +191,40 @@ def test_an_unpriced_model_costs_unknown_with_the_fix_never_zero() -> None:
     html = render_html(report)
     assert "tokenplan prices m-mystery" in html
     assert "unknown" in html
+
+
+def test_a_quiet_day_is_not_a_reading_of_a_metric_nothing_records() -> None:
+    # Requests only, from a model without a price, and one day without calls. The store
+    # zero-fills that day: read as a reading, the plan forecast zero tokens and "$0.00".
+    rows = [(h, "m-mystery", "t-x", 5_000, False) for h in range(24 * 10) if not 96 <= h < 120]
+    store = make_store(rows)
+    store.connection.execute("UPDATE usage SET input_tokens = NULL, output_tokens = NULL")
+    plan = make_plan(store, forecaster=incoherent)
+    assert plan.metric == "requests"
+    assert "cost_usd" not in plan.history
+    assert plan.spend_projection() is None
+    with pytest.raises(InvalidInput, match="does not record cost_usd: no model in it has"):
+        plan.projection("cost_usd", period="month")
+    with pytest.raises(InvalidInput, match="does not record total_tokens"):
+        plan.projection("total_tokens", period="month")
+    assert plan.projection("requests", period="month").projected > 0
+    report = build_report(store, forecaster=incoherent, clock=lambda: CLOCK)
+    cards = {c.key: c for c in report.cards}
+    assert cards["spend_to_date"].value is None
+    assert cards["month_end"].value is None
+    assert "no costs" in cards["month_end"].detail
+    assert cards["next_week"].value is not None
+    assert cards["next_week"].value > 0
+    assert "cost unknown" in cards["next_week"].detail
+
+
+def test_records_reads_zeros_beside_unknown_buckets_as_quiet() -> None:
+    nan = float("nan")
+    assert not records(pd.Series([nan, 0.0, nan, 0.0]))
+    assert not records(pd.Series([nan, nan]))
+    assert records(pd.Series([nan, 0.0, 3.0]))  # partly known: the known part counts
+    assert records(pd.Series([0.0, 0.0]))  # known zeros (a model priced at nothing)
+    assert records(pd.Series([], dtype=float))
 
 
 def test_open_plans_a_store_file(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from tokenplan.errors import InvalidInput, TokenplanError
 from tokenplan.frequency import parse_freq
 from tokenplan.plan.model_forecasts import OTHER, model_forecasts, model_frames
 from tokenplan.store.duckdb_store import DuckDBStore, StoreSummary
-from tokenplan.store.queries import UsageQueries, queries_for
+from tokenplan.store.queries import UsageQueries, queries_for, records
 from tokenplan.timestamps import iso_utc
 
 if TYPE_CHECKING:
@@ -267,7 +267,7 @@ class CapacityPlan:
         if key in self.projections:
             return self.projections[key]
         spend, proj = self.spend_all, None
-        if self.as_of is not None and spend is not None and spend["y"].notna().any():
+        if self.as_of is not None and spend is not None and records(spend["y"]):
             try:
                 proj = project(
                     spend[["ds", "y"]],
@@ -296,6 +296,16 @@ class CapacityPlan:
         frame = self.queries.series(
             metric, self.settings.freq, (), self.since, self.as_of.to_pydatetime()
         )
+        if not records(frame["y"]):
+            # A total of nothing known is not a total of zero.
+            raise InvalidInput(
+                f"the usage does not record {metric}"
+                + (
+                    ": no model in it has a known price (see `tokenplan prices MODEL`)."
+                    if metric == "cost_usd"
+                    else " (the source leaves it empty); choose another --metric, e.g. requests."
+                )
+            )
         shift = self._phase()
         # The plan's own forecast of the metric carries the rest of the period, as for budgets
         # (on the grid only: a shifted phase would not line up with its buckets).
@@ -529,14 +539,14 @@ def _token_metric(
 ) -> str:
     """Total tokens, unless the source does not know them (some traces only count requests)."""
     total = queries.series("total_tokens", freq, (), since, until)
-    if total["y"].notna().any():
+    if records(total["y"]):
         return "total_tokens"
     notes.append("The usage has no token counts, so the plan forecasts requests instead.")
     return "requests"
 
 
 def _has_costs(queries: UsageQueries, since: datetime, until: datetime) -> bool:
-    return bool(queries.series("cost_usd", "1d", (), since, until)["y"].notna().any())
+    return records(queries.series("cost_usd", "1d", (), since, until)["y"])
 
 
 def _frames(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 AZURE = "azure_llm_2024_conv_hourly/hourly.csv"
@@ -92,6 +94,28 @@ def test_bad_arguments_exit_2_with_one_line(
     assert words in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "f.csv").exists()
+
+
+def test_a_metric_the_file_does_not_record_exits_2_despite_a_quiet_day(tmp_path: Path) -> None:
+    # Requests only, and a day without calls: the day's buckets are zeros, not token readings.
+    usage = tmp_path / "usage.csv"
+    hours = pd.date_range("2026-11-01", periods=24 * 7, freq="h", tz="UTC")
+    lines = [f"{ts:%Y-%m-%dT%H:%M:%SZ},m,{100 + ts.hour}" for ts in hours if ts.day != 4]
+    usage.write_text("timestamp,model,requests\n" + "\n".join(lines) + "\n")
+    out = tmp_path / "f.csv"
+    run = tokenplan("forecast", "--input", usage, "--metric", "total_tokens", "--out", out)
+    assert run.returncode == 2
+    assert "does not record total_tokens" in run.stderr
+    assert not out.exists()
+    project = ("project", "--input", usage, "--period", "month", "--format", "json")
+    for metric in ("total_tokens", "cost_usd"):
+        run = tokenplan(*project, "--metric", metric)
+        assert run.returncode == 2
+        assert f"does not record {metric}" in run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1
+    run = tokenplan(*project, "--metric", "requests")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["so_far"] > 0
 
 
 def test_bad_file_exits_2_naming_the_line(tmp_path: Path) -> None:

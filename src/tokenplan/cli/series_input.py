@@ -16,6 +16,7 @@ from tokenplan.frequency import Frequency, parse_freq
 from tokenplan.store import DuckDBStore, open_store
 from tokenplan.store.duckdb_store import resolve_db_path
 from tokenplan.store.lake_store import LakeStore
+from tokenplan.store.queries import records
 from tokenplan.timestamps import from_wall_time, to_wall_time
 
 # Raw events carry no bucket width of their own; an hour is what planning usually wants.
@@ -106,7 +107,7 @@ def load_series(
         where = f"--input {input_path}" if input_path else f"the store {store.path}"
     if frame.empty:
         raise InvalidInput(f"{where} holds no usage to forecast.")
-    if frame["y"].isna().all():
+    if not records(frame["y"]):
         raise InvalidInput(
             f"{where} does not record {metric} (the source leaves it empty); "
             "choose another --metric, e.g. requests."

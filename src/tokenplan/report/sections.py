@@ -21,7 +21,7 @@ from tokenplan.report.model import (
     Section,
     SpikeRow,
 )
-from tokenplan.store.queries import UsageQueries
+from tokenplan.store.queries import UsageQueries, records
 from tokenplan.timestamps import iso_utc
 
 LEVELS = (80, 95)
@@ -115,9 +115,8 @@ def cards(
     if as_of == month_start:  # data ending exactly at midnight on the 1st belongs to last month
         month_start = (month_start - pd.Timedelta(days=1)).replace(day=1)
     spend = store.series("cost_usd", "1d", (), month_start.to_pydatetime(), as_of.to_pydatetime())
-    known = spend["y"].dropna()
-    # Days without rows are zero-filled; if every day with rows has an unknown cost, so is the sum.
-    spent = None if spend["y"].isna().any() and known.sum() == 0 else float(known.sum())
+    # Unknown where no day with rows knows its cost (`records`); otherwise the known part.
+    spent = float(spend["y"].sum()) if records(spend["y"]) else None
     out = [
         Card(
             key="spend_to_date",
