@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from tokenplan.capacity import PlanSettings, cohere, make_plan
 from tokenplan.errors import InvalidInput
 from tokenplan.events import USAGE_SCHEMA
+from tokenplan.plan.budgets import Budget, BudgetsConfig
 from tokenplan.report import Currency, build_report, render_html
 from tokenplan.store import DuckDBStore
 from tokenplan.store.queries import records
@@ -208,6 +209,12 @@ def test_a_quiet_day_is_not_a_reading_of_a_metric_nothing_records() -> None:
     with pytest.raises(InvalidInput, match="does not record total_tokens"):
         plan.projection("total_tokens", period="month")
     assert plan.projection("requests", period="month").projected > 0
+    # A budget on that spend is unknown, with a warning, not 0% of its limit.
+    [status] = plan.budget_statuses(
+        BudgetsConfig(budgets=(Budget(name="all", amount=Decimal(100)),))
+    )
+    assert status.projection is None
+    assert "the spend is unknown" in status.alerts[0].message
     report = build_report(store, forecaster=incoherent, clock=lambda: CLOCK)
     cards = {c.key: c for c in report.cards}
     assert cards["spend_to_date"].value is None

@@ -40,6 +40,7 @@ from tokenplan.errors import ConfigError, InvalidInput, TokenplanError
 from tokenplan.plan.alerts import Alert
 from tokenplan.plan.periods import Period, check_tz, parse_period
 from tokenplan.plan.projection import Projection, project
+from tokenplan.store.queries import records
 
 __all__ = [
     "SCOPES",
@@ -253,6 +254,19 @@ def _evaluate(
             )
             severity = "warning"
         alert = Alert(kind="budget_config", severity=severity, subject=budget.name, message=message)
+        return BudgetStatus(budget=budget, limit_usd=limit, projection=None, alerts=(alert,))
+    if not records(frame["y"]):
+        # Nothing known is not nothing spent: a budget at 0% would wave through any bill.
+        alert = Alert(
+            kind="budget_config",
+            severity="warning",
+            subject=budget.name,
+            message=(
+                f"{budget.name}: the spend is unknown, as no model in "
+                f"{'the usage' if budget.scope == 'all' else f'{budget.scope} {budget.match}'} "
+                "has a known price (see `tokenplan prices MODEL`)."
+            ),
+        )
         return BudgetStatus(budget=budget, limit_usd=limit, projection=None, alerts=(alert,))
     try:
         proj = project(

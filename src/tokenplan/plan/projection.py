@@ -33,6 +33,7 @@ from tokenplan.plan.remaining import (
     usual_share,
 )
 from tokenplan.plan.stacking import Past, RemainingTotal, Stack, stack
+from tokenplan.store.queries import records
 from tokenplan.timestamps import iso_utc
 
 __all__ = ["Projection", "project"]
@@ -240,7 +241,7 @@ def _grid(
     series: pd.DataFrame, as_of: Any, freq: str | None, kind: Period, tz: str
 ) -> tuple[pd.Series, pd.Timedelta, pd.Timestamp, pd.Timestamp]:
     """The series on a regular grid up to the ``as_of`` bucket, its step and the period."""
-    if series.empty or pd.to_numeric(series["y"], errors="coerce").notna().sum() == 0:
+    if series.empty or not records(pd.to_numeric(series["y"], errors="coerce")):
         raise InvalidInput("the series has no known values to project from.")
     if "unique_id" in series:
         series = series.groupby("ds", as_index=False)["y"].sum(min_count=1)  # type: ignore[assignment]
