@@ -60,6 +60,25 @@ def test_forecast_is_deterministic(shared_data: Path, tmp_path: Path) -> None:
     assert outs[0].splitlines()[0] == "series,timestamp,mean,lo_90,hi_90"
 
 
+def test_out_dash_writes_the_csv_alone_to_standard_output(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "forecast.csv"
+    args = ("forecast", "--input", shared_data / AZURE, "--metric", "requests", "--horizon", "6")
+    to_file = tokenplan(*args, "--out", out)
+    piped = subprocess.run(
+        [sys.executable, "-m", "tokenplan", *map(str, args), "--out", "-"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert to_file.returncode == 0, to_file.stderr
+    assert piped.stdout == out.read_text()  # nothing but the CSV
+    assert "wrote 6 rows to standard output" in piped.stderr
+    assert not (tmp_path / "-").exists()
+
+
 def test_forecast_by_model_is_coherent(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "by_model.csv"
     run = tokenplan(

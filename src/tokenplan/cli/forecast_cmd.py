@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -97,6 +98,10 @@ def _progress() -> Progress:
     )
 
 
+# ``--out -``: the CSV goes to standard output, as Unix tools read a dash.
+STDOUT = "-"
+
+
 @app.command()
 def forecast(
     input_path: InputOption = None,
@@ -113,7 +118,8 @@ def forecast(
         ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="CSV to write; default: print a table.")
+        Path | None,
+        typer.Option("--out", help="CSV to write (- for standard output); default: print a table."),
     ] = None,
     freq: Annotated[
         str | None,
@@ -135,7 +141,7 @@ def forecast(
 
     dims = _check(metric, by)
     on = _engine(engine, engine_address)
-    if out is not None:
+    if out is not None and str(out) != STDOUT:
         writable_file(out, "--out")
     levels = tuple(level or (80, 95))
     zone = check_tz(tz) if tz else None
@@ -169,6 +175,12 @@ def forecast(
         console.print(to_table(table, title=f"{metric} forecast, {label} buckets{zone_note}"))
         for uid, note in sorted(notes.items()):
             console.print(safe(f"{uid}: {note}"), style="dim")
+        return
+    if str(out) == STDOUT:
+        # The CSV alone on standard output, so it can be piped; what was done goes to stderr.
+        sys.stdout.write(to_csv(table))
+        sys.stdout.flush()
+        err_console.print(f"wrote {len(table):,} rows to standard output", highlight=False)
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(to_csv(table))
