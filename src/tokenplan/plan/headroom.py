@@ -435,8 +435,16 @@ def check_headroom(
         models=models,
         unlimited=tuple(limits.unlimited(models)),
         source=limits.source or "the given limits",
-        peaks=tuple(f"{m.replace('_', ' ')}: busiest minute {ratios[m].source}" for m in used),
+        peaks=_peak_notes(used, ratios),
     )
+
+
+def _peak_notes(used: list[str], ratios: Mapping[str, PeakRatio]) -> tuple[str, ...]:
+    """How each metric's busiest minute was found, metrics found the same way on one line."""
+    named: dict[str, list[str]] = {}
+    for metric in used:
+        named.setdefault(ratios[metric].source, []).append(metric.replace("_", " "))
+    return tuple(f"{', '.join(names)}: busiest minute {how}" for how, names in named.items())
 
 
 def size_ptu(
