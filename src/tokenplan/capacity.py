@@ -19,11 +19,19 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-import numpy as np
 import pandas as pd
 
 from tokenplan.errors import InvalidInput, TokenplanError
 from tokenplan.frequency import parse_freq
+from tokenplan.plan.coherence import TOTAL, cohere
+from tokenplan.plan.history import (
+    GRID_ORIGIN,
+    frames,
+    grid_phase,
+    has_costs,
+    naive_utc,
+    token_metric,
+)
 from tokenplan.plan.model_forecasts import OTHER, model_forecasts, model_frames
 from tokenplan.store.duckdb_store import DuckDBStore, StoreSummary
 from tokenplan.store.queries import UsageQueries, queries_for, records
@@ -51,11 +59,8 @@ __all__ = [
     "open_planner",
 ]
 
-TOTAL = "total"
 # Minute history that far back is enough to learn how spiky the busiest minute of an hour is.
 PEAK_RATIO_DAYS = 7
-# The store's bucket grid starts here (a Monday at midnight UTC); plan buckets follow it.
-GRID_ORIGIN = pd.Timestamp("2000-01-03")
 # A plan looks at most a year ahead: beyond that an hourly forecast says nothing, and its
 # arrays (paths x hours x series) would exhaust memory long before.
 MAX_HORIZON_HOURS = 8784
@@ -446,8 +451,8 @@ def make_plan(
     if summary.rows == 0 or summary.end is None:
         plan.notes.append("The store holds no usage yet: import some with `tokenplan import`.")
         return plan
-    first = _naive(summary.start) if summary.start else _naive(summary.end)
-    cut = _naive(summary.end) if settings.as_of is None else _naive(settings.as_of)
+    first = naive_utc(summary.start) if summary.start else naive_utc(summary.end)
+    cut = naive_utc(summary.end) if settings.as_of is None else naive_utc(settings.as_of)
     if cut < first:
         raise InvalidInput(
             f"as-of time {iso_utc(cut)} is before the first usage in the store "
@@ -461,10 +466,10 @@ def make_plan(
     since = max(as_of - pd.Timedelta(days=settings.train_days), start).to_pydatetime()
     until = as_of.to_pydatetime()
     plan.as_of, plan.since = as_of, since
-    plan.metric = _token_metric(queries, since, until, settings.freq, plan.notes)
-    metrics = [plan.metric] + (["cost_usd"] if _has_costs(queries, since, until) else [])
+    plan.metric = token_metric(queries, since, until, settings.freq, plan.notes)
+    metrics = [plan.metric] + (["cost_usd"] if has_costs(queries, since, until) else [])
     for metric in metrics:
-        frame = _frames(queries, metric, since, until, settings, plan.notes)
+        frame = frames(queries, metric, since, until, settings, plan.notes)
         plan.history[metric] = frame.assign(y=frame["y"].fillna(0.0))
         # An hour without a priced call costs nothing the plan can count: cost stays zero.
         plan.inputs[metric] = plan.history[metric] if metric == "cost_usd" else frame
@@ -479,112 +484,6 @@ def make_plan(
     plan.model_history = model_frames(queries, since, until, settings)
     plan.providers = queries.model_providers(since)
     return plan
-
-
-def grid_phase(start: Any, width: int) -> pd.Timedelta:
-    """How far buckets of ``width`` seconds that began at ``start`` sit after the store's grid."""
-    if start is None:
-        return pd.Timedelta(0)
-    return (_naive(start) - GRID_ORIGIN) % pd.Timedelta(seconds=width)
-
-
-def _naive(value: Any) -> pd.Timestamp:
-    """A timestamp as naive UTC (the store's convention)."""
-    stamp = pd.Timestamp(value)
-    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
-
-
-def cohere(frame: pd.DataFrame, levels: Sequence[int] = (80, 95)) -> pd.DataFrame:
-    """Reconcile each dimension's parts to the ``total`` rows: sums match, quantiles stay under.
-
-    Parts are scaled per timestamp so their means sum to the total's mean (ranges scale with
-    them), then each part's quantile is capped at the total's, since a part never exceeds the
-    whole. A part series never splits the total by more than the total itself.
-    """
-    cols = ["mean"] + [f"{side}_{lv}" for lv in levels for side in ("lo", "hi")]
-    total = frame[frame["unique_id"] == TOTAL].set_index("ds")[cols]
-    if total.empty:
-        return frame
-    out = [frame[frame["unique_id"] == TOTAL]]
-    dims = frame["unique_id"].str.partition("=")[0]
-    for dim in sorted(set(dims[frame["unique_id"] != TOTAL])):
-        part = frame[(dims == dim) & (frame["unique_id"] != TOTAL)].copy()
-        sums = part.groupby("ds")["mean"].transform("sum").to_numpy()
-        tot = total.reindex(part["ds"])
-        target = tot["mean"].to_numpy()
-        n = part.groupby("ds")["mean"].transform("size").to_numpy()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(sums > 0, target / sums, 0.0)
-        for col in cols:
-            part[col] = part[col].to_numpy() * scale
-        # Where every part forecasts zero but the total does not, split the total evenly.
-        even = (sums <= 0) & (target > 0)
-        part.loc[even, "mean"] = target[even] / n[even]
-        for col in cols[1:]:
-            capped = np.minimum(part[col].to_numpy(), tot[col].to_numpy())
-            if col.startswith("lo_"):
-                capped = np.minimum(capped, part["mean"].to_numpy())
-            else:
-                capped = np.maximum(capped, part["mean"].to_numpy())
-            part[col] = np.maximum(capped, 0.0)
-        out.append(part)
-    return pd.concat(out, ignore_index=True)
-
-
-# -- reading ---------------------------------------------------------------------------------
-
-
-def _token_metric(
-    queries: UsageQueries, since: datetime, until: datetime, freq: str, notes: list[str]
-) -> str:
-    """Total tokens, unless the source does not know them (some traces only count requests)."""
-    total = queries.series("total_tokens", freq, (), since, until)
-    if records(total["y"]):
-        return "total_tokens"
-    notes.append("The usage has no token counts, so the plan forecasts requests instead.")
-    return "requests"
-
-
-def _has_costs(queries: UsageQueries, since: datetime, until: datetime) -> bool:
-    return records(queries.series("cost_usd", "1d", (), since, until)["y"])
-
-
-def _frames(
-    queries: UsageQueries,
-    metric: str,
-    since: datetime,
-    until: datetime,
-    settings: PlanSettings,
-    notes: list[str],
-) -> pd.DataFrame:
-    """``total`` and one series per value of each dimension, stacked in one tidy frame."""
-    parts = [queries.series(metric, settings.freq, (), since, until)]
-    for dim in settings.dimensions:
-        # Pooled in the store: 5,000 models arrive as max_series series, not 5,000.
-        frame = queries.series(metric, settings.freq, (dim,), since, until, top=settings.max_series)
-        if frame.empty or set(frame["unique_id"]) == {"(none)"}:
-            continue
-        parts.append(_pool(frame, dim, settings.max_series))
-    out = pd.concat(parts, ignore_index=True)
-    if out["y"].isna().any() and metric != "cost_usd":
-        notes.append(
-            f"Some hours do not say their {metric}; charts show them as zero, the forecasts"
-            " leave them unknown (filled for fitting, not scored)."
-        )
-    elif out["y"].isna().any():
-        notes.append(f"Some hours do not say their {metric}; they count as zero.")
-    out["y"] = out["y"].astype(float)
-    return out
-
-
-def _pool(frame: pd.DataFrame, dim: str, max_series: int) -> pd.DataFrame:
-    """Keep the biggest series of a dimension and pool the rest as ``(other)``."""
-    sizes = frame.groupby("unique_id")["y"].sum().sort_values(ascending=False)
-    keep = set(sizes.index[: max_series - 1]) if len(sizes) > max_series else set(sizes.index)
-    frame = frame.assign(unique_id=frame["unique_id"].where(frame["unique_id"].isin(keep), OTHER))
-    pooled = frame.groupby(["unique_id", "ds"])["y"].sum(min_count=1).reset_index()
-    pooled["unique_id"] = f"{dim}=" + pooled["unique_id"]
-    return pooled
 
 
 # -- forecasting -----------------------------------------------------------------------------

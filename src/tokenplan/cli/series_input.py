@@ -9,10 +9,10 @@ from typing import Any
 
 import pandas as pd
 
-from tokenplan.capacity import grid_phase
 from tokenplan.collect import import_file
 from tokenplan.errors import InvalidInput
 from tokenplan.frequency import Frequency, parse_freq
+from tokenplan.plan.history import grid_phase
 from tokenplan.store import DuckDBStore, open_store
 from tokenplan.store.duckdb_store import resolve_db_path
 from tokenplan.store.lake_store import LakeStore
