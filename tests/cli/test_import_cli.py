@@ -74,3 +74,18 @@ def test_bad_options(tmp_path: Path) -> None:
     out = run_cli("import", str(tmp_path / "nope.csv"), "--db", str(db))
     assert out.returncode == 2
     assert "no such file" in out.stderr
+
+
+def test_usage_since_reads_a_span_before_the_datas_end(tmp_path: Path) -> None:
+    # Azure 2023's minutes end at 19:14Z: "30m" is from 18:44Z, whatever the wall clock says.
+    db = tmp_path / "t.duckdb"
+    assert run_cli("import", str(GOOD), "--db", str(db)).returncode == 0
+    usage = ("usage", "--db", str(db), "--metric", "requests", "--freq", "1min", "--format", "csv")
+    span = run_cli(*usage, "--since", "30m")
+    iso = run_cli(*usage, "--since", "2023-11-16T18:44:00Z")
+    assert span.returncode == 0, span.stderr
+    assert span.stdout == iso.stdout
+    assert span.stdout.splitlines()[1].split(",")[1] == "2023-11-16T18:44:00Z"
+    bad = run_cli(*usage, "--since", "yesterday")
+    assert bad.returncode == 2
+    assert "'yesterday' is neither an ISO 8601 time" in bad.stderr

@@ -58,5 +58,11 @@ def test_parse_when_reads_spans_before_now_and_iso_times() -> None:
     assert parse_when("2w", now=now) == pd.Timestamp("2025-02-24 12:00", tz="UTC")
     assert parse_when("2025-03-01T00:00:00Z", now=now) == pd.Timestamp("2025-03-01", tz="UTC")
     assert parse_when(None, now=now) is None
+    # Without a "now" (options that are not read against the data) only absolute times.
+    assert parse_when("2025-03-01T06:00", option="--until") == pd.Timestamp(
+        "2025-03-01 06:00", tz="UTC"
+    )
+    with pytest.raises(InvalidInput, match="--until '7d' is not an ISO 8601 time"):
+        parse_when("7d", option="--until")
     with pytest.raises(InvalidInput, match="--until '7x'"):
         parse_when("7x", now=now, option="--until")

@@ -8,7 +8,7 @@ import typer
 
 from tokenplan.cli.app import DbOption, app, console
 from tokenplan.cli.output import visible
-from tokenplan.cli.usage_cmd import parse_when
+from tokenplan.plan.periods import parse_when
 from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
 from tokenplan.store.lake import LakeExport, export_lake
@@ -38,7 +38,7 @@ def export(
     The days exported replace the lake's same days, so exporting again never duplicates rows.
     Read it back with --source parquet:DIR on any reading command.
     """
-    start, end = parse_when(since, "--since"), parse_when(until, "--until")
+    start, end = parse_when(since, option="--since"), parse_when(until, option="--until")
     with open_store(resolve_db_path(db), mode="read") as store:
         result = export_lake(store, parquet, since=start, until=end)
     console.print(describe(result), markup=False, highlight=False)

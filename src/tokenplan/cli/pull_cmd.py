@@ -11,7 +11,6 @@ from rich.table import Table
 from tokenplan.cli.app import AdoptOption, DbOption, app, console
 from tokenplan.cli.import_cmd import load_prices
 from tokenplan.cli.output import safe
-from tokenplan.cli.usage_cmd import parse_when
 from tokenplan.collect.provider_pull import (
     PullSummary,
     admin_key,
@@ -19,6 +18,7 @@ from tokenplan.collect.provider_pull import (
     provider_api,
     pull,
 )
+from tokenplan.plan.periods import parse_when
 from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
 from tokenplan.timestamps import iso_utc
@@ -58,7 +58,7 @@ def pull_(
     """
     api = provider_api(provider)
     key = admin_key(api)
-    start, end = parse_when(since, "--since"), parse_when(until, "--until")
+    start, end = parse_when(since, option="--since"), parse_when(until, option="--until")
     book = load_prices(prices)
     with (
         open_client(api, key, base_url=base_url) as client,

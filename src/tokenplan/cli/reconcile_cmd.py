@@ -12,8 +12,8 @@ from rich.table import Table
 
 from tokenplan.cli.app import DbOption, app, console
 from tokenplan.cli.output import OutputFormat, safe
-from tokenplan.cli.usage_cmd import parse_when
 from tokenplan.errors import InvalidInput
+from tokenplan.plan.periods import parse_when
 from tokenplan.plan.reconcile import Drift, reconcile
 from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
@@ -30,7 +30,7 @@ def reconcile_(
     db: DbOption = None,
 ) -> None:
     """Compare what the SDK recorded with what the provider reports: drift per day and model."""
-    start, end = parse_when(since, "--since"), parse_when(until, "--until")
+    start, end = parse_when(since, option="--since"), parse_when(until, option="--until")
     if start is None or end is None or start >= end:
         raise InvalidInput(f"--since {since} is not before --until {until}.")
     if fmt is OutputFormat.csv:

@@ -11,7 +11,7 @@ from rich.table import Table
 from tokenplan.cli.app import DbOption, app, console
 from tokenplan.cli.import_cmd import load_prices
 from tokenplan.cli.output import safe
-from tokenplan.cli.usage_cmd import parse_when
+from tokenplan.plan.periods import parse_when
 from tokenplan.pricing.reprice import RepriceSummary, reprice
 from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
@@ -29,7 +29,7 @@ def reprice_(
 ) -> None:
     """Recompute the costs tokenplan computed (never a cost the source stated), per row."""
     book = load_prices(prices)
-    start = parse_when(since, "--since")
+    start = parse_when(since, option="--since")
     with open_store(resolve_db_path(db), mode="write") as store:
         summary = reprice(store, book, since=start)
     console.print(summary_table(summary))

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 import typer
 
 from tokenplan.cli.app import DbOption, app, console
 from tokenplan.cli.output import OutputFormat, to_csv, to_json, to_table
-from tokenplan.events import METRICS, parse_timestamp
+from tokenplan.events import METRICS
 from tokenplan.frequency import parse_freq
+from tokenplan.plan.periods import parse_when
 from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
-
-
-def parse_when(value: str | None, option: str) -> datetime | None:
-    """Parse a ``--since`` / ``--until`` value (ISO 8601; a bare date or time means UTC)."""
-    if value is None:
-        return None
-    from datetime import UTC
-
-    return parse_timestamp(value, source=option, field=option, tz=UTC)
 
 
 @app.command()
@@ -37,8 +28,14 @@ def usage(
         list[str] | None,
         typer.Option(help="Split by model, provider, team, feature, user or key_id (repeatable)."),
     ] = None,
-    since: Annotated[str | None, typer.Option(help="Start (inclusive), ISO 8601 UTC.")] = None,
-    until: Annotated[str | None, typer.Option(help="End (exclusive), ISO 8601 UTC.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Start (inclusive): ISO 8601 UTC, or 7d, 12h... before the data's end."),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="End (exclusive): ISO 8601 UTC, or a span before the data's end."),
+    ] = None,
     tz: Annotated[
         str | None,
         typer.Option("--tz", help="Time zone whose midnight starts 1d, 1w and 1mo buckets (UTC)."),
@@ -51,12 +48,13 @@ def usage(
     """Show usage from the store: one row per series and bucket (timestamps: UTC bucket starts)."""
     frequency = parse_freq(freq, calendar=True)
     with open_store(resolve_db_path(db), mode="read") as store:
+        end = store.summary().end
         frame = store.series(
             metric,
             frequency,
             by or (),
-            parse_when(since, "--since"),
-            parse_when(until, "--until"),
+            parse_when(since, now=end, option="--since"),
+            parse_when(until, now=end, option="--until"),
             exact=True,
             tz=tz,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -84,17 +85,21 @@ _UNITS = {
 }
 
 
-def parse_when(value: str | None, *, now: Any, option: str = "--since") -> pd.Timestamp | None:
-    """An absolute ISO time, or ``7d`` / ``12h`` / ``30m`` / ``2w`` before ``now``, as UTC.
+def parse_when(
+    value: str | None, *, now: Any = None, option: str = "--since"
+) -> pd.Timestamp | None:
+    """An ISO 8601 time (without a zone: UTC) or, where ``now`` is given, ``7d`` / ``12h`` /
+    ``30m`` / ``2w`` before ``now``; as UTC.
 
-    The one relative-time parser of the planning commands: ``--since 7d`` is seven days before
-    ``now`` (the data's last timestamp, so a replayed trace behaves like live data).
+    The one parser of the commands' time options. ``now`` is the data's last timestamp for the
+    commands that read the store (``--since 7d`` is the week before it, so a replayed trace
+    behaves like live data); without it only absolute times are read.
     """
     if value is None:
         return None
     text = value.strip().lower()
     number, unit = text.rstrip("abcdefghijklmnopqrstuvwxyz"), text.lstrip("0123456789.")
-    if number and unit in _UNITS:
+    if now is not None and number and unit in _UNITS:
         try:
             amount = float(number)
         except ValueError:
@@ -102,9 +107,10 @@ def parse_when(value: str | None, *, now: Any, option: str = "--since") -> pd.Ti
         if amount >= 0:
             return _utc(now) - amount * _UNITS[unit]
     try:
-        return _utc(pd.Timestamp(value))
-    except (ValueError, TypeError):
+        return _utc(datetime.fromisoformat(value.strip().replace("z", "Z")))
+    except ValueError:
+        spans = " nor a span before the data's end such as 7d, 12h, 30m or 2w"
         raise InvalidInput(
-            f"{option} {value!r} is neither an ISO 8601 time nor a span before now such as "
-            "7d, 12h, 30m or 2w."
+            f"{option} {value!r} is {'neither' if now is not None else 'not'} an ISO 8601 time"
+            f" (e.g. 2025-01-01T12:00:00Z){spans if now is not None else ''}."
         ) from None
