@@ -20,9 +20,9 @@ from tokenplan.capacity import PlanSettings, cohere, make_plan
 from tokenplan.errors import InvalidInput
 from tokenplan.events import USAGE_SCHEMA
 from tokenplan.plan.budgets import Budget, BudgetsConfig
+from tokenplan.plan.known import records
 from tokenplan.report import Currency, build_report, render_html
 from tokenplan.store import DuckDBStore
-from tokenplan.store.queries import records
 
 START = datetime(2025, 3, 3, tzinfo=UTC)
 CLOCK = datetime(2025, 4, 1, tzinfo=UTC)

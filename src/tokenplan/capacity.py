@@ -32,9 +32,10 @@ from tokenplan.plan.history import (
     naive_utc,
     token_metric,
 )
+from tokenplan.plan.known import records
 from tokenplan.plan.model_forecasts import OTHER, model_forecasts, model_frames
 from tokenplan.store.duckdb_store import DuckDBStore, StoreSummary
-from tokenplan.store.queries import UsageQueries, queries_for, records
+from tokenplan.store.queries import UsageQueries, queries_for
 from tokenplan.timestamps import iso_utc
 
 if TYPE_CHECKING:

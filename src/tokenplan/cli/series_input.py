@@ -13,10 +13,10 @@ from tokenplan.collect import import_file
 from tokenplan.errors import InvalidInput
 from tokenplan.frequency import Frequency, parse_freq
 from tokenplan.plan.history import grid_phase
+from tokenplan.plan.known import records
 from tokenplan.store import DuckDBStore, open_store
 from tokenplan.store.duckdb_store import resolve_db_path
 from tokenplan.store.lake_store import LakeStore
-from tokenplan.store.queries import records
 from tokenplan.timestamps import from_wall_time, to_wall_time
 
 # Raw events carry no bucket width of their own; an hour is what planning usually wants.

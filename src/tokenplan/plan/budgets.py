@@ -38,9 +38,9 @@ import pandas as pd
 from tokenplan.config_file import read_toml
 from tokenplan.errors import ConfigError, InvalidInput, TokenplanError
 from tokenplan.plan.alerts import Alert
+from tokenplan.plan.known import records
 from tokenplan.plan.periods import Period, check_tz, parse_period
 from tokenplan.plan.projection import Projection, project
-from tokenplan.store.queries import records
 
 __all__ = [
     "SCOPES",

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from tokenplan.plan.known import records
 from tokenplan.plan.model_forecasts import OTHER
-from tokenplan.store.queries import records
 
 if TYPE_CHECKING:
     from tokenplan.capacity import PlanSettings

@@ -21,6 +21,7 @@ import pandas as pd
 
 from tokenplan.errors import InvalidInput
 from tokenplan.frequency import parse_freq
+from tokenplan.plan.known import records
 from tokenplan.plan.periods import Period, parse_period, period_bounds
 from tokenplan.plan.remaining import (
     CANDIDATES,
@@ -33,7 +34,6 @@ from tokenplan.plan.remaining import (
     usual_share,
 )
 from tokenplan.plan.stacking import Past, RemainingTotal, Stack, stack
-from tokenplan.store.queries import records
 from tokenplan.timestamps import iso_utc
 
 __all__ = ["Projection", "project"]

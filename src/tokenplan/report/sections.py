@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from tokenplan.capacity import CapacityPlan
+from tokenplan.plan.known import records
 from tokenplan.plan.projection import Projection
 from tokenplan.report.budgets import month_end_card
 from tokenplan.report.model import (
@@ -21,7 +22,7 @@ from tokenplan.report.model import (
     Section,
     SpikeRow,
 )
-from tokenplan.store.queries import UsageQueries, records
+from tokenplan.store.queries import UsageQueries
 from tokenplan.timestamps import iso_utc
 
 LEVELS = (80, 95)

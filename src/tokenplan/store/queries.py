@@ -29,7 +29,6 @@ __all__ = [
     "UsageTotals",
     "UsageTotalsSource",
     "queries_for",
-    "records",
 ]
 
 # Request outcomes the totals split by: ``unknown`` counts requests from sources that do not
@@ -188,18 +187,6 @@ class DuckDBQueries:
 
     def _run(self, sql: str, since: datetime) -> list[tuple[Any, ...]]:
         return self.store.connection.execute(sql, [since.replace(tzinfo=None)]).fetchall()
-
-
-def records(values: pd.Series) -> bool:
-    """Whether a metric's series from the store (`DuckDBStore.series`) records the metric at all.
-
-    The store zero-fills buckets without rows and leaves a bucket whose rows do not know the
-    metric unknown (NaN): tokens of a trace that counts requests only, the cost of a model
-    without a price. A zero beside unknown buckets is then a quiet bucket, not a reading, so a
-    series with unknown buckets and only zeros besides records nothing. Read as a reading, one
-    quiet weekend made a requests-only store forecast zero tokens from that weekend on.
-    """
-    return not (bool(values.isna().any()) and not bool(values.fillna(0.0).ne(0.0).any()))
 
 
 def queries_for(store: DuckDBStore | UsageQueries) -> UsageQueries:
