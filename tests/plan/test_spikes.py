@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tokenplan.plan.spikes import find_anomalies
+from tokenplan.plan.spikes import SURGE, find_anomalies
 
 TRACE = Path(__file__).resolve().parents[1] / "data" / "shared" / "servegen_language" / "hourly.csv"
 
@@ -47,6 +47,25 @@ def test_injected_spike_is_found_sized_and_attributed(requests: pd.DataFrame) ->
     # The size is against the same hour's usual total, in the zone given for the label.
     assert spike.peak_ratio > 2
     assert f"{spike.peak_ratio:,.1f}x the usual for {spike.phase_label}" in spike.message
+
+
+def test_a_runaway_job_is_reported_in_its_first_bucket(requests: pd.DataFrame) -> None:
+    # The 47x surge at 3 a.m.: one bucket is enough, not k in a row, while it happens.
+    newest = requests["ds"] == requests["ds"].max()
+    surged = requests.copy()
+    surged.loc[newest & (surged["unique_id"] == "m-small"), "y"] *= 47
+    found = find_anomalies(surged, recent=24, metric="requests")
+    assert [a.kind for a in found] == ["spike"]
+    assert found[0].buckets == 1
+    assert found[0].ongoing
+    assert found[0].severity == "critical"
+    assert found[0].culprit == "m-small"
+    # A bucket well above its band but under `SURGE` times the usual waits for a second one.
+    mild = requests.copy()
+    mild.loc[newest & (mild["unique_id"] == "m-small"), "y"] *= 3
+    [above] = find_anomalies(mild, recent=24, metric="requests", surge=2.0)
+    assert 2.0 < above.peak_ratio < SURGE
+    assert find_anomalies(mild, recent=24, metric="requests") == []
 
 
 def test_injected_drop_is_found_and_attributed(requests: pd.DataFrame) -> None:

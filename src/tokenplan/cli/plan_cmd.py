@@ -26,6 +26,7 @@ from tokenplan.cli.series_input import open_source, own_frequency
 from tokenplan.errors import InvalidInput
 from tokenplan.events import DIMENSIONS, METRICS
 from tokenplan.plan.periods import Period, check_tz, parse_when
+from tokenplan.plan.spikes import SURGE
 from tokenplan.pricing import parse_fx
 from tokenplan.readings import budget_json, budgets_json, headroom_json, spikes_json
 from tokenplan.store import DuckDBStore, open_store
@@ -321,7 +322,12 @@ def spikes(
     freq: Annotated[str, typer.Option(help="Bucket width.")] = "1h",
     recent: Annotated[int, typer.Option(help="How many newest buckets to check.", min=1)] = 24,
     k: Annotated[
-        int, typer.Option("--k", help="Buckets in a row above the band that make a spike.", min=1)
+        int,
+        typer.Option(
+            "--k",
+            help=f"Buckets in a row above the band that make a spike (one at {SURGE:g}x usual).",
+            min=1,
+        ),
     ] = 2,
     since: Annotated[
         str | None, typer.Option(help="Read data from this time (ISO, or 7d = a week ago).")
