@@ -10,6 +10,7 @@ import pytest
 
 from tokenplan.errors import ConfigError
 from tokenplan.plan.headroom import (
+    HIT_PROBABILITY,
     PeakRatio,
     learn_peak_ratio,
     peak_minutes,
@@ -155,6 +156,27 @@ def test_first_risk_time_follows_growth_and_uncertainty() -> None:
     first = int((out["p_hit"] > 0.05).to_numpy().argmax())
     assert 5 < first < 15
     assert out["p_hit"].is_monotonic_increasing
+
+
+def test_a_row_that_warns_says_from_when() -> None:
+    # No hour alone has a 5% chance of the busiest minute over the limit, but a week of them
+    # has: the row warns, and its first risk is when the running chance passes 5%.
+    limit = RateLimit(
+        provider="anthropic", family="sonnet", models=("claude-*",), tier="t1", rank=1, rpm=1_210
+    )
+    week = _flat(30_000, hours=168)
+    week["hi_80"], week["hi_95"] = 33_000.0, 36_000.0
+    ratio = PeakRatio((2.0,), "test")
+    [row] = plan_headroom({"requests": week}, LimitsConfig((limit,)), {"requests": ratio})
+    hourly = peak_minutes(week, ratio, limit=1_210)["p_hit"]
+    assert hourly.max() < HIT_PROBABILITY
+    assert row.p_hit_max > HIT_PROBABILITY
+    assert row.severity in ("warning", "critical")
+    assert row.first_risk_at is not None
+    running = 1 - (1 - hourly).cumprod()
+    first = week["ds"].iloc[int((running > HIT_PROBABILITY).to_numpy().argmax())]
+    assert row.first_risk_at == first
+    assert running.iloc[-1] == pytest.approx(row.p_hit_max, abs=1e-9)
 
 
 def test_ptu_sizing_from_forecast() -> None:

@@ -364,7 +364,11 @@ def _tier_rows(
         ratio = ratios.get(metric) or learn_peak_ratio(None)
         scale = _scale(kind, tier, cache_read_share)
         per_bucket = peak_minutes(frame, ratio, scale=scale, limit=value)
-        risky = np.flatnonzero(per_bucket["p_hit"].to_numpy() > threshold)
+        # When the chance of having hit the limit by then first passes ``threshold``: at the
+        # window's end it is `window_peak`'s P(hit), so a row that warns always says from when
+        # (each bucket's own chance may stay under it: 1-2% an hour is 42% over a week).
+        running = 1.0 - np.cumprod(1.0 - per_bucket["p_hit"].to_numpy())
+        risky = np.flatnonzero(running > threshold)
         # p99 and P(hit) of the same event: the window's busiest minute.
         p99, p_hit = window_peak(frame, ratio, scale=scale, limit=value)
         rows.append(
