@@ -79,6 +79,19 @@ def test_out_dash_writes_the_csv_alone_to_standard_output(
     assert not (tmp_path / "-").exists()
 
 
+def test_a_last_bucket_partly_in_the_data_is_said_to_be_forecast(shared_data: Path) -> None:
+    # Mooncake's minutes end at 00:58: the 5-minute bucket from 00:55 is partly recorded, so the
+    # forecast starts there, and the table says why.
+    minutes = shared_data / "mooncake_conversation/minutely.csv"
+    args = ("--metric", "total_tokens", "--horizon", "2", "--freq", "5min")
+    run = tokenplan("forecast", "--input", minutes, *args)
+    assert run.returncode == 0, run.stderr
+    said = " ".join(run.stdout.split())
+    assert "only part of the bucket from 2000-01-01T00:55:00Z: it is forecast" in said
+    whole = tokenplan("forecast", "--input", minutes, *args[:-1], "1min")
+    assert "only part of the bucket" not in whole.stdout
+
+
 def test_forecast_by_model_is_coherent(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "by_model.csv"
     run = tokenplan(

@@ -24,7 +24,7 @@ from tokenplan.events import DIMENSIONS, METRICS
 from tokenplan.frequency import Frequency, parse_freq
 from tokenplan.plan.periods import check_tz
 from tokenplan.store.series_sql import TOTAL_ID
-from tokenplan.timestamps import from_wall_time, to_wall_time
+from tokenplan.timestamps import from_wall_time, iso_utc, to_wall_time
 
 InputOption = Annotated[
     Path | None,
@@ -158,6 +158,8 @@ def forecast(
             tz=zone,
             engine=live.get("engine"),
         )
+        # A last bucket the data covers only in part is forecast, not read: say so.
+        partial = [t for t in frame.attrs.get("partial", ()) if t > frame["ds"].max()]
         # The engine wants evenly spaced buckets: calendar ones are handed over in wall time.
         wall = zone is not None and frequency.calendar
         if wall:
@@ -175,6 +177,13 @@ def forecast(
         console.print(to_table(table, title=f"{metric} forecast, {label} buckets{zone_note}"))
         for uid, note in sorted(notes.items()):
             console.print(safe(f"{uid}: {note}"), style="dim")
+        for start in partial:
+            console.print(
+                f"the data covers only part of the bucket from {iso_utc(start)}: it is "
+                "forecast, not read as history",
+                style="dim",
+                highlight=False,
+            )
         return
     if str(out) == STDOUT:
         # The CSV alone on standard output, so it can be piped; what was done goes to stderr.

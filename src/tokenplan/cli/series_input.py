@@ -121,7 +121,8 @@ def _whole_buckets(
     tz: str,
     covered: tuple[Any, Any, pd.Timedelta],
 ) -> pd.DataFrame:
-    """``frame`` without a first or last bucket that the data covers only in part."""
+    """``frame`` without a first or last bucket that the data covers only in part; their
+    starts are in ``attrs["partial"]`` (a command may say why its forecast starts there)."""
     first, last, width = covered
     if frame.empty or first is None or last is None:
         return frame
@@ -138,4 +139,6 @@ def _whole_buckets(
     # Too short to spare them: keep the partial buckets rather than nothing.
     if keep.sum() < 2:
         return frame
-    return frame[frame["ds"].isin(set(starts[keep]))].reset_index(drop=True)
+    out = frame[frame["ds"].isin(set(starts[keep]))].reset_index(drop=True)
+    out.attrs["partial"] = [pd.Timestamp(t) for t in starts[~keep]]
+    return out
