@@ -19,8 +19,8 @@ conversation trace hourly, and the M4 hourly series (every 10th) for breadth.
 
     .venv/bin/python bench/spike_alerts.py [--quick] [--detail]
 
-Traces shorter than eight days plus a day of scans (ServeGen multimodal, Azure 2024) give no
-scans. `bench/results/spike_alerts.txt` is the `--detail` run.
+The first scan has eight days of history, so traces of eight days or less (ServeGen multimodal,
+Azure 2024) give none. `bench/results/spike_alerts.txt` is the `--detail` run.
 """
 
 from __future__ import annotations
