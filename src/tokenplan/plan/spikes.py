@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-__all__ = ["Anomaly", "find_anomalies", "same_phase_band"]
+__all__ = ["SURGE", "Anomaly", "find_anomalies", "same_phase_band"]
 
 _SEASONS = 28  # how many past days (or weeks) the same-hour baseline looks at
 # A run of buckets above the band shorter than ``k`` is still a spike when it reaches this many
