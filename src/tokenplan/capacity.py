@@ -32,7 +32,7 @@ from tokenplan.plan.history import (
     naive_utc,
     token_metric,
 )
-from tokenplan.plan.known import records
+from tokenplan.plan.known import records, unrecorded
 from tokenplan.plan.model_forecasts import OTHER, model_forecasts, model_frames
 from tokenplan.store.duckdb_store import DuckDBStore, StoreSummary
 from tokenplan.store.queries import UsageQueries, queries_for
@@ -304,14 +304,7 @@ class CapacityPlan:
         )
         if not records(frame["y"]):
             # A total of nothing known is not a total of zero.
-            raise InvalidInput(
-                f"the usage does not record {metric}"
-                + (
-                    ": no model in it has a known price (see `tokenplan prices MODEL`)."
-                    if metric == "cost_usd"
-                    else " (the source leaves it empty); choose another --metric, e.g. requests."
-                )
-            )
+            raise InvalidInput(f"the usage does not record {metric}: {unrecorded(metric)}.")
         shift = self._phase()
         # The plan's own forecast of the metric carries the rest of the period, as for budgets
         # (on the grid only: a shifted phase would not line up with its buckets).

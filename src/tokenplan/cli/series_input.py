@@ -13,7 +13,7 @@ from tokenplan.collect import import_file
 from tokenplan.errors import InvalidInput
 from tokenplan.frequency import Frequency, parse_freq
 from tokenplan.plan.history import grid_phase
-from tokenplan.plan.known import records
+from tokenplan.plan.known import records, unrecorded
 from tokenplan.store import DuckDBStore, open_store
 from tokenplan.store.duckdb_store import resolve_db_path
 from tokenplan.store.lake_store import LakeStore
@@ -108,10 +108,7 @@ def load_series(
     if frame.empty:
         raise InvalidInput(f"{where} holds no usage to forecast.")
     if not records(frame["y"]):
-        raise InvalidInput(
-            f"{where} does not record {metric} (the source leaves it empty); "
-            "choose another --metric, e.g. requests."
-        )
+        raise InvalidInput(f"{where} does not record {metric}: {unrecorded(metric)}.")
     return frame, frequency
 
 

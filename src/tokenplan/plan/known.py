@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["records"]
+__all__ = ["records", "unrecorded"]
 
 
 def records(values: pd.Series) -> bool:
@@ -17,3 +17,10 @@ def records(values: pd.Series) -> bool:
     quiet weekend made a requests-only store forecast zero tokens from that weekend on.
     """
     return not (bool(values.isna().any()) and not bool(values.fillna(0.0).ne(0.0).any()))
+
+
+def unrecorded(metric: str) -> str:
+    """Why nothing records ``metric``, and what to do: the one wording of that refusal."""
+    if metric == "cost_usd":
+        return "no model in it has a known price (see `tokenplan prices MODEL`)"
+    return "the source leaves it empty; choose another --metric, e.g. requests"
