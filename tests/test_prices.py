@@ -255,7 +255,7 @@ def test_relay_in_cny_at_one_to_one_and_at_list(tmp_path: Path) -> None:
         ('[[prices]]\nmodel = "m"\ninput = 1', "'output'"),
         (
             '[[prices]]\nmodel = "m"\ninput = 1\noutput = 1\nspeed = 2',
-            "'prices[0] (model 'm').speed'",
+            "prices[0] (model 'm'): unknown key 'speed'",
         ),
         ("[[prices]]\ninput = 1\noutput = 1", "'prices[0].model'"),
         ('[[prices]]\nmodel = "m"\nmultiplier = 2\ninput = 1', "not both"),

@@ -1,15 +1,21 @@
-"""`read_toml`: one reader for the config files (prices, budgets, limits), so each fails alike.
+"""One reader for the config files (prices, budgets, limits, alerts), so each fails alike.
 
-Every way a file can be unreadable becomes one `ConfigError` naming the file and, where there
-is one, the line: missing, a directory, no permission, not UTF-8, not TOML, nested deeper than
-any config needs, or too large to be a config file.
+`read_toml`: every way a file can be unreadable becomes one `ConfigError` naming the file and,
+where there is one, the line: missing, a directory, no permission, not UTF-8, not TOML, nested
+deeper than any config needs, or too large to be a config file.
+
+`table`, `tables` and `refuse_unknown`: every way a readable file can have the wrong shape (a
+number where a table belongs, a misspelt key) becomes one `ConfigError` naming the file, the
+table and the key. A misspelt key would otherwise be ignored and its default used silently: a
+budget's `threshold = [0.5]` would alert at the default 80% instead.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -58,3 +64,28 @@ def _read_bytes(path: Path, name: str, what: str) -> bytes:
         raise ConfigError(f"the {what} file {name} does not exist.") from None
     except OSError as exc:
         raise ConfigError(f"cannot read the {what} file {name}: {exc.strerror}.") from None
+
+
+def table(value: Any, where: str) -> dict[str, Any]:
+    """``value`` when it is a TOML table; else a `ConfigError` saying what ``where`` holds."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table, not {value!r}.")
+    return value
+
+
+def tables(data: Mapping[str, Any], key: str, where: str) -> list[dict[str, Any]]:
+    """The ``[[key]]`` entries of ``data`` (none when absent), each checked to be a table."""
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}, key '{key}': use [[{key}]] tables, not {value!r}.")
+    return [table(item, f"{where}, [[{key}]] #{i}") for i, item in enumerate(value, 1)]
+
+
+def refuse_unknown(found: Mapping[str, Any], allowed: Collection[str], where: str) -> None:
+    """A `ConfigError` for the first key of ``found`` not in ``allowed``, with the nearest."""
+    for key in sorted(set(found) - set(allowed)):
+        near = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
+        hint = f"did you mean '{near[0]}'? " if near else ""
+        raise ConfigError(
+            f"{where}: unknown key '{key}'; {hint}known here: {', '.join(sorted(allowed))}."
+        )

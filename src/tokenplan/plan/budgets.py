@@ -35,7 +35,7 @@ from typing import Any
 
 import pandas as pd
 
-from tokenplan.config_file import read_toml
+from tokenplan.config_file import read_toml, refuse_unknown, table, tables
 from tokenplan.errors import ConfigError, InvalidInput, TokenplanError
 from tokenplan.plan.alerts import Alert
 from tokenplan.plan.known import records
@@ -118,11 +118,13 @@ def scopes_needed(budgets: Sequence[Budget] | BudgetsConfig) -> set[str]:
 def load_budgets(path: str | Path) -> BudgetsConfig:
     """Read and check a budgets TOML file."""
     data = read_toml(path, "budgets", parse_float=float)
-    fx = data.get("fx") or {}
+    refuse_unknown(data, ("budget", "fx"), str(path))
+    fx = table(data.get("fx", {}), f"{path}, [fx]")
+    refuse_unknown(fx, ("currency", "per_usd"), f"{path}, [fx]")
     currency = str(fx["currency"]).upper() if "currency" in fx else None
     per_usd = _rate(fx["per_usd"], f"{path}, [fx]") if "per_usd" in fx else None
-    entries = data.get("budget", [])
-    if not isinstance(entries, list) or not entries:
+    entries = tables(data, "budget", str(path))
+    if not entries:
         raise ConfigError(f"{path}: no [[budget]] entries; add at least one.")
     budgets = tuple(_budget(e, f"{path}, [[budget]] #{i}") for i, e in enumerate(entries, 1))
     return BudgetsConfig(budgets, currency, per_usd, str(path))
@@ -147,9 +149,13 @@ def _decimal(value: Any, where: str, key: str) -> Decimal:
     return amount
 
 
+_BUDGET_KEYS = ("name", "scope", "match", "amount", "currency", "period", "tz", "thresholds")
+
+
 def _budget(item: dict[str, Any], where: str) -> Budget:
     if item.get("name"):
         where = f"{where} ({item['name']!r})"
+    refuse_unknown(item, _BUDGET_KEYS, where)
     key = "scope"
     try:
         scope = str(item.get("scope", "all"))

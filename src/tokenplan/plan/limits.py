@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tokenplan.config_file import read_toml
+from tokenplan.config_file import read_toml, refuse_unknown, tables
 from tokenplan.errors import ConfigError
 from tokenplan.events import ObservedLimit
 
@@ -212,14 +212,18 @@ def load_limits(path: str | Path | None = None) -> LimitsConfig:
     else:
         source = str(path)
         data = read_toml(path, "limits", parse_float=float)
+    refuse_unknown(data, ("rate_limit", "ptu", "current_tier"), source)
     rate_limits = tuple(
-        _rate_limit(item, source, i) for i, item in enumerate(data.get("rate_limit", []), 1)
+        _rate_limit(item, source, i) for i, item in enumerate(tables(data, "rate_limit", source), 1)
     )
-    ptu = tuple(_ptu(item, source, i) for i, item in enumerate(data.get("ptu", []), 1))
+    ptu = tuple(_ptu(item, source, i) for i, item in enumerate(tables(data, "ptu", source), 1))
     current = data.get("current_tier", {})
     if not isinstance(current, dict):
         raise ConfigError(f"{source}: [current_tier] must map provider names to tier names.")
     return LimitsConfig(rate_limits, ptu, {str(k): str(v) for k, v in current.items()}, source)
+
+
+_KIND_NAMES = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}
 
 
 def _need(item: dict[str, Any], key: str, kind: type, where: str) -> Any:
@@ -229,7 +233,7 @@ def _need(item: dict[str, Any], key: str, kind: type, where: str) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or isinstance(value, bool) is not (kind is bool):
-        raise ConfigError(f"{where}: field '{key}' must be a {kind.__name__}, not {value!r}.")
+        raise ConfigError(f"{where}: field '{key}' must be {_KIND_NAMES[kind]}, not {value!r}.")
     return value
 
 
@@ -242,8 +246,29 @@ def _patterns(item: dict[str, Any], default: str, where: str) -> tuple[str, ...]
     return tuple(models)
 
 
+_RATE_LIMIT_KEYS = (
+    "provider",
+    "family",
+    "models",
+    "tier",
+    "rank",
+    "cache_reads_count",
+    *LIMIT_KINDS,
+)
+_PTU_KEYS = (
+    "model",
+    "models",
+    "deployment",
+    "input_tpm_per_ptu",
+    "output_ratio",
+    "minimum",
+    "increment",
+)
+
+
 def _rate_limit(item: dict[str, Any], source: str, index: int) -> RateLimit:
     where = f"{source}, [[rate_limit]] #{index}"
+    refuse_unknown(item, _RATE_LIMIT_KEYS, where)
     values: dict[str, int | None] = {}
     for kind in LIMIT_KINDS:
         value = item.get(kind)
@@ -260,14 +285,17 @@ def _rate_limit(item: dict[str, Any], source: str, index: int) -> RateLimit:
         family=family,
         models=_patterns(item, family, where),
         tier=_need(item, "tier", str, where),
-        rank=int(item.get("rank", 0)),
-        cache_reads_count=bool(item.get("cache_reads_count", False)),
+        rank=_need(item, "rank", int, where) if "rank" in item else 0,
+        cache_reads_count=(
+            _need(item, "cache_reads_count", bool, where) if "cache_reads_count" in item else False
+        ),
         **values,
     )
 
 
 def _ptu(item: dict[str, Any], source: str, index: int) -> PTUSizing:
     where = f"{source}, [[ptu]] #{index}"
+    refuse_unknown(item, _PTU_KEYS, where)
     model = _need(item, "model", str, where)
     per_ptu = _need(item, "input_tpm_per_ptu", int, where)
     if per_ptu <= 0:
@@ -275,7 +303,7 @@ def _ptu(item: dict[str, Any], source: str, index: int) -> PTUSizing:
     return PTUSizing(
         model=model,
         models=_patterns(item, model, where),
-        deployment=str(item.get("deployment", "global")),
+        deployment=_need(item, "deployment", str, where) if "deployment" in item else "global",
         input_tpm_per_ptu=per_ptu,
         output_ratio=_need(item, "output_ratio", float, where),
         minimum=_need(item, "minimum", int, where),

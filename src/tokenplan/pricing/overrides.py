@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tokenplan.config_file import read_toml
+from tokenplan.config_file import read_toml, refuse_unknown
 from tokenplan.errors import ConfigError
 from tokenplan.pricing.rates import MTOK, FxRate, TierRates, parse_per_usd
 
@@ -71,11 +71,11 @@ def load_overrides(path: Path) -> OverridesFile:
     path = Path(path)
     # Decimal numbers keep `3.75` exactly 3.75, never a binary float.
     raw = read_toml(path, "price overrides", parse_float=Decimal)
-    _unknown(raw, _TOP_KEYS, path, "")
+    refuse_unknown(raw, _TOP_KEYS, str(path))
     fx = None
     if "fx" in raw:
         table = _table(raw["fx"], path, "fx")
-        _unknown(table, _FX_KEYS, path, "fx.")
+        refuse_unknown(table, _FX_KEYS, f"{path}, [fx]")
         currency = _text(table.get("currency"), path, "fx.currency", required=True)
         per_usd = _rate(table.get("per_usd"), path, "fx.per_usd")
         assert per_usd is not None
@@ -95,7 +95,7 @@ def _entry(item: Any, path: Path, i: int) -> Override:
     model = _text(table.get("model"), path, f"{where}.model", required=True)
     assert model is not None
     where = f"prices[{i}] (model '{model}')"
-    _unknown(table, _ENTRY_KEYS, path, f"{where}.")
+    refuse_unknown(table, _ENTRY_KEYS, f"{path}, {where}")
     multiplier = _money(table.get("multiplier"), path, f"{where}.multiplier", positive=True)
     has_rates = any(k in table for k in _RATE_KEYS) or "tiers" in table
     if multiplier is not None and has_rates:
@@ -118,7 +118,7 @@ def _entry(item: Any, path: Path, i: int) -> Override:
         for j, raw_tier in enumerate(raw_tiers):
             tier_where = f"{where}.tiers[{j}]"
             tier = _table(raw_tier, path, tier_where)
-            _unknown(tier, _TIER_KEYS, path, f"{tier_where}.")
+            refuse_unknown(tier, _TIER_KEYS, f"{path}, {tier_where}")
             above = tier.get("above")
             if isinstance(above, bool) or not isinstance(above, int) or above < 0:
                 raise ConfigError(
@@ -175,15 +175,6 @@ def _table(value: Any, path: Path, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{path}, key '{where}': expected a table, got {value!r}.")
     return value
-
-
-def _unknown(table: dict[str, Any], allowed: set[str], path: Path, prefix: str) -> None:
-    extra = sorted(set(table) - allowed)
-    if extra:
-        raise ConfigError(
-            f"{path}, key '{prefix}{extra[0]}': unknown key; allowed here: "
-            f"{', '.join(sorted(allowed))}."
-        )
 
 
 def _text(value: Any, path: Path, where: str, *, required: bool = False) -> str | None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tokenplan.config_file import read_toml
+from tokenplan.config_file import read_toml, refuse_unknown
 from tokenplan.errors import ConfigError, InvalidInput
 from tokenplan.frequency import parse_freq
 from tokenplan.service.alert_state import AlertState
@@ -83,12 +83,12 @@ def load_alerts(
     env = os.environ if env is None else env
     name = os.fspath(path)
     data = read_toml(path, "alerts", parse_float=float)
-    _no_strays(data, {"alerts", "webhook"}, f"{name}", "top-level key")
+    refuse_unknown(data, ("alerts", "webhook"), name)
     section = data.get("alerts", {})
     if not isinstance(section, dict):
         raise ConfigError(f"{name}: [alerts] must be a table.")
     where = f"{name}, [alerts]"
-    _no_strays(section, _ALERT_KEYS, where, "key")
+    refuse_unknown(section, _ALERT_KEYS, where)
     entries = data.get("webhook", [])
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{name}: no [[webhook]] entries; add at least one (see the example).")
@@ -160,21 +160,12 @@ def make_alert_loop(
     return AlertLoop(notifier, budgets=budgets, limits=limits, fx=fx, rules=config.rules)
 
 
-def _no_strays(table: Mapping[str, Any], known: set[str], where: str, what: str) -> None:
-    # A misspelt key would otherwise be ignored silently, and its default used.
-    for key in table:
-        if key not in known:
-            raise ConfigError(
-                f"{where}: unknown {what} {key!r}; known: {', '.join(sorted(known))}."
-            )
-
-
 def _webhook(item: Any, where: str, env: Mapping[str, str]) -> Webhook:
     if not isinstance(item, dict):
         raise ConfigError(f"{where}: must be a table with name, kind and url.")
     if isinstance(item.get("name"), str) and item["name"]:
         where = f"{where} ({item['name']!r})"
-    _no_strays(item, _WEBHOOK_KEYS, where, "key")
+    refuse_unknown(item, _WEBHOOK_KEYS, where)
     name = item.get("name")
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}: field 'name' is missing; give each webhook a name.")
