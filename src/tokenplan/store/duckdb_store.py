@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -121,6 +122,19 @@ def open_store(
     return DuckDBStore(resolved, mode=mode, adopt=adopt)
 
 
+def _open_failed(path: str, exc: duckdb.Error) -> str:
+    held = re.search(r"Conflicting lock is held in .*\(PID (\d+)\)", str(exc))
+    if held is None:
+        return f"cannot open the store {path}: {exc}"
+    # The usual cause: `tokenplan serve` (or `drain`) owns the file while a CLI command runs.
+    return (
+        f"the store {path} is in use by another process (PID {held.group(1)}), and DuckDB lets "
+        "one process open a store file at a time. If it is `tokenplan serve`, read through the "
+        "service (/v1/usage, /v1/plan, /report) and post events to it; otherwise stop that "
+        "process and retry."
+    )
+
+
 class DuckDBStore:
     """Usage rows in a DuckDB file (``:memory:`` for a throwaway store).
 
@@ -148,7 +162,7 @@ class DuckDBStore:
             try:
                 self._con = duckdb.connect(self.path, read_only=read and self.path != ":memory:")
             except duckdb.Error as exc:
-                raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+                raise StoreError(_open_failed(self.path, exc)) from exc
         try:
             self._run("SET TimeZone = 'UTC'")
             self._prepare_once_created(read=read, adopt=adopt)
