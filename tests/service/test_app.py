@@ -214,7 +214,8 @@ def test_metrics_exposes_the_registry_passed_in(tmp_path: Path) -> None:
         ("/v1/usage", {"metric": "tokens"}, 422, "metric 'tokens' is not known"),
         ("/v1/usage", {"by": "colour"}, 422, "cannot split by colour"),
         ("/v1/usage", {"freq": "fortnightly"}, 422, "fortnightly"),
-        ("/v1/usage", {"since": "last tuesday"}, 422, "field 'since'"),
+        ("/v1/usage", {"since": "last tuesday"}, 422, "since 'last tuesday' is neither"),
+        ("/v1/usage", {"until": "-3d"}, 422, "until '-3d' is neither an ISO 8601 time"),
         ("/v1/usage", {"freq": "1d", "tz": "Mars/Olympus"}, 422, "Mars/Olympus"),
         ("/v1/nothing", {}, 404, "Not Found"),
     ],
@@ -227,6 +228,22 @@ def test_bad_reads_are_json_errors(
         response = service.get(url, params=params)
     assert response.status_code == status
     assert problem in response.json()["error"]
+
+
+def test_usage_since_a_span_counts_back_from_the_data_end_as_the_cli_does(tmp_path: Path) -> None:
+    with running(tmp_path / "s.duckdb") as service:
+        service.post(
+            [
+                event_json(0, ts="2025-06-01T00:00:00Z"),
+                event_json(1, ts="2025-06-03T12:30:00Z"),
+            ]
+        )
+        params = {"metric": "requests", "freq": "1h"}
+        span = service.get("/v1/usage", params={**params, "since": "1d"}).json()
+        iso = service.get("/v1/usage", params={**params, "since": "2025-06-02T12:30:00Z"}).json()
+    assert span == iso
+    assert span["rows"][0]["timestamp"] == "2025-06-02T12:00:00Z"
+    assert sum(int(r["requests"]) for r in span["rows"]) == 1
 
 
 def test_forecast_rejects_metrics_and_splits_the_plan_lacks(tmp_path: Path) -> None:

@@ -36,8 +36,9 @@ from starlette.exceptions import HTTPException
 
 import tokenplan
 from tokenplan.errors import InvalidInput, TokenplanError
-from tokenplan.events import METRICS, parse_timestamp
+from tokenplan.events import METRICS
 from tokenplan.frequency import parse_freq
+from tokenplan.plan.periods import parse_when
 from tokenplan.readings import records
 from tokenplan.service.contracts import EventSink, PlanSnapshot
 from tokenplan.service.ingest import body_format, parse_events, read_body
@@ -48,6 +49,8 @@ from tokenplan.store import DuckDBStore
 from tokenplan.timestamps import iso_utc
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from tokenplan.collect.importer import Pricer
 
 __all__ = ["MAX_USAGE_ROWS", "make_app"]
@@ -223,11 +226,13 @@ def make_app(
             raise InvalidInput(f"metric {metric!r} is not known; use one of {', '.join(METRICS)}.")
         dims = [d.strip() for value in by or () for d in value.split(",") if d.strip()]
         frequency = parse_freq(freq, calendar=True)
-        start, end = _when(since, "since"), _when(until, "until")
 
         def query() -> list[dict[str, Any]]:
             store = reader()
             try:
+                # As `tokenplan usage`: a span such as 7d is counted back from the data's end.
+                start = _when(since, "since", lambda: store.summary().end)
+                end = _when(until, "until", lambda: store.summary().end)
                 frame = store.series(metric, frequency, dims, start, end, exact=True, tz=tz)
             finally:
                 store.close()
@@ -300,11 +305,14 @@ def make_app(
     return app
 
 
-def _when(value: str | None, name: str) -> datetime | None:
-    """A ``since``/``until`` query value (ISO 8601; without a zone it means UTC)."""
-    if value is None:
-        return None
-    return parse_timestamp(value, source="query", field=name, tz=UTC)
+def _when(value: str | None, name: str, data_end: Callable[[], Any]) -> pd.Timestamp | None:
+    """A ``since``/``until`` query value: ISO 8601 (without a zone: UTC), or a span such as
+    ``7d`` before the data's end (read only for a span: it costs a pass over the store)."""
+    try:
+        return parse_when(value, option=name)
+    except InvalidInput:
+        assert value is not None
+        return parse_when(value, now=data_end(), option=name)
 
 
 def _stamp(snapshot: PlanSnapshot) -> dict[str, str | None]:
