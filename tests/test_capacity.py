@@ -430,3 +430,51 @@ def test_hours_the_log_missed_are_unknown_to_the_plans_forecast() -> None:
     # Its notes name the metric forecast: requests, as the trace has no token counts.
     assert "requests · fitted" in plan.forecast_notes
     assert not any(note.startswith("tokens") for note in plan.forecast_notes)
+
+
+def _filling(minutes_in_last_hour: int, factor: float = 1.0, path: str = ":memory:") -> DuckDBStore:
+    """Ten days of minute rows, then the newest hour filled for its first minutes only (at
+    ``factor`` times the usual rate): live data read mid-hour."""
+    start = pd.Timestamp(START).tz_localize(None)
+    store = DuckDBStore(path)
+    store.write(_minute_rows(start, 10 * 1440, "claude-sonnet-4-5"))
+    last = _minute_rows(start + pd.Timedelta(days=10), minutes_in_last_hour, "claude-sonnet-4-5")
+    frame = last.to_pandas()
+    for name in ("requests", "input_tokens", "output_tokens"):
+        frame[name] = (frame[name] * factor).round().astype("int64")
+    store.write(pa.Table.from_pandas(frame, schema=USAGE_SCHEMA, preserve_index=False))
+    return store
+
+
+def test_an_hour_still_filling_is_forecast_not_read_as_history(tmp_path: Path) -> None:
+    from tokenplan.cli.series_input import load_series
+
+    path = tmp_path / "s.duckdb"
+    store = _filling(10, path=str(path))
+    plan = make_plan(store, settings=PlanSettings(horizon_hours=24), forecaster=incoherent)
+    newest = pd.Timestamp(START).tz_localize(None) + pd.Timedelta(days=10)
+    assert plan.as_of == newest
+    assert plan.reads_to == newest + pd.Timedelta(hours=1)
+    assert plan.history["total_tokens"]["ds"].max() == newest - pd.Timedelta(hours=1)
+    assert plan.forecast_frame("total_tokens")["ds"].min() == newest
+    assert any("covers only part of the bucket from 2025-03-13T00:00:00Z" in n for n in plan.notes)
+    # `tokenplan forecast` reads the same history.
+    store.close()
+    frame, _ = load_series(input_path=None, db=str(path), metric="total_tokens", freq="1h")
+    assert frame["ds"].max() == newest - pd.Timedelta(hours=1)
+    # A store whose last hour is whole reads it.
+    whole = make_plan(_filling(60), settings=PlanSettings(horizon_hours=24), forecaster=incoherent)
+    assert whole.as_of == newest + pd.Timedelta(hours=1)
+    assert whole.reads_to == whole.as_of
+    assert not any("covers only part" in n for n in whole.notes)
+
+
+def test_spikes_read_the_hour_still_filling_and_never_call_it_a_drop() -> None:
+    settings = PlanSettings(horizon_hours=24)
+    # Ten minutes of a runaway job at 47x: reported now, not when the hour is over.
+    surge = make_plan(_filling(10, factor=47), settings=settings, forecaster=incoherent)
+    found = surge.anomalies()
+    assert [(a.kind, a.ongoing) for a in found] == [("spike", True)]
+    # Ten ordinary minutes are a sixth of an hour, not a collapse.
+    quiet = make_plan(_filling(10), settings=settings, forecaster=incoherent)
+    assert quiet.anomalies() == []

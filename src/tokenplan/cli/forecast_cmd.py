@@ -22,9 +22,10 @@ from tokenplan.cli.targets import writable_file
 from tokenplan.errors import InvalidInput
 from tokenplan.events import DIMENSIONS, METRICS
 from tokenplan.frequency import Frequency, parse_freq
+from tokenplan.plan.history import partly_covered
 from tokenplan.plan.periods import check_tz
 from tokenplan.store.series_sql import TOTAL_ID
-from tokenplan.timestamps import from_wall_time, iso_utc, to_wall_time
+from tokenplan.timestamps import from_wall_time, to_wall_time
 
 InputOption = Annotated[
     Path | None,
@@ -178,12 +179,7 @@ def forecast(
         for uid, note in sorted(notes.items()):
             console.print(safe(f"{uid}: {note}"), style="dim")
         for start in partial:
-            console.print(
-                f"the data covers only part of the bucket from {iso_utc(start)}: it is "
-                "forecast, not read as history",
-                style="dim",
-                highlight=False,
-            )
+            console.print(partly_covered(start), style="dim", highlight=False)
         return
     if str(out) == STDOUT:
         # The CSV alone on standard output, so it can be piped; what was done goes to stderr.

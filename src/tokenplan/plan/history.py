@@ -11,6 +11,7 @@ import pandas as pd
 
 from tokenplan.plan.known import records
 from tokenplan.plan.model_forecasts import OTHER
+from tokenplan.timestamps import iso_utc
 
 if TYPE_CHECKING:
     from tokenplan.capacity import PlanSettings
@@ -25,6 +26,14 @@ def grid_phase(start: Any, width: int) -> pd.Timedelta:
     if start is None:
         return pd.Timedelta(0)
     return (naive_utc(start) - GRID_ORIGIN) % pd.Timedelta(seconds=width)
+
+
+def partly_covered(start: Any) -> str:
+    """What the plan and `tokenplan forecast` say of a last bucket the data covers in part."""
+    return (
+        f"the data covers only part of the bucket from {iso_utc(start)}: it is forecast, "
+        "not read as history"
+    )
 
 
 def naive_utc(value: Any) -> pd.Timestamp:

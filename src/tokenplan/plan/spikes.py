@@ -123,6 +123,7 @@ def find_anomalies(
     dimension: str | None = "model",
     tz: str = "UTC",
     metric: str = "usage",
+    under_way: bool = False,
 ) -> list[Anomaly]:
     """Spikes and drops in the last ``recent`` buckets of a ``unique_id, ds, y`` frame.
 
@@ -132,7 +133,8 @@ def find_anomalies(
     same-hour history. A spike is ``k``+ buckets above the band, or fewer that reach ``surge``
     times the same-hour baseline (a runaway job is reported in its first bucket, not its
     ``k``-th); a drop is ``drop_k``+ buckets under ``drop_share`` of the same-hour baseline and
-    under the band.
+    under the band. ``under_way``: the newest bucket is still filling, so it may show a spike
+    (a part of a bucket only undercounts one) but never a drop.
     """
     frame = series if "unique_id" in series else series.assign(unique_id="total")
     wide = frame.pivot_table(
@@ -169,7 +171,9 @@ def find_anomalies(
         if np.max(y[a:b] - min_ratio * base[a:b]) > 0
         and (b - a >= k or (np.isfinite(surge) and np.max(y[a:b] - surge * base[a:b]) > 0))
     ]
-    collapsed = (y < np.maximum(drop_share * base, 0)) | ((y == 0) & (base > 0))
+    whole = np.ones(len(y), dtype=bool)
+    whole[-1] = not under_way
+    collapsed = whole & ((y < np.maximum(drop_share * base, 0)) | ((y == 0) & (base > 0)))
     drops = _runs(collapsed & (y < own[lo_col].to_numpy()) & (base > 0), drop_k)
     out = []
     for kind, runs in (("spike", spikes), ("drop", drops)):
@@ -178,7 +182,7 @@ def find_anomalies(
     covered = {i for a, b in drops for i in range(a, b)}
     if wide.shape[1] > 1:
         out += _partial_drops(
-            wide, hist, new, base, step, covered, drop_k, drop_share, dimension, tz, metric
+            wide, hist, new, base, step, covered, drop_k, drop_share, dimension, tz, metric, whole
         )
     newest_end = pd.Timestamp(new["ds"].iloc[-1]) + step
     out = [replace(a, ongoing=a.end >= newest_end) for a in out]
@@ -197,6 +201,7 @@ def _partial_drops(
     dimension: str | None,
     tz: str,
     metric: str,
+    whole: np.ndarray,
 ) -> list[Anomaly]:
     """One dimension value collapsing (one model down) while the total carries on."""
     out = []
@@ -218,7 +223,7 @@ def _partial_drops(
         before = np.nan_to_num(own_hist["y"].to_numpy(float)) < drop_share * seen
         if _runs(before & (seen > 0), drop_k):
             continue
-        collapsed = big & (base > 0) & (np.nan_to_num(y) < drop_share * base)
+        collapsed = whole & big & (base > 0) & (np.nan_to_num(y) < drop_share * base)
         for a, b in _runs(collapsed, drop_k):
             if covered & set(range(a, b)):
                 continue
