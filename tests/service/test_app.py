@@ -258,8 +258,14 @@ def test_an_empty_store_has_no_plan_to_serve(tmp_path: Path) -> None:
     with running(tmp_path / "s.duckdb") as service:
         service.plans.refresh()
         response = service.get("/v1/plan")
-    assert response.status_code == 503
-    assert "no usage yet" in response.json()["error"]
+        assert response.status_code == 503
+        assert "no usage yet" in response.json()["error"]
+        # Events posted before the next plan: not "no usage yet", which is no longer true.
+        service.post([event_json(0)])
+        waiting = service.get("/v1/plan")
+        assert waiting.status_code == 503
+        assert "the first events have arrived" in waiting.json()["error"]
+        assert int(waiting.headers["Retry-After"]) > 0
 
 
 def test_plans_are_made_in_the_background_never_on_a_read(tmp_path: Path) -> None:

@@ -154,6 +154,12 @@ def make_app(
                 "the first plan is still being computed; try again shortly.",
                 settings.retry_after_seconds,
             )
+        if readings.snapshot.plan.empty and plans.stale():
+            raise NotReady(
+                "the first events have arrived since the last plan, which found the store "
+                "empty; the first plan with them is being computed, try again shortly.",
+                settings.retry_after_seconds,
+            )
         if readings.snapshot.plan.empty:
             raise NotReady(
                 "the store holds no usage yet, so there is no plan; post events to /v1/events.",

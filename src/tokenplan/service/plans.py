@@ -83,6 +83,10 @@ class PlanReader(PlanSource, Protocol):
         """The readings of the latest plan, or ``None`` before the first."""
         ...
 
+    def stale(self) -> bool:
+        """Whether events were committed after the latest plan read the store."""
+        ...
+
 
 def read_plan(snapshot: PlanSnapshot, config: PlanConfig, *, clock: Clock) -> PlanReadings:
     """The budgets, headroom, spikes and report of ``snapshot``'s plan (the CLI's readings)."""
@@ -162,6 +166,11 @@ class PlanRefresher:
     def readings(self) -> PlanReadings | None:
         """The readings of the newest plan, or ``None``."""
         return self._readings
+
+    def stale(self) -> bool:
+        """Whether events were committed after the latest plan read the store (a new plan is
+        due ``min_gap`` seconds after them)."""
+        return self._dirty
 
     # -- running ------------------------------------------------------------------------
 
