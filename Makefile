@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(PY) bench/collector_outage.py
 	$(PY) bench/project_calibration.py
 	$(PY) bench/spike_alerts.py
+	$(PY) bench/bucket_under_way.py
 	$(PY) bench/forecast_speed.py
 	$(PY) bench/many_series.py
 	$(PY) bench/m4_hourly.py --save bench/results/m4_hourly.json
