@@ -99,7 +99,8 @@ def test_before_the_first_plan_reads_are_503_with_retry_after(compared: dict[str
 
 def test_plan_serves_what_budget_headroom_and_spikes_print(compared: dict[str, Any]) -> None:
     cli, plan = compared["cli"], compared["served"]["plan"].json()
-    assert plan["as_of"] == cli["budget"]["as_of"] == "2025-03-08T00:00:00Z"
+    # The seed's calls stop inside the 23:00 hour: it is forecast, not judged.
+    assert plan["as_of"] == cli["budget"]["as_of"] == "2025-03-07T23:00:00Z"
     assert plan["budgets"] == cli["budget"]
     assert {k: v for k, v in plan["headroom"].items() if k != "available"} == cli["headroom"]
     assert plan["spikes"] == cli["spikes"]
@@ -117,11 +118,11 @@ def test_usage_serves_the_rows_of_tokenplan_usage(compared: dict[str, Any]) -> N
 def test_forecast_rows_follow_the_forecast_contract(compared: dict[str, Any]) -> None:
     got = compared["served"]["forecast"].json()
     rows = got["rows"]
-    assert got["as_of"] == "2025-03-08T00:00:00Z"
+    assert got["as_of"] == "2025-03-07T23:00:00Z"
     assert got["metric"] == "total_tokens"
     assert list(rows[0]) == ["series", "timestamp", "mean", "lo_80", "hi_80", "lo_95", "hi_95"]
     assert rows[0]["series"] == "total"
-    assert rows[0]["timestamp"] == "2025-03-08T00:00:00Z"
+    assert rows[0]["timestamp"] == "2025-03-07T23:00:00Z"
     assert sum(r["series"] == "total" for r in rows) == 24
     assert {r["series"] for r in rows} == {"total", "claude-haiku-4-5", "claude-sonnet-4-5"}
     for r in rows:
@@ -136,7 +137,7 @@ def test_report_and_healthz(compared: dict[str, Any]) -> None:
     assert "claude-sonnet-4-5" in report.text
     health = compared["served"]["healthz"].json()
     assert health["status"] == "ok"
-    assert health["plan"]["as_of"] == "2025-03-08T00:00:00Z"
+    assert health["plan"]["as_of"] == "2025-03-07T23:00:00Z"
 
 
 def test_ingest_is_idempotent_and_all_or_nothing(tmp_path: Path) -> None:
@@ -289,11 +290,12 @@ def test_plans_are_made_in_the_background_never_on_a_read(tmp_path: Path) -> Non
         for url in ("/v1/plan", "/v1/forecast", "/report", "/v1/forecast?by=team"):
             assert service.get(url).status_code == 200
         assert len(calls) == made
-        # New data: the plan is made again soon (min_gap), and judges up to the new data.
+        # New data: the plan is made again soon (min_gap), and judges up to the new data (the
+        # hour it falls in is still filling).
         seen.clear()
         assert service.post([event_json(0, ts="2025-03-08T05:10:00Z")]).status_code == 200
         assert seen.wait(120), service.plans.last_error
-        assert service.get("/v1/plan").json()["as_of"] == "2025-03-08T06:00:00Z"
+        assert service.get("/v1/plan").json()["as_of"] == "2025-03-08T05:00:00Z"
 
 
 def test_a_failed_refresh_keeps_the_last_plan(
