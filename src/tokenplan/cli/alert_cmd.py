@@ -86,7 +86,9 @@ def alert(
             plan, budgets=budget_config, limits=limit_config, fx=rate, rules=config.rules
         )
     as_of = "—" if plan.as_of is None else iso_utc(plan.as_of)
-    console.print(safe(f"{len(found)} alert(s) from the plan of data up to {as_of}."))
+    filling = plan.reads_to is not None and plan.as_of is not None and plan.reads_to > plan.as_of
+    after = " (spikes also read the bucket still filling after it)" if filling else ""
+    console.print(safe(f"{len(found)} alert(s) from the plan of data up to {as_of}{after}."))
     with httpx.Client(timeout=HTTP_TIMEOUT_S) as client:
         notifier = make_notifier(
             config,
