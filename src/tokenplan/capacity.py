@@ -164,6 +164,12 @@ class CapacityPlan:
         return None if self.as_of is None else self.as_of - self.step
 
     @property
+    def newest_bucket(self) -> pd.Timestamp | None:
+        """Start of the bucket holding the data's last row (naive UTC): ``last_bucket``, or the
+        bucket still filling after it. Budgets and projections judge the period holding it."""
+        return None if self.reads_to is None else self.reads_to - self.step
+
+    @property
     def results(self) -> dict[str, ForecastLike]:
         """The engine's result per usage metric (for joint-path ranges), made on first read."""
         self._forecast_usage()
@@ -261,9 +267,15 @@ class CapacityPlan:
         }
         # The plan's own spend forecast carries the rest of each period it covers.
         forecast = self.results.get("cost_usd")
-        return list(
-            evaluate_budgets(budgets, spend, fx=fx, as_of=self.last_bucket, forecast=forecast)
+        found = evaluate_budgets(
+            budgets,
+            spend,
+            fx=fx,
+            as_of=self.last_bucket,
+            forecast=forecast,
+            period_of=self.newest_bucket,
         )
+        return list(found)
 
     def spend_projection(self, period: str = "month", tz: str = "UTC") -> Projection | None:
         """All spend of the current ``period`` projected to its end (computed once per plan).
@@ -285,6 +297,7 @@ class CapacityPlan:
                     tz=tz,
                     as_of=self.last_bucket,
                     forecast=self.results.get("cost_usd"),
+                    period_of=self.newest_bucket,
                 )
             except TokenplanError:
                 proj = None
@@ -322,6 +335,7 @@ class CapacityPlan:
             tz=tz,
             freq=self.settings.freq,
             forecast=forecast,
+            period_of=None if self.newest_bucket is None else self.newest_bucket + shift,
         )
 
     def _phase(self) -> pd.Timedelta:

@@ -186,3 +186,35 @@ def test_project_takes_a_relative_as_of(tmp_path: Path) -> None:
     bad = run_cli(*base, "--as-of", "soon")
     assert bad.returncode == 2
     assert "--as-of 'soon'" in bad.stdout + bad.stderr
+
+
+def test_project_says_why_so_far_stops_before_the_newest_calls(tmp_path: Path) -> None:
+    # Raw calls, one every 10 minutes for three days, then 10 minutes of the newest hour.
+    ts = pd.date_range("2025-03-03", "2025-03-06 00:10", freq="10min")
+    events = tmp_path / "calls.jsonl"
+    events.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "ts": t.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "model": "gpt-4o",
+                    "input_tokens": 100,
+                    "output_tokens": 10,
+                    "request_id": f"r{i}",
+                }
+            )
+            + "\n"
+            for i, t in enumerate(ts)
+        )
+    )
+    db = tmp_path / "calls.duckdb"
+    assert run_cli("import", str(events), "--db", str(db)).returncode == 0
+    base = ("project", "--db", str(db), "--metric", "requests", "--period", "day")
+    shown = run_cli(*base, "--freq", "1h")
+    assert shown.returncode == 0, shown.stderr
+    assert "part of the bucket from 2025-03-06T00:00:00Z" in " ".join(shown.stdout.split())
+    # So far: the day's two calls of 00:00 and 00:10 are in the hour still filling.
+    out = run_cli(*base, "--freq", "1h", "--format", "json")
+    result = json.loads(out.stdout)
+    assert result["period_start"] == "2025-03-06T00:00:00Z"
+    assert result["so_far"] == 0

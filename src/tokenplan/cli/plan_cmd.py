@@ -25,6 +25,7 @@ from tokenplan.cli.output import plain, safe
 from tokenplan.cli.series_input import open_source, own_frequency
 from tokenplan.errors import InvalidInput
 from tokenplan.events import DIMENSIONS, METRICS
+from tokenplan.plan.history import partly_covered
 from tokenplan.plan.periods import Period, check_tz, parse_when
 from tokenplan.plan.spikes import SURGE
 from tokenplan.pricing import parse_fx
@@ -64,6 +65,12 @@ def _plan(
     if plan.empty:
         raise InvalidInput(f"{store.path} holds no usage yet; import some with `tokenplan import`.")
     return plan
+
+
+def _filling_note(plan: CapacityPlan) -> None:
+    """Say why "so far" stops before the data's last calls: their bucket is still filling."""
+    if plan.as_of is not None and plan.reads_to is not None and plan.reads_to > plan.as_of:
+        console.print(partly_covered(plan.as_of), style="dim", highlight=False)
 
 
 def _echo_json(payload: dict[str, Any]) -> None:
@@ -126,6 +133,7 @@ def project(
         table.add_row(safe(key), safe(_cell(value)))
     console.print(table)
     console.print(safe(result.method), style="dim")
+    _filling_note(plan)
 
 
 def _add_row(table: Table, *cells: Any) -> None:
@@ -179,6 +187,7 @@ def budget(
         _echo_json(budgets_json(plan, statuses))
     else:
         _budget_table(statuses, config)
+        _filling_note(plan)
     if critical:
         raise typer.Exit(1)
 
@@ -265,6 +274,7 @@ def headroom(
         _echo_json(headroom_json(check, plan))
     else:
         _headroom_table(check, horizon)
+        _filling_note(plan)
     if any(r.severity == "critical" for r in check.rows):
         raise typer.Exit(1)
 

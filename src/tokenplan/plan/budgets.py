@@ -214,14 +214,16 @@ def evaluate_budgets(
     fx: Any = None,
     as_of: Any = None,
     forecast: Any = None,
+    period_of: Any = None,
 ) -> list[BudgetStatus]:
     """Judge each budget on spend in USD (``spend[scope]``: ``unique_id, ds, y`` split by scope).
 
     ``spend["all"]`` is the total (any ``unique_id``); ``spend["model"]`` etc. have the
     dimension value as ``unique_id``. ``fx`` is a `tokenplan.pricing.FxRate` for budgets in
     another currency. ``forecast`` is the capacity plan's forecast of spend (series ``total``
-    and ``model=…``, ``team=…``), used for the rest of a period it covers. Problems become
-    alerts on the budget, never exceptions.
+    and ``model=…``, ``team=…``), used for the rest of a period it covers; ``period_of`` a
+    time inside the periods to judge (`project`). Problems become alerts on the budget, never
+    exceptions.
     """
     config_fx = (
         (budgets.fx_currency, budgets.fx_per_usd)
@@ -229,7 +231,7 @@ def evaluate_budgets(
         else (None, None)
     )
     items = budgets.budgets if isinstance(budgets, BudgetsConfig) else tuple(budgets)
-    return [_evaluate(b, spend, config_fx, fx, as_of, forecast) for b in items]
+    return [_evaluate(b, spend, config_fx, fx, as_of, forecast, period_of) for b in items]
 
 
 def _evaluate(
@@ -239,6 +241,7 @@ def _evaluate(
     fx: Any,
     as_of: Any,
     forecast: Any = None,
+    period_of: Any = None,
 ) -> BudgetStatus:
     limit = _limit_usd(budget, config_fx, fx)
     frame = spend.get(budget.scope)
@@ -283,6 +286,7 @@ def _evaluate(
             tz=budget.tz,
             forecast=forecast,
             series_id=series_id(budget),
+            period_of=period_of,
         )
     except TokenplanError as exc:
         alert = Alert(

@@ -145,17 +145,20 @@ def project(
     freq: str | None = None,
     forecast: Any = None,
     series_id: str = "total",
+    period_of: Any = None,
 ) -> Projection:
     """Project the total of ``series`` (``ds, y``; several ``unique_id`` are summed) by period end.
 
-    Judged only on buckets starting at or before ``as_of`` (default: the last one). Missing
+    Judged only on buckets starting at or before ``as_of`` (default: the last one). The period
+    is the one holding ``period_of`` (default: ``as_of``): the plan names the bucket still
+    filling after ``as_of``, so at 00:10 the day projected is the new one. Missing
     buckets are zero usage; NaN (unknown) buckets count as zero in ``so_far``. ``forecast``
     (a `tokenplan.forecast.ForecastResult` of the same series, as the capacity plan holds) is
     used for the rest of the period when it starts right after ``as_of`` and covers it;
     otherwise the forecast engine is run here.
     """
     kind = parse_period(period)
-    values, step, start, end = _grid(series, as_of, freq, kind, tz)
+    values, step, start, end = _grid(series, as_of, freq, kind, tz, period_of)
     start_n, end_n = start.tz_localize(None), end.tz_localize(None)
     in_period = values[values.index >= start_n]
     so_far = float(np.nansum(in_period.to_numpy()))
@@ -238,7 +241,12 @@ def _with_rest(
 
 
 def _grid(
-    series: pd.DataFrame, as_of: Any, freq: str | None, kind: Period, tz: str
+    series: pd.DataFrame,
+    as_of: Any,
+    freq: str | None,
+    kind: Period,
+    tz: str,
+    period_of: Any = None,
 ) -> tuple[pd.Series, pd.Timedelta, pd.Timestamp, pd.Timestamp]:
     """The series on a regular grid up to the ``as_of`` bucket, its step and the period."""
     if series.empty or not records(pd.to_numeric(series["y"], errors="coerce")):
@@ -256,7 +264,10 @@ def _grid(
     first = values.index[0]
     last_bucket = first + ((cut - first) // step) * step
     values = values[values.index <= last_bucket]
-    start, end = period_bounds(last_bucket if as_of is None else cut, kind, tz)
+    anchor = last_bucket if as_of is None else cut
+    if period_of is not None:
+        anchor = max(anchor, _naive_utc([period_of])[0])
+    start, end = period_bounds(anchor, kind, tz)
     # Coarser buckets for long minute-level histories: same answer, far less work.
     if step < pd.Timedelta(hours=1) and values.index[-1] - first > pd.Timedelta(days=3):
         values, step = _to_hours(values, start.tz_localize(None)), pd.Timedelta(hours=1)
