@@ -31,6 +31,7 @@ from tokenplan.plan.history import (
     has_costs,
     naive_utc,
     partly_covered,
+    reaches,
     token_metric,
 )
 from tokenplan.plan.known import records, unrecorded
@@ -521,8 +522,7 @@ def _under_way(
 ) -> bool:
     """Whether the data stops inside the bucket ending at ``end``: its rows (events, or
     buckets narrower than the plan's) cover it only up to ``cut`` and their own width."""
-    width = queries.widest_bucket_seconds((end - step).to_pydatetime())
-    return cut + max(pd.Timedelta(seconds=width), pd.Timedelta(microseconds=1)) < end
+    return reaches(cut, queries.widest_bucket_seconds((end - step).to_pydatetime())) < end
 
 
 # -- forecasting -----------------------------------------------------------------------------

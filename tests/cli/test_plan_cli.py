@@ -188,7 +188,7 @@ def test_project_takes_a_relative_as_of(tmp_path: Path) -> None:
     assert "--as-of 'soon'" in bad.stdout + bad.stderr
 
 
-def test_project_says_why_so_far_stops_before_the_newest_calls(tmp_path: Path) -> None:
+def test_project_and_usage_say_the_newest_hour_is_still_filling(tmp_path: Path) -> None:
     # Raw calls, one every 10 minutes for three days, then 10 minutes of the newest hour.
     ts = pd.date_range("2025-03-03", "2025-03-06 00:10", freq="10min")
     events = tmp_path / "calls.jsonl"
@@ -218,3 +218,10 @@ def test_project_says_why_so_far_stops_before_the_newest_calls(tmp_path: Path) -
     result = json.loads(out.stdout)
     assert result["period_start"] == "2025-03-06T00:00:00Z"
     assert result["so_far"] == 0
+    # `usage` shows the two calls of the hour still filling, and says why the row is low.
+    usage = run_cli("usage", "--db", str(db), "--metric", "requests", "--since", "3h")
+    assert usage.returncode == 0, usage.stderr
+    text = " ".join(usage.stdout.split())
+    assert "the last bucket, from 2025-03-06T00:00:00Z, holds the data up to" in text
+    csv = run_cli("usage", "--db", str(db), "--metric", "requests", "--format", "csv")
+    assert csv.stdout.rstrip().endswith(",2")  # the data alone: no note in a CSV

@@ -12,7 +12,7 @@ import pandas as pd
 from tokenplan.collect import import_file
 from tokenplan.errors import InvalidInput
 from tokenplan.frequency import Frequency, parse_freq
-from tokenplan.plan.history import grid_phase
+from tokenplan.plan.history import grid_phase, reaches
 from tokenplan.plan.known import records, unrecorded
 from tokenplan.store import DuckDBStore, open_store
 from tokenplan.store.duckdb_store import resolve_db_path
@@ -102,7 +102,7 @@ def load_series(
             frame["ds"] = frame["ds"] + grid_phase(store.summary().start, width)
         elif not width or frequency.months or frequency.seconds > width:
             summary = store.summary()
-            covered = (summary.start, summary.end, pd.Timedelta(seconds=width or 0))
+            covered = (summary.start, summary.end, width)
             frame = _whole_buckets(frame, frequency, tz or "UTC", covered)
         where = f"--input {input_path}" if input_path else f"the store {store.path}"
     if frame.empty:
@@ -116,7 +116,7 @@ def _whole_buckets(
     frame: pd.DataFrame,
     frequency: Frequency,
     tz: str,
-    covered: tuple[Any, Any, pd.Timedelta],
+    covered: tuple[Any, Any, int | None],
 ) -> pd.DataFrame:
     """``frame`` without a first or last bucket that the data covers only in part; their
     starts are in ``attrs["partial"]`` (a command may say why its forecast starts there)."""
@@ -131,7 +131,7 @@ def _whole_buckets(
         else pd.Timedelta(seconds=frequency.seconds)
     )
     ends = from_wall_time(wall + step, tz)
-    data_end = pd.Timestamp(last) + max(width, pd.Timedelta(microseconds=1))
+    data_end = reaches(last, width)
     keep = (starts >= pd.Timestamp(first)) & (ends <= data_end)
     # Too short to spare them: keep the partial buckets rather than nothing.
     if keep.sum() < 2:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import pandas as pd
 import typer
 
 from tokenplan.cli.app import DbOption, app, console
 from tokenplan.cli.output import OutputFormat, to_csv, to_json, to_table
 from tokenplan.events import METRICS
 from tokenplan.frequency import parse_freq
+from tokenplan.plan.history import reaches
 from tokenplan.plan.periods import parse_when
 from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
+from tokenplan.timestamps import iso_utc
 
 
 @app.command()
@@ -49,6 +52,7 @@ def usage(
     frequency = parse_freq(freq, calendar=True)
     with open_store(resolve_db_path(db), mode="read") as store:
         end = store.summary().end
+        width = store.bucket_seconds()
         frame = store.series(
             metric,
             frequency,
@@ -66,3 +70,14 @@ def usage(
     else:
         zone = f" ({tz})" if tz and frequency.calendar else ""
         console.print(to_table(frame, title=f"{metric} per {frequency.label}{zone}"))
+        if until is None and not frequency.months and not frame.empty and end is not None:
+            # A last row far below the others reads as an outage; say when it is only partial.
+            newest = pd.Timestamp(frame["timestamp"].max())
+            if reaches(end, width) < newest + pd.Timedelta(seconds=frequency.seconds):
+                console.print(
+                    f"the last bucket, from {iso_utc(newest)}, holds the data up to "
+                    f"{iso_utc(reaches(end, width))} only: it is still filling, or the data "
+                    "stops inside it",
+                    style="dim",
+                    highlight=False,
+                )

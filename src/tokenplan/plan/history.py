@@ -28,6 +28,13 @@ def grid_phase(start: Any, width: int) -> pd.Timedelta:
     return (naive_utc(start) - GRID_ORIGIN) % pd.Timedelta(seconds=width)
 
 
+def reaches(last_row: Any, width_s: int | None) -> pd.Timestamp:
+    """How far the data reaches (naive UTC): its last row's start plus that row's width; raw
+    events are moments, so the bucket holding the last one is covered only up to it."""
+    width = pd.Timedelta(seconds=width_s or 0)
+    return naive_utc(last_row) + max(width, pd.Timedelta(microseconds=1))
+
+
 def partly_covered(start: Any) -> str:
     """What the plan and `tokenplan forecast` say of a last bucket the data covers in part."""
     return (
