@@ -79,7 +79,9 @@ def test_out_dash_writes_the_csv_alone_to_standard_output(
     assert not (tmp_path / "-").exists()
 
 
-def test_a_last_bucket_partly_in_the_data_is_said_to_be_forecast(shared_data: Path) -> None:
+def test_a_last_bucket_partly_in_the_data_is_said_to_be_forecast(
+    shared_data: Path, tmp_path: Path
+) -> None:
     # Mooncake's minutes end at 00:58: the 5-minute bucket from 00:55 is partly recorded, so the
     # forecast starts there, and the table says why.
     minutes = shared_data / "mooncake_conversation/minutely.csv"
@@ -90,6 +92,12 @@ def test_a_last_bucket_partly_in_the_data_is_said_to_be_forecast(shared_data: Pa
     assert "only part of the bucket from 2000-01-01T00:55:00Z: it is forecast" in said
     whole = tokenplan("forecast", "--input", minutes, *args[:-1], "1min")
     assert "only part of the bucket" not in whole.stdout
+    # Written to a file or piped, the note still comes (not inside the CSV).
+    to_file = tokenplan("forecast", "--input", minutes, *args, "--out", tmp_path / "f.csv")
+    assert "only part of the bucket from 2000-01-01T00:55:00Z" in " ".join(to_file.stdout.split())
+    piped = tokenplan("forecast", "--input", minutes, *args, "--out", "-")
+    assert "only part of the bucket" not in piped.stdout
+    assert "only part of the bucket from 2000-01-01T00:55:00Z" in " ".join(piped.stderr.split())
 
 
 def test_forecast_by_model_is_coherent(shared_data: Path, tmp_path: Path) -> None:

@@ -186,10 +186,15 @@ def forecast(
         sys.stdout.write(to_csv(table))
         sys.stdout.flush()
         err_console.print(f"wrote {len(table):,} rows to standard output", highlight=False)
+        for start in partial:
+            err_console.print(partly_covered(start), style="dim", highlight=False)
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(to_csv(table))
     console.print(f"wrote {len(table):,} rows to {out}", highlight=False)
+    for start in partial:
+        # Why the file's first timestamp is not one step after the data's last.
+        console.print(partly_covered(start), style="dim", highlight=False)
 
 
 def _run(
