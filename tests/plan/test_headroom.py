@@ -225,6 +225,9 @@ def test_limits_name_their_source_and_models_without_one(tmp_path: Path) -> None
     own.write_text("")
     assert resolve_limits(None, env={"TOKENPLAN_LIMITS": str(own)}).source == str(own)
     assert resolve_limits(own, env={}).rate_limits == ()
+    # A variable set long ago that names a file gone since: the error says where it came from.
+    with pytest.raises(ConfigError, match=r"does not exist \(the path is TOKENPLAN_LIMITS's\)"):
+        resolve_limits(None, env={"TOKENPLAN_LIMITS": str(tmp_path / "gone.toml")})
 
 
 def _ten_minute_hours(hours: int) -> pd.DataFrame:

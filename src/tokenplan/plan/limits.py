@@ -143,7 +143,13 @@ def resolve_limits(
     user's file they replace the shipped example's rate limits (the account's real tier wins).
     """
     chosen = path if path is not None else (env or {}).get("TOKENPLAN_LIMITS") or None
-    config = load_limits(chosen)
+    try:
+        config = load_limits(chosen)
+    except ConfigError as exc:
+        if path is None and chosen is not None:
+            # Set long ago in a shell profile, the variable is easy to forget: name it.
+            raise ConfigError(f"{str(exc).rstrip('.')} (the path is TOKENPLAN_LIMITS's).") from None
+        raise
     if not observed:
         return config
     if chosen is None:
