@@ -122,6 +122,36 @@ def test_unknown_provider_falls_back_to_list_price_with_a_note(book: PriceBook) 
 
 
 @pytest.mark.parametrize(
+    ("provider", "name", "vendor", "model"),
+    [
+        (None, "openai/gpt-4o-mini", "openai", "gpt-4o-mini"),  # LiteLLM
+        ("somerelay", "anthropic/claude-sonnet-4-5", "anthropic", "claude-sonnet-4-5"),
+        (None, "gemini/gemini-2.5-pro", "google", "gemini-2.5-pro"),  # LiteLLM's Google prefix
+    ],
+)
+def test_a_vendor_model_name_is_priced_as_that_vendors_model(
+    book: PriceBook, provider: str | None, name: str, vendor: str, model: str
+) -> None:
+    prefixed = book.rates(provider, name, AT)
+    plain = book.rates(vendor, model, AT)
+    assert prefixed is not None
+    assert plain is not None
+    assert (prefixed.provider, prefixed.base, prefixed.tiers) == (
+        plain.provider,
+        plain.base,
+        plain.tiers,
+    )
+    assert prefixed.note is not None
+    assert "vendor/model name" in prefixed.note
+    assert book.cost(provider, name, AT, 1000, 100) == book.cost(vendor, model, AT, 1000, 100)
+
+
+def test_a_slash_alone_does_not_make_a_price(book: PriceBook) -> None:
+    for name in ("a/b/c", "openai/", "/gpt-4o", "no-vendor/no-such-model-xyz"):
+        assert book.rates(None, name, AT) is None
+
+
+@pytest.mark.parametrize(
     ("provider", "model"),
     [
         ("anthropic", "claude-sonnet-4-5"),

@@ -51,6 +51,19 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
+def test_a_small_cost_is_not_shown_as_zero(tmp_path: Path) -> None:
+    calls = tmp_path / "calls.jsonl"
+    calls.write_text(
+        '{"ts": "2025-06-01T00:00:00Z", "provider": "openai", "model": "gpt-4o-mini",'
+        ' "input_tokens": 1000, "output_tokens": 100, "request_id": "a"}\n'
+    )
+    out = run_cli("import", str(calls), "--db", str(tmp_path / "t.duckdb"))
+    assert out.returncode == 0, out.stderr
+    # 1,000 input tokens at $0.15/M and 100 output at $0.60/M: $0.00021, not "$0.00".
+    assert "$0.00021" in out.stdout
+    assert "$0.00 " not in out.stdout
+
+
 @pytest.mark.parametrize("case", ["negative tokens", "malformed timestamp", "truncated JSON"])
 def test_bad_file_exits_2_and_changes_nothing(tmp_path: Path, case: str) -> None:
     db = tmp_path / "t.duckdb"

@@ -8,7 +8,7 @@ import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokenplan.cli.output import plain, to_csv
+from tokenplan.cli.output import plain, to_csv, usd
 from tokenplan.timestamps import iso_utc as iso
 
 
@@ -55,3 +55,28 @@ def test_spreadsheet_cells_neutralise_formulas_but_keep_numbers() -> None:
     frame = pd.DataFrame({"series": ["=cmd", "total"], "y": [-1, 2]})
     assert to_csv(frame, spreadsheet=True) == "series,y\n'=cmd,-1\ntotal,2\n"
     assert to_csv(frame) == "series,y\n=cmd,-1\ntotal,2\n"
+
+
+@given(
+    st.decimals(
+        allow_nan=False, allow_infinity=False, places=12, min_value=-(10**12), max_value=10**12
+    )
+)
+def test_a_cost_is_shown_to_the_cent_and_a_small_one_never_as_zero(amount: Decimal) -> None:
+    text = usd(amount)
+    if abs(amount) < Decimal("0.000001") and amount != 0:
+        assert text.endswith("<$0.000001")
+        return
+    shown = Decimal(text.replace("$", "").replace(",", ""))
+    if abs(amount) >= 1 or amount == 0:
+        assert shown == amount.quantize(Decimal("0.01"))  # to the cent
+    else:
+        assert shown != 0  # a bill of $0.0047 is not $0.00
+        assert abs(shown - amount) <= Decimal("0.0000005")  # to the millionth
+
+
+def test_usd_examples() -> None:
+    assert usd(Decimal("0.0047")) == "$0.0047"
+    assert usd(Decimal("0.5")) == "$0.50"
+    assert usd(1234.567) == "$1,234.57"
+    assert usd(None) == "—"

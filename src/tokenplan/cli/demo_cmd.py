@@ -13,6 +13,7 @@ from rich.table import Table
 from tokenplan.capacity import CapacityPlan, PlanSettings, make_plan
 from tokenplan.cli.app import app, console
 from tokenplan.cli.output import safe
+from tokenplan.cli.output import usd as usd_text
 from tokenplan.cli.targets import writable_folder
 from tokenplan.collect import import_file
 from tokenplan.pricing import PriceBook
@@ -92,7 +93,7 @@ def cost_cell(usd: Any, model: str) -> str:
     """A cost, or "unknown" with the command that finds the missing price (never $0.00)."""
     if usd is None or pd.isna(usd):
         return f"unknown: tokenplan prices {model}"
-    return f"${usd:,.2f}"
+    return usd_text(usd)
 
 
 def forecast_week(plan: CapacityPlan, path: Path) -> Table:

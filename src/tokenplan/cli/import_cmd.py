@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from tokenplan.cli.app import AdoptOption, DbOption, app, console
-from tokenplan.cli.output import safe, visible
+from tokenplan.cli.output import safe, usd, visible
 from tokenplan.collect import FORMATS, ImportSummary, import_file
 from tokenplan.errors import InvalidInput
 from tokenplan.pricing import PriceBook
@@ -103,4 +103,4 @@ def _cost(s: ImportSummary) -> str:
     if s.cost_usd is None:
         return "unknown"
     partial = " (without the unpriced models)" if s.unpriced_models else ""
-    return f"${s.cost_usd:,.2f}{partial}"
+    return f"{usd(s.cost_usd)}{partial}"

@@ -29,6 +29,7 @@ __all__ = [
     "to_csv",
     "to_json",
     "to_table",
+    "usd",
     "visible",
 ]
 
@@ -103,3 +104,21 @@ def _cell(value: Any) -> Text:
     if isinstance(value, float):
         return Text(f"{value:,.2f}")
     return safe(value)
+
+
+def usd(value: Decimal | float | None) -> str:
+    """Dollars to the cent, and a cost under a dollar to its first digits (``$0.0047``): a
+    small bill must not read as ``$0.00``. Below a millionth of a dollar, ``<$0.000001``."""
+    if value is None:
+        return "—"
+    amount = Decimal(str(value))
+    if not amount.is_finite():
+        return "—"
+    sign = "-" if amount < 0 else ""
+    amount = abs(amount)
+    if amount == 0 or amount >= 1:
+        return f"{sign}${amount:,.2f}"
+    if amount < Decimal("0.000001"):
+        return f"{sign}<$0.000001"
+    digits = f"{amount:.6f}".rstrip("0")
+    return f"{sign}${digits.ljust(4, '0')}"

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from tokenplan.cli.app import AdoptOption, DbOption, app, console
 from tokenplan.cli.import_cmd import load_prices
-from tokenplan.cli.output import safe
+from tokenplan.cli.output import safe, usd
 from tokenplan.collect.provider_pull import (
     PullSummary,
     admin_key,
@@ -94,7 +94,7 @@ def summary_table(s: PullSummary) -> Table:
         ("open buckets", f"{s.open_buckets:,} (replaced by the next pull)"),
         ("complete up to", iso_utc(s.complete_until) if s.complete_until else "—"),
         ("cost lines", f"{s.cost_lines_new:,} new, {s.cost_lines_updated:,} updated"),
-        ("billed (USD)", "—" if s.billed_usd is None else f"${s.billed_usd:,.2f}"),
+        ("billed (USD)", usd(s.billed_usd)),
         ("unpriced models", ", ".join(s.unpriced_models) or "none"),
     ]
     rows += [("note", note) for note in s.notes]

@@ -69,7 +69,7 @@ class Catalog:
         try:
             found, info = snap.find_provider_model(model, None, provider if known else None, None)
         except LookupError:
-            return None
+            return self._vendor_prefixed(model)
         note = None
         if not known and provider not in _NO_PROVIDER:
             note = (
@@ -77,6 +77,21 @@ class Catalog:
                 f"{found.id}'s list price (add an override if '{provider}' charges otherwise)"
             )
         return Match(found, info, note)
+
+    def _vendor_prefixed(self, model: str) -> Match | None:
+        """``vendor/model``, as LiteLLM and OpenAI-compatible relays name models
+        (``openai/gpt-4o-mini``): the model under that vendor, or by its own name."""
+        vendor, slash, rest = model.partition("/")
+        if not slash or not vendor or not rest:
+            return None
+        match = self.find(vendor, rest)
+        if match is None:
+            return None
+        note = (
+            f"'{model}' is priced as {match.provider.id}'s {match.model.id} (a vendor/model name;"
+            " add an override if it is charged otherwise)"
+        )
+        return Match(match.provider, match.model, note)
 
     def boundaries(self, match: Match) -> tuple[int, ...]:
         """Seconds after UTC midnight where the model's time-of-day prices change (often none)."""
