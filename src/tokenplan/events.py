@@ -193,11 +193,11 @@ def _check_event(event: UsageEvent, source: str | None, line: int | None) -> Non
         value = getattr(event, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise InvalidInput(
-                f"{at(source, line, name)}: {value!r} is not a whole number of tokens >= 0."
+                f"{at(source, line, name)}: {show(value)} is not a whole number of tokens >= 0."
             )
         if value > COUNT_CEILING:
             raise InvalidInput(
-                f"{at(source, line, name)}: {value!r} is above the ceiling of "
+                f"{at(source, line, name)}: {show(value)} is above the ceiling of "
                 f"{COUNT_CEILING:,} per row."
             )
     if event.cache_read_tokens + event.cache_write_tokens > event.input_tokens:
@@ -271,27 +271,37 @@ def parse_timestamp(
     return parsed.astimezone(UTC)
 
 
+def show(value: Any) -> str:
+    """A bad value as a message quotes it: numbers as written (``1.5``, not ``Decimal('1.5')``),
+    anything else in quotes."""
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return str(value)
+    return repr(value)
+
+
 def parse_count(
     value: Any, *, source: str | None = None, line: int | None = None, field: str = "tokens"
 ) -> int:
     """Parse a non-negative whole number; ``"12"`` and ``12.0`` pass, ``-1`` and ``1.5`` fail."""
     where = at(source, line, field)
     if isinstance(value, bool):
-        raise InvalidInput(f"{where}: {value!r} is not a whole number >= 0.")
+        raise InvalidInput(f"{where}: {show(value)} is not a whole number >= 0.")
     if isinstance(value, int):
         number = value
     else:
         try:
             dec = Decimal(str(value).strip())
         except InvalidOperation:
-            raise InvalidInput(f"{where}: {value!r} is not a whole number >= 0.") from None
+            raise InvalidInput(f"{where}: {show(value)} is not a whole number >= 0.") from None
         if not dec.is_finite() or dec != dec.to_integral_value():
-            raise InvalidInput(f"{where}: {value!r} is not a whole number >= 0.")
+            raise InvalidInput(f"{where}: {show(value)} is not a whole number >= 0.")
         number = int(dec)
     if number < 0:
-        raise InvalidInput(f"{where}: {value!r} is negative; counts must be >= 0.")
+        raise InvalidInput(f"{where}: {show(value)} is negative; counts must be >= 0.")
     if number > COUNT_CEILING:
-        raise InvalidInput(f"{where}: {value!r} is above the ceiling of {COUNT_CEILING:,} per row.")
+        raise InvalidInput(
+            f"{where}: {show(value)} is above the ceiling of {COUNT_CEILING:,} per row."
+        )
     return number
 
 

@@ -154,6 +154,9 @@ def test_ingest_is_idempotent_and_all_or_nothing(tmp_path: Path) -> None:
             "index": 2,
             "field": "output_tokens",
         }
+        half = service.post([event_json(13, input_tokens=1.5)])
+        # The number as it was sent, not Python's Decimal('1.5').
+        assert half.json()["error"].startswith("item 0, field 'input_tokens': 1.5 is not a whole")
         assert service.rows() == 4
 
 

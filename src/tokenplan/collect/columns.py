@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tokenplan.errors import InvalidInput
-from tokenplan.events import COUNT_CEILING
+from tokenplan.events import COUNT_CEILING, show
 
 TS_NS = pa.timestamp("ns")
 TS_UTC_NS = pa.timestamp("ns", tz="UTC")
@@ -30,13 +30,6 @@ class RowError(Exception):
         self.index = index
         self.field = field
         self.problem = problem
-
-
-def show(value: Any) -> str:
-    """A bad value as it should appear in a message."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return repr(value)
 
 
 def first_true(mask: pa.Array | pa.ChunkedArray) -> int | None:
