@@ -138,6 +138,22 @@ def test_cleared_sends_resolved_once(
     assert resolved["message"] == HEADROOM.message
 
 
+def test_a_kind_not_judged_this_time_is_neither_raised_nor_resolved(
+    receiver: Receiver, clock: Clock, client: httpx.Client
+) -> None:
+    # `tokenplan alert` run once with --limits and once without: the second run says nothing
+    # about headroom, so it must not tell the channel the limit is safe again.
+    notifier = _notifier(receiver, clock, client)
+    notifier.notify([HEADROOM], frozenset({"headroom_low", "spike", "drop"}))
+    clock.advance(hours=1)
+    notifier.notify([], frozenset({"spike", "drop"}))
+    assert _statuses(receiver) == [("firing", HEADROOM.key)]
+    assert list(notifier.state.entries("ops")) == [HEADROOM.key]
+    clock.advance(hours=1)
+    notifier.notify([], frozenset({"headroom_low"}))  # judged again, and clear: resolved
+    assert _statuses(receiver) == [("firing", HEADROOM.key), ("resolved", HEADROOM.key)]
+
+
 def test_repeat_after_elapsed_sends_again(
     receiver: Receiver, clock: Clock, client: httpx.Client
 ) -> None:

@@ -185,7 +185,7 @@ def test_alert_loop_survives_a_failing_notifier(
     plan: CapacityPlan, caplog: pytest.LogCaptureFixture
 ) -> None:
     class Broken:
-        def notify(self, alerts: object) -> None:
+        def notify(self, alerts: object, judged: object = None) -> None:
             raise RuntimeError("boom at https://hooks.example/services/T/B/secret-token")
 
     snapshot = PlanSnapshot(plan=plan, computed_at=datetime.now(UTC), as_of=None)
@@ -268,3 +268,21 @@ def test_tokenplan_alert_dry_run_prints_and_sends_nothing(
     assert "would send to ops (slack): CRITICAL: usage spike: total_tokens" in shown
     assert receiver.requests == []
     assert not (tmp_path / "alerts-state.json").exists()
+
+
+def test_tokenplan_alert_without_budgets_does_not_resolve_budget_alerts(
+    files: dict[str, Path],
+    receiver: Receiver,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = tmp_path / "alerts.toml"
+    config.write_text(f'[[webhook]]\nname = "ops"\nkind = "json"\nurl = "{receiver.url}/j"\n')
+    common = ("--db", str(files["db"]), "--alerts", str(config), "--horizon", "24")
+    _cli(capsys, *common, "--budgets", str(files["budgets"]))
+    first = [r.json()["key"] for r in receiver.requests]
+    assert any(key.startswith("budget:") for key in first)
+    # The same cron line without --budgets judged no budget: it must not say they cleared.
+    _cli(capsys, *common)
+    later = [(r.json()["status"], r.json()["key"]) for r in receiver.requests[len(first) :]]
+    assert not [key for status, key in later if status == "resolved" and key.startswith("budget")]

@@ -67,7 +67,7 @@ def alert(
 
     from tokenplan.plan.budgets import load_budgets
     from tokenplan.plan.limits import load_limits
-    from tokenplan.service.alerting import plan_alerts
+    from tokenplan.service.alerting import judge_plan
     from tokenplan.service.alerts_config import load_alerts, make_notifier
     from tokenplan.service.webhooks import title
 
@@ -82,9 +82,10 @@ def alert(
             raise InvalidInput(
                 f"{store.path} holds no usage yet; import some with `tokenplan import`."
             )
-        found = plan_alerts(
+        judged = judge_plan(
             plan, budgets=budget_config, limits=limit_config, fx=rate, rules=config.rules
         )
+    found = judged.alerts
     as_of = "—" if plan.as_of is None else iso_utc(plan.as_of)
     filling = plan.reads_to is not None and plan.as_of is not None and plan.reads_to > plan.as_of
     after = " (spikes also read the bucket still filling after it)" if filling else ""
@@ -98,14 +99,14 @@ def alert(
             state_path=state,
         )
         if dry_run:
-            due = notifier.pending(found)
+            due = notifier.pending(found, judged.kinds)
             for target, notice in due:
                 console.print(safe(f"would send to {target.name} ({target.kind}): {title(notice)}"))
                 console.print(safe(f"  {notice.alert.message}"), style="dim")
             if not due:
                 console.print("nothing new to send.")
             return
-        deliveries = notifier.notify(found)
+        deliveries = notifier.notify(found, judged.kinds)
     for d in deliveries:
         if d.ok:
             console.print(safe(f"sent {d.status} {d.key} to {d.target}"))

@@ -33,7 +33,16 @@ if TYPE_CHECKING:
     from tokenplan.pricing import FxRate
     from tokenplan.service.contracts import PlanSnapshot
 
-__all__ = ["SEVERITIES", "AlertLoop", "AlertRules", "AlertSender", "plan_alerts", "severity_rank"]
+__all__ = [
+    "SEVERITIES",
+    "AlertLoop",
+    "AlertRules",
+    "AlertSender",
+    "Judged",
+    "judge_plan",
+    "plan_alerts",
+    "severity_rank",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,25 +67,42 @@ class AlertRules:
     spike_recent: int = 24
 
 
-def plan_alerts(
+BUDGET_KINDS = frozenset({"budget_reached", "budget_projected", "budget_config"})
+HEADROOM_KINDS = frozenset({"headroom_low"})
+SPIKE_KINDS = frozenset({"spike", "drop"})
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """The alerts a plan raises now, and the alert kinds it judged: a condition told before is
+    resolved only when its kind was judged again (a run without ``--budgets``, or with no
+    headroom to read, says nothing about budgets or headroom)."""
+
+    alerts: list[Alert]
+    kinds: frozenset[str]
+
+
+def judge_plan(
     plan: CapacityPlan,
     *,
     budgets: BudgetsConfig | None = None,
     limits: LimitsConfig | None = None,
     fx: FxRate | None = None,
     rules: AlertRules | None = None,
-) -> list[Alert]:
-    """Every alert the plan raises now, keyed, most severe first.
+) -> Judged:
+    """Every alert the plan raises now, keyed, most severe first, and the kinds judged.
 
     ``budgets`` and ``limits`` are optional: without them there are no budget or headroom
     alerts. The plan computes the readings; this only chooses which of them alert.
     """
     rules = rules or AlertRules()
     if plan.empty:
-        return []
+        return Judged([], frozenset())
     found: list[Alert] = []
+    kinds: set[str] = set()
     if budgets is not None and budgets.budgets:
         found += _budget_alerts(plan.budget_statuses(_with_thresholds(budgets, rules), fx=fx))
+        kinds |= BUDGET_KINDS
     if limits is not None:
         check = plan.headroom(limits)
         if isinstance(check, str):
@@ -86,10 +112,25 @@ def plan_alerts(
             found += [
                 a for r in check.rows if (a := _headroom_alert(r, rules, horizon)) is not None
             ]
+            kinds |= HEADROOM_KINDS
     if rules.spikes:
         metric = plan.metric
         found += [_spike_alert(a, metric) for a in plan.anomalies(rules.spike_recent) if a.ongoing]
-    return sorted(found, key=lambda a: (-severity_rank(a.severity), a.key or ""))
+        kinds |= SPIKE_KINDS
+    ordered = sorted(found, key=lambda a: (-severity_rank(a.severity), a.key or ""))
+    return Judged(ordered, frozenset(kinds))
+
+
+def plan_alerts(
+    plan: CapacityPlan,
+    *,
+    budgets: BudgetsConfig | None = None,
+    limits: LimitsConfig | None = None,
+    fx: FxRate | None = None,
+    rules: AlertRules | None = None,
+) -> list[Alert]:
+    """Every alert the plan raises now (`judge_plan`'s alerts)."""
+    return judge_plan(plan, budgets=budgets, limits=limits, fx=fx, rules=rules).alerts
 
 
 def _with_thresholds(budgets: BudgetsConfig, rules: AlertRules) -> BudgetsConfig:
@@ -185,8 +226,8 @@ _URL = re.compile(r"https?://\S+")
 class AlertSender(Protocol):
     """What `AlertLoop` hands alerts to (`tokenplan.service.notifier.Notifier`)."""
 
-    def notify(self, alerts: Sequence[Alert]) -> Any:
-        """Send what is new, changed, due again or resolved."""
+    def notify(self, alerts: Sequence[Alert], judged: frozenset[str] | None = None) -> Any:
+        """Send what is new, changed, due again or resolved (of the ``judged`` kinds)."""
         ...
 
 
@@ -212,14 +253,14 @@ class AlertLoop:
     def __call__(self, snapshot: PlanSnapshot) -> Any:
         """Derive the alerts of ``snapshot.plan`` and hand them to the notifier."""
         try:
-            alerts = plan_alerts(
+            judged = judge_plan(
                 snapshot.plan,
                 budgets=self.budgets,
                 limits=self.limits,
                 fx=self.fx,
                 rules=self.rules,
             )
-            return self.notifier.notify(alerts)
+            return self.notifier.notify(judged.alerts, judged.kinds)
         except Exception as exc:  # the refresher must outlive any alerting failure
             text = _URL.sub("<url>", str(exc))
             logger.error(

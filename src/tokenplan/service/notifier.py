@@ -105,19 +105,27 @@ class Notifier:
         self.rules = rules or DedupeRules()
         self.rng = rng or random.Random()
 
-    def pending(self, alerts: Sequence[Alert]) -> list[tuple[Webhook, Notice]]:
+    def pending(
+        self, alerts: Sequence[Alert], judged: frozenset[str] | None = None
+    ) -> list[tuple[Webhook, Notice]]:
         """What each webhook would be sent now for ``alerts``; nothing is sent or recorded."""
         now = self._now()
-        return [(t, n) for t in self.targets for n in self._decide(t, alerts, now)]
+        return [(t, n) for t in self.targets for n in self._decide(t, alerts, now, judged)]
 
-    def notify(self, alerts: Sequence[Alert]) -> list[Delivery]:
-        """Send what is due for ``alerts`` to every webhook; record what was delivered."""
+    def notify(
+        self, alerts: Sequence[Alert], judged: frozenset[str] | None = None
+    ) -> list[Delivery]:
+        """Send what is due for ``alerts`` to every webhook; record what was delivered.
+
+        A condition told before and not raised now is resolved when its kind is in ``judged``
+        (default: every kind); of a kind not judged this time, it is left as it was.
+        """
         out = []
         with self.state.locked():
             now = self._now()
             for target in self.targets:
                 down = False
-                for notice in self._decide(target, alerts, now):
+                for notice in self._decide(target, alerts, now, judged):
                     # A webhook that is down would make every message wait out its retries.
                     delivery = self._skip(target, notice) if down else self._send(target, notice)
                     down = down or delivery.transient
@@ -143,7 +151,13 @@ class Notifier:
         floor = severity_rank(target.min_severity)
         return {_key(a): a for a in alerts if severity_rank(a.severity) >= floor}
 
-    def _decide(self, target: Webhook, alerts: Sequence[Alert], now: datetime) -> list[Notice]:
+    def _decide(
+        self,
+        target: Webhook,
+        alerts: Sequence[Alert],
+        now: datetime,
+        judged: frozenset[str] | None = None,
+    ) -> list[Notice]:
         current = self._current(target, alerts)
         told = self.state.entries(target.name)
         out = []
@@ -154,6 +168,8 @@ class Notifier:
             if status is not None:
                 out.append(Notice(status=status, alert=alert, since=since))
         for key, entry in told.items():
+            if judged is not None and entry.kind not in judged:
+                continue  # not judged this time: neither raised nor resolved
             if key not in current and entry.kind not in ONCE_KINDS:
                 gone = Alert(
                     kind=entry.kind,
