@@ -432,13 +432,25 @@ def test_hours_the_log_missed_are_unknown_to_the_plans_forecast() -> None:
     assert not any(note.startswith("tokens") for note in plan.forecast_notes)
 
 
-def _filling(minutes_in_last_hour: int, factor: float = 1.0, path: str = ":memory:") -> DuckDBStore:
+def _filling(
+    minutes_in_last_hour: int,
+    factor: float = 1.0,
+    path: str = ":memory:",
+    *,
+    hours_at_factor: int = 0,
+) -> DuckDBStore:
     """Ten days of minute rows, then the newest hour filled for its first minutes only (at
-    ``factor`` times the usual rate): live data read mid-hour."""
+    ``factor`` times the usual rate, as are the ``hours_at_factor`` whole hours before it):
+    live data read mid-hour."""
     start = pd.Timestamp(START).tz_localize(None)
     store = DuckDBStore(path)
-    store.write(_minute_rows(start, 10 * 1440, "claude-sonnet-4-5"))
-    last = _minute_rows(start + pd.Timedelta(days=10), minutes_in_last_hour, "claude-sonnet-4-5")
+    usual = 10 * 1440 - 60 * hours_at_factor
+    store.write(_minute_rows(start, usual, "claude-sonnet-4-5"))
+    last = _minute_rows(
+        start + pd.Timedelta(minutes=usual),
+        60 * hours_at_factor + minutes_in_last_hour,
+        "claude-sonnet-4-5",
+    )
     frame = last.to_pandas()
     for name in ("requests", "input_tokens", "output_tokens"):
         frame[name] = (frame[name] * factor).round().astype("int64")
@@ -478,3 +490,20 @@ def test_spikes_read_the_hour_still_filling_and_never_call_it_a_drop() -> None:
     # Ten ordinary minutes are a sixth of an hour, not a collapse.
     quiet = make_plan(_filling(10), settings=settings, forecaster=incoherent)
     assert quiet.anomalies() == []
+
+
+def test_a_drop_is_judged_against_the_part_of_the_hour_already_in() -> None:
+    settings = PlanSettings(horizon_hours=24)
+    # An hour at a tenth of a percent of the usual, then 40 minutes of the next one: the
+    # outage is reported now, against two thirds of the hour's usual.
+    late = make_plan(
+        _filling(40, factor=0.001, hours_at_factor=1), settings=settings, forecaster=incoherent
+    )
+    assert late.filled == pytest.approx(40 / 60, abs=1e-3)
+    found = late.anomalies()
+    assert [(a.kind, a.buckets, a.ongoing) for a in found] == [("drop", 2, True)]
+    # Ten minutes in, the hour's share is too small to tell a collapse from a quiet spell.
+    early = make_plan(
+        _filling(10, factor=0.001, hours_at_factor=1), settings=settings, forecaster=incoherent
+    )
+    assert early.anomalies() == []

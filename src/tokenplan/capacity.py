@@ -125,6 +125,8 @@ class CapacityPlan:
     # The end of the bucket holding the data's last row: one step after ``as_of`` when that
     # bucket is still filling (spikes read it: a part of a bucket can only undercount a surge).
     reads_to: pd.Timestamp | None = None
+    # The share of that bucket the data covers (1 unless it is still filling).
+    filled: float = 1.0
     since: datetime | None = None
     metric: str = "total_tokens"
     history: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -411,7 +413,7 @@ class CapacityPlan:
             dimension=by,
             tz=tz,
             metric=metric,
-            under_way=self.reads_to > self.as_of,
+            filled=self.filled,
         )
         return list(found)
 
@@ -487,11 +489,13 @@ def make_plan(
     start = GRID_ORIGIN + ((first - GRID_ORIGIN) // step) * step
     plan.reads_to = as_of
     spare = as_of - start > 2 * step  # two whole buckets are left without it
-    if settings.as_of is None and spare and _under_way(queries, cut, as_of, step):
+    reach = reaches(cut, queries.widest_bucket_seconds((as_of - step).to_pydatetime()))
+    if settings.as_of is None and spare and reach < as_of:
         # The newest hour of live data is still filling: read as history it is a collapse the
         # forecasts follow (M4 hourly with the last hour 10% filled: MASE 0.73 -> 7.9). It is
         # forecast, as `tokenplan forecast` does; spikes still read it (`anomalies`).
         as_of -= step
+        plan.filled = (reach - as_of) / step
         note = partly_covered(as_of)
         plan.notes.append(f"{note[0].upper()}{note[1:]}.")
     since = max(as_of - pd.Timedelta(days=settings.train_days), start).to_pydatetime()
@@ -515,14 +519,6 @@ def make_plan(
     plan.model_history = model_frames(queries, since, until, settings)
     plan.providers = queries.model_providers(since)
     return plan
-
-
-def _under_way(
-    queries: UsageQueries, cut: pd.Timestamp, end: pd.Timestamp, step: pd.Timedelta
-) -> bool:
-    """Whether the data stops inside the bucket ending at ``end``: its rows (events, or
-    buckets narrower than the plan's) cover it only up to ``cut`` and their own width."""
-    return reaches(cut, queries.widest_bucket_seconds((end - step).to_pydatetime())) < end
 
 
 # -- forecasting -----------------------------------------------------------------------------

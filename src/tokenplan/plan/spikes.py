@@ -46,6 +46,11 @@ class Anomaly:
         return "critical" if self.ongoing else "warning"
 
 
+# A bucket still filling can show a drop once this share of it is in: against ten minutes of
+# an hour's usual, a quiet spell of chance reads as a collapse.
+MIN_FILLED = 0.5
+
+
 def _phase(ds: pd.Series, step: pd.Timedelta) -> tuple[np.ndarray, int]:
     # Same hour of day for sub-daily buckets, same weekday for daily ones.
     seconds = (pd.to_datetime(ds) - pd.Timestamp("2000-01-03")).dt.total_seconds().to_numpy()
@@ -123,7 +128,7 @@ def find_anomalies(
     dimension: str | None = "model",
     tz: str = "UTC",
     metric: str = "usage",
-    under_way: bool = False,
+    filled: float = 1.0,
 ) -> list[Anomaly]:
     """Spikes and drops in the last ``recent`` buckets of a ``unique_id, ds, y`` frame.
 
@@ -133,8 +138,9 @@ def find_anomalies(
     same-hour history. A spike is ``k``+ buckets above the band, or fewer that reach ``surge``
     times the same-hour baseline (a runaway job is reported in its first bucket, not its
     ``k``-th); a drop is ``drop_k``+ buckets under ``drop_share`` of the same-hour baseline and
-    under the band. ``under_way``: the newest bucket is still filling, so it may show a spike
-    (a part of a bucket only undercounts one) but never a drop.
+    under the band. ``filled``: the share of the newest bucket the data covers (under 1 while
+    it fills). A spike is judged on what it holds (a part of a bucket only undercounts one); a
+    drop against the usual scaled to that share, once half of it is in (`MIN_FILLED`).
     """
     frame = series if "unique_id" in series else series.assign(unique_id="total")
     wide = frame.pivot_table(
@@ -171,18 +177,21 @@ def find_anomalies(
         if np.max(y[a:b] - min_ratio * base[a:b]) > 0
         and (b - a >= k or (np.isfinite(surge) and np.max(y[a:b] - surge * base[a:b]) > 0))
     ]
-    whole = np.ones(len(y), dtype=bool)
-    whole[-1] = not under_way
-    collapsed = whole & ((y < np.maximum(drop_share * base, 0)) | ((y == 0) & (base > 0)))
-    drops = _runs(collapsed & (y < own[lo_col].to_numpy()) & (base > 0), drop_k)
+    # What each bucket should hold so far: the usual, scaled down in the one still filling.
+    share = np.ones(len(y))
+    share[-1] = filled if filled >= MIN_FILLED else np.nan
+    so_far = base * share
+    collapsed = (y < np.maximum(drop_share * so_far, 0)) | ((y == 0) & (so_far > 0))
+    drops = _runs(collapsed & (y < own[lo_col].to_numpy() * share) & (so_far > 0), drop_k)
     out = []
     for kind, runs in (("spike", spikes), ("drop", drops)):
+        usual = base if kind == "spike" else so_far
         for a, b in runs:
-            out.append(_describe(kind, a, b, new, base, wide, hist, step, dimension, tz, metric))
+            out.append(_describe(kind, a, b, new, usual, wide, hist, step, dimension, tz, metric))
     covered = {i for a, b in drops for i in range(a, b)}
     if wide.shape[1] > 1:
         out += _partial_drops(
-            wide, hist, new, base, step, covered, drop_k, drop_share, dimension, tz, metric, whole
+            wide, hist, new, so_far, step, covered, drop_k, drop_share, dimension, tz, metric, share
         )
     newest_end = pd.Timestamp(new["ds"].iloc[-1]) + step
     out = [replace(a, ongoing=a.end >= newest_end) for a in out]
@@ -201,7 +210,7 @@ def _partial_drops(
     dimension: str | None,
     tz: str,
     metric: str,
-    whole: np.ndarray,
+    scale: np.ndarray,
 ) -> list[Anomaly]:
     """One dimension value collapsing (one model down) while the total carries on."""
     out = []
@@ -209,12 +218,13 @@ def _partial_drops(
     # A value's same-hour baseline is a median of its history, so one whose busiest past hour
     # is under 5% of the total's baseline at every new bucket can never count as big below;
     # skipping those keeps thousands of small values cheap.
-    floor = 0.05 * float(np.min(np.maximum(total_base, 1e-9))) if len(total_base) else 0.0
+    known = total_base[np.isfinite(total_base)]
+    floor = 0.05 * float(np.min(np.maximum(known, 1e-9))) if len(known) else 0.0
     busiest = np.nan_to_num(wide.iloc[:n_hist].to_numpy(float), nan=0.0).max(axis=0, initial=0.0)
     for uid in wide.columns[busiest >= floor]:
         col = wide[uid]
         own_hist = pd.DataFrame({"ds": col.index[:n_hist], "y": col.to_numpy()[:n_hist]})
-        base = np.nan_to_num(_baseline(own_hist, new["ds"], step))
+        base = np.nan_to_num(_baseline(own_hist, new["ds"], step)) * scale
         y = col.to_numpy(float)[n_hist:]
         # Only values that usually carry a real share of the total (5%+) can cause an outage.
         big = base >= 0.05 * np.maximum(total_base, 1e-9)
@@ -223,7 +233,7 @@ def _partial_drops(
         before = np.nan_to_num(own_hist["y"].to_numpy(float)) < drop_share * seen
         if _runs(before & (seen > 0), drop_k):
             continue
-        collapsed = whole & big & (base > 0) & (np.nan_to_num(y) < drop_share * base)
+        collapsed = big & (base > 0) & (np.nan_to_num(y) < drop_share * base)
         for a, b in _runs(collapsed, drop_k):
             if covered & set(range(a, b)):
                 continue
