@@ -154,6 +154,20 @@ def test_a_kind_not_judged_this_time_is_neither_raised_nor_resolved(
     assert _statuses(receiver) == [("firing", HEADROOM.key), ("resolved", HEADROOM.key)]
 
 
+def test_a_threshold_reached_stays_told_through_a_run_that_did_not_judge_budgets(
+    receiver: Receiver, clock: Clock, client: httpx.Client
+) -> None:
+    march = "2025-03-01T00:00Z"
+    notifier = _notifier(receiver, clock, client)
+    notifier.notify([_reached(0.8, march)], frozenset({"budget_reached"}))
+    clock.advance(hours=1)
+    notifier.notify([], frozenset({"spike", "drop"}))  # a run without --budgets
+    clock.advance(hours=1)
+    notifier.notify([_reached(0.8, march, spent=460.0)], frozenset({"budget_reached"}))
+    # Told once in March: the run in between did not make it forget, so no second message.
+    assert _statuses(receiver) == [("firing", f"budget:monthly:0.8:{march}")]
+
+
 def test_repeat_after_elapsed_sends_again(
     receiver: Receiver, clock: Clock, client: httpx.Client
 ) -> None:

@@ -135,7 +135,7 @@ class Notifier:
                         self.state.save()
             # Forget reached thresholds of periods that are over (no message for those).
             for target in self.targets:
-                for key in self._expired(target, alerts):
+                for key in self._expired(target, alerts, judged):
                     self.state.drop(target.name, key)
             self.state.save()
         return out
@@ -196,10 +196,19 @@ class Notifier:
             return "repeat"
         return None
 
-    def _expired(self, target: Webhook, alerts: Sequence[Alert]) -> list[str]:
+    def _expired(
+        self, target: Webhook, alerts: Sequence[Alert], judged: frozenset[str] | None = None
+    ) -> list[str]:
         current = self._current(target, alerts)
         told = self.state.entries(target.name)
-        return [k for k, e in told.items() if k not in current and e.kind in ONCE_KINDS]
+        return [
+            k
+            for k, e in told.items()
+            if k not in current
+            and e.kind in ONCE_KINDS
+            # Not judged this time: forgetting it would tell the threshold again next run.
+            and (judged is None or e.kind in judged)
+        ]
 
     def _record(self, target: Webhook, notice: Notice) -> None:
         if notice.status == "resolved":
