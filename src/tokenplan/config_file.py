@@ -83,9 +83,11 @@ def tables(data: Mapping[str, Any], key: str, where: str) -> list[dict[str, Any]
 
 def refuse_unknown(found: Mapping[str, Any], allowed: Collection[str], where: str) -> None:
     """A `ConfigError` for the first key of ``found`` not in ``allowed``, with the nearest."""
-    for key in sorted(set(found) - set(allowed)):
-        near = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
-        hint = f"did you mean '{near[0]}'? " if near else ""
-        raise ConfigError(
-            f"{where}: unknown key '{key}'; {hint}known here: {', '.join(sorted(allowed))}."
-        )
+    unknown = sorted(set(found) - set(allowed))
+    if not unknown:
+        return
+    near = difflib.get_close_matches(unknown[0], list(allowed), n=1, cutoff=0.6)
+    hint = f"did you mean '{near[0]}'? " if near else ""
+    raise ConfigError(
+        f"{where}: unknown key '{unknown[0]}'; {hint}known here: {', '.join(sorted(allowed))}."
+    )
