@@ -487,6 +487,8 @@ def test_spikes_read_the_hour_still_filling_and_never_call_it_a_drop() -> None:
     surge = make_plan(_filling(10, factor=47), settings=settings, forecaster=incoherent)
     found = surge.anomalies()
     assert [(a.kind, a.ongoing) for a in found] == [("spike", True)]
+    # Its size counts ten minutes of the hour: the message says it will grow.
+    assert found[0].message.endswith("the newest bucket is 17% in, so its numbers are partial.")
     # Ten ordinary minutes are a sixth of an hour, not a collapse.
     quiet = make_plan(_filling(10), settings=settings, forecaster=incoherent)
     assert quiet.anomalies() == []

@@ -195,6 +195,10 @@ def find_anomalies(
         )
     newest_end = pd.Timestamp(new["ds"].iloc[-1]) + step
     out = [replace(a, ongoing=a.end >= newest_end) for a in out]
+    if filled < 1:
+        # A spike's size counts only the part of the newest bucket in so far: it will grow.
+        part = f"; the newest bucket is {filled:.0%} in, so its numbers are partial."
+        out = [replace(a, message=a.message.rstrip(".") + part) if a.ongoing else a for a in out]
     return sorted(out, key=lambda x: x.start)
 
 
