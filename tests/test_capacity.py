@@ -509,3 +509,30 @@ def test_a_drop_is_judged_against_the_part_of_the_hour_already_in() -> None:
         _filling(10, factor=0.001, hours_at_factor=1), settings=settings, forecaster=incoherent
     )
     assert early.anomalies() == []
+
+
+def test_an_hour_a_provider_pull_stored_still_open_is_forecast(tmp_path: Path) -> None:
+    from tokenplan.cli.series_input import load_series
+
+    # Ten days of hourly report rows; the pull at 12:05 stored the 12:00 hour still open.
+    path = tmp_path / "pulled.duckdb"
+    store = make_store(hours(24 * 10 + 13, "m-a", "t-x", 1_000), str(path))
+    open_hour = pd.Timestamp(START).tz_localize(None) + pd.Timedelta(hours=24 * 10 + 12)
+    store.connection.execute(
+        "INSERT INTO tokenplan_pull_partials VALUES ('anthropic', 'usage', 'r-open', ?)",
+        [open_hour.to_pydatetime()],
+    )
+    plan = make_plan(store, settings=PlanSettings(horizon_hours=24), forecaster=incoherent)
+    assert plan.as_of == open_hour
+    assert plan.filled == 0.0  # how much of it is in is not known: it is never a drop
+    assert plan.forecast_frame("total_tokens")["ds"].min() == open_hour
+    store.close()
+    frame, _ = load_series(input_path=None, db=str(path), metric="total_tokens", freq="1h")
+    assert frame["ds"].max() == open_hour - pd.Timedelta(hours=1)
+    # Without the open bucket the same rows are whole hours, read to the end.
+    whole = make_plan(
+        make_store(hours(24 * 10 + 13, "m-a", "t-x", 1_000)),
+        settings=PlanSettings(horizon_hours=24),
+        forecaster=incoherent,
+    )
+    assert whole.as_of == open_hour + pd.Timedelta(hours=1)

@@ -488,13 +488,16 @@ def make_plan(
     # drag the forecast and the spike baselines down.
     start = GRID_ORIGIN + ((first - GRID_ORIGIN) // step) * step
     plan.reads_to = as_of
-    spare = as_of - start > 2 * step  # two whole buckets are left without it
-    reach = reaches(cut, queries.widest_bucket_seconds((as_of - step).to_pydatetime()))
-    if settings.as_of is None and spare and reach < as_of:
-        # The newest hour of live data is still filling: read as history it is a collapse the
-        # forecasts follow (M4 hourly with the last hour 10% filled: MASE 0.73 -> 7.9). It is
-        # forecast, as `tokenplan forecast` does; spikes still read it (`anomalies`).
-        as_of -= step
+    width = queries.widest_bucket_seconds((as_of - step).to_pydatetime())
+    reach = reaches(cut, width, queries.open_since())
+    judged = GRID_ORIGIN + ((reach - GRID_ORIGIN) // step) * step  # the bucket holding reach
+    if settings.as_of is None and reach < as_of and judged - start >= 2 * step:
+        # The newest hour of live data is still filling (or a pull stored it still open): read
+        # as history it is a collapse the forecasts follow (M4 hourly with the last hour 10%
+        # filled: MASE 0.73 -> 7.9). It is forecast, as `tokenplan forecast` does; spikes
+        # still read it (`anomalies`), and nothing after it.
+        as_of = judged
+        plan.reads_to = as_of + step
         plan.filled = (reach - as_of) / step
         note = partly_covered(as_of)
         plan.notes.append(f"{note[0].upper()}{note[1:]}.")

@@ -98,11 +98,16 @@ def load_series(
             # day of little traffic.
             frame = store.series(metric, frequency, by, tz=tz, complete=True)
         local = tz is not None and frequency.calendar
-        if width and frequency.seconds == width and not local and not frame.empty:
-            frame["ds"] = frame["ds"] + grid_phase(store.summary().start, width)
-        elif not width or frequency.months or frequency.seconds > width:
-            summary = store.summary()
-            covered = (summary.start, summary.end, width)
+        summary, opened = store.summary(), store.open_since()
+        own = bool(width) and frequency.seconds == width and not local
+        if width and own and not frame.empty:
+            frame["ds"] = frame["ds"] + grid_phase(summary.start, width)
+        if summary.end is not None and (
+            (not own and (not width or frequency.months or frequency.seconds > width))
+            # A bucket a provider pull stored while still open is partial at any width.
+            or opened is not None
+        ):
+            covered = (summary.start, reaches(summary.end, width, opened))
             frame = _whole_buckets(frame, frequency, tz or "UTC", covered)
         where = f"--input {input_path}" if input_path else f"the store {store.path}"
     if frame.empty:
@@ -116,12 +121,12 @@ def _whole_buckets(
     frame: pd.DataFrame,
     frequency: Frequency,
     tz: str,
-    covered: tuple[Any, Any, int | None],
+    covered: tuple[Any, pd.Timestamp],
 ) -> pd.DataFrame:
     """``frame`` without a first or last bucket that the data covers only in part; their
     starts are in ``attrs["partial"]`` (a command may say why its forecast starts there)."""
-    first, last, width = covered
-    if frame.empty or first is None or last is None:
+    first, data_end = covered
+    if frame.empty or first is None:
         return frame
     starts = pd.Series(sorted(frame["ds"].unique()))
     wall = to_wall_time(starts, tz)
@@ -131,7 +136,6 @@ def _whole_buckets(
         else pd.Timedelta(seconds=frequency.seconds)
     )
     ends = from_wall_time(wall + step, tz)
-    data_end = reaches(last, width)
     keep = (starts >= pd.Timestamp(first)) & (ends <= data_end)
     # Too short to spare them: keep the partial buckets rather than nothing.
     if keep.sum() < 2:

@@ -52,7 +52,7 @@ def usage(
     frequency = parse_freq(freq, calendar=True)
     with open_store(resolve_db_path(db), mode="read") as store:
         end = store.summary().end
-        width = store.bucket_seconds()
+        width, opened = store.bucket_seconds(), store.open_since()
         frame = store.series(
             metric,
             frequency,
@@ -73,11 +73,11 @@ def usage(
         if until is None and not frequency.months and not frame.empty and end is not None:
             # A last row far below the others reads as an outage; say when it is only partial.
             newest = pd.Timestamp(frame["timestamp"].max())
-            if reaches(end, width) < newest + pd.Timedelta(seconds=frequency.seconds):
+            reach = reaches(end, width, opened)
+            if reach < newest + pd.Timedelta(seconds=frequency.seconds):
                 console.print(
                     f"the last bucket, from {iso_utc(newest)}, holds the data up to "
-                    f"{iso_utc(reaches(end, width))} only: it is still filling, or the data "
-                    "stops inside it",
+                    f"{iso_utc(reach)} only: it is still filling, or the data stops inside it",
                     style="dim",
                     highlight=False,
                 )

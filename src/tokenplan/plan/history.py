@@ -28,11 +28,14 @@ def grid_phase(start: Any, width: int) -> pd.Timedelta:
     return (naive_utc(start) - GRID_ORIGIN) % pd.Timedelta(seconds=width)
 
 
-def reaches(last_row: Any, width_s: int | None) -> pd.Timestamp:
+def reaches(last_row: Any, width_s: int | None, open_since: Any = None) -> pd.Timestamp:
     """How far the data reaches (naive UTC): its last row's start plus that row's width; raw
-    events are moments, so the bucket holding the last one is covered only up to it."""
+    events are moments, so the bucket holding the last one is covered only up to it. A bucket
+    a provider pull stored while still open (``open_since``, `DuckDBStore.open_since`) is
+    not reached: its numbers are still growing."""
     width = pd.Timedelta(seconds=width_s or 0)
-    return naive_utc(last_row) + max(width, pd.Timedelta(microseconds=1))
+    reach = naive_utc(last_row) + max(width, pd.Timedelta(microseconds=1))
+    return reach if open_since is None else min(reach, naive_utc(open_since))
 
 
 def partly_covered(start: Any) -> str:

@@ -285,6 +285,11 @@ class LockedQueries:
         with self._lock:
             return self._inner.widest_bucket_seconds(since)
 
+    def open_since(self) -> datetime | None:
+        """See `UsageQueries.open_since`."""
+        with self._lock:
+            return self._inner.open_since()
+
     def cache_read_share(self, since: datetime) -> float:
         """See `UsageQueries.cache_read_share`."""
         with self._lock:

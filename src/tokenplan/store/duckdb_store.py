@@ -36,6 +36,7 @@ from tokenplan.store.schema import (
     LEGACY_MARKERS,
     META_TABLE,
     METRIC_SQL,
+    PARTIALS_TABLE,
     RID_HASH,
     SCHEMA_VERSION,
 )
@@ -608,6 +609,12 @@ class DuckDBStore:
         """The stored data's own spacing: the narrowest imported bucket, or None for raw events."""
         rows = self._run("SELECT min(bucket_s) FILTER (WHERE bucket_s > 0) FROM usage")
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def open_since(self) -> datetime | None:
+        """Start of the earliest usage bucket a provider pull stored while it was still open
+        (naive UTC; its numbers are still growing), or None: the data reaches only that far."""
+        rows = self._run(f"SELECT min(ts) FROM {PARTIALS_TABLE} WHERE report = 'usage'")
+        return rows[0][0] if rows and rows[0][0] is not None else None
 
     def summary(self, source: str | None = None) -> StoreSummary:
         """Rows, span, models, token and cost totals (of one ``source`` if given)."""

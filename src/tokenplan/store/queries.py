@@ -91,6 +91,11 @@ class UsageQueries(Protocol):
         """Widest bucket (seconds) among rows since ``since``; 0 when there are none."""
         ...
 
+    def open_since(self) -> datetime | None:
+        """Start of the earliest bucket stored while still open (a provider pull's current
+        hour), or None."""
+        ...
+
     def cache_read_share(self, since: datetime) -> float:
         """Cache-read tokens as a share of input tokens since ``since``."""
         ...
@@ -145,6 +150,10 @@ class DuckDBQueries:
         if bulk is None:
             return summary
         return replace(summary, start=bulk[0], end=bulk[1])
+
+    def open_since(self) -> datetime | None:
+        """`DuckDBStore.open_since`."""
+        return self.store.open_since()
 
     def widest_bucket_seconds(self, since: datetime) -> int:
         """Widest bucket among rows since ``since`` (0 when none)."""
