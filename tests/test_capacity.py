@@ -536,3 +536,12 @@ def test_an_hour_a_provider_pull_stored_still_open_is_forecast(tmp_path: Path) -
         forecaster=incoherent,
     )
     assert whole.as_of == open_hour + pd.Timedelta(hours=1)
+    # An open bucket a later pull never came back for, with data after it: left alone, so it
+    # does not pull the plan back to it.
+    later = make_store(hours(24 * 12, "m-a", "t-x", 1_000))
+    later.connection.execute(
+        "INSERT INTO tokenplan_pull_partials VALUES ('anthropic', 'usage', 'r-open', ?)",
+        [open_hour.to_pydatetime()],
+    )
+    moved_on = make_plan(later, settings=PlanSettings(horizon_hours=24), forecaster=incoherent)
+    assert moved_on.as_of == pd.Timestamp(START).tz_localize(None) + pd.Timedelta(days=12)

@@ -30,12 +30,16 @@ def grid_phase(start: Any, width: int) -> pd.Timedelta:
 
 def reaches(last_row: Any, width_s: int | None, open_since: Any = None) -> pd.Timestamp:
     """How far the data reaches (naive UTC): its last row's start plus that row's width; raw
-    events are moments, so the bucket holding the last one is covered only up to it. A bucket
-    a provider pull stored while still open (``open_since``, `DuckDBStore.open_since`) is
-    not reached: its numbers are still growing."""
-    width = pd.Timedelta(seconds=width_s or 0)
-    reach = naive_utc(last_row) + max(width, pd.Timedelta(microseconds=1))
-    return reach if open_since is None else min(reach, naive_utc(open_since))
+    events are moments, so the bucket holding the last one is covered only up to it. The
+    newest bucket, stored by a provider pull while still open (``open_since``,
+    `DuckDBStore.open_since`), is not reached: its numbers are still growing. An open bucket
+    with data after it is left alone: it waits for the next pull, and must not pull the plan
+    back to it."""
+    last = naive_utc(last_row)
+    reach = last + max(pd.Timedelta(seconds=width_s or 0), pd.Timedelta(microseconds=1))
+    if open_since is None or naive_utc(open_since) < last:
+        return reach
+    return min(reach, naive_utc(open_since))
 
 
 def partly_covered(start: Any) -> str:
