@@ -122,10 +122,8 @@ class CapacityPlan:
     queries: UsageQueries
     summary: StoreSummary
     as_of: pd.Timestamp | None = None
-    # The end of the bucket holding the data's last row: one step after ``as_of`` when that
-    # bucket is still filling (spikes read it: a part of a bucket can only undercount a surge).
-    reads_to: pd.Timestamp | None = None
-    # The share of that bucket the data covers (1 unless it is still filling).
+    # The share of the bucket after ``as_of`` the data covers: under 1 while it is still
+    # filling (it is forecast, not judged; spikes read it, see `reads_to`).
     filled: float = 1.0
     since: datetime | None = None
     metric: str = "total_tokens"
@@ -165,6 +163,14 @@ class CapacityPlan:
     def last_bucket(self) -> pd.Timestamp | None:
         """Start of the last bucket the plan judges (naive UTC), or None when empty."""
         return None if self.as_of is None else self.as_of - self.step
+
+    @property
+    def reads_to(self) -> pd.Timestamp | None:
+        """End of the bucket holding the data's last row: one step after ``as_of`` when that
+        bucket is still filling (spikes read it: a part of a bucket only undercounts a surge)."""
+        if self.as_of is None:
+            return None
+        return self.as_of + self.step if self.filled < 1 else self.as_of
 
     @property
     def newest_bucket(self) -> pd.Timestamp | None:
@@ -400,7 +406,7 @@ class CapacityPlan:
         """
         from tokenplan.plan.spikes import find_anomalies
 
-        if self.since is None or self.as_of is None or self.reads_to is None:
+        if self.since is None or self.reads_to is None:
             return []
         metric = metric or self.metric
         frame = self.queries.series(
@@ -487,7 +493,6 @@ def make_plan(
     # Never before the first data: the store zero-fills a window, and fake zeros would
     # drag the forecast and the spike baselines down.
     start = GRID_ORIGIN + ((first - GRID_ORIGIN) // step) * step
-    plan.reads_to = as_of
     width = queries.widest_bucket_seconds((as_of - step).to_pydatetime())
     reach = reaches(cut, width, queries.open_since())
     judged = GRID_ORIGIN + ((reach - GRID_ORIGIN) // step) * step  # the bucket holding reach
@@ -497,7 +502,6 @@ def make_plan(
         # filled: MASE 0.73 -> 7.9). It is forecast, as `tokenplan forecast` does; spikes
         # still read it (`anomalies`), and nothing after it.
         as_of = judged
-        plan.reads_to = as_of + step
         plan.filled = (reach - as_of) / step
         note = partly_covered(as_of)
         plan.notes.append(f"{note[0].upper()}{note[1:]}.")

@@ -87,8 +87,7 @@ def alert(
         )
     found = judged.alerts
     as_of = "—" if plan.as_of is None else iso_utc(plan.as_of)
-    filling = plan.reads_to is not None and plan.as_of is not None and plan.reads_to > plan.as_of
-    after = " (spikes also read the bucket still filling after it)" if filling else ""
+    after = " (spikes also read the bucket still filling after it)" if plan.filled < 1 else ""
     console.print(safe(f"{len(found)} alert(s) from the plan of data up to {as_of}{after}."))
     with httpx.Client(timeout=HTTP_TIMEOUT_S) as client:
         notifier = make_notifier(

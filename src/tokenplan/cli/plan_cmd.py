@@ -69,7 +69,7 @@ def _plan(
 
 def _filling_note(plan: CapacityPlan) -> None:
     """Say why "so far" stops before the data's last calls: their bucket is still filling."""
-    if plan.as_of is not None and plan.reads_to is not None and plan.reads_to > plan.as_of:
+    if plan.as_of is not None and plan.filled < 1:
         console.print(partly_covered(plan.as_of), style="dim", highlight=False)
 
 

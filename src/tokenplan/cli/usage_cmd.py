@@ -52,7 +52,9 @@ def usage(
     frequency = parse_freq(freq, calendar=True)
     with open_store(resolve_db_path(db), mode="read") as store:
         end = store.summary().end
-        width, opened = store.bucket_seconds(), store.open_since()
+        # What the table's note on a partial last row needs (a pass each: not for CSV or JSON).
+        table = fmt is OutputFormat.table
+        width, opened = (store.bucket_seconds(), store.open_since()) if table else (None, None)
         frame = store.series(
             metric,
             frequency,
