@@ -18,6 +18,7 @@ from report_fixtures import CLOCK, seasonal_naive, usage_rows
 
 from tokenplan import capacity as build_module
 from tokenplan.events import USAGE_SCHEMA
+from tokenplan.plan.budgets import Budget, BudgetsConfig
 from tokenplan.plan.limits import load_limits
 from tokenplan.report import Currency, Report, build_report, report_to_dict
 from tokenplan.store import DuckDBStore
@@ -141,3 +142,34 @@ def test_empty_store() -> None:
     assert report.data_start is None
     assert not report.capacity.available
     assert report_to_dict(report)["notes"]
+
+
+def test_spend_to_date_reads_the_month_the_projection_reads() -> None:
+    """At 00:05 on the 1st the hour still filling is April's: both cards say April, and the
+    spend so far is the projection's (the budgets' figure), not March's total."""
+    rows = usage_rows().to_pandas()
+    rows["ts"] = rows["ts"] + pd.Timedelta(days=8)  # 11 Mar to the end of 31 Mar
+    five_minutes = rows[rows["ts"] == rows["ts"].min()].copy()
+    five_minutes["ts"], five_minutes["bucket_s"] = pd.Timestamp("2025-04-01"), 300
+    s = DuckDBStore(":memory:")
+    s.write(
+        pa.Table.from_pandas(
+            pd.concat([rows, five_minutes]), schema=USAGE_SCHEMA, preserve_index=False
+        )
+    )
+    report = build_report(
+        s, clock=lambda: pd.Timestamp("2025-04-01 00:06", tz="UTC"), forecaster=seasonal_naive
+    )
+    cards = {c.key: c for c in report.cards}
+    assert "Apr 2025" in cards["month_end"].detail
+    assert cards["spend_to_date"].detail.startswith("since 01 Apr 2025")
+    assert cards["spend_to_date"].value == 0.0
+
+
+def test_spend_to_date_is_the_budgets_so_far_to_the_last_digit(store: DuckDBStore) -> None:
+    budgets = BudgetsConfig(budgets=(Budget(name="all", amount=Decimal(1000)),))
+    report = _report(store, budgets=budgets)
+    cards = {c.key: c for c in report.cards}
+    [row] = report.budgets.items
+    assert cards["spend_to_date"].value == row.so_far
+    assert cards["month_end"].value == row.projected

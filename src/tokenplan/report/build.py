@@ -162,7 +162,9 @@ def report_from_plan(
         spikes=sections.spikes_section(plan),
         advice=advice_section(plan, book, fx=fx, alternatives=alternatives),
     )
-    report.cards = sections.cards(report, queries, as_of, fx, plan.spend_projection("month"))
+    report.cards = sections.cards(
+        report, queries, as_of, fx, plan.spend_projection("month"), plan.newest_bucket
+    )
     return report
 
 

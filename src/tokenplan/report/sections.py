@@ -106,18 +106,29 @@ def cards(
     as_of: pd.Timestamp,
     fx: Currency | None,
     month_end: Projection | None = None,
+    newest: pd.Timestamp | None = None,
 ) -> list[Card]:
-    """Headline figures: spend to date, period end vs budget, peak vs limit, next week."""
+    """Headline figures: spend to date, period end vs budget, peak vs limit, next week.
+
+    Spend to date is the month-end projection's ``so_far`` when there is one, so the two cards
+    read the same month (the one holding ``newest``, the bucket still filling at 00:10 on the
+    1st) and the same total the budgets show.
+    """
 
     def local(value: float | None) -> float | None:
         return None if fx is None or value is None else value * fx.rate
 
-    month_start = as_of.normalize().replace(day=1)
-    if as_of == month_start:  # data ending exactly at midnight on the 1st belongs to last month
-        month_start = (month_start - pd.Timedelta(days=1)).replace(day=1)
-    spend = store.series("cost_usd", "1d", (), month_start.to_pydatetime(), as_of.to_pydatetime())
-    # Unknown where no day with rows knows its cost (`records`); otherwise the known part.
-    spent = float(spend["y"].sum()) if records(spend["y"]) else None
+    spent: float | None
+    if month_end is not None:
+        month_start, spent = month_end.period_start.tz_localize(None), month_end.so_far
+    else:
+        newest = as_of - pd.Timedelta(hours=1) if newest is None else newest
+        month_start = newest.normalize().replace(day=1)
+        spend = store.series(
+            "cost_usd", "1d", (), month_start.to_pydatetime(), as_of.to_pydatetime()
+        )
+        # Unknown where no day with rows knows its cost (`records`); otherwise the known part.
+        spent = float(spend["y"].sum()) if records(spend["y"]) else None
     out = [
         Card(
             key="spend_to_date",
