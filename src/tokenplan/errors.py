@@ -40,6 +40,16 @@ class StoreError(TokenplanError):
     status = 500
 
 
+class StoreLocked(StoreError):
+    """Another process holds the store file (DuckDB lets one process open it at a time)."""
+
+    status = 503
+
+    def __init__(self, message: str, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
 class PriceError(TokenplanError):
     """A price could not be determined."""
 

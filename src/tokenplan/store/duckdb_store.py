@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from tokenplan.errors import InvalidInput, StoreError
+from tokenplan.errors import InvalidInput, StoreError, StoreLocked
 from tokenplan.events import COUNT_METRICS, DIMENSIONS, USAGE_SCHEMA
 from tokenplan.frequency import Frequency, parse_freq
 from tokenplan.store.files import StoreMode, check_store_file, is_lake, read_only_lake
@@ -64,6 +64,9 @@ _CREATE_ATTEMPTS = 8
 # DuckDB creates a new file before it writes the file's header, so another connection of this
 # process checking the path in between would read an empty file and refuse it.
 _OPENING = threading.Lock()
+# How long opening waits while another process holds the file. Most holds are short: an
+# instrumented app's batch (milliseconds) or an import; `tokenplan serve` holds it for good.
+LOCK_WAIT_S = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +111,10 @@ def open_store(
     *,
     mode: StoreMode = "write",
     adopt: bool = False,
+    wait: float | None = None,
 ) -> DuckDBStore:
-    """Open the store at ``path`` or the configured default (see `DuckDBStore` for ``mode``).
+    """Open the store at ``path`` or the configured default (see `DuckDBStore` for ``mode``;
+    ``wait``: seconds to wait while another process holds the file, default `LOCK_WAIT_S`).
 
     ``parquet:DIR`` opens the Parquet lake at ``DIR`` read-only (`LakeStore`); writing is refused.
     """
@@ -120,19 +125,22 @@ def open_store(
         from tokenplan.store.lake_store import LakeStore  # it builds on this module
 
         return LakeStore(resolved)
-    return DuckDBStore(resolved, mode=mode, adopt=adopt)
+    return DuckDBStore(resolved, mode=mode, adopt=adopt, wait=wait)
 
 
-def _open_failed(path: str, exc: duckdb.Error) -> str:
+def _open_failed(path: str, exc: duckdb.Error) -> StoreError:
     held = re.search(r"Conflicting lock is held in .*\(PID (\d+)\)", str(exc))
     if held is None:
-        return f"cannot open the store {path}: {exc}"
+        if "Could not set lock" in str(exc):
+            return StoreLocked(f"the store {path} is in use by another process: {exc}")
+        return StoreError(f"cannot open the store {path}: {exc}")
     # The usual cause: `tokenplan serve` (or `drain`) owns the file while a CLI command runs.
-    return (
+    return StoreLocked(
         f"the store {path} is in use by another process (PID {held.group(1)}), and DuckDB lets "
         "one process open a store file at a time. If it is `tokenplan serve`, read through the "
         "service (/v1/usage, /v1/plan, /report) and post events to it; otherwise stop that "
-        "process and retry."
+        "process and retry.",
+        pid=int(held.group(1)),
     )
 
 
@@ -142,7 +150,9 @@ class DuckDBStore:
     ``mode="write"`` creates the file if missing; ``mode="read"`` opens an existing store
     read-only (so a read-only file can be read) and never creates one. Either way a file that
     is not a tokenplan store (CSV, Parquet, JSON, another program's DuckDB file) is refused;
-    ``adopt=True`` adds the store's tables to a foreign DuckDB file.
+    ``adopt=True`` adds the store's tables to a foreign DuckDB file. Opening waits up to
+    ``wait`` seconds (`LOCK_WAIT_S`) while another process holds the file, then raises
+    `StoreLocked`.
     """
 
     def __init__(
@@ -151,25 +161,37 @@ class DuckDBStore:
         *,
         mode: StoreMode = "write",
         adopt: bool = False,
+        wait: float | None = None,
     ) -> None:
         self.path = os.fspath(path)
         self._in_transaction = False
         read = mode == "read"
-        with _OPENING:
-            if self.path != ":memory:":
-                check_store_file(self.path, read=read)
-                if not read:
-                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            try:
-                self._con = duckdb.connect(self.path, read_only=read and self.path != ":memory:")
-            except duckdb.Error as exc:
-                raise StoreError(_open_failed(self.path, exc)) from exc
+        self._con = self._connect(read=read, wait=LOCK_WAIT_S if wait is None else wait)
         try:
             self._run("SET TimeZone = 'UTC'")
             self._prepare_once_created(read=read, adopt=adopt)
         except BaseException:
             self._con.close()
             raise
+
+    def _connect(self, *, read: bool, wait: float) -> duckdb.DuckDBPyConnection:
+        """Connect, waiting up to ``wait`` seconds while another process holds the file."""
+        deadline, pause = time.monotonic() + wait, 0.02
+        while True:
+            with _OPENING:
+                if self.path != ":memory:":
+                    check_store_file(self.path, read=read)
+                    if not read:
+                        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    return duckdb.connect(self.path, read_only=read and self.path != ":memory:")
+                except duckdb.Error as exc:
+                    failed = _open_failed(self.path, exc)
+                    if not isinstance(failed, StoreLocked) or time.monotonic() >= deadline:
+                        raise failed from exc
+            # Outside `_OPENING`: this process's other stores open meanwhile.
+            time.sleep(max(min(pause, deadline - time.monotonic()), 0.0))
+            pause = min(pause * 2, 0.25)
 
     def _prepare(self, *, read: bool, adopt: bool) -> None:
         tables = {r[0] for r in self._run("SELECT table_name FROM duckdb_tables()")}

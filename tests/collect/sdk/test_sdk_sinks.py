@@ -5,9 +5,12 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 import anthropic
 import fake_provider as fp
 import openai
+import pytest
 
 from tokenplan.collect.sdk import (
     CollectorSink,
@@ -26,6 +30,7 @@ from tokenplan.collect.sdk import (
     instrument,
 )
 from tokenplan.collect.sdk.provider_calls import ParsedCall
+from tokenplan.errors import StoreLocked
 from tokenplan.events import UsageEvent
 from tokenplan.store import open_store
 from tokenplan.store.rate_limits import read_rate_limits
@@ -199,6 +204,100 @@ def test_a_wrong_token_spools_instead_of_losing_events(tmp_path: Path) -> None:
         assert (sink.stats.sent, sink.stats.spooled, collector.events) == (0, 1, {})
     finally:
         collector.close()
+
+
+@contextmanager
+def _held(db: Path, seconds: float) -> Iterator[subprocess.Popen[bytes]]:
+    """Another process holding the store read-only (as `tokenplan report` does) for a while."""
+    code = (
+        "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); "
+        "print('held', flush=True); time.sleep(float(sys.argv[2]))"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", code, str(db), str(seconds)], stdout=subprocess.PIPE
+    ) as holder:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == b"held\n"
+        try:
+            yield holder
+        finally:
+            holder.kill()
+
+
+def test_a_store_another_process_holds_spools_the_batch_and_writes_it_later(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    open_store(db_path).close()
+    sink = StoreSink(db_path, lock_wait=0.2)
+    with _held(db_path, 30) as holder:
+        sink.write([_event(i) for i in range(3)])
+        sink.write([_event(i) for i in range(3, 5)])
+    assert sink.spool is not None
+    assert sink.spooled == 5
+    assert len(sink.spool.read()) == 5
+    assert f"in use by another process (PID {holder.pid}); 2 events spooled" in caplog.text
+    with open_store(db_path, mode="read") as store:
+        assert store.summary().rows == 0
+    sink.write([_event(i) for i in range(4, 8)])  # req-4 was spooled too: counted once
+    assert sink.spool.size() == 0
+    with open_store(db_path, mode="read") as store:
+        s = store.summary()
+        assert (s.rows, s.input_tokens) == (8, sum(100 + i for i in range(8)))
+
+
+def test_a_holder_that_lets_go_within_the_wait_costs_no_spool(db_path: Path) -> None:
+    open_store(db_path).close()
+    sink = StoreSink(db_path, lock_wait=20)
+    with _held(db_path, 0.5):
+        sink.write([_event(1)])
+    assert sink.spooled == 0
+    with open_store(db_path, mode="read") as store:
+        assert store.summary().rows == 1
+
+
+_WRITER = """
+import sys
+from datetime import UTC, datetime
+from tokenplan.collect.sdk import StoreSink
+from tokenplan.collect.sdk.provider_calls import ParsedCall
+from tokenplan.errors import StoreLocked
+from tokenplan.events import UsageEvent
+
+db, name = sys.argv[1], sys.argv[2]
+sink = StoreSink(db, lock_wait=0.01)
+for batch in range(15):
+    sink.write([
+        ParsedCall(UsageEvent(ts=datetime(2025, 6, 1, 12, batch, i, tzinfo=UTC),
+                              provider="openai", model="gpt-4o", input_tokens=1,
+                              output_tokens=1, request_id=f"{name}-{batch}-{i}"), [])
+        for i in range(40)
+    ])
+print(sink.spooled)
+"""
+
+
+def test_app_processes_sharing_one_store_lose_no_event(db_path: Path) -> None:
+    """Three processes write batches to one store while a reader keeps opening it; with a
+    wait too short to queue behind each other, batches go through the shared spool."""
+    open_store(db_path).close()
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(db_path), f"w{n}"], stdout=subprocess.PIPE
+        )
+        for n in range(3)
+    ]
+    while any(w.poll() is None for w in writers):
+        try:
+            with open_store(db_path, mode="read", wait=0.01) as store:
+                store.summary()
+        except StoreLocked:
+            pass
+    spooled = [int(w.communicate()[0]) for w in writers]
+    assert all(w.returncode == 0 for w in writers)
+    StoreSink(db_path).write([])  # the next batch writes what the last one left waiting
+    with open_store(db_path, mode="read") as store:
+        assert store.summary().rows == 3 * 15 * 40
+    assert sum(spooled) > 0  # the spool was exercised, not bypassed
 
 
 def test_spool_is_bounded_and_skips_torn_lines(tmp_path: Path) -> None:

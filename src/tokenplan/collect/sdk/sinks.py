@@ -8,13 +8,20 @@ import logging
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tokenplan.collect.sdk.provider_calls import ParsedCall
 from tokenplan.collect.sdk.spool import Spool
+from tokenplan.errors import InvalidInput, StoreLocked
 from tokenplan.events import ObservedLimit, UsageEvent
+
+try:
+    import fcntl
+except ImportError:  # Windows: no shared spool lock; one process per store there
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger("tokenplan.instrument")
 
@@ -32,7 +39,13 @@ class StoreSink:
     """Write events (priced when ``prices`` is given) and rate limits to a DuckDB store.
 
     The store is opened for each batch and closed again, so other tokenplan commands can open
-    the same file in between.
+    the same file in between. While another process holds the file (a `tokenplan report`, a
+    second app process's batch, `tokenplan serve`), opening waits up to ``lock_wait`` seconds
+    on the batcher's thread, then the batch goes to ``spool`` (default: ``<store>.pending.ndjson``)
+    and is written before the next batch that gets the store. The spool is shared by every
+    process writing that store, under an exclusive file lock, so one left by an app that
+    stopped is written by the next. Rate limits of a spooled batch are not kept: the next
+    answer's headers report them again.
     """
 
     def __init__(
@@ -41,35 +54,114 @@ class StoreSink:
         *,
         prices: Any = None,
         source: str = SOURCE,
+        lock_wait: float = 5.0,
+        spool: Spool | str | os.PathLike[str] | None = None,
     ) -> None:
         from tokenplan.store.duckdb_store import resolve_db_path
 
         self.path = resolve_db_path(path)
         self.prices = prices
         self.source = source
+        self.lock_wait = lock_wait
+        self.spooled = 0
+        self.spool: Spool | None
+        if isinstance(spool, Spool):
+            self.spool = spool
+        elif spool is not None:
+            self.spool = Spool(spool)
+        else:
+            self.spool = None if self.path == ":memory:" else Spool(f"{self.path}.pending.ndjson")
 
     def write(self, calls: Sequence[ParsedCall]) -> None:
-        """Write one batch in one transaction."""
+        """Write the spool's events and this batch in one transaction (or spool the batch)."""
+        spool = self.spool
+        if spool is None or not spool.size():
+            try:
+                self._write([], calls)
+                return
+            except StoreLocked as exc:
+                if spool is None:
+                    raise
+                with _exclusive(spool):
+                    self._keep(calls, exc)
+                return
+        with _exclusive(spool):
+            waiting = spool.read()
+            try:
+                self._write(_spooled_events(waiting, str(spool.path)), calls)
+            except StoreLocked as exc:
+                self._keep(calls, exc)
+                return
+            spool.clear()
+        log.info("tokenplan: wrote %d spooled events to %s", len(waiting), self.path)
+
+    def _write(self, waiting: Sequence[UsageEvent], calls: Sequence[ParsedCall]) -> None:
         from tokenplan.events import events_to_table
         from tokenplan.store import open_store
         from tokenplan.store.rate_limits import record_rate_limits
 
-        table = events_to_table([c.event for c in calls], source=self.source)
+        events = [*waiting, *(c.event for c in calls)]
+        if not events:
+            return
+        table = events_to_table(events, source=self.source)
         if self.prices is not None:
             table = self.prices.price_rows(table).table
         limits = [lim for c in calls for lim in c.limits]
-        with open_store(self.path) as store, store.transaction():
+        with open_store(self.path, wait=self.lock_wait) as store, store.transaction():
             store.write(table)
             if limits:
                 record_rate_limits(store, limits)
+
+    def _keep(self, calls: Sequence[ParsedCall], exc: StoreLocked) -> None:
+        assert self.spool is not None
+        kept = self.spool.append([event_to_json(c.event) for c in calls])
+        self.spooled += kept
+        holder = f" (PID {exc.pid})" if exc.pid is not None else ""
+        log.warning(
+            "tokenplan: the store %s is in use by another process%s; %d events spooled to %s "
+            "(%d bytes waiting) and written once the store is free. If `tokenplan serve` "
+            "holds it, record through CollectorSink to the service instead.",
+            self.path,
+            holder,
+            kept,
+            self.spool.path,
+            self.spool.size(),
+        )
 
     def write_limits(self, limits: Sequence[ObservedLimit]) -> None:
         """Record rate limits only (for a `CollectorSink` that sends events elsewhere)."""
         from tokenplan.store import open_store
         from tokenplan.store.rate_limits import record_rate_limits
 
-        with open_store(self.path) as store:
+        with open_store(self.path, wait=self.lock_wait) as store:
             record_rate_limits(store, limits)
+
+
+def _spooled_events(rows: Sequence[dict[str, Any]], where: str) -> list[UsageEvent]:
+    """The spool's rows as events; a row edited into something invalid is logged and left out
+    (kept, it would stop every later batch from being written)."""
+    events = []
+    for i, row in enumerate(rows, start=1):
+        try:
+            events.append(UsageEvent.from_mapping(row, source=where, line=i))
+        except InvalidInput as exc:
+            log.error("tokenplan: a spooled event is left out: %s", exc)
+    return events
+
+
+@contextmanager
+def _exclusive(spool: Spool | None) -> Iterator[None]:
+    """Hold ``spool`` alone across processes (a lock file beside it), so one process's write
+    and clear never drop rows another appended in between."""
+    if spool is None or fcntl is None:
+        yield
+        return
+    with open(f"{spool.path}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def event_to_json(event: UsageEvent) -> dict[str, Any]:
