@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -206,3 +207,50 @@ def test_an_entry_of_an_unknown_format_stops_the_drain_and_stays(
     with open_store(db_path) as store, pytest.raises(StoreError, match="upgrade tokenplan"):
         Drainer(redis_client, store, consumer="one").run(once=True)
     assert _pending(redis_client) == 1
+
+
+def _drained(client: redis.Redis, timeout: float = 60) -> None:
+    """Wait until a running drainer has acknowledged everything in the stream."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            groups = {g["name"]: g for g in client.xinfo_groups(STREAM)}
+        except redis.ResponseError:
+            groups = {}
+        group = groups.get(DEFAULT_GROUP.encode()) or groups.get(DEFAULT_GROUP)
+        if group and not group["pending"] and group["lag"] == 0:
+            return
+        assert time.monotonic() < deadline, f"the drain did not catch up: {group}"
+        time.sleep(0.05)
+
+
+def test_a_running_drain_lets_other_commands_read_the_store(
+    redis_client: redis.Redis, redis_url: str, db_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tokenplan drain` on its own is the store's writer; with `--no-drain` collectors there is
+    no service to read through, so the file must open to `usage` and `import` meanwhile."""
+    open_store(db_path).close()
+    env = dict(os.environ)
+    src = str(Path(tokenplan.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
+    args = ["drain", "--redis", redis_url, "--db", str(db_path), "--consumer", "live"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "tokenplan", *args], env=env, stderr=subprocess.PIPE, text=True
+    ) as drainer:
+        try:
+            rows, _ = _fill(redis_client, 2, size=20, tag="first-")
+            _drained(redis_client)  # the drainer runs and has written
+            for k in range(6):  # batches keep arriving while the store is read
+                more, _ = _fill(redis_client, 2, size=20, tag=f"k{k}-")
+                rows += more
+                capsys.readouterr()
+                with pytest.raises(SystemExit) as read:
+                    main(["usage", "--db", str(db_path), "--metric", "requests", "--format", "csv"])
+                assert read.value.code == 0, capsys.readouterr().err
+            _drained(redis_client)
+        finally:
+            drainer.send_signal(signal.SIGTERM)
+            _, err = drainer.communicate(timeout=60)
+    assert drainer.returncode == 0, err
+    with open_store(db_path, mode="read") as store:
+        assert store.summary().requests == rows

@@ -20,9 +20,9 @@ from tokenplan.cli.app import AdoptOption, DbOption, app, console
 from tokenplan.service.drain import DEFAULT_GROUP, MIN_IDLE_MS, Drainer
 from tokenplan.service.live_keys import DEAD_LETTERS, STREAM
 from tokenplan.service.redis_connection import connect, redact
-from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
 from tokenplan.store.files import refuse_lake
+from tokenplan.store.turns import StoreInTurns
 
 KILL_AFTER_COMMIT = "TOKENPLAN_TEST_KILL_AFTER_COMMIT"
 
@@ -53,7 +53,10 @@ def drain(
     ] = MIN_IDLE_MS / 1000,
     adopt: AdoptOption = False,
 ) -> None:
-    """Move events from the Redis stream into the store, exactly once (one writer per store)."""
+    """Move events from the Redis stream into the store, exactly once (one writer per store).
+
+    The store is held only while writing, so other commands can read it meanwhile.
+    """
     refuse_lake(resolve_db_path(db))  # before Redis: a read-only source fails at once
     client = connect(redis_url)
     stop = threading.Event()
@@ -63,7 +66,8 @@ def drain(
 
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
-        with open_store(resolve_db_path(db), mode="write", adopt=adopt) as store:
+        # Holding the file only to write leaves it open to `tokenplan report` and the rest.
+        with StoreInTurns(resolve_db_path(db), adopt=adopt, stop=stop) as store:
             drainer = Drainer(
                 client,
                 store,
@@ -72,6 +76,7 @@ def drain(
                 stream=STREAM,
                 min_idle_ms=int(min_idle * 1000),
                 on_commit=_kill_hook(),
+                on_idle=store.release,
                 where=redact(redis_url),
             )
             stats = drainer.run(once=once, stop=stop)

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import pyarrow as pa
 import redis
@@ -27,7 +27,7 @@ import redis
 from tokenplan.errors import InvalidInput, StoreError
 from tokenplan.service.live_batches import ROW_FORMAT, decode_rows
 from tokenplan.service.live_keys import DEAD_LETTERS, STREAM, STREAM_ORIGIN
-from tokenplan.store import DuckDBStore
+from tokenplan.store import WriteResult
 
 __all__ = ["DEFAULT_GROUP", "DrainStats", "Drainer"]
 
@@ -70,6 +70,14 @@ return redis.call('XTRIM', stream, 'MINID', floor)
 Entry = tuple[bytes, dict[bytes, bytes] | None]
 
 
+class BatchWriter(Protocol):
+    """Where drained entries go: `DuckDBStore`, or `tokenplan.store.turns.StoreInTurns`."""
+
+    def write_batches_once(self, batches: Sequence[tuple[str, pa.Table]]) -> WriteResult:
+        """Write each keyed batch whose key is not stored yet, in one transaction."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class DrainStats:
     """What a drainer did: stream entries handled, rows read, new rows, rows already stored."""
@@ -86,12 +94,15 @@ class DrainStats:
 
 
 class Drainer:
-    """Moves stream entries into ``store`` as consumer ``consumer`` of ``group``."""
+    """Moves stream entries into ``store`` as consumer ``consumer`` of ``group``.
+
+    ``on_idle`` runs whenever a read finds nothing new (`tokenplan drain` lets the file go).
+    """
 
     def __init__(
         self,
         client: redis.Redis,
-        store: DuckDBStore,
+        store: BatchWriter,
         *,
         consumer: str,
         group: str = DEFAULT_GROUP,
@@ -100,6 +111,7 @@ class Drainer:
         min_idle_ms: int = MIN_IDLE_MS,
         block_ms: int = BLOCK_MS,
         on_commit: Callable[[Sequence[bytes]], None] | None = None,
+        on_idle: Callable[[], None] | None = None,
         where: str = "Redis",
     ) -> None:
         if not consumer or not group:
@@ -113,6 +125,7 @@ class Drainer:
         self._min_idle_ms = max(0, min_idle_ms)
         self._block_ms = block_ms
         self._on_commit = on_commit
+        self._on_idle = on_idle
         self._where = where
         self._trim = client.register_script(TRIM_SCRIPT)
         self.stats = DrainStats()
@@ -138,8 +151,11 @@ class Drainer:
                 )
                 if entries:
                     self._handle(entries, origin)
-                elif once:
-                    break
+                else:
+                    if self._on_idle is not None:
+                        self._on_idle()
+                    if once:
+                        break
                 if time.monotonic() - claimed_at > self._min_idle_ms / 2000:
                     self._claim_idle(origin)
                     claimed_at = time.monotonic()

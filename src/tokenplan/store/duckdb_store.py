@@ -191,7 +191,7 @@ class DuckDBStore:
                         raise failed from exc
             # Outside `_OPENING`: this process's other stores open meanwhile.
             time.sleep(max(min(pause, deadline - time.monotonic()), 0.0))
-            pause = min(pause * 2, 0.25)
+            pause = min(pause * 2, 0.1)  # under `StoreInTurns.gap`: a waiting reader gets in
 
     def _prepare(self, *, read: bool, adopt: bool) -> None:
         tables = {r[0] for r in self._run("SELECT table_name FROM duckdb_tables()")}
