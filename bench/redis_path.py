@@ -33,6 +33,7 @@ from tokenplan.service.drain import Drainer
 from tokenplan.service.live import RedisSink
 from tokenplan.service.live_counters import LiveCounters
 from tokenplan.store import open_store
+from tokenplan.store.turns import StoreInTurns
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from redis_server import RedisServer
@@ -70,6 +71,8 @@ def make_batch(k: int, size: int, start: datetime, rng: np.random.Generator) -> 
         "cost_usd": pa.array([Decimal(int(m)).scaleb(-12) for m in micro], COST_TYPE),
         "request_id": pa.array([f"bench-{k}-{i}" for i in range(n)]),
         "source": pa.array(["bench"] * n),
+        "cache_write_1h_tokens": pa.array(np.zeros(n, np.int64)),
+        "cost_computed": pa.array(np.ones(n, bool)),
     }
     return pa.table(cols, schema=USAGE_SCHEMA)
 
@@ -129,15 +132,26 @@ def run(url: str, batches: int, size: int, clients: list[int]) -> None:
         )
     info = client.info("memory")
     print(f"redis memory after the last run: {info['used_memory'] / 2**20:.1f} MiB")
-    with tempfile.TemporaryDirectory() as tmp, open_store(Path(tmp) / "bench.duckdb") as store:
-        t0 = time.perf_counter()
-        stats = Drainer(client, store, consumer="bench").run(once=True)
-        elapsed = time.perf_counter() - t0
-        print(
-            f"drain: {stats.entries:,} entries, {stats.inserted:,} rows into DuckDB in "
-            f"{elapsed:.2f} s: {stats.inserted / elapsed:,.0f} rows/s"
-        )
-        stored = store.summary()
+    # `serve --redis` holds the store; `tokenplan drain` takes turns with other processes.
+    for turns in (False, True):
+        if turns:  # the same batches again, into a fresh store
+            client.flushall()
+            accept_all(client, tables, clients[-1])
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "bench.duckdb"
+            with StoreInTurns(path) if turns else open_store(path) as store:
+                t0 = time.perf_counter()
+                stats = Drainer(client, store, consumer="bench").run(once=True)
+                elapsed = time.perf_counter() - t0
+                let_go = getattr(store, "turns", None)
+                print(
+                    f"drain ({'in turns, tokenplan drain' if turns else 'store held, serve'}): "
+                    f"{stats.entries:,} entries, {stats.inserted:,} rows into DuckDB in "
+                    f"{elapsed:.2f} s: {stats.inserted / elapsed:,.0f} rows/s"
+                    + (f"; the file let go {let_go} times" if let_go is not None else "")
+                )
+            with open_store(path, mode="read") as reader:
+                stored = reader.summary()
     live = LiveCounters(client).daily(
         "requests", since=start - timedelta(days=1), until=start + timedelta(days=2)
     )
