@@ -67,6 +67,7 @@ bench: $(STAMP)
 	$(PY) bench/lake.py
 	$(PY) bench/collector.py
 	$(PY) bench/collector_outage.py
+	$(PY) bench/redis_path.py
 	$(PY) bench/project_calibration.py
 	$(PY) bench/spike_alerts.py
 	$(PY) bench/bucket_under_way.py
