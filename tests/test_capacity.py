@@ -511,6 +511,16 @@ def test_a_drop_is_judged_against_the_part_of_the_hour_already_in() -> None:
     assert early.anomalies() == []
 
 
+def _mark_open(store: DuckDBStore, hour: pd.Timestamp, request_id: str) -> None:
+    """What a pull does with a bucket still open: its row keeps an id, and a mark names it."""
+    con = store.connection
+    con.execute("UPDATE usage SET request_id = ? WHERE ts = ?", [request_id, hour.to_pydatetime()])
+    con.execute(
+        "INSERT INTO tokenplan_pull_partials VALUES ('anthropic', 'usage', ?, ?)",
+        [request_id, hour.to_pydatetime()],
+    )
+
+
 def test_an_hour_a_provider_pull_stored_still_open_is_forecast(tmp_path: Path) -> None:
     from tokenplan.cli.series_input import load_series
 
@@ -518,10 +528,9 @@ def test_an_hour_a_provider_pull_stored_still_open_is_forecast(tmp_path: Path) -
     path = tmp_path / "pulled.duckdb"
     store = make_store(hours(24 * 10 + 13, "m-a", "t-x", 1_000), str(path))
     open_hour = pd.Timestamp(START).tz_localize(None) + pd.Timedelta(hours=24 * 10 + 12)
-    store.connection.execute(
-        "INSERT INTO tokenplan_pull_partials VALUES ('anthropic', 'usage', 'r-open', ?)",
-        [open_hour.to_pydatetime()],
-    )
+    _mark_open(store, open_hour, "r-open")
+    # A mark no later pull came back to, with whole hours after it, hides nothing newer.
+    _mark_open(store, open_hour - pd.Timedelta(days=3), "r-stale")
     plan = make_plan(store, settings=PlanSettings(horizon_hours=24), forecaster=incoherent)
     assert plan.as_of == open_hour
     assert plan.filled == 0.0  # how much of it is in is not known: it is never a drop
@@ -539,9 +548,6 @@ def test_an_hour_a_provider_pull_stored_still_open_is_forecast(tmp_path: Path) -
     # An open bucket a later pull never came back for, with data after it: left alone, so it
     # does not pull the plan back to it.
     later = make_store(hours(24 * 12, "m-a", "t-x", 1_000))
-    later.connection.execute(
-        "INSERT INTO tokenplan_pull_partials VALUES ('anthropic', 'usage', 'r-open', ?)",
-        [open_hour.to_pydatetime()],
-    )
+    _mark_open(later, open_hour, "r-open")
     moved_on = make_plan(later, settings=PlanSettings(horizon_hours=24), forecaster=incoherent)
     assert moved_on.as_of == pd.Timestamp(START).tz_localize(None) + pd.Timedelta(days=12)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,43 @@ def test_usage_since_reads_a_span_before_the_datas_end(tmp_path: Path) -> None:
     bad = run_cli(*usage, "--since", "yesterday")
     assert bad.returncode == 2
     assert "'yesterday' is neither an ISO 8601 time" in bad.stderr
+
+
+def test_an_export_taken_before_its_last_day_ended_is_read_as_partial(tmp_path: Path) -> None:
+    """Today's daily bucket of an OpenAI usage export is still open: `import` and `usage` say
+    so, and `project` forecasts the day rather than read its part as the whole day."""
+    today = int(time.time()) // 86_400 * 86_400
+    buckets = [
+        {
+            "object": "bucket",
+            "start_time": today - k * 86_400,
+            "end_time": today - (k - 1) * 86_400,
+            "results": [
+                {
+                    "object": "organization.usage.completions.result",
+                    "input_tokens": 1_000_000 if k else 10,
+                    "output_tokens": 100_000 if k else 1,
+                    "num_model_requests": 500 if k else 1,
+                    "model": "gpt-4o-mini",
+                    "batch": False,
+                }
+            ],
+        }
+        for k in range(20, -1, -1)
+    ]
+    export = tmp_path / "usage.json"
+    export.write_text(json.dumps({"object": "page", "data": buckets, "has_more": False}))
+    db = tmp_path / "t.duckdb"
+    out = run_cli("import", str(export), "--db", str(db))
+    assert out.returncode == 0, out.stderr
+    assert "end after now" in " ".join(out.stdout.split())
+    usage = run_cli("usage", "--db", str(db), "--metric", "total_tokens", "--freq", "1d")
+    assert "its numbers are partial" in " ".join(usage.stdout.split())
+    project = run_cli(
+        "project", "--db", str(db), "--metric", "total_tokens", "--period", "day",
+        "--limit", "1e9", "--format", "json",
+    )  # fmt: skip
+    assert project.returncode == 0, project.stderr
+    day = json.loads(project.stdout)
+    assert day["so_far"] == 0  # 11 tokens of an open day are not the day
+    assert day["projected"] > 500_000

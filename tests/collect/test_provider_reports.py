@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -166,3 +167,22 @@ def test_half_a_surrogate_pair_in_a_bucket_field_is_refused_with_its_place(tmp_p
     with DuckDBStore(":memory:") as store, pytest.raises(InvalidInput) as err:
         import_file(store, path)
     assert "bucket 1, field 'starting_at': holds a lone UTF-16 surrogate" in str(err.value)
+
+
+def test_a_bucket_still_open_when_the_file_was_exported_is_marked_open() -> None:
+    """Exported at 15:00 on 2 Aug, the daily 2 Aug bucket holds 15 hours: the plan must
+    forecast it, not read it as a whole day, until a later export of it is imported."""
+    midday = datetime(2025, 8, 2, 15, tzinfo=UTC)
+    with DuckDBStore(":memory:") as store:
+        summary = import_file(store, OPENAI, clock=lambda: midday)
+        assert store.open_since() == datetime(2025, 8, 2)
+        assert any("2025-08-02T00:00:00Z on end after now" in n for n in summary.notes)
+        later = import_file(store, OPENAI, clock=lambda: midday + timedelta(days=2))
+        assert store.open_since() is None
+        assert not any("end after now" in n for n in later.notes)
+        # Marks of one export kind are replaced only over the file's own span.
+        store.connection.execute(
+            "INSERT INTO tokenplan_pull_partials VALUES ('openai', 'usage', 'x', '2025-09-01')"
+        )
+        import_file(store, OPENAI, clock=lambda: midday + timedelta(days=2))
+        assert store.open_since() == datetime(2025, 9, 1)

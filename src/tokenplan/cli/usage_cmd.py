@@ -76,7 +76,14 @@ def usage(
             # A last row far below the others reads as an outage; say when it is only partial.
             newest = pd.Timestamp(frame["timestamp"].max())
             reach = reaches(end, width, opened)
-            if reach < newest + pd.Timedelta(seconds=frequency.seconds):
+            if reach <= newest:  # how much of it is in is not known
+                console.print(
+                    f"the last bucket, from {iso_utc(newest)}, was stored from a provider's "
+                    "report before it ended (a pull or an export): its numbers are partial",
+                    style="dim",
+                    highlight=False,
+                )
+            elif reach < newest + pd.Timedelta(seconds=frequency.seconds):
                 console.print(
                     f"the last bucket, from {iso_utc(newest)}, holds the data up to "
                     f"{iso_utc(reach)} only: it is still filling, or the data stops inside it",

@@ -102,6 +102,9 @@ class _Totals:
     stamps: list[pa.Array] = field(default_factory=list)
     without_ids: int = 0
     overlaps: list[Overlap | None] = field(default_factory=list)
+    # Buckets of a snapshot export that end after the import: (request id, start), naive UTC.
+    still_open: list[tuple[str, datetime]] = field(default_factory=list)
+    reaches: datetime | None = None  # the end of the latest bucket
 
     def add(self, table: pa.Table) -> None:
         self.rows += table.num_rows
@@ -130,9 +133,16 @@ def import_file(
     prices: Pricer | None = None,
     tz: tzinfo | None = None,
     progress: bool | ProgressCallback = False,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ImportSummary:
-    """Import one file into ``store`` atomically: all rows, or nothing and an `InvalidInput`."""
+    """Import one file into ``store`` atomically: all rows, or nothing and an `InvalidInput`.
+
+    A bucket of a provider's usage export that ends after ``clock()`` was still open when the
+    file was exported: it is stored, and marked open (`DuckDBStore.open_since`) so the plan
+    forecasts it rather than reading a part of it as the whole, until a later export of it.
+    """
     source = Source(Path(path))
+    now = clock().astimezone(UTC).replace(tzinfo=None)
     name = detect.normalize_format(fmt) if fmt else detect.detect_format(source)
     notes: list[str] = []
     totals = _Totals()
@@ -153,6 +163,9 @@ def import_file(
                 totals.replaced += result.replaced
                 if name in _SNAPSHOT_FORMATS:
                     totals.overlaps.append(_overlap(store, priced, name))
+                    _open_buckets(priced, now, totals)
+            if name in _SNAPSHOT_FORMATS and totals.start is not None:
+                _mark_open(store, name, totals, notes)
             notes.extend(_warnings(store, source, name, totals))
     return ImportSummary(
         path=source.name,
@@ -217,6 +230,42 @@ def _warnings(store: DuckDBStore, source: Source, fmt: str, totals: _Totals) -> 
             f"({iso_utc(first)} … {iso_utc(last)}); check their timestamps"
         )
     return out
+
+
+def _open_buckets(rows: pa.Table, now: datetime, totals: _Totals) -> None:
+    """Note the rows whose bucket ends after ``now`` (naive UTC), and how far the file reaches."""
+    if not rows.num_rows:
+        return
+    width = pc.cast(
+        pc.multiply(pc.cast(rows.column("bucket_s"), pa.int64()), 1_000_000), pa.duration("us")
+    )
+    ends = pc.add(rows.column("ts"), width)
+    last = pc.max(ends).as_py()
+    totals.reaches = last if totals.reaches is None else max(totals.reaches, last)
+    still = rows.filter(pc.greater(ends, pa.scalar(now, pa.timestamp("us"))))
+    totals.still_open.extend(
+        (rid, ts)
+        for rid, ts in zip(
+            still.column("request_id").to_pylist(), still.column("ts").to_pylist(), strict=True
+        )
+        if rid is not None
+    )
+
+
+def _mark_open(store: DuckDBStore, fmt: str, totals: _Totals, notes: list[str]) -> None:
+    """Replace the open-bucket marks of this kind of export over the file's span."""
+    from tokenplan.store.pulls import mark_open_buckets
+
+    assert totals.start is not None
+    span = (totals.start, totals.reaches or totals.start)
+    mark_open_buckets(store, f"import:{fmt}", "usage", span, totals.still_open)
+    if totals.still_open:
+        first = min(ts for _, ts in totals.still_open)
+        notes.append(
+            f"the buckets from {iso_utc(first)} on end after now: they were still open when the "
+            "file was exported, so their numbers are partial. The plan forecasts them instead "
+            "of reading them as whole; import a later export to replace them"
+        )
 
 
 def _overlap(store: DuckDBStore, rows: pa.Table, fmt: str) -> Overlap | None:

@@ -633,9 +633,24 @@ class DuckDBStore:
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def open_since(self) -> datetime | None:
-        """Start of the earliest usage bucket a provider pull stored while it was still open
-        (naive UTC; its numbers are still growing), or None: the data reaches only that far."""
-        rows = self._run(f"SELECT min(ts) FROM {PARTIALS_TABLE} WHERE report = 'usage'")
+        """Start of the earliest usage bucket stored while still open (by a provider pull, or
+        from an export taken before the bucket ended; naive UTC, its numbers are still growing)
+        after the last row stored whole, or None: the data reaches only that far.
+
+        An open bucket with whole rows after it is left alone: a mark no later pull or export
+        came back to must not hide a newer open bucket."""
+        rows = self._run(
+            f"""
+            WITH marks AS (SELECT ts, request_id FROM {PARTIALS_TABLE} WHERE report = 'usage'),
+            whole AS (
+                SELECT max(ts) AS last FROM usage
+                WHERE ts >= (SELECT min(ts) FROM marks)
+                  AND (request_id IS NULL OR request_id NOT IN (SELECT request_id FROM marks))
+            )
+            SELECT min(ts) FROM marks
+            WHERE ts > coalesce((SELECT last FROM whole), '-infinity'::TIMESTAMP)
+            """
+        )
         return rows[0][0] if rows and rows[0][0] is not None else None
 
     def summary(self, source: str | None = None) -> StoreSummary:

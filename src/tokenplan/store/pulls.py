@@ -15,7 +15,7 @@ from tokenplan.errors import StoreError
 from tokenplan.store.duckdb_store import DuckDBStore, WriteResult
 from tokenplan.store.schema import COSTS_TABLE, PARTIALS_TABLE, PULLS_TABLE
 
-__all__ = ["CostRow", "checkpoint", "save_cost_page", "save_usage_page"]
+__all__ = ["CostRow", "checkpoint", "mark_open_buckets", "save_cost_page", "save_usage_page"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +66,24 @@ def save_usage_page(
     # A stale open bucket replaced by its new numbers is a replacement, not a new row.
     moved = min(stale, result.inserted)
     return WriteResult(result.inserted - moved, result.duplicates, result.replaced + moved)
+
+
+def mark_open_buckets(
+    store: DuckDBStore,
+    provider: str,
+    report: str,
+    span: tuple[datetime, datetime],
+    partial: Sequence[tuple[str, datetime]],
+) -> None:
+    """Say which buckets of an imported export in ``span`` are still open (and no others).
+
+    Unlike a pull (`save_usage_page`), the rows stay: a later export of the same buckets
+    replaces them (last export wins per bucket)."""
+    store.connection.execute(
+        f"DELETE FROM {PARTIALS_TABLE} WHERE provider = ? AND report = ? AND ts >= ? AND ts < ?",
+        [provider, report, *span],
+    ).fetchall()
+    _remember_partials(store, provider, report, partial)
 
 
 def save_cost_page(

@@ -93,7 +93,7 @@ class UsageQueries(Protocol):
 
     def open_since(self) -> datetime | None:
         """Start of the earliest bucket stored while still open (a provider pull's current
-        hour), or None."""
+        hour, an export's current day) after the last bucket stored whole, or None."""
         ...
 
     def cache_read_share(self, since: datetime) -> float:
