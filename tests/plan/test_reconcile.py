@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -122,3 +124,20 @@ def test_reconcile_cli_json(tmp_path: Path) -> None:
     bad = run_cli("reconcile", "--since", "2025-08-02", "--until", "2025-08-01", "--db", db)
     assert bad.returncode == 2
     assert "is not before --until" in bad.stderr
+
+
+def test_reconcile_cli_csv_has_the_json_fields_and_exact_decimals(tmp_path: Path) -> None:
+    db = tmp_path / "both.duckdb"
+    _store(db)
+    args = ("reconcile", "--since", "2025-08-01", "--until", "2025-08-02", "--db", db)
+    as_json = json.loads(run_cli(*args, "--format", "json").stdout)["rows"]
+    run = run_cli(*args, "--format", "csv")
+    assert run.returncode == 0, run.stderr
+    rows = list(csv.DictReader(io.StringIO(run.stdout)))
+    assert [r["model"] for r in rows] == [r["model"] for r in as_json]
+    sonnet = next(r for r in rows if r["model"] == SONNET)
+    assert sonnet["cost_drift_usd"] == "-10.345000000000"
+    assert sonnet["token_drift"] == "-32940"
+    haiku = next(r for r in rows if r["model"] == HAIKU)
+    assert haiku["sdk_tokens"] == ""  # unknown, not 0
+    assert "no SDK events" in haiku["note"]

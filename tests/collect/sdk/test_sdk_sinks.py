@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -258,6 +259,7 @@ def test_a_holder_that_lets_go_within_the_wait_costs_no_spool(db_path: Path) -> 
 _WRITER = """
 import sys
 from datetime import UTC, datetime
+from decimal import Decimal
 from tokenplan.collect.sdk import StoreSink
 from tokenplan.collect.sdk.provider_calls import ParsedCall
 from tokenplan.errors import StoreLocked
@@ -350,3 +352,14 @@ def test_drop_oldest_keeps_the_newest_items() -> None:
     batcher.close()
     assert got == [0, 5, 6, 7]
     assert batcher.stats().dropped == 4
+
+
+def test_the_store_sink_prices_calls_by_default(db_path: Path) -> None:
+    """An instrumented app's calls cost money: without a price the budgets would not see them."""
+    StoreSink(db_path).write([_event(0)])  # gpt-4o: 100 in, 10 out
+    with open_store(db_path, mode="read") as store:
+        [(cost, computed)] = store.connection.execute(
+            "SELECT cost_usd, cost_computed FROM usage"
+        ).fetchall()
+    assert cost == Decimal("0.00035")  # 100 x $2.50/M + 10 x $10/M
+    assert computed is True

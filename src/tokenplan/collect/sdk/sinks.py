@@ -36,7 +36,12 @@ class Sink(Protocol):
 
 
 class StoreSink:
-    """Write events (priced when ``prices`` is given) and rate limits to a DuckDB store.
+    """Write events, priced, and rate limits to a DuckDB store.
+
+    Events are priced with ``prices`` (a `tokenplan.pricing.PriceBook`, e.g. with your
+    overrides), by default genai-prices' list prices, loaded on the first batch (on the
+    batcher's thread, never on the call path). Without a cost, spend, budgets and advice
+    would not see the calls.
 
     The store is opened for each batch and closed again, so other tokenplan commands can open
     the same file in between. While another process holds the file (a `tokenplan report`, a
@@ -104,8 +109,11 @@ class StoreSink:
         if not events:
             return
         table = events_to_table(events, source=self.source)
-        if self.prices is not None:
-            table = self.prices.price_rows(table).table
+        if self.prices is None:
+            from tokenplan.pricing import PriceBook
+
+            self.prices = PriceBook()
+        table = self.prices.price_rows(table).table
         limits = [lim for c in calls for lim in c.limits]
         with open_store(self.path, wait=self.lock_wait) as store, store.transaction():
             store.write(table)
