@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sys
 from datetime import UTC, datetime
@@ -121,6 +123,15 @@ def test_reprice_and_prices_missing_from_the_cli(tmp_path: Path) -> None:
         ("claude-haiku-4-5-20251001", 1_400_000, 165_000),  # batch rows: no batch price
         ("acme-secret-1", 5000, 70),
     ]
+    as_csv = run_cli("prices", "--missing", "--db", db, "--format", "csv")
+    assert as_csv.returncode == 0, as_csv.stderr
+    listed = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [(r["model"], r["input_tokens"]) for r in listed] == [
+        (i["model"], str(i["input_tokens"])) for i in items
+    ]
+    refused = run_cli("prices", "claude-sonnet-4-5", "--format", "csv")
+    assert refused.returncode == 2
+    assert "--format csv is for --missing" in refused.stderr
     run = run_cli("reprice", "--prices", prices, "--since", "2025-08-01", "--db", db)
     assert run.returncode == 0, run.stderr
     after = run_cli("prices", "--missing", "--db", db, "--format", "json")

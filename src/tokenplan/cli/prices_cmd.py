@@ -8,12 +8,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from tokenplan.cli.app import DbOption, app, console
-from tokenplan.cli.output import OutputFormat, safe
+from tokenplan.cli.output import OutputFormat, safe, to_csv
 from tokenplan.errors import InvalidInput, PriceError
 from tokenplan.pricing import FxRate, PriceBook, Rates, TierRates, parse_fx
 
@@ -54,9 +55,9 @@ def prices(
     cache_write: Annotated[
         int, typer.Option("--cache-write", min=0, help="Example request: cache-write tokens.")
     ] = 0,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = (
-        OutputFormat.table
-    ),
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", help="table or json (csv too with --missing).")
+    ] = OutputFormat.table,
     missing: Annotated[
         bool,
         typer.Option("--missing", help="List the stored models without a price instead."),
@@ -72,6 +73,10 @@ def prices(
         return
     if model is None:
         raise InvalidInput("give a MODEL to price, or --missing to list unpriced models.")
+    if fmt is OutputFormat.csv:
+        raise InvalidInput(
+            "--format csv is for --missing; a model's prices print as table or json."
+        )
     moment = parse_moment(at)
     rate = parse_fx(currency, fx)
     book = PriceBook(overrides, fx=rate)
@@ -156,21 +161,26 @@ def show_missing(db: str | None, fmt: OutputFormat) -> None:
 
     with open_store(resolve_db_path(db), mode="read") as store:
         rows = missing_prices(store)
+    items = [
+        {
+            "provider": r.provider,
+            "model": r.model,
+            "rows": r.rows,
+            "requests": r.requests,
+            "input_tokens": r.input_tokens,
+            "output_tokens": r.output_tokens,
+            "first": iso_utc(r.first),
+            "last": iso_utc(r.last),
+        }
+        for r in rows
+    ]
     if fmt is OutputFormat.json:
-        items = [
-            {
-                "provider": r.provider,
-                "model": r.model,
-                "rows": r.rows,
-                "requests": r.requests,
-                "input_tokens": r.input_tokens,
-                "output_tokens": r.output_tokens,
-                "first": iso_utc(r.first),
-                "last": iso_utc(r.last),
-            }
-            for r in rows
-        ]
         console.print_json(json.dumps({"missing": items}))
+        return
+    if fmt is OutputFormat.csv:
+        columns = ["provider", "model", "rows", "requests", "input_tokens", "output_tokens"]
+        frame = pd.DataFrame(items, columns=[*columns, "first", "last"])
+        typer.echo(to_csv(frame, spreadsheet=True), nl=False)
         return
     table = Table(title="models without a price (their cost is unknown, not 0)")
     for name in ("provider", "model", "rows", "input tokens", "output tokens", "span"):
