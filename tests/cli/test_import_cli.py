@@ -136,6 +136,11 @@ def test_an_export_taken_before_its_last_day_ended_is_read_as_partial(tmp_path: 
     assert "end after now" in " ".join(out.stdout.split())
     usage = run_cli("usage", "--db", str(db), "--metric", "total_tokens", "--freq", "1d")
     assert "its numbers are partial" in " ".join(usage.stdout.split())
+    assert "buckets 1d wide" not in usage.stdout
+    # Per hour, a day's bucket shows at midnight and 0 after: said, on stderr beside the CSV.
+    hourly = run_cli("usage", "--db", str(db), "--freq", "1h", "--format", "csv")
+    assert hourly.stdout.startswith("series,timestamp,total_tokens\n")
+    assert "buckets 1d wide in this range" in " ".join(hourly.stderr.split())
     project = run_cli(
         "project", "--db", str(db), "--metric", "total_tokens", "--period", "day",
         "--limit", "1e9", "--format", "json",

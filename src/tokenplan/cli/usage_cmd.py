@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import pandas as pd
 import typer
 
-from tokenplan.cli.app import DbOption, app, console
+from tokenplan.cli.app import DbOption, app, console, err_console
 from tokenplan.cli.output import OutputFormat, to_csv, to_json, to_table
 from tokenplan.events import METRICS
-from tokenplan.frequency import parse_freq
+from tokenplan.frequency import Frequency, parse_freq
 from tokenplan.plan.history import reaches
 from tokenplan.plan.periods import parse_when
 from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
+from tokenplan.store.queries import DuckDBQueries
 from tokenplan.timestamps import iso_utc
 
 
@@ -55,16 +57,33 @@ def usage(
         # What the table's note on a partial last row needs (a pass each: not for CSV or JSON).
         table = fmt is OutputFormat.table
         width, opened = (store.bucket_seconds(), store.open_since()) if table else (None, None)
+        start = parse_when(since, now=end, option="--since")
         frame = store.series(
             metric,
             frequency,
             by or (),
-            parse_when(since, now=end, option="--since"),
+            start,
             parse_when(until, now=end, option="--until"),
             exact=True,
             tz=tz,
         )
+        widest = (
+            0
+            if frequency.months
+            else DuckDBQueries(store).widest_bucket_seconds(start or datetime(1970, 1, 1))
+        )
     frame = frame.rename(columns={"unique_id": "series", "ds": "timestamp", "y": metric})
+    if frequency.seconds < widest:
+        # A bucket is kept whole at its start: 1h from daily exports reads 0 for 23 hours.
+        wide = Frequency(widest).label
+        (console if fmt is OutputFormat.table else err_console).print(
+            f"the store holds buckets {wide} wide in this range: per {frequency.label} each "
+            f"shows at its start and the rest of it reads 0; use --freq {wide} or wider to "
+            "read them",
+            style="dim",
+            highlight=False,
+            markup=False,
+        )
     if fmt is OutputFormat.csv:
         typer.echo(to_csv(frame, spreadsheet=True), nl=False)
     elif fmt is OutputFormat.json:
