@@ -69,6 +69,7 @@ class StoreSink:
         self.source = source
         self.lock_wait = lock_wait
         self.spooled = 0
+        self._told = False
         self.spool: Spool | None
         if isinstance(spool, Spool):
             self.spool = spool
@@ -83,6 +84,7 @@ class StoreSink:
         if spool is None or not spool.size():
             try:
                 self._write([], calls)
+                self._told = False
                 return
             except StoreLocked as exc:
                 if spool is None:
@@ -98,6 +100,7 @@ class StoreSink:
                 self._keep(calls, exc)
                 return
             spool.clear()
+        self._told = False
         log.info("tokenplan: wrote %d spooled events to %s", len(waiting), self.path)
 
     def _write(self, waiting: Sequence[UsageEvent], calls: Sequence[ParsedCall]) -> None:
@@ -125,7 +128,9 @@ class StoreSink:
         kept = self.spool.append([event_to_json(c.event) for c in calls])
         self.spooled += kept
         holder = f" (PID {exc.pid})" if exc.pid is not None else ""
-        log.warning(
+        # Once per hold: a service holding the store for good must not log every second.
+        told, self._told = self._told, True
+        (log.info if told else log.warning)(
             "tokenplan: the store %s is in use by another process%s; %d events spooled to %s "
             "(%d bytes waiting) and written once the store is free. If `tokenplan serve` "
             "holds it, record through CollectorSink to the service instead.",
