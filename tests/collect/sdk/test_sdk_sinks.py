@@ -113,9 +113,10 @@ def test_rate_limits_keep_only_the_latest_observation(db_path: Path) -> None:
 class Collector:
     """A loopback stand-in of the service's ``POST /v1/events`` (bearer, gzip, idempotent)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *, flaky: bool = False) -> None:
         self.events: dict[str, UsageEvent] = {}
         self.posts = 0
+        self.flaky = flaky  # every other post answers 503
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -125,6 +126,8 @@ class Collector:
             def do_POST(self) -> None:
                 owner.posts += 1
                 body = self.rfile.read(int(self.headers["content-length"]))
+                if owner.flaky and owner.posts % 2:
+                    return self._answer(503, {"detail": "busy"})
                 if self.headers.get("authorization") != f"Bearer {TOKEN}":
                     return self._answer(401, {"detail": "bad token"})
                 if self.headers.get("content-encoding") == "gzip":
@@ -304,6 +307,51 @@ def test_app_processes_sharing_one_store_lose_no_event(db_path: Path) -> None:
     with open_store(db_path, mode="read") as store:
         assert store.summary().rows == 3 * 15 * 40
     assert sum(spooled) > 0  # the spool was exercised, not bypassed
+
+
+_POSTER = """
+import sys
+from datetime import UTC, datetime
+from tokenplan.collect.sdk import CollectorSink
+from tokenplan.collect.sdk.provider_calls import ParsedCall
+from tokenplan.events import UsageEvent
+
+url, token, spool, name = sys.argv[1:5]
+sink = CollectorSink(url, token=token, spool=spool, timeout=5)
+for batch in range(20):
+    sink.write([
+        ParsedCall(UsageEvent(ts=datetime(2025, 6, 1, 12, batch, i, tzinfo=UTC),
+                              provider="openai", model="gpt-4o", input_tokens=1,
+                              output_tokens=1, request_id=f"{name}-{batch}-{i}"), [])
+        for i in range(10)
+    ])
+print(sink.stats.spooled, sink.stats.replayed)
+"""
+
+
+def test_app_processes_sharing_one_spool_lose_no_event(tmp_path: Path) -> None:
+    """Worker processes of one app often share a spool path; with the collector refusing every
+    other post, they append, replay and clear it at once, and every event still arrives."""
+    port = _free_port()
+    collector = Collector(port, flaky=True)
+    spool = tmp_path / "shared.ndjson"
+    url = f"http://127.0.0.1:{port}"
+    try:
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-c", _POSTER, url, TOKEN, str(spool), f"w{n}"],
+                stdout=subprocess.PIPE,
+            )
+            for n in range(4)
+        ]
+        counts = [w.communicate(timeout=120)[0].split() for w in workers]
+        assert all(w.returncode == 0 for w in workers)
+        collector.flaky = False
+        assert CollectorSink(url, token=TOKEN, spool=spool).replay()
+        assert sum(int(spooled) for spooled, _ in counts) > 0
+        assert len(collector.events) == 4 * 20 * 10
+    finally:
+        collector.close()
 
 
 def test_spool_is_bounded_and_skips_torn_lines(tmp_path: Path) -> None:

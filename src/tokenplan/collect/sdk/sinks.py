@@ -236,9 +236,10 @@ class CollectorSink:
     """POST events to a tokenplan collector (``POST /v1/events``, bearer token).
 
     When the collector is unreachable or answers 5xx, 429 or 401, events go to ``spool`` and
-    are replayed before the next batch; a 422 (data the collector refuses) is logged and
-    counted, never retried. Rate limits go to ``limits_store`` (a `StoreSink`) when given, and
-    are kept in ``stats.latest_limits`` either way. The token is never logged.
+    are replayed before the next batch (processes sharing a spool path take turns on it); a
+    422 (data the collector refuses) is logged and counted, never retried. Rate limits go to
+    ``limits_store`` (a `StoreSink`) when given, and are kept in ``stats.latest_limits``
+    either way. The token is never logged.
     """
 
     def __init__(
@@ -286,6 +287,10 @@ class CollectorSink:
 
     def replay(self) -> bool:
         """Send what the spool holds; True when it is empty afterwards."""
+        with _exclusive(self.spool):
+            return self._replay()
+
+    def _replay(self) -> bool:
         rows = self.spool.read()
         if not rows:
             if self.spool.size():
@@ -311,13 +316,18 @@ class CollectorSink:
         rows = [event_to_json(c.event) for c in calls]
         if not rows:
             return
-        if self.spool.size() and not self.replay():
-            self.stats.spooled += self.spool.append(rows)
-            return
+        # The spool is read, sent and cleared under its file lock: app servers' worker
+        # processes often share one spool path, and a clear must not drop another's rows.
+        if self.spool.size():
+            with _exclusive(self.spool):
+                if not self._replay():
+                    self.stats.spooled += self.spool.append(rows)
+                    return
         if self._send(rows):
             self.stats.sent += len(rows)
         else:
-            self.stats.spooled += self.spool.append(rows)
+            with _exclusive(self.spool):
+                self.stats.spooled += self.spool.append(rows)
 
 
 __all__ = ["CollectorSink", "Sink", "StoreSink", "event_to_json", "post_with_urllib"]
