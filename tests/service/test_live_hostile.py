@@ -89,7 +89,8 @@ def test_hostile_dimension_values_are_counted_and_stored_exactly(
     live = LiveCounters(redis_client)
     until = minute_now() + timedelta(minutes=1)
     frame = live.daily("input_tokens", "team", since=start, until=until, exact=True)
-    got = dict(zip(frame["unique_id"], frame["y"], strict=True))
+    # Summed per label: run just after midnight UTC, the span holds two days.
+    got = frame.groupby("unique_id")["y"].sum().to_dict()
     want: dict[str, int] = {}
     for e in batch:
         label = "(none)" if e.team is None else e.team
