@@ -53,6 +53,11 @@ def test_shipped_example_loads_and_says_cache_reads_do_not_count() -> None:
     sonnet = config.tiers("anthropic", "claude-sonnet-4.x")
     assert [t.tier for t in sonnet] == ["tier-1", "tier-2", "tier-3", "tier-4"]
     assert sonnet[0].matches("claude-sonnet-4-5-20250929")
+    # A relay's vendor/model name counts against that vendor's limits, and only that vendor's.
+    assert sonnet[0].matches("anthropic/claude-sonnet-4-5-20250929")
+    assert not sonnet[0].matches("bedrock/claude-sonnet-4-5-20250929")
+    assert not sonnet[0].matches("anthropic/")
+    assert config.unlimited(["openai/gpt-4o", "azure/gpt-4o"]) == ["azure/gpt-4o"]
     assert not sonnet[0].cache_reads_count
     assert config.current_tier["anthropic"] == "tier-2"
     assert {p.model for p in config.ptu} >= {"gpt-4o", "gpt-4.1"}

@@ -52,8 +52,16 @@ class RateLimit:
     cache_reads_count: bool = False
 
     def matches(self, model: str) -> bool:
-        """Whether ``model`` falls under this family's glob patterns."""
-        return any(fnmatchcase(model, pattern) for pattern in self.models)
+        """Whether ``model`` falls under this family's glob patterns, also when named
+        ``<provider>/<model>`` for this limit's provider (as LiteLLM and relays name it: the
+        calls still count against the account's limits)."""
+        vendor, slash, rest = model.partition("/")
+        names = (
+            (model, rest)
+            if slash and rest and vendor.lower() == self.provider.lower()
+            else (model,)
+        )
+        return any(fnmatchcase(name, pattern) for name in names for pattern in self.models)
 
     def values(self) -> dict[str, int]:
         """The limits this tier enforces, by kind (``rpm``, ``itpm``, ...)."""
