@@ -20,7 +20,13 @@ from tokenplan.collect import import_file
 from tokenplan.errors import InvalidInput, StoreError
 from tokenplan.events import COUNT_METRICS, USAGE_SCHEMA, events_to_table
 from tokenplan.store import DuckDBStore, open_store
-from tokenplan.store.lake import FILES_GLOB, LakeExport, export_lake, lake_files
+from tokenplan.store.lake import (
+    FILES_GLOB,
+    OPEN_MARKS_FILE,
+    LakeExport,
+    export_lake,
+    lake_files,
+)
 from tokenplan.store.lake_store import LakeStore
 from tokenplan.store.missing_prices import missing_prices
 from tokenplan.store.pulls import checkpoint
@@ -56,7 +62,8 @@ def _totals(store: DuckDBStore) -> tuple[Any, ...]:
 
 
 def _files(lake: Path) -> list[str]:
-    return sorted(p.relative_to(lake).as_posix() for p in lake.rglob("*.parquet"))
+    """The day files (the open-bucket marks beside them apart)."""
+    return sorted(p.relative_to(lake).as_posix() for p in lake.glob(FILES_GLOB))
 
 
 def _arrow(store: DuckDBStore) -> pa.Table:
@@ -101,7 +108,9 @@ def test_the_layout_is_hive_partitioned_by_utc_day_and_provider(
     assert "date=2025-08-02/provider=my%2Frelay%3Dx%20y" in folders
     # Staged beside the lake, and nothing left there or inside it.
     assert sorted(p.name for p in lake.parent.iterdir()) == ["lake"]
-    assert sorted(p.name for p in lake.iterdir()) == sorted({f.split("/")[0] for f in folders})
+    assert sorted(p.name for p in lake.iterdir()) == sorted(
+        {f.split("/")[0] for f in folders} | {OPEN_MARKS_FILE}
+    )
     # One microsecond before midnight UTC is the earlier day; midnight the later one.
     day_of = {
         row["request_id"]: part.parent.parent.name
@@ -120,7 +129,7 @@ def test_files_keep_the_store_types_with_ts_as_a_utc_instant(lake: Path) -> None
             if f.name != "provider"
         ]
     )
-    for file in lake.rglob("*.parquet"):
+    for file in lake.glob(FILES_GLOB):
         assert pq.read_schema(file).remove_metadata().equals(expected, check_metadata=False)
 
 
@@ -299,3 +308,52 @@ def test_an_unreachable_object_store_is_named() -> None:
     url = "s3://tokenplan-test-no-such-bucket-7f3a/lake"
     with pytest.raises(StoreError, match=re.escape(url)):
         open_store(f"parquet:{url}", mode="read")
+
+
+def test_a_bucket_stored_still_open_is_open_in_the_lake_too(tmp_path: Path) -> None:
+    """A pulled hour still open is forecast by the store's plan; the lake's must not read it
+    as a whole hour, or the two would show different figures for the same data."""
+    from tokenplan.capacity import PlanSettings, make_plan
+
+    hours = pd.date_range("2025-06-01", periods=24 * 8, freq="h")
+    given = {
+        "ts": hours.to_pydatetime().tolist(),
+        "bucket_s": [3600] * len(hours),
+        "provider": ["anthropic"] * len(hours),
+        "model": ["claude-sonnet-4-5"] * len(hours),
+        "requests": [10] * len(hours),
+        "input_tokens": [1_000 + 100 * (h.hour % 12) for h in hours],
+        "output_tokens": [100] * len(hours),
+        "request_id": [f"bucket-{h:%Y%m%d%H}" for h in hours],
+        "source": ["pull"] * len(hours),
+    }
+    full = pa.table(
+        {f.name: given.get(f.name, [None] * len(hours)) for f in USAGE_SCHEMA},
+        schema=USAGE_SCHEMA,
+    )
+    with DuckDBStore(tmp_path / "s.duckdb") as store:
+        store.write(full)
+        last = hours[-1].to_pydatetime()
+        store.connection.execute(
+            "INSERT INTO tokenplan_pull_partials VALUES ('anthropic', 'usage', ?, ?)",
+            [f"bucket-{last:%Y%m%d%H}", last],
+        )
+        export_lake(store, str(tmp_path / "lake"))
+        settings = PlanSettings(horizon_hours=24)
+        from_store = make_plan(store, settings=settings)
+        with open_store(f"parquet:{tmp_path / 'lake'}", mode="read") as lake:
+            assert lake.open_since() == store.open_since() == last
+            from_lake = make_plan(lake, settings=settings)
+    assert from_lake.as_of == from_store.as_of == pd.Timestamp(last)
+    # The marks are not Parquet: the documented Dask and pyarrow reads see the days alone.
+    import dask.dataframe as dd
+    import pyarrow.dataset as pads
+
+    from tokenplan.store.lake import hive_partitioning
+
+    parts = {"partitioning": hive_partitioning()}
+    assert len(dd.read_parquet(tmp_path / "lake", dataset=parts)) == len(hours)
+    assert pads.dataset(tmp_path / "lake", **parts).count_rows() == len(hours)
+    pd.testing.assert_frame_equal(
+        from_lake.forecast_frame("total_tokens"), from_store.forecast_frame("total_tokens")
+    )

@@ -55,6 +55,11 @@ a crash half way would leave a day mixed. Object stores cannot rename or delete 
 there the files are written in place with deterministic names (``part-0.parquet``), which a
 re-export overwrites; a provider partition that no longer has rows for a day is left behind.
 Two exports to one lake at the same time are not supported.
+
+Beside the days, ``_tokenplan_open_buckets.csv`` holds the store's marks of buckets stored
+while still open (a provider pull's current hour, an export's current day), so a plan read from
+the lake forecasts them as the store's does. It is CSV so that no Parquet reader takes it for
+data: Dask reads every ``*.parquet`` under the folder, whatever its name starts with.
 """
 
 from __future__ import annotations
@@ -73,11 +78,12 @@ import pyarrow.dataset as pads
 from tokenplan.errors import InvalidInput, StoreError
 from tokenplan.store.duckdb_store import DuckDBStore
 from tokenplan.store.files import LAKE_PREFIX
-from tokenplan.store.schema import COLUMNS
+from tokenplan.store.schema import COLUMNS, PARTIALS_TABLE
 
 __all__ = [
     "FILES_GLOB",
     "NULL_PARTITION",
+    "OPEN_MARKS_FILE",
     "PARTITION_COLUMNS",
     "LakeExport",
     "export_lake",
@@ -95,6 +101,10 @@ PARTITION_SCHEMA = pa.schema([pa.field("date", pa.string()), pa.field("provider"
 FILES_GLOB = "date=*/provider=*/*.parquet"
 FILE_PATTERN = "part-{i}"
 STAGING_PREFIX = "_tokenplan_export-"
+# The store's marks of buckets stored while still open (`DuckDBStore.open_since`), beside the
+# days: without them a plan read from the lake would read such a bucket as whole, where the
+# store's plan forecasts it.
+OPEN_MARKS_FILE = "_tokenplan_open_buckets.csv"
 # Object stores DuckDB reaches through its httpfs and azure extensions.
 REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "r2", "az", "azure", "abfss")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -197,8 +207,29 @@ def export_lake(
         raise InvalidInput(f"--since {since} is not before --until {until}; nothing to export.")
     if is_remote(root):
         rows = _copy(store, root, start, end, overwrite=True)
+        _copy_open_marks(store, f"{root.rstrip('/')}/{OPEN_MARKS_FILE}")
         return LakeExport(root, rows, start, end, _days_between(start, end, store), None)
-    return _export_local(store, root, start, end)
+    done = _export_local(store, root, start, end)
+    staged = os.path.join(root, f"{STAGING_PREFIX}{OPEN_MARKS_FILE}")
+    try:
+        _copy_open_marks(store, staged)
+        os.replace(staged, os.path.join(root, OPEN_MARKS_FILE))  # whole or not at all
+    except OSError as exc:
+        raise StoreError(f"writing the lake {root} failed: {exc}") from exc
+    return done
+
+
+def _copy_open_marks(store: DuckDBStore, dest: str) -> None:
+    """Every open-bucket mark of the store, to one CSV file (the store is the truth)."""
+    try:
+        store.connection.execute(
+            f"COPY (SELECT * FROM {PARTIALS_TABLE} ORDER BY ts) TO {_quote(dest)} "
+            "(FORMAT csv, HEADER true)"
+        ).fetchall()
+    except duckdb.Error as exc:
+        raise StoreError(
+            f"exporting to the lake {dest} failed: {reason(exc)}{_remote_hint(dest)}"
+        ) from exc
 
 
 def _export_local(store: DuckDBStore, root: str, start: date, end: date) -> LakeExport:
