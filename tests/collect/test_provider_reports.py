@@ -170,13 +170,17 @@ def test_half_a_surrogate_pair_in_a_bucket_field_is_refused_with_its_place(tmp_p
 
 
 def test_a_bucket_still_open_when_the_file_was_exported_is_marked_open() -> None:
-    """Exported at 15:00 on 2 Aug, the daily 2 Aug bucket holds 15 hours: the plan must
+    """Exported at 15:00 on 3 Aug, the daily 3 Aug bucket holds 15 hours: the plan must
     forecast it, not read it as a whole day, until a later export of it is imported."""
-    midday = datetime(2025, 8, 2, 15, tzinfo=UTC)
+    midday = datetime(2025, 8, 3, 15, tzinfo=UTC)
     with DuckDBStore(":memory:") as store:
         summary = import_file(store, OPENAI, clock=lambda: midday)
-        assert store.open_since() == datetime(2025, 8, 2)
-        assert any("2025-08-02T00:00:00Z on end after now" in n for n in summary.notes)
+        assert store.open_since() == datetime(2025, 8, 3)
+        assert any("2025-08-03T00:00:00Z on end after now" in n for n in summary.notes)
+        before = import_file(store, OPENAI, clock=lambda: midday - timedelta(days=3))
+        # A file dated after the import holds no bucket under way: misdated, not open.
+        assert store.open_since() is None
+        assert not any("end after now" in n for n in before.notes)
         later = import_file(store, OPENAI, clock=lambda: midday + timedelta(days=2))
         assert store.open_since() is None
         assert not any("end after now" in n for n in later.notes)

@@ -233,7 +233,7 @@ def _warnings(store: DuckDBStore, source: Source, fmt: str, totals: _Totals) -> 
 
 
 def _open_buckets(rows: pa.Table, now: datetime, totals: _Totals) -> None:
-    """Note the rows whose bucket ends after ``now`` (naive UTC), and how far the file reaches."""
+    """Note the rows whose bucket holds ``now`` (naive UTC), and how far the file reaches."""
     if not rows.num_rows:
         return
     width = pc.cast(
@@ -242,7 +242,10 @@ def _open_buckets(rows: pa.Table, now: datetime, totals: _Totals) -> None:
     ends = pc.add(rows.column("ts"), width)
     last = pc.max(ends).as_py()
     totals.reaches = last if totals.reaches is None else max(totals.reaches, last)
-    still = rows.filter(pc.greater(ends, pa.scalar(now, pa.timestamp("us"))))
+    at = pa.scalar(now, pa.timestamp("us"))
+    # Open: under way at the import. A bucket wholly after it is not open but misdated (a
+    # clock or a synthetic file); marked, it would hide every bucket after it from the plan.
+    still = rows.filter(pc.and_(pc.greater(ends, at), pc.less_equal(rows.column("ts"), at)))
     totals.still_open.extend(
         (rid, ts)
         for rid, ts in zip(
