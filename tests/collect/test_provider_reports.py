@@ -181,6 +181,8 @@ def test_a_bucket_still_open_when_the_file_was_exported_is_marked_open() -> None
         # A file dated after the import holds no bucket under way: misdated, not open.
         assert store.open_since() is None
         assert not any("end after now" in n for n in before.notes)
+        assert any("WARNING: 4 rows are dated after now" in n for n in before.notes)
+        assert not any("dated after now" in n for n in summary.notes)
         later = import_file(store, OPENAI, clock=lambda: midday + timedelta(days=2))
         assert store.open_since() is None
         assert not any("end after now" in n for n in later.notes)

@@ -8,7 +8,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -167,6 +167,7 @@ def import_file(
             if name in _SNAPSHOT_FORMATS and totals.start is not None:
                 _mark_open(store, name, totals, notes)
             notes.extend(_warnings(store, source, name, totals))
+            notes.extend(_ahead(totals, now))
     return ImportSummary(
         path=source.name,
         format=name,
@@ -230,6 +231,28 @@ def _warnings(store: DuckDBStore, source: Source, fmt: str, totals: _Totals) -> 
             f"({iso_utc(first)} … {iso_utc(last)}); check their timestamps"
         )
     return out
+
+
+# Clocks disagree by seconds; a time zone read as UTC moves rows by hours.
+_SKEW = timedelta(minutes=5)
+
+
+def _ahead(totals: _Totals, now: datetime) -> list[str]:
+    """A note when rows are dated after the import: usually local times read as UTC."""
+    if totals.end is None or totals.end <= now + _SKEW:
+        return []
+    bound = pa.scalar(now + _SKEW, pa.timestamp("us"))
+    count = sum(pc.sum(pc.greater(s, bound)).as_py() or 0 for s in totals.stamps)
+    return [
+        f"WARNING: {count:,} rows are dated after now, the latest {iso_utc(totals.end)} "
+        f"({_hours(totals.end - now)} ahead): were local times read as UTC? Timestamps "
+        "without an offset are UTC unless --tz names their zone"
+    ]
+
+
+def _hours(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{hours:,.1f} h" if hours < 48 else f"{hours / 24:,.0f} days"
 
 
 def _open_buckets(rows: pa.Table, now: datetime, totals: _Totals) -> None:
