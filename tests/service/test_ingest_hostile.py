@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +168,17 @@ def test_a_batch_with_one_bad_item_keeps_nothing(service: Service) -> None:
     still_up(service)
     # The good ones were not half-stored: sent again alone, they are all new.
     assert service.post(items[:50]).json() == {"accepted": 50, "duplicates": 0}
+
+
+def test_an_event_dated_far_after_the_clock_is_refused_with_its_place(service: Service) -> None:
+    """One event dated years ahead (a client's clock, a bug) would move every plan there."""
+    now = datetime.now(UTC)
+    ahead = [event_json(1), event_json(2, ts=(now + timedelta(days=400)).isoformat())]
+    response = service.post(ahead)
+    assert response.status_code == 422, response.text
+    assert (response.json()["index"], response.json()["field"]) == (1, "ts")
+    assert "400 days after this collector's clock" in response.json()["error"]
+    still_up(service)
+    # A clock a few minutes fast is no fault.
+    drift = event_json(3, ts=(now + timedelta(minutes=10)).isoformat())
+    assert service.post([drift]).json() == {"accepted": 1, "duplicates": 0}

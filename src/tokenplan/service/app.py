@@ -41,7 +41,7 @@ from tokenplan.frequency import parse_freq
 from tokenplan.plan.periods import parse_when
 from tokenplan.readings import records
 from tokenplan.service.contracts import EventSink, PlanSnapshot
-from tokenplan.service.ingest import body_format, parse_events, read_body
+from tokenplan.service.ingest import body_format, parse_events, read_body, refuse_ahead
 from tokenplan.service.otlp import make_otlp_router
 from tokenplan.service.plans import NotReady, PlanReader, PlanReadings
 from tokenplan.service.settings import ServiceSettings
@@ -134,6 +134,8 @@ def make_app(
     parsers = anyio.CapacityLimiter(PARSE_THREADS)
 
     def priced(table: pa.Table) -> pa.Table:
+        # One event dated years ahead (a client's clock, a bug) would move every plan there.
+        refuse_ahead(table, clock(), settings.max_ahead_seconds)
         return table if prices is None else prices.price_rows(table).table
 
     # OpenTelemetry apps (OpenLLMetry, OpenLIT, the GenAI conventions) export straight here.

@@ -14,6 +14,7 @@ import json
 import re
 import zlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -23,6 +24,7 @@ import pyarrow.compute as pc
 from tokenplan.errors import InvalidInput
 from tokenplan.events import COST_TYPE, UsageEvent, events_to_table, stored_cost
 from tokenplan.service.settings import ServiceSettings
+from tokenplan.timestamps import iso_utc
 
 __all__ = [
     "SOURCE",
@@ -247,6 +249,36 @@ def _columns(items: list[tuple[Any, int | None]], settings: ServiceSettings) -> 
     if ids.null_count < len(ids) and pc.any(pc.starts_with(ids, RESERVED_ID_PREFIX)).as_py():
         return None
     return table
+
+
+def refuse_ahead(table: pa.Table, now: datetime, max_ahead_s: int) -> None:
+    """Refuse a batch holding an event dated more than ``max_ahead_s`` after ``now``."""
+    if not table.num_rows:
+        return
+    bound = now.astimezone(UTC).replace(tzinfo=None) + timedelta(seconds=max_ahead_s)
+    late = pc.greater(table.column("ts"), pa.scalar(bound, pa.timestamp("us")))
+    if not pc.any(late).as_py():
+        return
+    index = pc.index(late, True).as_py()
+    ts = table.column("ts")[index].as_py()
+    ahead = ts - bound + timedelta(seconds=max_ahead_s)
+    raise InvalidItem(
+        f"item {index}, field 'ts': {iso_utc(ts)} is {_span(ahead)} after this collector's "
+        f"clock ({iso_utc(now)}); events may be dated at most "
+        f"{_span(timedelta(seconds=max_ahead_s))} ahead. Check the sender's clock (or a local "
+        "time sent as UTC); nothing was stored.",
+        index,
+        "ts",
+    )
+
+
+def _span(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    if seconds < 7200:
+        return f"{seconds / 60:,.0f} minutes"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:,.1f} hours"
+    return f"{seconds / 86400:,.0f} days"
 
 
 def _check_batch(n: int, settings: ServiceSettings) -> None:

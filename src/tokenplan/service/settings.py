@@ -30,9 +30,18 @@ class ServiceSettings:
     max_text_chars: int = 1024
     # What a 503 tells clients to wait before asking again for a plan not yet computed.
     retry_after_seconds: int = 10
+    # How far after the service's clock an event may be dated (clients' clocks drift).
+    max_ahead_seconds: int = 3600
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_batch", "max_text_chars", "retry_after_seconds"):
+        names = (
+            "max_body_bytes",
+            "max_batch",
+            "max_text_chars",
+            "retry_after_seconds",
+            "max_ahead_seconds",
+        )
+        for name in names:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} is {getattr(self, name)}; it must be at least 1.")
 
