@@ -269,3 +269,27 @@ def test_other_endpoints_are_not_recorded_and_instrumenting_twice_is_refused(ser
     assert sink.calls == []
     with pytest.raises(ValueError, match="not an openai or anthropic client"):
         instrument(object())
+
+
+def test_a_stream_the_app_stops_reading_is_recorded_with_the_right_reason(server: Any) -> None:
+    """Closed after its first chunk, a stream that asked for usage never got it: the event
+    says so, not that the app forgot ``include_usage``."""
+    server.queue(fp.chat_stream())
+    sink = ListSink()
+    recorder = Recorder(sink, flush_interval=0.05, close_at_exit=False)
+    with _client("openai", server.url, False) as client:
+        instrument(client, recorder=recorder)
+        with client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        ) as stream:
+            next(iter(stream))
+    assert recorder.flush(5)
+    recorder.close()
+    [call] = sink.calls
+    assert call.event.tokens_known is False
+    assert call.note is not None
+    assert "closed before its usage arrived" in call.note
+    assert "include_usage" not in call.note

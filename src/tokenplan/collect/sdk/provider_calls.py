@@ -181,15 +181,27 @@ def _read_stream(provider: str, events: list[dict[str, Any]], out: _Usage) -> No
                 _openai_usage(ev["usage"], out)
 
 
-def _request_model(body: bytes | None) -> str | None:
+def _request(body: bytes | None) -> dict[str, Any]:
     if not body:
-        return None
+        return {}
     try:
         value = json.loads(body)
     except ValueError:
-        return None
-    model = value.get("model") if isinstance(value, dict) else None
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _request_model(body: bytes | None) -> str | None:
+    model = _request(body).get("model")
     return model if isinstance(model, str) else None
+
+
+def _usage_unasked(call: CapturedCall) -> bool:
+    """An OpenAI Chat Completions stream that did not ask for its usage chunk."""
+    if call.provider == "anthropic" or "chat/completions" not in call.path:
+        return False
+    options = _request(call.request_body).get("stream_options")
+    return not (isinstance(options, dict) and options.get("include_usage") is True)
 
 
 def to_event(
@@ -225,8 +237,9 @@ def to_event(
     if not known and note is None:
         note = (
             "openai stream without stream_options={'include_usage': True}: tokens unknown"
-            if call.provider != "anthropic"
-            else "stream ended before usage arrived: tokens unknown"
+            if _usage_unasked(call)
+            else "stream closed before its usage arrived (the app stopped reading it, or the "
+            "connection broke): tokens unknown, though the provider bills what it generated"
         )
     rid = call.headers.get("x-request-id") or call.headers.get("request-id") or usage.response_id
     finished = datetime.fromtimestamp(call.finished_at, UTC)
