@@ -74,6 +74,7 @@ def service(tmp_path: Path) -> Iterator[Served]:
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait(30)
 
 
 def _stored(db: Path) -> dict[str, dict[str, Any]]:
@@ -154,3 +155,30 @@ def test_instrumented_clients_and_otel_spans_reach_the_store_through_serve(
     # Sent without a cost, priced by the service from list prices.
     assert all(row["cost_usd"] is not None and row["cost_usd"] > 0 for row in rows.values())
     assert "sk-e2e-secret" not in (tmp_path / "serve.log").read_text()
+
+
+def test_a_refused_batch_is_logged_with_the_services_reason(
+    service: Served, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client whose clock runs a day fast: the service refuses its batch (422), and the
+    client's log says why, not only "HTTP 422"."""
+    from datetime import UTC, datetime, timedelta
+
+    from tokenplan.collect.sdk.provider_calls import ParsedCall
+    from tokenplan.events import UsageEvent
+
+    sink = CollectorSink(service.url, token=TOKEN, spool=tmp_path / "spool.ndjson")
+    ahead = UsageEvent(
+        ts=datetime.now(UTC) + timedelta(days=1),
+        provider="openai",
+        model="gpt-4o",
+        input_tokens=1,
+        output_tokens=1,
+        request_id="fast-clock",
+    )
+    sink.write([ParsedCall(ahead, [])])
+    assert sink.stats.rejected == 1
+    assert "(HTTP 422): item 0, field 'ts'" in caplog.text
+    assert "after this collector's clock" in caplog.text
+    assert TOKEN not in caplog.text
+    service.stop()

@@ -202,21 +202,36 @@ def event_to_json(event: UsageEvent) -> dict[str, Any]:
     return {k: v for k, v in row.items() if v is not None or k.endswith("_tokens")}
 
 
-# (url, gzip'd JSON body, headers, timeout) -> HTTP status; raises OSError when unreachable.
-Post = Callable[[str, bytes, dict[str, str], float], int]
+# (url, gzip'd JSON body, headers, timeout) -> (HTTP status, the start of the answer's body);
+# raises OSError when unreachable.
+Post = Callable[[str, bytes, dict[str, str], float], tuple[int, bytes]]
+_REASON_BYTES = 2000
 
 
-def post_with_urllib(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+def post_with_urllib(
+    url: str, body: bytes, headers: dict[str, str], timeout: float
+) -> tuple[int, bytes]:
     """POST with the standard library (the package needs no HTTP client of its own)."""
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read()
-            return int(response.status)
+            return int(response.status), b""
     except urllib.error.HTTPError as exc:
-        exc.read()
+        answer = exc.read()
         exc.close()
-        return int(exc.code)
+        return int(exc.code), answer[:_REASON_BYTES]
+
+
+def _reason(answer: bytes) -> str:
+    """What a refusing collector said: its ``error`` field, else the start of the text."""
+    text = answer.decode("utf-8", "replace")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text[:300]
+    error = value.get("error") if isinstance(value, dict) else None
+    return str(error)[:500] if error else text[:300]
 
 
 @dataclass(slots=True)
@@ -269,7 +284,7 @@ class CollectorSink:
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         try:
-            status = self._post(self.url, body, headers, self.timeout)
+            status, answer = self._post(self.url, body, headers, self.timeout)
         except OSError as exc:
             log.warning("tokenplan: collector %s unreachable (%s); spooling", self.url, exc)
             return False
@@ -280,7 +295,12 @@ class CollectorSink:
             return self._send(rows[:half]) and self._send(rows[half:])
         if status in (400, 413, 422):
             self.stats.rejected += len(rows)
-            log.error("tokenplan: collector refused %d events (HTTP %d)", len(rows), status)
+            log.error(
+                "tokenplan: collector refused %d events (HTTP %d): %s",
+                len(rows),
+                status,
+                _reason(answer),
+            )
             return True
         log.warning("tokenplan: collector answered HTTP %d; spooling", status)
         return False
