@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import pandas as pd
 
 from tokenplan.errors import InvalidInput, TokenplanError
-from tokenplan.frequency import parse_freq
+from tokenplan.frequency import Frequency, parse_freq
 from tokenplan.plan.coherence import TOTAL, cohere
 from tokenplan.plan.history import (
     GRID_ORIGIN,
@@ -495,6 +495,10 @@ def make_plan(
     start = GRID_ORIGIN + ((first - GRID_ORIGIN) // step) * step
     width = queries.widest_bucket_seconds((as_of - step).to_pydatetime())
     reach = reaches(cut, width, queries.open_since())
+    if settings.as_of is None and reach > as_of:
+        # The last stored bucket is wider than a step (a daily export): all of it is read,
+        # spread over its steps, not its first hour with the rest forecast.
+        as_of = GRID_ORIGIN - ((GRID_ORIGIN - reach) // step) * step
     judged = GRID_ORIGIN + ((reach - GRID_ORIGIN) // step) * step  # the bucket holding reach
     if settings.as_of is None and reach < as_of and judged - start >= 2 * step:
         # The newest hour of live data is still filling (or a pull stored it still open): read
@@ -508,6 +512,15 @@ def make_plan(
     since = max(as_of - pd.Timedelta(days=settings.train_days), start).to_pydatetime()
     until = as_of.to_pydatetime()
     plan.as_of, plan.since = as_of, since
+    wide = queries.widest_bucket_seconds(since)
+    if wide > step.total_seconds() and wide % step.total_seconds() == 0:
+        # What `DuckDBQueries.series` does to them; the charts would otherwise look measured.
+        label = Frequency(int(wide)).label
+        plan.notes.append(
+            f"The store holds buckets {label} wide: the plan spreads each evenly over its "
+            f"{Frequency(int(step.total_seconds())).label} steps, so those steps are flat (no "
+            "busiest hour inside them) and busiest-minute figures are inferred."
+        )
     plan.metric = token_metric(queries, since, until, settings.freq, plan.notes)
     metrics = [plan.metric] + (["cost_usd"] if has_costs(queries, since, until) else [])
     for metric in metrics:

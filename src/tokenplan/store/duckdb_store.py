@@ -557,6 +557,7 @@ class DuckDBStore:
         tz: str | None = None,
         top: int | None = None,
         complete: bool = False,
+        spread: bool = False,
     ) -> pd.DataFrame:
         """Metric at a frequency, split by dimensions, as a tidy ``unique_id, ds, y`` frame.
 
@@ -575,6 +576,11 @@ class DuckDBStore:
         With ``top`` and more than ``top`` series, the ``top - 1`` biggest over the range are
         kept and the rest summed as ``(other)``, before the grid is filled: thousands of
         models cost no more than ``top`` series.
+
+        A stored bucket wider than ``freq`` is counted at its start, so per hour a daily
+        export is the whole day at midnight and 0 after (what `tokenplan usage` shows, and
+        says). With ``spread`` (the capacity plan's reads; not with ``exact``), a bucket a
+        whole number of ``freq`` wide is shared evenly over them instead.
         """
         if metric not in METRIC_SQL:
             raise InvalidInput(
@@ -593,6 +599,9 @@ class DuckDBStore:
                 lo_ts, hi_ts = bulk
                 since = lo_ts if since is None else max(to_naive([since])[0], lo_ts)
                 hi_end = hi_ts + timedelta(microseconds=1)
+                width = self._width_at(hi_ts) if spread else 0
+                if width:  # the last bucket's later steps come after its start
+                    hi_end = hi_ts + timedelta(seconds=width)
                 until = hi_end if until is None else min(to_naive([until])[0], hi_end)
         return query_series(
             self._con,
@@ -606,7 +615,13 @@ class DuckDBStore:
             zone=zone,
             top=top,
             complete=complete,
+            spread=spread,
         )
+
+    def _width_at(self, ts: datetime) -> int:
+        """The widest bucket stored starting at ``ts`` (0 for raw events)."""
+        rows = self._run("SELECT coalesce(max(bucket_s), 0) FROM usage WHERE ts = ?", [ts])
+        return int(rows[0][0])
 
     def time_bulk(self) -> tuple[datetime, datetime] | None:
         """The stored time range without outliers (naive UTC, inclusive), or None if empty.

@@ -120,8 +120,11 @@ class DuckDBQueries:
         until: datetime | None = None,
         top: int | None = None,
     ) -> pd.DataFrame:
-        """Delegates to `DuckDBStore.series` (float values), stray timestamps left out."""
-        return self.store.series(metric, freq, tuple(by), since, until, trim_outliers=True, top=top)
+        """Delegates to `DuckDBStore.series` (float values), stray timestamps left out, a
+        bucket wider than ``freq`` spread evenly over it (the plan is per hour)."""
+        return self.store.series(
+            metric, freq, tuple(by), since, until, trim_outliers=True, top=top, spread=True
+        )
 
     def totals(
         self, metric: str, dimension: str, since: datetime, until: datetime | None = None

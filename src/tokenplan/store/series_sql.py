@@ -42,13 +42,16 @@ def query_series(
     zone: str | None,
     top: int | None,
     complete: bool = False,
+    spread: bool = False,
 ) -> pd.DataFrame:
     """``unique_id, ds, y`` of ``metric`` per ``f`` bucket, split ``by`` (checked names).
 
     ``zone`` (from `zone_name`) puts calendar buckets on its wall clock; ``top`` pools all but
     the biggest series into `OTHER_LABEL`; ``complete`` leaves unknown the buckets that hold
-    one the source did not record. See `DuckDBStore.series`.
+    one the source did not record; ``spread`` shares a stored bucket a whole number of ``f``
+    wide evenly over them. See `DuckDBStore.series`.
     """
+    spread = spread and not exact and not f.months
     uid = (
         " || '|' || ".join(f"coalesce(\"{d}\", '{NONE_LABEL}')" for d in by)
         if by
@@ -81,10 +84,13 @@ def query_series(
             f" AND {source} IN (SELECT DISTINCT {source} FROM usage {knows}))"
         )
         params = params + params
+    rows, total = "usage", f"sum({value})"
+    if spread:
+        rows, total = f"({spread_rows(f.seconds)}) AS usage", f"sum({value} / spread_k)"
     parts = f"""
-        SELECT {uid} AS unique_id, {bucket} AS ds, sum({value})::{y_type} AS y,
+        SELECT {uid} AS unique_id, {bucket} AS ds, {total}::{y_type} AS y,
                count({value}) AS known, {hole} AS hole
-        FROM usage {where}
+        FROM {rows} {where}
         GROUP BY ALL
     """
     if top is not None:
@@ -150,6 +156,21 @@ def zone_name(tz: str | None) -> str | None:
     if not all(c.isalnum() or c in "/_+-" for c in tz):
         raise InvalidInput(f"time zone {tz!r} is not an IANA name such as Asia/Shanghai.")
     return tz
+
+
+def spread_rows(step_s: int) -> str:
+    """The usage rows with each bucket a whole number (over one) of ``step_s`` wide cut into
+    that many, each carrying ``1 / spread_k`` of it: daily exports read per hour are flat over
+    the day, not the whole day at midnight and nothing after."""
+    wide = f"bucket_s > {step_s} AND bucket_s % {step_s} = 0"
+    return f"""
+        SELECT *, 1 AS spread_k FROM usage WHERE NOT ({wide})
+        UNION ALL
+        SELECT u.* REPLACE (u.ts + s.i * INTERVAL '{step_s} seconds' AS ts),
+               u.bucket_s // {step_s} AS spread_k
+        FROM usage u, LATERAL generate_series(0, u.bucket_s // {step_s} - 1) AS s(i)
+        WHERE u.{wide}
+    """
 
 
 def bucket_sql(f: Frequency, zone: str | None, x: str) -> str:
