@@ -39,6 +39,7 @@ from tokenplan.plan.model_forecasts import OTHER, model_forecasts, model_frames
 from tokenplan.store.duckdb_store import DuckDBStore, StoreSummary
 from tokenplan.store.queries import UsageQueries, queries_for
 from tokenplan.timestamps import iso_utc
+from tokenplan.untrusted import visible
 
 if TYPE_CHECKING:
     from tokenplan.plan.budgets import BudgetsConfig
@@ -520,6 +521,18 @@ def make_plan(
             f"The store holds buckets {label} wide: the plan spreads each evenly over its "
             f"{Frequency(int(step.total_seconds())).label} steps, so those steps are flat (no "
             "busiest hour inside them) and busiest-minute figures are inferred."
+        )
+    twice = queries.counted_twice(since)
+    if twice:
+        # Both views of the same calls sum: every total (and budget) would read double.
+        top = twice[0]
+        plan.notes.append(
+            f"Counted twice: {sum(t.days for t in twice):,} day(s) of {len(twice):,} model(s) "
+            f"are stored both as calls and as a provider's report buckets (the most: "
+            f"{visible(top.provider or '?')} {visible(top.model)}, {top.days} day(s) from "
+            f"{top.first:%Y-%m-%d}), so usage and spend there are summed from both (only "
+            "`tokenplan reconcile` reads them apart). To plan on one of them, keep the other "
+            "in another store."
         )
     plan.metric = token_metric(queries, since, until, settings.freq, plan.notes)
     metrics = [plan.metric] + (["cost_usd"] if has_costs(queries, since, until) else [])

@@ -192,3 +192,21 @@ def test_a_bucket_still_open_when_the_file_was_exported_is_marked_open() -> None
         )
         import_file(store, OPENAI, clock=lambda: midday + timedelta(days=2))
         assert store.open_since() == datetime(2025, 9, 1)
+
+
+def test_a_report_over_the_sdks_calls_of_the_same_days_warns_they_count_twice() -> None:
+    from tokenplan.events import UsageEvent, events_to_table
+
+    with DuckDBStore(":memory:") as store:
+        call = UsageEvent(
+            ts=datetime(2025, 8, 1, 10, tzinfo=UTC),
+            provider="openai",
+            model="gpt-4o-2024-08-06",
+            input_tokens=10,
+            output_tokens=1,
+            request_id="sdk-1",
+        )
+        store.write(events_to_table([call]))
+        summary = import_file(store, OPENAI)
+    [warning] = [n for n in summary.notes if "stored both as calls" in n]
+    assert warning.startswith("WARNING: 1 day(s) of 1 model(s) (gpt-4o-2024-08-06 first)")

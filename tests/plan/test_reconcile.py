@@ -141,3 +141,23 @@ def test_reconcile_cli_csv_has_the_json_fields_and_exact_decimals(tmp_path: Path
     haiku = next(r for r in rows if r["model"] == HAIKU)
     assert haiku["sdk_tokens"] == ""  # unknown, not 0
     assert "no SDK events" in haiku["note"]
+
+
+def test_calls_and_a_report_of_the_same_model_and_day_are_said_to_be_counted_twice(
+    tmp_path: Path,
+) -> None:
+    """Reconcile wants both in one store; every other total sums them: the plan says so."""
+    from tokenplan.capacity import PlanSettings, make_plan
+    from tokenplan.store.queries import DuckDBQueries
+
+    db = tmp_path / "both.duckdb"
+    _store(db)
+    with DuckDBStore(db, mode="read") as store:
+        twice = DuckDBQueries(store).counted_twice(T0 - timedelta(days=1))
+        plan = make_plan(store, settings=PlanSettings(horizon_hours=24))
+    # Sonnet is in both (haiku only reported, opus only called).
+    assert [(t.provider, t.model, t.days) for t in twice] == [("anthropic", SONNET, 1)]
+    assert any(n.startswith("Counted twice: 1 day(s) of 1 model(s)") for n in plan.notes)
+    with DuckDBStore(tmp_path / "sdk.duckdb") as only_calls:
+        only_calls.write(events_to_table([_event(1, SONNET, 10, 1, "0.01", "r1")]))
+        assert DuckDBQueries(only_calls).counted_twice(T0 - timedelta(days=1)) == []

@@ -25,7 +25,7 @@ from tokenplan.errors import TokenplanError
 from tokenplan.readings import budgets_json, headroom_json, spikes_json
 from tokenplan.service.contracts import PlanSnapshot, PlanSource
 from tokenplan.store import DuckDBStore, StoreSummary
-from tokenplan.store.queries import DuckDBQueries, UsageQueries
+from tokenplan.store.queries import DuckDBQueries, TwiceCounted, UsageQueries
 
 __all__ = [
     "NotReady",
@@ -289,6 +289,11 @@ class LockedQueries:
         """See `UsageQueries.open_since`."""
         with self._lock:
             return self._inner.open_since()
+
+    def counted_twice(self, since: datetime) -> list[TwiceCounted]:
+        """See `UsageQueries.counted_twice`."""
+        with self._lock:
+            return self._inner.counted_twice(since)
 
     def cache_read_share(self, since: datetime) -> float:
         """See `UsageQueries.cache_read_share`."""

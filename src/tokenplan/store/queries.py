@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -38,6 +38,16 @@ REQUEST_STATUSES = ("ok", "error", "rate_limited", "unknown")
 # Token kinds: ``input`` includes cache reads and writes (DESIGN.md's convention); ``unsplit``
 # counts tokens known only as a total. Total tokens are input + output + unsplit.
 TOKEN_KINDS = ("input", "output", "cache_read", "cache_write", "unsplit")
+
+
+@dataclass(frozen=True, slots=True)
+class TwiceCounted:
+    """Days on which one provider's model is stored both as calls and as reported buckets."""
+
+    provider: str | None
+    model: str
+    days: int
+    first: date
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +108,11 @@ class UsageQueries(Protocol):
 
     def cache_read_share(self, since: datetime) -> float:
         """Cache-read tokens as a share of input tokens since ``since``."""
+        ...
+
+    def counted_twice(self, since: datetime) -> list[TwiceCounted]:
+        """Provider and model days since ``since`` held both as raw calls and as reported
+        buckets (the SDK's events and a provider's usage report of the same calls)."""
         ...
 
     def model_providers(self, since: datetime) -> dict[str, str | None]:
@@ -162,6 +177,21 @@ class DuckDBQueries:
         """Widest bucket among rows since ``since`` (0 when none)."""
         rows = self._run("SELECT coalesce(max(bucket_s), 0) FROM usage WHERE ts >= ?", since)
         return int(rows[0][0])
+
+    def counted_twice(self, since: datetime) -> list[TwiceCounted]:
+        """See `UsageQueries.counted_twice` (UTC days; most days first)."""
+        rows = self._run(
+            """
+            WITH raw AS (SELECT DISTINCT provider, model, ts::DATE AS day FROM usage
+                         WHERE bucket_s = 0 AND ts >= ?),
+                 rep AS (SELECT DISTINCT provider, model, ts::DATE AS day FROM usage
+                         WHERE bucket_s > 0 AND ts >= $1)
+            SELECT provider, model, count(*), min(day) FROM raw
+            JOIN rep USING (provider, model, day) GROUP BY ALL ORDER BY 3 DESC, 1, 2
+            """,
+            since,
+        )
+        return [TwiceCounted(p, m, int(n), first) for p, m, n, first in rows]
 
     def cache_read_share(self, since: datetime) -> float:
         """Cache-read tokens over input tokens since ``since`` (0 without input tokens)."""
