@@ -108,8 +108,10 @@ def test_the_layout_is_hive_partitioned_by_utc_day_and_provider(
     assert "date=2025-08-02/provider=my%2Frelay%3Dx%20y" in folders
     # Staged beside the lake, and nothing left there or inside it.
     assert sorted(p.name for p in lake.parent.iterdir()) == ["lake"]
+    sides = {p.name for p in lake.glob("_tokenplan_*.csv")}
+    assert OPEN_MARKS_FILE in sides
     assert sorted(p.name for p in lake.iterdir()) == sorted(
-        {f.split("/")[0] for f in folders} | {OPEN_MARKS_FILE}
+        {f.split("/")[0] for f in folders} | sides
     )
     # One microsecond before midnight UTC is the earlier day; midnight the later one.
     day_of = {
@@ -357,3 +359,44 @@ def test_a_bucket_stored_still_open_is_open_in_the_lake_too(tmp_path: Path) -> N
     pd.testing.assert_frame_equal(
         from_lake.forecast_frame("total_tokens"), from_store.forecast_frame("total_tokens")
     )
+
+
+def test_reported_rate_limits_and_billed_costs_read_from_the_lake_as_from_the_store(
+    tmp_path: Path,
+) -> None:
+    """Headroom reads the limits answers reported, `reconcile` the billed costs: from the lake
+    they must be the store's, "no key" ('') and 12-decimal amounts included."""
+    from tokenplan.events import ObservedLimit
+    from tokenplan.store.pulls import CostRow, save_cost_page
+    from tokenplan.store.rate_limits import record_rate_limits
+
+    at = datetime(2025, 8, 1, 12)
+    with DuckDBStore(tmp_path / "s.duckdb") as store:
+        store.write(events_to_table(raw_events()[:5]))
+        record_rate_limits(
+            store,
+            [
+                ObservedLimit(
+                    provider="openai", model="gpt-4o", key_id=None, kind="tokens",
+                    limit=800_000, remaining=799_000, reset="6ms", observed_at=at,
+                ),
+                ObservedLimit(
+                    provider="anthropic", model='claude, "x"', key_id="k1", kind="requests",
+                    limit=50, remaining=None, reset=None, observed_at=at,
+                ),
+            ],
+        )  # fmt: skip
+        cost = CostRow(
+            "c1", "anthropic", at, 86_400, "claude-sonnet-4-5", None, "tokens",
+            Decimal("12.345678901234"), "USD", Decimal("12.345678901234"), "pull",
+        )  # fmt: skip
+        save_cost_page(store, "anthropic", [cost], complete_until=None)
+        export_lake(store, str(tmp_path / "lake"))
+        with open_store(f"parquet:{tmp_path / 'lake'}", mode="read") as lake:
+            assert read_rate_limits(lake) == read_rate_limits(store)
+            assert len(read_rate_limits(lake)) == 2
+            costs = "SELECT * FROM provider_costs ORDER BY ALL"
+            assert (
+                lake.connection.execute(costs).fetchall()
+                == store.connection.execute(costs).fetchall()
+            )

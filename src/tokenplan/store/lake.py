@@ -56,14 +56,17 @@ there the files are written in place with deterministic names (``part-0.parquet`
 re-export overwrites; a provider partition that no longer has rows for a day is left behind.
 Two exports to one lake at the same time are not supported.
 
-Beside the days, ``_tokenplan_open_buckets.csv`` holds the store's marks of buckets stored
-while still open (a provider pull's current hour, an export's current day), so a plan read from
-the lake forecasts them as the store's does. It is CSV so that no Parquet reader takes it for
-data: Dask reads every ``*.parquet`` under the folder, whatever its name starts with.
+Beside the days, one CSV file per side table (`SIDE_TABLES`) holds what a plan or
+``reconcile`` reads besides the rows: the marks of buckets stored while still open (a provider
+pull's current hour, an export's current day), the rate limits answers reported, and the
+provider's billed costs. So a lake read as a store gives the store's figures. They are CSV so
+that no Parquet reader takes them for data: Dask reads every ``*.parquet`` under the folder,
+whatever its name starts with.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -78,13 +81,15 @@ import pyarrow.dataset as pads
 from tokenplan.errors import InvalidInput, StoreError
 from tokenplan.store.duckdb_store import DuckDBStore
 from tokenplan.store.files import LAKE_PREFIX
-from tokenplan.store.schema import COLUMNS, PARTIALS_TABLE
+from tokenplan.store.rate_limits import RATE_LIMITS_TABLE
+from tokenplan.store.schema import COLUMNS, COSTS_TABLE, PARTIALS_TABLE
 
 __all__ = [
     "FILES_GLOB",
     "NULL_PARTITION",
     "OPEN_MARKS_FILE",
     "PARTITION_COLUMNS",
+    "SIDE_TABLES",
     "LakeExport",
     "export_lake",
     "hive_partitioning",
@@ -101,10 +106,16 @@ PARTITION_SCHEMA = pa.schema([pa.field("date", pa.string()), pa.field("provider"
 FILES_GLOB = "date=*/provider=*/*.parquet"
 FILE_PATTERN = "part-{i}"
 STAGING_PREFIX = "_tokenplan_export-"
-# The store's marks of buckets stored while still open (`DuckDBStore.open_since`), beside the
-# days: without them a plan read from the lake would read such a bucket as whole, where the
-# store's plan forecasts it.
+# The store's tables beside `usage` that a plan or `reconcile` reads, one CSV file each beside
+# the days, so a lake read as a store gives the store's figures: the marks of buckets stored
+# while still open (`DuckDBStore.open_since`), the rate limits answers reported (headroom) and
+# the provider's billed costs (`reconcile`). CSV, not Parquet: Dask reads every `*.parquet`.
 OPEN_MARKS_FILE = "_tokenplan_open_buckets.csv"
+SIDE_TABLES = {
+    PARTIALS_TABLE: OPEN_MARKS_FILE,
+    RATE_LIMITS_TABLE: "_tokenplan_rate_limits.csv",
+    COSTS_TABLE: "_tokenplan_provider_costs.csv",
+}
 # Object stores DuckDB reaches through its httpfs and azure extensions.
 REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "r2", "az", "azure", "abfss")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -205,26 +216,36 @@ def export_lake(
         return LakeExport(root, 0, None, None, 0, 0)
     if start >= end:
         raise InvalidInput(f"--since {since} is not before --until {until}; nothing to export.")
+    # The rate limits table exists once an answer reported limits.
+    held = {
+        r[0] for r in store.connection.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+    }
+    sides = {t: n for t, n in SIDE_TABLES.items() if t in held}
     if is_remote(root):
         rows = _copy(store, root, start, end, overwrite=True)
-        _copy_open_marks(store, f"{root.rstrip('/')}/{OPEN_MARKS_FILE}")
+        for table, name in sides.items():
+            _copy_table(store, table, f"{root.rstrip('/')}/{name}")
         return LakeExport(root, rows, start, end, _days_between(start, end, store), None)
     done = _export_local(store, root, start, end)
-    staged = os.path.join(root, f"{STAGING_PREFIX}{OPEN_MARKS_FILE}")
     try:
-        _copy_open_marks(store, staged)
-        os.replace(staged, os.path.join(root, OPEN_MARKS_FILE))  # whole or not at all
+        for table, name in SIDE_TABLES.items():
+            if table not in sides:
+                with contextlib.suppress(FileNotFoundError):  # another store's, exported before
+                    os.remove(os.path.join(root, name))
+                continue
+            staged = os.path.join(root, f"{STAGING_PREFIX}{name}")
+            _copy_table(store, table, staged)
+            os.replace(staged, os.path.join(root, name))  # whole or not at all
     except OSError as exc:
         raise StoreError(f"writing the lake {root} failed: {exc}") from exc
     return done
 
 
-def _copy_open_marks(store: DuckDBStore, dest: str) -> None:
-    """Every open-bucket mark of the store, to one CSV file (the store is the truth)."""
+def _copy_table(store: DuckDBStore, table: str, dest: str) -> None:
+    """All of one side table, to one CSV file (the store is the truth)."""
     try:
         store.connection.execute(
-            f"COPY (SELECT * FROM {PARTIALS_TABLE} ORDER BY ts) TO {_quote(dest)} "
-            "(FORMAT csv, HEADER true)"
+            f"COPY (SELECT * FROM {table} ORDER BY ALL) TO {_quote(dest)} (FORMAT csv, HEADER true)"
         ).fetchall()
     except duckdb.Error as exc:
         raise StoreError(

@@ -3,8 +3,8 @@
 An in-memory DuckDB database whose `usage` is a view over the lake's files, typed as the store's
 table, so every read of `DuckDBStore` and of the `store` query modules works unchanged. The
 store's other tables (imports, pulls, provider costs, rate limits, ...) exist empty, so reads of
-them answer "nothing", apart from the marks of buckets stored while still open, which the export
-writes beside the days. Every write is refused.
+them answer "nothing", apart from those the export writes beside the days (`SIDE_TABLES`: open
+buckets, reported rate limits, billed costs). Every write is refused.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from tokenplan.store.duckdb_store import DuckDBStore, WriteResult
 from tokenplan.store.files import LAKE_PREFIX, read_only_lake
 from tokenplan.store.lake import (
     FILES_GLOB,
-    OPEN_MARKS_FILE,
     PARTITION_COLUMNS,
+    SIDE_TABLES,
     is_remote,
     lake_files,
     lake_root,
@@ -38,7 +38,6 @@ from tokenplan.store.schema import (
     CREATE_META,
     CREATE_PARTIALS,
     CREATE_PULLS,
-    PARTIALS_TABLE,
     RID_HASH,
 )
 
@@ -112,23 +111,30 @@ class LakeStore(DuckDBStore):
                 self._run(create)
         except duckdb.Error as exc:
             raise StoreError(f"cannot read the Parquet lake {self.root}: {reason(exc)}.") from exc
-        self._load_open_marks()
+        self._load_side_tables()
 
-    def _load_open_marks(self) -> None:
-        """The store's open-bucket marks the export wrote beside the days (none before)."""
-        marks = f"{self.root.rstrip('/')}/{OPEN_MARKS_FILE}"
-        if not is_remote(self.root) and not os.path.exists(marks):
-            return
-        try:
-            self._run(
-                f"""INSERT INTO {PARTIALS_TABLE} SELECT * FROM read_csv({_quote(marks)},
-                    header = true, columns = {{'provider': 'VARCHAR', 'report': 'VARCHAR',
-                    'request_id': 'VARCHAR', 'ts': 'TIMESTAMP'}})"""
+    def _load_side_tables(self) -> None:
+        """The store's side tables the export wrote beside the days (none before it did)."""
+        for table, name in SIDE_TABLES.items():
+            path = f"{self.root.rstrip('/')}/{name}"
+            if not is_remote(self.root) and not os.path.exists(path):
+                continue
+            types = self._run(
+                "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? "
+                "ORDER BY column_index",
+                [table],
             )
-        except duckdb.Error as exc:
-            if is_remote(self.root) and "No files found" in str(exc):
-                return  # a lake exported before the marks were
-            raise StoreError(f"cannot read {marks} in the lake: {reason(exc)}.") from exc
+            columns = ", ".join(f"'{c}': '{t}'" for c, t in types)
+            try:
+                # Quoted "" stays an empty string ('' is the rate limits' "no key"), not NULL.
+                self._run(
+                    f"""INSERT INTO {table} SELECT * FROM read_csv({_quote(path)}, header = true,
+                        allow_quoted_nulls = false, columns = {{{columns}}})"""
+                )
+            except duckdb.Error as exc:
+                if is_remote(self.root) and "No files found" in str(exc):
+                    continue  # a lake exported before the side tables were
+                raise StoreError(f"cannot read {path} in the lake: {reason(exc)}.") from exc
 
     def _check_columns(self, files: list[str]) -> None:
         try:
