@@ -158,6 +158,10 @@ def test_calls_and_a_report_of_the_same_model_and_day_are_said_to_be_counted_twi
     # Sonnet is in both (haiku only reported, opus only called).
     assert [(t.provider, t.model, t.days) for t in twice] == [("anthropic", SONNET, 1)]
     assert any(n.startswith("Counted twice: 1 day(s) of 1 model(s)") for n in plan.notes)
+    usage = run_cli("usage", "--db", db, "--freq", "1d", "--format", "csv")
+    assert usage.returncode == 0, usage.stderr
+    assert "count them twice" in " ".join(usage.stderr.split())
+    assert "twice" not in usage.stdout
     with DuckDBStore(tmp_path / "sdk.duckdb") as only_calls:
         only_calls.write(events_to_table([_event(1, SONNET, 10, 1, "0.01", "r1")]))
         assert DuckDBQueries(only_calls).counted_twice(T0 - timedelta(days=1)) == []

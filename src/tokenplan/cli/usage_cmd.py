@@ -67,23 +67,29 @@ def usage(
             exact=True,
             tz=tz,
         )
-        widest = (
-            0
-            if frequency.months
-            else DuckDBQueries(store).widest_bucket_seconds(start or datetime(1970, 1, 1))
-        )
+        queries = DuckDBQueries(store)
+        first = start or datetime(1970, 1, 1)
+        widest = 0 if frequency.months else queries.widest_bucket_seconds(first)
+        twice = queries.counted_twice(first)
     frame = frame.rename(columns={"unique_id": "series", "ds": "timestamp", "y": metric})
+    notes = []
     if frequency.seconds < widest:
         # A bucket is kept whole at its start: 1h from daily exports reads 0 for 23 hours.
         wide = Frequency(widest).label
-        (console if fmt is OutputFormat.table else err_console).print(
+        notes.append(
             f"the store holds buckets {wide} wide in this range: per {frequency.label} each "
             f"shows at its start and the rest of it reads 0; use --freq {wide} or wider to "
-            "read them",
-            style="dim",
-            highlight=False,
-            markup=False,
+            "read them"
         )
+    if twice:
+        notes.append(
+            f"{sum(t.days for t in twice):,} day(s) of {len(twice):,} model(s) are stored both "
+            "as calls and as a provider's report: these totals count them twice (`tokenplan "
+            "reconcile` reads them apart)"
+        )
+    if fmt is not OutputFormat.table:
+        for note in notes:  # beside the CSV or JSON on stdout, never in it
+            err_console.print(note, style="dim", highlight=False, markup=False)
     if fmt is OutputFormat.csv:
         typer.echo(to_csv(frame, spreadsheet=True), nl=False)
     elif fmt is OutputFormat.json:
@@ -91,6 +97,8 @@ def usage(
     else:
         zone = f" ({tz})" if tz and frequency.calendar else ""
         console.print(to_table(frame, title=f"{metric} per {frequency.label}{zone}"))
+        for note in notes:
+            console.print(note, style="dim", highlight=False, markup=False)
         if until is None and not frequency.months and not frame.empty and end is not None:
             # A last row far below the others reads as an outage; say when it is only partial.
             newest = pd.Timestamp(frame["timestamp"].max())
