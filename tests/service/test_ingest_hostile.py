@@ -182,3 +182,32 @@ def test_an_event_dated_far_after_the_clock_is_refused_with_its_place(service: S
     # A clock a few minutes fast is no fault.
     drift = event_json(3, ts=(now + timedelta(minutes=10)).isoformat())
     assert service.post([drift]).json() == {"accepted": 1, "duplicates": 0}
+
+
+def test_usage_says_what_its_rows_cannot_show(service: Service) -> None:
+    """`/v1/usage` carries the notes `tokenplan usage` prints: a daily report bucket read per
+    hour, and the same calls held as events and as a report (counted twice)."""
+    from decimal import Decimal
+
+    import pyarrow as pa
+
+    from tokenplan.events import USAGE_SCHEMA
+
+    day = {name: [None] for name in USAGE_SCHEMA.names}
+    day |= {
+        "ts": [datetime(2025, 3, 8)],
+        "bucket_s": [86_400],
+        "provider": ["anthropic"],
+        "model": ["claude-sonnet-4-5"],
+        "input_tokens": [5_000],
+        "output_tokens": [50],
+        "cost_usd": [Decimal("0.01")],
+        "request_id": ["bucket:report:2025-03-08"],
+        "source": ["report"],
+    }
+    service.store.write(pa.Table.from_pydict(day, schema=USAGE_SCHEMA))
+    hourly = service.get("/v1/usage", params={"freq": "1h"}).json()
+    assert any("buckets 1d wide" in n for n in hourly["notes"])
+    assert any("count them twice" in n for n in hourly["notes"])
+    daily = service.get("/v1/usage", params={"freq": "1d"}).json()
+    assert not any("wide" in n for n in daily["notes"])

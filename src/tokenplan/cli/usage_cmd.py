@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 import pandas as pd
@@ -11,12 +10,12 @@ import typer
 from tokenplan.cli.app import DbOption, app, console, err_console
 from tokenplan.cli.output import OutputFormat, to_csv, to_json, to_table
 from tokenplan.events import METRICS
-from tokenplan.frequency import Frequency, parse_freq
+from tokenplan.frequency import parse_freq
 from tokenplan.plan.history import reaches
 from tokenplan.plan.periods import parse_when
 from tokenplan.store import open_store
 from tokenplan.store.duckdb_store import resolve_db_path
-from tokenplan.store.queries import DuckDBQueries
+from tokenplan.store.usage_notes import usage_notes
 from tokenplan.timestamps import iso_utc
 
 
@@ -67,26 +66,8 @@ def usage(
             exact=True,
             tz=tz,
         )
-        queries = DuckDBQueries(store)
-        first = start or datetime(1970, 1, 1)
-        widest = 0 if frequency.months else queries.widest_bucket_seconds(first)
-        twice = queries.counted_twice(first)
+        notes = usage_notes(store, frequency, start)
     frame = frame.rename(columns={"unique_id": "series", "ds": "timestamp", "y": metric})
-    notes = []
-    if frequency.seconds < widest:
-        # A bucket is kept whole at its start: 1h from daily exports reads 0 for 23 hours.
-        wide = Frequency(widest).label
-        notes.append(
-            f"the store holds buckets {wide} wide in this range: per {frequency.label} each "
-            f"shows at its start and the rest of it reads 0; use --freq {wide} or wider to "
-            "read them"
-        )
-    if twice:
-        notes.append(
-            f"{sum(t.days for t in twice):,} day(s) of {len(twice):,} model(s) are stored both "
-            "as calls and as a provider's report: these totals count them twice (`tokenplan "
-            "reconcile` reads them apart)"
-        )
     if fmt is not OutputFormat.table:
         for note in notes:  # beside the CSV or JSON on stdout, never in it
             err_console.print(note, style="dim", highlight=False, markup=False)

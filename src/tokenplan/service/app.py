@@ -46,6 +46,7 @@ from tokenplan.service.otlp import make_otlp_router
 from tokenplan.service.plans import NotReady, PlanReader, PlanReadings
 from tokenplan.service.settings import ServiceSettings
 from tokenplan.store import DuckDBStore
+from tokenplan.store.usage_notes import usage_notes
 from tokenplan.timestamps import iso_utc
 
 if TYPE_CHECKING:
@@ -235,13 +236,14 @@ def make_app(
         dims = [d.strip() for value in by or () for d in value.split(",") if d.strip()]
         frequency = parse_freq(freq, calendar=True)
 
-        def query() -> list[dict[str, Any]]:
+        def query() -> tuple[list[dict[str, Any]], list[str]]:
             store = reader()
             try:
                 # As `tokenplan usage`: a span such as 7d is counted back from the data's end.
                 start = _when(since, "since", lambda: store.summary().end)
                 end = _when(until, "until", lambda: store.summary().end)
                 frame = store.series(metric, frequency, dims, start, end, exact=True, tz=tz)
+                notes = usage_notes(store, frequency, start)
             finally:
                 store.close()
             if len(frame) > MAX_USAGE_ROWS:
@@ -250,10 +252,12 @@ def make_app(
                     "narrow since/until or choose a wider freq."
                 )
             frame = frame.rename(columns={"unique_id": "series", "ds": "timestamp", "y": metric})
-            return records(frame)
+            return records(frame), notes
 
-        rows = await run_in_threadpool(query)
-        return _json({"metric": metric, "freq": frequency.label, "by": dims, "rows": rows})
+        rows, notes = await run_in_threadpool(query)
+        return _json(
+            {"metric": metric, "freq": frequency.label, "by": dims, "rows": rows, "notes": notes}
+        )
 
     @app.get("/v1/forecast", dependencies=auth, summary="The cached plan's forecast")
     async def get_forecast(metric: str | None = None, by: str | None = None) -> Response:
