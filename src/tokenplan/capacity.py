@@ -37,7 +37,7 @@ from tokenplan.plan.history import (
 from tokenplan.plan.known import records, unrecorded
 from tokenplan.plan.model_forecasts import OTHER, model_forecasts, model_frames
 from tokenplan.store.duckdb_store import DuckDBStore, StoreSummary
-from tokenplan.store.queries import UsageQueries, queries_for
+from tokenplan.store.queries import UsageQueries, queries_for, twice_extent
 from tokenplan.timestamps import iso_utc
 from tokenplan.untrusted import visible
 
@@ -527,7 +527,7 @@ def make_plan(
         # Both views of the same calls sum: every total (and budget) would read double.
         top = twice[0]
         plan.notes.append(
-            f"Counted twice: {sum(t.days for t in twice):,} day(s) of {len(twice):,} model(s) "
+            f"Counted twice: {twice_extent(twice)} "
             f"are stored both as calls and as a provider's report buckets (the most: "
             f"{visible(top.provider or '?')} {visible(top.model)}, {top.days} day(s) from "
             f"{top.first:%Y-%m-%d}), so usage and spend there are summed from both (only "

@@ -224,14 +224,14 @@ def _warnings(store: DuckDBStore, source: Source, fmt: str, totals: _Totals) -> 
             "counted. If they describe the same usage, import one bucket width into a fresh store"
         )
     if totals.start is not None and (fmt in _SNAPSHOT_FORMATS or fmt in _RAW_FORMATS):
-        from tokenplan.store.queries import DuckDBQueries
+        from tokenplan.store.queries import DuckDBQueries, twice_extent
 
         twice = [
             t for t in DuckDBQueries(store).counted_twice(totals.start) if t.model in totals.models
         ]
         if twice:
             out.append(
-                f"WARNING: {sum(t.days for t in twice):,} day(s) of {len(twice):,} model(s) "
+                f"WARNING: {twice_extent(twice)} "
                 f"({visible(twice[0].model)} first) are now stored both as calls and as a "
                 "provider's report buckets: usage, spend, budgets and the plan sum both there "
                 "(only `tokenplan reconcile` reads them apart). To plan on one of them, keep the "

@@ -50,6 +50,11 @@ class TwiceCounted:
     first: date
 
 
+def twice_extent(twice: Sequence[TwiceCounted]) -> str:
+    """ "N day(s) of M model(s)": how much `counted_twice` found, as every note words it."""
+    return f"{sum(t.days for t in twice):,} day(s) of {len(twice):,} model(s)"
+
+
 @dataclass(frozen=True, slots=True)
 class UsageTotals:
     """Whole-history totals of one model and provider; a count no row knows is left out."""

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from tokenplan.frequency import Frequency
 from tokenplan.store.duckdb_store import DuckDBStore
-from tokenplan.store.queries import DuckDBQueries
+from tokenplan.store.queries import DuckDBQueries, twice_extent
 
 _EPOCH = datetime(1970, 1, 1)
 
@@ -29,7 +29,7 @@ def usage_notes(store: DuckDBStore, frequency: Frequency, since: datetime | None
     twice = queries.counted_twice(first)
     if twice:
         notes.append(
-            f"{sum(t.days for t in twice):,} day(s) of {len(twice):,} model(s) are stored both "
+            f"{twice_extent(twice)} are stored both "
             "as calls and as a provider's report: these totals count them twice (`tokenplan "
             "reconcile` reads them apart)"
         )
